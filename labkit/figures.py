@@ -1,0 +1,133 @@
+"""Plotly house style and writers for figures (PNG + HTML) and tables (CSV + Markdown).
+
+Every figure is written twice: a standalone HTML (plotly.js written once per folder beside it,
+so it works offline) and a PNG rendered by kaleido through a system Chromium (Debian's
+``chromium``; ``BROWSER_PATH`` points kaleido at it). One kaleido browser serves the whole
+process. Without a browser, PNGs are skipped with one warning and the HTML is still written.
+Every write is atomic, and each output is noted in the current run record with its caption.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from labkit import io, records
+from labkit.paths import study_dir
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+pio.templates["labkit"] = go.layout.Template(
+    layout=go.Layout(
+        font=dict(family="DejaVu Sans, Arial, sans-serif", size=13, color="#222"),
+        title=dict(font=dict(size=16), x=0.0, xanchor="left"),
+        colorway=PALETTE,
+        paper_bgcolor="white", plot_bgcolor="white",
+        xaxis=dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False, linecolor="#444",
+                   ticks="outside", showline=True, mirror=False),
+        yaxis=dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False, linecolor="#444",
+                   ticks="outside", showline=True, mirror=False),
+        legend=dict(bgcolor="rgba(255,255,255,0.8)", borderwidth=0),
+        margin=dict(l=70, r=30, t=70, b=60),
+    ))
+pio.templates.default = "plotly_white+labkit"
+
+_PNG_STATE = {"checked": False, "ok": False}
+
+
+def browser_path() -> str | None:
+    """The Chromium kaleido will drive: ``$BROWSER_PATH`` or a chromium on PATH."""
+    for candidate in (os.environ.get("BROWSER_PATH"), shutil.which("chromium"),
+                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def _png_server() -> bool:
+    """Start one kaleido browser for this process (mathjax off: no CDN offline)."""
+    if not _PNG_STATE["checked"]:
+        _PNG_STATE["checked"] = True
+        path = browser_path()
+        if path is None:
+            warnings.warn("no Chromium found (install Debian's `chromium` or set BROWSER_PATH): "
+                          "figures are written as HTML only, without PNG", stacklevel=3)
+            return False
+        os.environ["BROWSER_PATH"] = path
+        import kaleido
+        kaleido.start_sync_server(mathjax=False, n=1, timeout=120, silence_warnings=True)
+        _PNG_STATE["ok"] = True
+    return _PNG_STATE["ok"]
+
+
+def render_png(fig: go.Figure, width: int = 900, height: int = 520, scale: float = 2.0) -> bytes | None:
+    """PNG bytes of ``fig``, or None when no browser is available."""
+    if not _png_server():
+        return None
+    import kaleido
+    return kaleido.calc_fig_sync(fig, opts={"format": "png", "width": width, "height": height,
+                                            "scale": scale})
+
+
+def _in_batch() -> bool:
+    return os.environ.get("LABKIT_BATCH") == "1"
+
+
+def _display(fig: go.Figure, png: bytes | None) -> None:
+    """Show a figure in a kernel: the static PNG in batch runs, the live figure otherwise."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # pragma: no cover
+        return
+    if get_ipython() is None:
+        return
+    if _in_batch() or os.environ.get("LABKIT_STATIC_FIGURES") == "1":
+        if png is not None:
+            display(Image(data=png))
+    else:
+        fig.show()
+
+
+def save_figure(fig: go.Figure, study: str, name: str, caption: str, *, width: int = 900,
+                height: int = 520, show: bool = True) -> dict[str, Path]:
+    """Write ``figures/<study>/<name>.{html,png}`` and note them (with caption) in the record."""
+    folder = study_dir(study)
+    fig.update_layout(width=None, height=None)
+    paths = {"html": folder / f"{name}.html"}
+    with io.atomic_path(paths["html"]) as tmp:
+        fig.write_html(tmp, include_plotlyjs="directory", full_html=True,
+                       config={"displaylogo": False, "responsive": True})
+    png = render_png(fig, width=width, height=height)
+    if png is not None:
+        paths["png"] = io.write_bytes(folder / f"{name}.png", png)
+    records.note_output("figure", study, name, caption, paths)
+    if show:
+        _display(fig, png)
+    return paths
+
+
+def save_table(frame: pd.DataFrame, study: str, name: str, caption: str, *,
+               float_format: str = ".4g", index: bool = False) -> dict[str, Path]:
+    """Write ``figures/<study>/<name>.{csv,md}`` (Markdown headed by the caption)."""
+    folder = study_dir(study)
+    paths = {"csv": folder / f"{name}.csv", "md": folder / f"{name}.md"}
+    io.write_text(paths["csv"], frame.to_csv(index=index))
+    markdown = frame.to_markdown(index=index, floatfmt=float_format)
+    io.write_text(paths["md"], f"**{caption}**\n\n{markdown}\n")
+    records.note_output("table", study, name, caption, paths)
+    return paths
+
+
+def shutdown() -> None:
+    """Stop the kaleido browser (also happens automatically at exit)."""
+    if _PNG_STATE["ok"]:
+        import kaleido
+        kaleido.stop_sync_server(silence_warnings=True)
+    _PNG_STATE.update(checked=False, ok=False)
