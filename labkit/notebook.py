@@ -1,0 +1,66 @@
+"""The two calls that open and close every study notebook.
+
+``begin`` resolves the profile and overrides (after papermill's injection), seeds everything
+and starts the run record; ``end`` writes the record and checks that every figure and table
+the notebook promised exists and is readable, so a notebook test fails when an output is
+missing or empty rather than when a printed number drifts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from labkit import config, records
+from labkit.errors import LabkitError
+from labkit.paths import study_dir
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def begin(study: str, profiles: Mapping[str, Mapping[str, Any]], profile: str | None = None,
+          seed: int = 0, **overrides: Any) -> tuple[dict[str, Any], records.RunRecord]:
+    """Resolve parameters, seed python/numpy/torch, start ``figures/<study>/run_record.json``."""
+    cfg = config.resolve(profiles, profile, **overrides)
+    cfg["seed"] = seed
+    seeds = config.set_seed(seed)
+    record = records.start(study, cfg, seeds)
+    return cfg, record
+
+
+def check_outputs(study: str, figures: Iterable[str] = (), tables: Iterable[str] = (),
+                  require_png: bool | None = None) -> list[Path]:
+    """Raise :class:`LabkitError` unless each named figure / table exists and is non-empty.
+
+    PNGs are required when a Chromium is available (``require_png=None``), else only HTML.
+    """
+    from labkit.figures import browser_path
+
+    folder = study_dir(study)
+    need_png = (browser_path() is not None) if require_png is None else require_png
+    problems, found = [], []
+    for name in figures:
+        paths = [folder / f"{name}.html"] + ([folder / f"{name}.png"] if need_png else [])
+        for path in paths:
+            if not path.is_file() or path.stat().st_size == 0:
+                problems.append(f"missing or empty figure file {path}")
+            elif path.suffix == ".png" and path.read_bytes()[:8] != PNG_MAGIC:
+                problems.append(f"{path} is not a PNG")
+            else:
+                found.append(path)
+    for name in tables:
+        for suffix in (".csv", ".md"):
+            path = folder / f"{name}{suffix}"
+            if not path.is_file() or len(path.read_text(encoding="utf-8").splitlines()) < 2:
+                problems.append(f"missing or empty table file {path}")
+            else:
+                found.append(path)
+    if problems:
+        raise LabkitError(f"study {study!r} did not write all its outputs: " + "; ".join(problems))
+    return found
+
+
+def end(record: records.RunRecord, figures: Iterable[str] = (), tables: Iterable[str] = ()) -> Path:
+    """Finish the run record, then check the promised outputs (and the record) exist."""
+    path = record.finish()
+    check_outputs(record.study, figures, tables)
+    return path
