@@ -82,7 +82,7 @@ class CarbonSession:
         logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after import: it sets its own
 
         self._tracker = OfflineEmissionsTracker(
-            country_iso_code=self.country, save_to_file=False, log_level="error",
+            country_iso_code=self.country, output_methods=[], log_level="error",
             measure_power_secs=self.measure_power_secs, allow_multiple_runs=True)
         self._tracker.start()
         self.power_method = _power_method(self._tracker)

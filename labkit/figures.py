@@ -26,7 +26,7 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 pio.templates["labkit"] = go.layout.Template(
     layout=go.Layout(
         font=dict(family="DejaVu Sans, Arial, sans-serif", size=13, color="#222"),
-        title=dict(font=dict(size=16), x=0.0, xanchor="left"),
+        title=dict(font=dict(size=16), x=0.01, xanchor="left"),
         colorway=PALETTE,
         paper_bgcolor="white", plot_bgcolor="white",
         xaxis=dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False, linecolor="#444",

@@ -1,0 +1,81 @@
+"""Atomic io, config/profiles, carbon, figures, tables, run records, gallery, notebook checks."""
+import json
+import os
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from labkit import carbon, config, figures, gallery, io, notebook, records
+from labkit.errors import LabkitError, ParameterError
+
+
+@pytest.fixture
+def out(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_FIGURES_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_atomic_write_keeps_old_content_on_failure(tmp_path):
+    target = tmp_path / "result.json"
+    io.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_profiles_resolve_overrides_and_reject_unknowns(monkeypatch):
+    table = {"smoke": {"n": 1, "m": 2}, "default": {"n": 10, "m": 20}, "paper": {"n": 100, "m": 200}}
+    assert config.resolve(table, "smoke", n=None, m=5) == {"n": 1, "m": 5, "profile": "smoke"}
+    monkeypatch.setenv("LABKIT_PROFILE", "paper")
+    assert config.resolve(table)["n"] == 100
+    with pytest.raises(ParameterError, match="did you mean 'n'"):
+        config.resolve(table, "smoke", nn=3)
+    with pytest.raises(ParameterError, match="unknown profile 'tiny'"):
+        config.resolve(table, "tiny")
+
+
+def test_carbon_measures_each_task_and_says_how():
+    with carbon.CarbonSession("FRA") as session:
+        for epoch in range(2):
+            with session.task(f"epoch_{epoch}"):
+                sum(i * i for i in range(200_000))
+    assert [m.task for m in session.measurements] == ["epoch_0", "epoch_1"]
+    for m in session.measurements:
+        assert m.energy_kwh > 0 and m.emissions_g > 0 and m.duration_s > 0 and m.country == "FRA"
+        assert "CPU" in m.power_method
+    assert session.total()["tasks"] == 2
+
+
+def test_figure_and_table_are_written_and_recorded(out):
+    record = records.start("unit", {"profile": "smoke", "hf_token": "hf_abcdefghijklmnopqrstuvwxyz"}, {"python": 0})
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[2, 1]))
+    paths = figures.save_figure(fig, "unit", "line", "A line.", show=False)
+    figures.save_table(pd.DataFrame({"a": [1.5, 2.25]}), "unit", "numbers", "Two numbers.")
+    assert paths["html"].read_text().count("<html") == 1
+    if figures.browser_path():
+        assert paths["png"].read_bytes()[:8] == notebook.PNG_MAGIC
+    assert (out / "unit" / "numbers.md").read_text().startswith("**Two numbers.**")
+    saved = json.loads(record.finish().read_text())
+    assert saved["parameters"]["hf_token"] == records.REDACTED
+    assert {o["name"] for o in saved["outputs"]} == {"line", "numbers"}
+    assert saved["packages"]["torch"] and saved["record_version"] == records.RECORD_VERSION
+    assert "cpu_count" in saved["hardware"] and saved["wall_time_s"] >= 0
+    assert "line" in gallery.write(out).read_text()
+
+
+def test_secrets_from_the_environment_never_reach_a_record(monkeypatch):
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "s3cr3t-value-123")
+    assert records.redact({"note": "called with s3cr3t-value-123"}) == {"note": records.REDACTED}
+    assert records.redact({"model": "gpt", "api_key": "x"}) == {"model": "gpt", "api_key": records.REDACTED}
+
+
+def test_notebook_end_fails_when_a_promised_output_is_missing(out):
+    cfg, record = notebook.begin("unit2", {"smoke": {"k": 1}, "default": {"k": 2}, "paper": {"k": 3}}, "smoke", 7)
+    assert cfg == {"k": 1, "profile": "smoke", "seed": 7}
+    with pytest.raises(LabkitError, match="missing or empty figure file .*ghost.html"):
+        notebook.end(record, figures=["ghost"])
+    assert (out / "unit2" / records.RECORD_NAME).is_file()
