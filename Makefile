@@ -35,7 +35,7 @@ test-fast:  ## unit tests only, without the slow ones
 	$(PY) -m pytest tests -m "not slow"
 
 lab:  ## JupyterLab on localhost; the URL (with its token) is printed
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$${PORT:-8888} --no-browser notebooks
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$${PORT:-8888} --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) notebooks
 
 gallery:
 	$(VENV)/bin/labkit gallery
