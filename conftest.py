@@ -32,3 +32,8 @@ def pytest_collectstart(collector):
         collector.skip_compare += ("text/html", "application/javascript", "image/png",
                                    "application/vnd.plotly.v1+json",
                                    "application/vnd.jupyter.widget-view+json", "stderr")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: exploration notebooks then find the results the notebooks wrote."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -91,7 +91,7 @@ cells = [
          "    \"qmsum_meetings\": int(len(meetings)), \"qmsum_median_tokens\": float(meetings.tokens.median()),\n"
          "})\n"
          "notebook.end(record, figures=[\"mqp_label_balance\", \"mqp_lengths\", \"chinchilla_points\", \"qmsum_lengths\"],\n"
-         "             tables=[\"datasets\", \"mqp_by_doctor\", \"tinyshakespeare\", \"qmsum_meetings\", \"qmsum_context_coverage\"])"),
+         "             tables=[\"datasets\", \"mqp_by_doctor\", \"tinyshakespeare\", \"qmsum_meetings\", \"qmsum_context_coverage\"]);"),
 ]
 nb["cells"] = cells
 nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (labkit)", "language": "python", "name": "python3"},
