@@ -95,15 +95,61 @@ def _display(fig: go.Figure, png: bytes | None) -> None:
         fig.show()
 
 
+TRACE_COLUMNS = ("x", "y", "z", "text")
+
+
+def figure_data(fig: go.Figure) -> pd.DataFrame:
+    """The numbers behind a figure, one row per plotted point: ``trace, x, y[, z, text]``.
+
+    Written beside every figure so a reader can re-plot or check it without the HTML. Only
+    one-dimensional arrays are taken (a heatmap's ``z`` matrix is flattened against its axes);
+    traces without point data (shapes, annotations) are left out.
+    """
+    import numpy as np
+
+    frames = []
+    for number, trace in enumerate(fig.data):
+        values = trace.to_plotly_json()
+        columns = {}
+        z = values.get("z")
+        if z is not None and np.ndim(z) == 2:
+            z = np.asarray(z)
+            xs = values.get("x") if values.get("x") is not None else range(z.shape[1])
+            ys = values.get("y") if values.get("y") is not None else range(z.shape[0])
+            grid_x, grid_y = np.meshgrid(list(xs), list(ys))
+            columns = {"x": grid_x.ravel(), "y": grid_y.ravel(), "z": z.ravel()}
+        else:
+            for key in TRACE_COLUMNS:
+                value = values.get(key)
+                if value is not None and not isinstance(value, (str, bytes)) and np.ndim(value) == 1:
+                    columns[key] = list(value)
+            lengths = {len(v) for v in columns.values()}
+            if len(lengths) != 1:  # mismatched or empty: keep the longest coordinate only
+                longest = max(columns, key=lambda k: len(columns[k]), default=None)
+                columns = {longest: columns[longest]} if longest else {}
+        if columns:
+            frame = pd.DataFrame(columns)
+            frame.insert(0, "trace", values.get("name") or f"trace {number}")
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trace"])
+
+
 def save_figure(fig: go.Figure, study: str, name: str, caption: str, *, width: int = 900,
                 height: int = 520, show: bool = True) -> dict[str, Path]:
-    """Write ``figures/<study>/<name>.{html,png}`` and note them (with caption) in the record."""
+    """Write ``figures/<study>/<name>.{html,png}`` plus the plotted numbers as
+    ``<name>.data.csv``, and note them (with caption) in the record."""
     folder = study_dir(study)
     fig.update_layout(width=None, height=None)
     paths = {"html": folder / f"{name}.html"}
     with io.atomic_path(paths["html"]) as tmp:
         fig.write_html(tmp, include_plotlyjs="directory", full_html=True,
                        config={"displaylogo": False, "responsive": True})
+    try:
+        points = figure_data(fig)
+    except (TypeError, ValueError):  # exotic trace types: the figure still counts
+        points = None
+    if points is not None and len(points):
+        paths["data"] = io.write_text(folder / f"{name}.data.csv", points.to_csv(index=False))
     png = render_png(fig, width=width, height=height)
     if png is not None:
         paths["png"] = io.write_bytes(folder / f"{name}.png", png)

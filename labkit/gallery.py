@@ -30,7 +30,14 @@ def _study_section(folder: Path, record: dict) -> list[str]:
         if "png" in files:
             lines.append(f"![{output['name']}]({study}/{files['png']})")
         lines.append("")
-        lines.append(f"{output['caption']} ([interactive]({study}/{files.get('html', '')}))")
+        links = [f"[interactive]({study}/{files['html']})"] if "html" in files else []
+        if "data" in files:
+            links.append(f"[plotted data]({study}/{files['data']})")
+        same_name = next((t for t in tables if t["name"] == output["name"]), None)
+        if same_name:
+            links.append(f"[table]({study}/{same_name['files'].get('md', '')})")
+        links.append(f"[run record]({study}/{RECORD_NAME})")
+        lines.append(f"{output['caption']} ({' · '.join(links)})")
         lines.append("")
     if tables:
         lines.append("Tables:")

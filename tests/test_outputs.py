@@ -64,7 +64,21 @@ def test_figure_and_table_are_written_and_recorded(out):
     assert {o["name"] for o in saved["outputs"]} == {"line", "numbers"}
     assert saved["packages"]["torch"] and saved["record_version"] == records.RECORD_VERSION
     assert "cpu_count" in saved["hardware"] and saved["wall_time_s"] >= 0
-    assert "line" in gallery.write(out).read_text()
+    data = pd.read_csv(paths["data"])
+    assert data.to_dict("list") == {"trace": ["trace 0", "trace 0"], "x": [1, 2], "y": [2, 1]}
+    page = gallery.write(out).read_text()
+    assert "line" in page and "[plotted data](unit/line.data.csv)" in page
+    assert "[run record](unit/run_record.json)" in page
+
+
+def test_figure_data_flattens_heatmaps_and_names_traces():
+    heat = go.Figure(go.Heatmap(z=[[1, 2], [3, 4]], x=["a", "b"], y=["r", "s"]))
+    frame = figures.figure_data(heat)
+    assert frame[["x", "y", "z"]].values.tolist() == [["a", "r", 1], ["b", "r", 2],
+                                                      ["a", "s", 3], ["b", "s", 4]]
+    hist = go.Figure(go.Histogram(x=[0.1, 0.2, 0.2], name="scores"))
+    assert figures.figure_data(hist).to_dict("list") == {"trace": ["scores"] * 3,
+                                                         "x": [0.1, 0.2, 0.2]}
 
 
 def test_secrets_from_the_environment_never_reach_a_record(monkeypatch):
