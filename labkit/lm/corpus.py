@@ -1,0 +1,98 @@
+"""Training and held-out text for labkit's tiny LMs, split by whole documents.
+
+Documents are kept whole so that no held-out document leaks into training through a shared
+window: ``tinyshakespeare`` is cut at blank lines (one speech per document), ``qmsum`` gives one
+meeting transcript per document. The held-out documents are the ``heldout_fraction`` of each
+corpus with the smallest sha256 of their text: deterministic, independent of file order, and
+spread over the whole corpus rather than one tail.
+
+QMSum's ``test`` split is never trained on (the summarization study evaluates on it), and is
+not part of the held-out text either, so the held-out size follows ``heldout_fraction``.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Callable, Sequence
+
+from labkit.errors import DataError, ParameterError
+
+DOC_SEPARATOR = "\n\n"
+
+
+def _shakespeare_docs() -> list[str]:
+    from labkit.data import load
+
+    text = load("tinyshakespeare")
+    return [d.strip() for d in text.split("\n\n") if d.strip()]
+
+
+def _qmsum_docs() -> list[str]:
+    from labkit.data import load
+
+    splits = load("qmsum")
+    return [m.transcript for split in ("train", "val") for m in splits.get(split, [])
+            if m.transcript.strip()]
+
+
+CORPORA: dict[str, Callable[[], list[str]]] = {
+    "tinyshakespeare": _shakespeare_docs,
+    "qmsum": _qmsum_docs,
+}
+
+
+def check_keys(keys: Sequence[str]) -> tuple[str, ...]:
+    """Validate corpus keys; raise :class:`ParameterError` naming the bad key and the choices."""
+    if isinstance(keys, str):
+        keys = (keys,)
+    keys = tuple(keys)
+    if not keys:
+        raise ParameterError(f"corpus must name at least one of {sorted(CORPORA)}, got ()")
+    for key in keys:
+        if key not in CORPORA:
+            raise ParameterError(f"unknown corpus key {key!r} in parameter 'corpus'; "
+                                 f"labkit.lm trains on: {', '.join(sorted(CORPORA))}")
+    if len(set(keys)) != len(keys):
+        raise ParameterError(f"corpus lists a key twice: {keys}")
+    return keys
+
+
+def split_documents(docs: Sequence[str], heldout_fraction: float) -> tuple[list[str], list[str]]:
+    """Deterministic document-level split: the smallest-sha256 fraction is held out.
+
+    Order inside each part follows the input order.
+    """
+    if not 0.0 < heldout_fraction < 1.0:
+        raise ParameterError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    n = len(docs)
+    n_held = max(1, math.ceil(heldout_fraction * n)) if n > 1 else 0
+    digests = sorted(range(n), key=lambda i: hashlib.sha256(docs[i].encode("utf-8")).hexdigest())
+    held = set(digests[:n_held])
+    train = [d for i, d in enumerate(docs) if i not in held]
+    heldout = [d for i, d in enumerate(docs) if i in held]
+    return train, heldout
+
+
+def corpus_documents(keys: Sequence[str] = ("tinyshakespeare", "qmsum"),
+                     heldout_fraction: float = 0.05) -> tuple[list[str], list[str]]:
+    """Train and held-out *documents* of the named corpora (see :func:`corpus_splits`)."""
+    train, heldout = [], []
+    for key in check_keys(keys):
+        docs = CORPORA[key]()
+        if len(docs) < 2:
+            raise DataError(f"corpus {key!r} has {len(docs)} document(s); need at least 2 to "
+                            f"hold one out")
+        t, h = split_documents(docs, heldout_fraction)
+        train += t
+        heldout += h
+    return train, heldout
+
+
+def corpus_splits(keys: Sequence[str] = ("tinyshakespeare", "qmsum"),
+                  heldout_fraction: float = 0.05) -> tuple[str, str]:
+    """``(train_text, heldout_text)``: whole documents joined by blank lines.
+
+    Deterministic; the held-out documents are never part of the training text.
+    """
+    train, heldout = corpus_documents(keys, heldout_fraction)
+    return DOC_SEPARATOR.join(train), DOC_SEPARATOR.join(heldout)

@@ -1,0 +1,291 @@
+"""Train a tiny Llama-architecture LM on real text: the offline stand-in for pretrained LLMs.
+
+One call, :func:`train_tiny_lm`, does everything and caches the result as a normal Hugging
+Face model folder (``config.json`` + ``model.safetensors`` + tokenizer + ``metrics.json``)
+under ``labkit_models_dir()/tiny-lm-<hash>``, where the hash covers the config and the sha256
+of the training and held-out text. A second call with the same config returns at once; the
+model loads with :func:`labkit.lm.load_causal_lm("labkit/tiny-lm-<hash>")` or plain
+``AutoModelForCausalLM.from_pretrained(path)``.
+
+Training is plain HF ``Trainer`` on non-overlapping ``context_length`` windows of the token
+stream (documents joined by ``</s>``), cosine schedule with warmup, ``max_steps`` derived from
+the token budget ``train_tokens`` (D). No evaluation during training; the held-out loss is
+measured once at the end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ParameterError
+from labkit.io import sha256_text, write_json
+
+FORMAT_VERSION = "tiny-lm-v1"
+MAX_CONTEXT = 8192
+HELDOUT_TOKENS = 100_000  # held-out tokens scored after training (deterministic prefix)
+
+
+@dataclass(frozen=True)
+class TinyLMConfig:
+    """Size and budget of one tiny LM. Everything here goes into the cache hash."""
+
+    vocab_size: int = 4096
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int | None = None  # -> 4 * hidden_size
+    context_length: int = 256
+    train_tokens: int = 2_000_000  # token budget D
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    warmup_ratio: float = 0.05
+    corpus: tuple[str, ...] = ("tinyshakespeare", "qmsum")
+    heldout_fraction: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.corpus, (list, str)):
+            object.__setattr__(self, "corpus", (self.corpus,) if isinstance(self.corpus, str)
+                               else tuple(self.corpus))
+        self.validate()
+
+    @property
+    def ffn_size(self) -> int:
+        return self.intermediate_size or 4 * self.hidden_size
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.context_length
+
+    @property
+    def max_steps(self) -> int:
+        return max(1, math.ceil(self.train_tokens / self.tokens_per_step))
+
+    def validate(self) -> None:
+        from labkit.lm.corpus import check_keys
+        from labkit.lm.tokenizer import MIN_VOCAB
+
+        def positive_int(name: str) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ParameterError(f"TinyLMConfig.{name} must be a positive int, got {value!r}")
+
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "context_length",
+                     "train_tokens", "batch_size"):
+            positive_int(name)
+        if self.intermediate_size is not None:
+            positive_int("intermediate_size")
+        if self.vocab_size < MIN_VOCAB:
+            raise ParameterError(f"TinyLMConfig.vocab_size must be >= {MIN_VOCAB} (byte alphabet "
+                                 f"+ special tokens), got {self.vocab_size}")
+        if self.hidden_size % self.num_heads:
+            raise ParameterError(f"TinyLMConfig.hidden_size ({self.hidden_size}) must be divisible "
+                                 f"by num_heads ({self.num_heads})")
+        if (self.hidden_size // self.num_heads) % 2:
+            raise ParameterError(f"TinyLMConfig head size hidden_size/num_heads = "
+                                 f"{self.hidden_size // self.num_heads} must be even (RoPE)")
+        if self.context_length > MAX_CONTEXT:
+            raise ParameterError(f"TinyLMConfig.context_length {self.context_length} is too long "
+                                 f"for a tiny CPU-trained LM (max {MAX_CONTEXT})")
+        if not 0 < self.learning_rate < 1:
+            raise ParameterError(f"TinyLMConfig.learning_rate must be in (0, 1), got "
+                                 f"{self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ParameterError(f"TinyLMConfig.warmup_ratio must be in [0, 1), got "
+                                 f"{self.warmup_ratio}")
+        if not 0 < self.heldout_fraction < 1:
+            raise ParameterError(f"TinyLMConfig.heldout_fraction must be in (0, 1), got "
+                                 f"{self.heldout_fraction}")
+        check_keys(self.corpus)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["corpus"] = list(self.corpus)
+        return out
+
+
+@dataclass
+class TrainedLM:
+    """A trained (or cached) tiny LM: its labkit name, folder, config and metrics."""
+
+    name: str
+    path: Path
+    config: TinyLMConfig
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def load(self, device: str = "cpu"):
+        """``(model, tokenizer)`` from :attr:`path`."""
+        from labkit.lm.load import load_causal_lm
+        return load_causal_lm(str(self.path), device=device)
+
+
+def model_hash(config: TinyLMConfig, data_sha256: str) -> str:
+    return sha256_text(FORMAT_VERSION, json.dumps(config.as_dict(), sort_keys=True),
+                       data_sha256)[:12]
+
+
+def llama_config(config: TinyLMConfig, tokenizer):
+    """The transformers ``LlamaConfig`` of a tiny LM (tied embeddings, sdpa attention)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=config.hidden_size,
+        intermediate_size=config.ffn_size, num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads, num_key_value_heads=config.num_heads,
+        max_position_embeddings=config.context_length, rms_norm_eps=1e-5,
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="sdpa")
+
+
+class BlockDataset:
+    """Non-overlapping ``length``-token windows of one token stream (labels = inputs)."""
+
+    def __init__(self, ids, length: int):
+        import torch
+
+        n_blocks = len(ids) // length
+        if n_blocks == 0:
+            raise ParameterError(f"context_length {length} is longer than the whole training "
+                                 f"token stream ({len(ids)} tokens)")
+        self.blocks = torch.from_numpy(ids[: n_blocks * length].astype("int64")).view(n_blocks,
+                                                                                      length)
+
+    def __len__(self) -> int:
+        return self.blocks.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.blocks[i]
+        return {"input_ids": row, "labels": row}
+
+
+def _threads() -> int:
+    return max(1, int(os.environ.get("LABKIT_TORCH_THREADS", os.cpu_count() or 1)))
+
+
+def cached_path(config: TinyLMConfig) -> tuple[str, Path, str, str]:
+    """``(name, folder, train_text, heldout_text)`` for a config (loads the corpus)."""
+    from labkit.lm.corpus import corpus_splits
+    from labkit.models import labkit_models_dir
+
+    train_text, heldout_text = corpus_splits(config.corpus, config.heldout_fraction)
+    data_sha = sha256_text(train_text, heldout_text)
+    digest = model_hash(config, data_sha)
+    return f"labkit/tiny-lm-{digest}", labkit_models_dir() / f"tiny-lm-{digest}", train_text, \
+        heldout_text
+
+
+def _read_cached(name: str, path: Path, config: TinyLMConfig) -> TrainedLM | None:
+    metrics_file = path / "metrics.json"
+    if (path / "config.json").is_file() and metrics_file.is_file() and \
+            any(path.glob("*.safetensors")):
+        return TrainedLM(name, path, config, json.loads(metrics_file.read_text())["metrics"])
+    return None
+
+
+def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
+                  progress: bool = True, carbon=None) -> TrainedLM:
+    """Train (or load from cache) a tiny Llama LM on the config's corpus.
+
+    Args:
+        config: sizes, token budget and corpus.
+        force: retrain even if a cached model exists (the folder is replaced atomically).
+        progress: tqdm bars for tokenizing and training.
+        carbon: an open :class:`labkit.carbon.CarbonSession` to measure training in (task
+            ``train_<name>``); ``None`` measures in a private session.
+
+    Returns:
+        :class:`TrainedLM`; ``metrics`` has ``train_loss`` (mean of the last 10% of logged
+        steps), ``heldout_loss`` (nats/token), ``non_embedding_params``, ``total_params``,
+        ``train_tokens``, ``steps``, ``wall_s``, ``energy_kwh`` and the logged ``loss_curve``.
+    """
+    import torch
+    from transformers import LlamaForCausalLM, Trainer, TrainingArguments
+
+    from labkit.carbon import CarbonSession
+    from labkit.lm.evaluate import count_parameters, heldout_loss
+    from labkit.lm.tokenizer import encode_documents, train_tokenizer
+
+    if not isinstance(config, TinyLMConfig):
+        raise ParameterError(f"train_tiny_lm needs a TinyLMConfig, got {type(config).__name__}")
+    name, final, train_text, heldout_text = cached_path(config)
+    if not force and (cached := _read_cached(name, final, config)) is not None:
+        return cached
+
+    torch.set_num_threads(_threads())
+    t0 = time.perf_counter()
+    train_sha = sha256_text(train_text)
+    tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
+    from labkit.lm.corpus import corpus_documents
+    train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
+    ids = encode_documents(tokenizer, train_docs, progress=progress,
+                           cache_key=f"{tokenizer.name_or_path}|{train_sha}")
+    dataset = BlockDataset(ids, config.context_length)
+
+    torch.manual_seed(config.seed)
+    model = LlamaForCausalLM(llama_config(config, tokenizer))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    own_session = carbon is None
+    session = CarbonSession() if own_session else carbon
+    try:
+        args = TrainingArguments(
+            output_dir=str(work / "trainer"), max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+            warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
+            lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0,
+            logging_steps=max(1, config.max_steps // 50), save_strategy="no", eval_strategy="no",
+            report_to=[], use_cpu=not torch.cuda.is_available(), seed=config.seed,
+            data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=not progress,
+            remove_unused_columns=False)
+        trainer = Trainer(model=model, args=args, train_dataset=dataset)
+        if not progress:  # Trainer prints every log dict when its tqdm bar is off
+            from transformers.trainer_callback import PrinterCallback
+            trainer.remove_callback(PrinterCallback)
+        if own_session:
+            session.__enter__()
+        try:
+            with session.task(f"train_{name.split('/')[-1]}") as measurements:
+                trainer.train()
+            energy = measurements[-1].energy_kwh
+        finally:
+            if own_session:
+                session.__exit__(None, None, None)
+        wall = time.perf_counter() - t0
+        losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+        tail = [loss for _, loss in losses[-max(1, len(losses) // 10):]]
+        model.eval()
+        held = heldout_loss(model, tokenizer, heldout_text, config.context_length,
+                            max_tokens=HELDOUT_TOKENS)
+        non_emb, total = count_parameters(model)
+        metrics = {"train_loss": float(sum(tail) / len(tail)) if tail else float("nan"),
+                   "heldout_loss": held, "non_embedding_params": non_emb,
+                   "total_params": total, "train_tokens": config.max_steps * config.tokens_per_step,
+                   "steps": config.max_steps, "wall_s": wall, "energy_kwh": energy,
+                   "train_stream_tokens": int(len(ids)),
+                   "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
+                   "loss_curve": losses}
+        out = work / "model"
+        model.save_pretrained(str(out), safe_serialization=True)
+        tokenizer.save_pretrained(str(out))
+        write_json(out / "metrics.json", {"name": name, "config": config.as_dict(),
+                                          "metrics": metrics,
+                                          "power_method": session.power_method})
+        if final.exists():
+            shutil.rmtree(final)
+        try:
+            os.replace(out, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return TrainedLM(name, final, config, metrics)
