@@ -474,6 +474,13 @@ def _check_budget(model, attention_mask, max_new_tokens) -> None:
                              f"the model's context of {max_pos} (config.max_position_embeddings)")
 
 
+def _require_left_padding(attention_mask, who: str) -> None:
+    if not bool(attention_mask[:, -1].bool().all()):
+        rows = (~attention_mask[:, -1].bool()).nonzero()[:, 0].tolist()
+        raise ParameterError(f"{who} needs left padding (rows {rows} end with padding in "
+                             "attention_mask); use encode_prompts() or tokenizer.padding_side='left'")
+
+
 def _eos(tokenizer, eos_token_id):
     if eos_token_id is not None:
         return eos_token_id
@@ -589,6 +596,7 @@ def full_cache_generate(model, tokenizer, input_ids, max_new_tokens: int = 32,
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device).long()
     if not bool(attention_mask.any(dim=1).all()):
         raise ParameterError(f"batch rows {(~attention_mask.bool().any(1)).nonzero()[:, 0].tolist()} are empty")
+    _require_left_padding(attention_mask, "full_cache_generate")
     eos = _eos(tokenizer, eos_token_id)
     cache = _new_cache(model)
     pos = position_ids_from_attention_mask(attention_mask)
@@ -638,6 +646,7 @@ def no_cache_generate(model, tokenizer, input_ids, max_new_tokens: int = 32,
     seq = {"ids": input_ids.to(device), "mask": attention_mask.to(device).long()}
     if not bool(seq["mask"].any(dim=1).all()):
         raise ParameterError(f"batch rows {(~seq['mask'].bool().any(1)).nonzero()[:, 0].tolist()} are empty")
+    _require_left_padding(seq["mask"], "no_cache_generate")
     eos = _eos(tokenizer, eos_token_id)
     dtype = _model_dtype(model)
 

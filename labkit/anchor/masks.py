@@ -130,7 +130,7 @@ def reference_anchor_mask(anchor_flags, attention_mask=None, dtype: torch.dtype 
     for b in range(B):
         real = [t for t in range(L) if valid[b, t]]
         # sentence of each real token and whether it is an anchor
-        sentence, anchors_before = {}, []
+        sentence = {}
         current = 0
         for t in real:
             sentence[t] = current
@@ -149,5 +149,4 @@ def reference_anchor_mask(anchor_flags, attention_mask=None, dtype: torch.dtype 
                 earlier_anchor = j in anchor_positions and sentence[j] < sentence[i]
                 if same or (not is_anchor and earlier_anchor):
                     out[b, 0, i, j] = 0
-        del anchors_before
     return out

@@ -1,0 +1,48 @@
+"""Sizes of study 2 per profile (sizes only; the code path is the same in every profile).
+
+``smoke`` trains its own tiny base LM from an empty cache and still finishes the whole notebook
+in well under 3 minutes on 2 CPU cores; ``default`` (``labkit run anchor_attention``) fits in
+15 minutes on 2 cores including both trainings; ``paper`` is for a bigger machine.
+Context lengths of the latency sweep must leave room for ``new_tokens`` within the base LM's
+``context_length``.
+"""
+from __future__ import annotations
+
+PROFILES: dict[str, dict] = {
+    "smoke": {
+        "base_lm": {"vocab_size": 1024, "hidden_size": 64, "num_layers": 2, "num_heads": 2,
+                    "context_length": 256, "train_tokens": 100_000, "batch_size": 8,
+                    "learning_rate": 3e-3},
+        "mode": "ac", "ac_init": "period", "symbols": ["."],
+        "anchor_train_tokens": 24_000, "anchor_batch_size": 8, "anchor_learning_rate": 1e-3,
+        "demo_tokens": 24, "query_tokens": 8, "kv_prompts": 2,
+        "contexts": [64, 128, 240], "new_tokens": 8, "latency_batch": 1, "repeats": 1,
+        "prefill_chunk": 64,
+        "ppl_tokens": 3_000, "ppl_batch": 8,
+        "fewshot_k": 5, "fewshot_items": 10,
+    },
+    "default": {
+        "base_lm": {"vocab_size": 2048, "hidden_size": 128, "num_layers": 4, "num_heads": 4,
+                    "context_length": 1024, "train_tokens": 600_000, "batch_size": 8,
+                    "learning_rate": 3e-3},
+        "mode": "ac", "ac_init": "period", "symbols": ["."],
+        "anchor_train_tokens": 200_000, "anchor_batch_size": 8, "anchor_learning_rate": 1e-3,
+        "demo_tokens": 160, "query_tokens": 12, "kv_prompts": 3,
+        "contexts": [128, 256, 512, 960], "new_tokens": 48, "latency_batch": 4, "repeats": 2,
+        "prefill_chunk": 256,
+        "ppl_tokens": 30_000, "ppl_batch": 8,
+        "fewshot_k": 5, "fewshot_items": 100,
+    },
+    "paper": {
+        "base_lm": {"vocab_size": 8192, "hidden_size": 256, "num_layers": 8, "num_heads": 8,
+                    "context_length": 2048, "train_tokens": 20_000_000, "batch_size": 16,
+                    "learning_rate": 2e-3},
+        "mode": "ac", "ac_init": "period", "symbols": ["."],
+        "anchor_train_tokens": 4_000_000, "anchor_batch_size": 8, "anchor_learning_rate": 5e-4,
+        "demo_tokens": 200, "query_tokens": 16, "kv_prompts": 10,
+        "contexts": [256, 512, 1024, 2000], "new_tokens": 48, "latency_batch": 8, "repeats": 3,
+        "prefill_chunk": 256,
+        "ppl_tokens": 200_000, "ppl_batch": 8,
+        "fewshot_k": 5, "fewshot_items": 500,
+    },
+}

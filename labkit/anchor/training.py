@@ -1,0 +1,365 @@
+"""Continued training under the AnSAN mask (AnLLM §4.2) with a plain HF ``Trainer``.
+
+Why a collator and nothing else: transformers 5.x passes a 4-D ``attention_mask`` to eager and
+SDPA attention untouched (``masking_utils._preprocess_mask_arguments`` returns it as-is), so a
+collator that builds the additive ``(B, 1, L, L)`` anchor mask, padding-aware, plus explicit
+``position_ids`` is all the official code's monkey-patched ``LlamaModel.forward`` did. The
+padding, the causal part and "no fully masked row" (SDPA NaN) are the collator's job because
+the model no longer adds them (``tests/anchor/test_training.py`` checks that ``model(**batch)``
+really gives the masked logits for Llama, Qwen2 and GPT-NeoX, eager and SDPA, in train mode).
+
+:func:`train_anchor_lm` starts from labkit's tiny LM (:func:`labkit.lm.train_tiny_lm`) or any HF
+causal-LM name / folder, adds ``<AC>`` for AnLLM-AC (embedding from ``"."`` or the mean),
+trains on the same corpus as the base (``corpus_splits`` training documents, ``<AC>`` inserted
+after each sentence for AC) and caches the result like ``labkit.lm``:
+``labkit_models_dir()/anchor-lm-<hash>`` where the hash covers the base weights, this config
+and the training text.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from labkit.anchor.anchors import (AC_INITS, MODES, AnchorSpec, add_anchor_token, anchor_flags,
+                                   anchor_token_ids, insert_anchor_tokens)
+from labkit.anchor.masks import anchor_mask, position_ids_from_attention_mask
+from labkit.errors import ModelError, ParameterError
+from labkit.io import sha256_file, sha256_text, write_json
+
+__all__ = ["AnchorTrainConfig", "AnchorCollator", "AnchoredLM", "train_anchor_lm",
+           "base_fingerprint", "anchor_training_blocks"]
+
+FORMAT_VERSION = "anchor-lm-v1"
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class AnchorTrainConfig:
+    """Continued-training settings; everything here goes into the cache hash.
+
+    Defaults follow the paper's recipe scaled down (constant LR after a short warm-up, weight
+    decay 0), with a token budget instead of 1B RedPajama tokens.
+    """
+
+    mode: str = "ac"
+    ac_init: str = "period"
+    symbols: tuple[str, ...] = (".",)
+    train_tokens: int = 200_000
+    context_length: int | None = None  # None -> the base model's max_position_embeddings
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    warmup_steps: int = 5
+    lr_scheduler: str = "constant_with_warmup"
+    corpus: tuple[str, ...] = ("tinyshakespeare", "qmsum")
+    heldout_fraction: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("symbols", "corpus"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            elif isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        if self.mode not in MODES:
+            raise ParameterError(f"AnchorTrainConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if self.ac_init not in AC_INITS:
+            raise ParameterError(f"AnchorTrainConfig.ac_init must be one of {AC_INITS}, got "
+                                 f"{self.ac_init!r}")
+        for name in ("train_tokens", "batch_size", "warmup_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "warmup_steps" else 1):
+                raise ParameterError(f"AnchorTrainConfig.{name} must be a positive int, got {value!r}")
+        if self.context_length is not None and (not isinstance(self.context_length, int)
+                                                or self.context_length < 8):
+            raise ParameterError(f"AnchorTrainConfig.context_length must be an int >= 8 or None, "
+                                 f"got {self.context_length!r}")
+        if not 0 < self.learning_rate < 1:
+            raise ParameterError(f"AnchorTrainConfig.learning_rate must be in (0, 1), got "
+                                 f"{self.learning_rate}")
+        from labkit.lm.corpus import check_keys
+        check_keys(self.corpus)
+
+    @property
+    def spec(self) -> AnchorSpec:
+        return AnchorSpec(mode=self.mode, symbols=self.symbols, ac_init=self.ac_init)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["symbols"], out["corpus"] = list(self.symbols), list(self.corpus)
+        return out
+
+
+class AnchorCollator:
+    """HF data collator: right-pads a batch and adds the AnSAN mask and absolute positions.
+
+    Each feature is a dict with ``input_ids`` (list or 1-D tensor, any length >= 1) and
+    optionally ``labels`` (same length; default = ``input_ids``). Returns ``input_ids``,
+    ``attention_mask`` (additive float ``(B, 1, L, L)``, pads blocked, pad rows see only
+    themselves, so no NaN in SDPA), ``position_ids`` (0 at each row's first token) and ``labels``
+    (``-100`` at padding).
+
+    Args:
+        anchor_ids: the anchor token ids (:func:`labkit.anchor.anchor_token_ids`).
+        pad_id: id used for padding (its value never matters: padded keys are masked).
+        dtype: dtype of the additive mask; use the model's parameter dtype.
+    """
+
+    def __init__(self, anchor_ids: Iterable[int], pad_id: int, dtype: torch.dtype = torch.float32):
+        self.anchor_ids = sorted({int(i) for i in anchor_ids})
+        if not self.anchor_ids:
+            raise ParameterError("AnchorCollator needs at least one anchor id (anchor_ids is empty)")
+        if pad_id is None:
+            raise ParameterError("AnchorCollator: pad_id is None; set tokenizer.pad_token")
+        self.pad_id = int(pad_id)
+        self.dtype = dtype
+
+    def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
+        if not features:
+            raise ParameterError("AnchorCollator got an empty batch")
+        rows, labels = [], []
+        for i, feat in enumerate(features):
+            if "input_ids" not in feat:
+                raise ParameterError(f"feature {i} has no 'input_ids' field")
+            ids = torch.as_tensor(feat["input_ids"], dtype=torch.long).reshape(-1)
+            if ids.numel() == 0:
+                raise ParameterError(f"feature {i} of the batch is empty (input_ids has no token)")
+            lab = torch.as_tensor(feat.get("labels", ids), dtype=torch.long).reshape(-1)
+            if lab.shape != ids.shape:
+                raise ParameterError(f"feature {i}: labels has {lab.numel()} entries, input_ids "
+                                     f"{ids.numel()}")
+            rows.append(ids)
+            labels.append(lab)
+        B, L = len(rows), max(r.numel() for r in rows)
+        input_ids = torch.full((B, L), self.pad_id, dtype=torch.long)
+        label_t = torch.full((B, L), IGNORE_INDEX, dtype=torch.long)
+        att = torch.zeros((B, L), dtype=torch.long)
+        for b, (ids, lab) in enumerate(zip(rows, labels)):
+            n = ids.numel()
+            input_ids[b, :n], label_t[b, :n], att[b, :n] = ids, lab, 1
+        flags = anchor_flags(input_ids, self.anchor_ids) & att.bool()
+        return {"input_ids": input_ids,
+                "attention_mask": anchor_mask(flags, att, dtype=self.dtype),
+                "position_ids": position_ids_from_attention_mask(att),
+                "labels": label_t}
+
+
+class _Blocks(torch.utils.data.Dataset):
+    def __init__(self, blocks: torch.Tensor):
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return self.blocks.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.blocks[i]}
+
+
+def anchor_training_blocks(tokenizer, documents: Sequence[str], spec: AnchorSpec,
+                           context_length: int, n_tokens: int, seed: int = 0) -> torch.Tensor:
+    """``(n, context_length)`` windows of the token stream of ``documents`` (shuffled by
+    ``seed``, ``<AC>`` inserted after each sentence for AC, documents joined by EOS), enough for
+    ``n_tokens`` (the stream is repeated when the corpus is smaller)."""
+    if not documents:
+        raise ParameterError("anchor_training_blocks got no documents")
+    order = list(range(len(documents)))
+    random.Random(seed).shuffle(order)
+    eos = tokenizer.eos_token_id
+    stream: list[int] = []
+    need = n_tokens + context_length
+    for start in range(0, len(order), 64):
+        batch = [insert_anchor_tokens(documents[i], spec) for i in order[start:start + 64]]
+        for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            stream.extend(ids + ([eos] if eos is not None else []))
+        if len(stream) >= need:
+            break
+    n_blocks = len(stream) // context_length
+    if n_blocks == 0:
+        raise ParameterError(f"context_length {context_length} is longer than the whole training "
+                             f"text ({len(stream)} tokens)")
+    return torch.tensor(stream[: n_blocks * context_length], dtype=torch.long).view(n_blocks,
+                                                                                   context_length)
+
+
+@dataclass
+class AnchoredLM:
+    """An anchor-trained model (cached): labkit name, folder, config, base and metrics."""
+
+    name: str
+    path: Path
+    config: AnchorTrainConfig
+    base: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def load(self, device: str = "cpu"):
+        from labkit.lm.load import load_causal_lm
+        return load_causal_lm(str(self.path), device=device)
+
+
+def _base_ref(base) -> tuple[str, Path]:
+    """``(name, folder)`` of a TrainedLM / AnchoredLM / model name / path."""
+    if hasattr(base, "path") and hasattr(base, "name"):
+        return str(base.name), Path(base.path)
+    if not isinstance(base, (str, os.PathLike)) or not str(base):
+        raise ParameterError(f"base must be a labkit TrainedLM or a causal-LM name / path, got "
+                             f"{type(base).__name__}")
+    from labkit.models import resolve
+    ref = resolve(str(base))
+    return str(base), Path(ref.path)
+
+
+def base_fingerprint(folder: Path) -> str:
+    """sha256 over the base model's config and weight files (what "the same base" means)."""
+    parts = []
+    for path in sorted(folder.glob("config.json")) + sorted(folder.rglob("*.safetensors")):
+        parts.append(f"{path.relative_to(folder)}:{sha256_file(path)}")
+    if not parts:
+        raise ModelError(f"{folder} holds no config.json / *.safetensors to fingerprint")
+    return sha256_text(*parts)
+
+
+def check_base_family(folder: Path) -> str:
+    """Read ``config.json`` of a base model and fail early (before any data is loaded) when its
+    architecture is not one anchor inference supports."""
+    from labkit.anchor.inference import SUPPORTED_FAMILIES
+
+    cfg_file = Path(folder) / "config.json"
+    if not cfg_file.is_file():
+        raise ModelError(f"{folder} has no config.json: not a Hugging Face model folder")
+    model_type = json.loads(cfg_file.read_text()).get("model_type")
+    if model_type not in SUPPORTED_FAMILIES:
+        names = ", ".join(f"{v} ({k!r})" for k, v in SUPPORTED_FAMILIES.items())
+        raise ModelError(f"base model {folder} has model_type {model_type!r}, which anchor training "
+                         f"and inference do not support; supported families: {names}")
+    return SUPPORTED_FAMILIES[model_type]
+
+
+def _threads() -> int:
+    return max(1, int(os.environ.get("LABKIT_TORCH_THREADS", os.cpu_count() or 1)))
+
+
+def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, force: bool = False,
+                    progress: bool = True, carbon=None) -> AnchoredLM:
+    """Continue training ``base`` under the AnSAN mask (or load the cached result).
+
+    Args:
+        base: a :class:`labkit.lm.TrainedLM`, ``"labkit/tiny-lm-<hash>"``, a local model folder
+            or any HF causal-LM name available offline (Llama, Qwen2, GPT-NeoX families).
+        config: anchors (EP/AC, ``<AC>`` initialisation), token budget, optimiser.
+        force: retrain even if cached.
+        progress: tqdm bars.
+        carbon: an open :class:`labkit.carbon.CarbonSession` (task ``anchor_train_<name>``).
+
+    Returns:
+        :class:`AnchoredLM`; ``metrics``: ``train_loss`` (mean of the last 10% of logged steps),
+        ``loss_curve``, ``steps``, ``train_tokens``, ``anchors_per_1k_tokens``, ``wall_s``,
+        ``energy_kwh``.
+    """
+    from transformers import Trainer, TrainingArguments
+
+    from labkit.anchor.inference import check_supported
+    from labkit.carbon import CarbonSession
+    from labkit.lm.corpus import corpus_documents
+    from labkit.lm.load import load_causal_lm
+    from labkit.models import labkit_models_dir
+
+    if not isinstance(config, AnchorTrainConfig):
+        raise ParameterError(f"train_anchor_lm needs an AnchorTrainConfig, got {type(config).__name__}")
+    base_name, base_path = _base_ref(base)
+    check_base_family(base_path)
+    train_docs, heldout_docs = corpus_documents(config.corpus, config.heldout_fraction)
+    data_sha = sha256_text(*train_docs)
+    digest = sha256_text(FORMAT_VERSION, json.dumps(config.as_dict(), sort_keys=True),
+                         base_fingerprint(base_path), data_sha)[:12]
+    name = f"labkit/anchor-lm-{digest}"
+    final = labkit_models_dir() / f"anchor-lm-{digest}"
+    metrics_file = final / "metrics.json"
+    if not force and metrics_file.is_file() and any(final.glob("*.safetensors")):
+        saved = json.loads(metrics_file.read_text())
+        return AnchoredLM(name, final, config, saved.get("base", base_name), saved["metrics"])
+
+    torch.set_num_threads(_threads())
+    t0 = time.perf_counter()
+    model, tokenizer = load_causal_lm(str(base_path))
+    check_supported(model)
+    spec = config.spec
+    add_anchor_token(model, tokenizer, spec)
+    ids = anchor_token_ids(tokenizer, spec)
+    context = config.context_length or int(getattr(model.config, "max_position_embeddings", 0) or 0)
+    if context < 8:
+        raise ParameterError("the base model has no max_position_embeddings; set "
+                             "AnchorTrainConfig.context_length")
+    max_pos = getattr(model.config, "max_position_embeddings", None)
+    if max_pos and context > max_pos:
+        raise ParameterError(f"AnchorTrainConfig.context_length {context} is longer than the base "
+                             f"model's context ({max_pos}, config.max_position_embeddings)")
+    steps = max(1, math.ceil(config.train_tokens / (config.batch_size * context)))
+    blocks = anchor_training_blocks(tokenizer, train_docs, spec, context,
+                                    steps * config.batch_size * context, seed=config.seed)
+    anchors_per_1k = float(torch.isin(blocks, torch.tensor(sorted(ids))).float().mean() * 1000)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    collator = AnchorCollator(ids, pad_id, dtype=next(model.parameters()).dtype)
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    own = carbon is None
+    session = CarbonSession() if own else carbon
+    try:
+        args = TrainingArguments(
+            output_dir=str(work / "trainer"), max_steps=steps,
+            per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+            warmup_steps=min(config.warmup_steps, steps), lr_scheduler_type=config.lr_scheduler,
+            weight_decay=0.0, max_grad_norm=1.0, logging_steps=max(1, steps // 50),
+            save_strategy="no", eval_strategy="no", report_to=[],
+            use_cpu=not torch.cuda.is_available(), seed=config.seed, data_seed=config.seed,
+            dataloader_num_workers=0, disable_tqdm=not progress, remove_unused_columns=False)
+        model.train()
+        trainer = Trainer(model=model, args=args, train_dataset=_Blocks(blocks),
+                          data_collator=collator)
+        if not progress:
+            from transformers.trainer_callback import PrinterCallback
+            trainer.remove_callback(PrinterCallback)
+        if own:
+            session.__enter__()
+        try:
+            with session.task(f"anchor_train_{final.name}") as measurements:
+                trainer.train()
+            energy = measurements[-1].energy_kwh
+        finally:
+            if own:
+                session.__exit__(None, None, None)
+        losses = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
+        tail = [loss for _, loss in losses[-max(1, len(losses) // 10):]]
+        metrics = {"train_loss": float(sum(tail) / len(tail)) if tail else float("nan"),
+                   "loss_curve": losses, "steps": steps,
+                   "train_tokens": steps * config.batch_size * context,
+                   "context_length": context, "anchors_per_1k_tokens": anchors_per_1k,
+                   "wall_s": time.perf_counter() - t0, "energy_kwh": energy}
+        model.eval()
+        out = work / "model"
+        model.save_pretrained(str(out), safe_serialization=True)
+        tokenizer.save_pretrained(str(out))
+        write_json(out / "metrics.json", {"name": name, "base": base_name,
+                                          "config": config.as_dict(), "metrics": metrics,
+                                          "power_method": getattr(session, "power_method", None)})
+        if final.exists():
+            shutil.rmtree(final)
+        try:
+            os.replace(out, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return AnchoredLM(name, final, config, base_name, metrics)
