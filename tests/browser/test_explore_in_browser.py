@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,24 @@ EXPLORE = sorted((ROOT / "notebooks").glob("explore_*.ipynb"))
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(chromium_path() is None,
                                  reason="Debian's chromium is not installed (apt-get install chromium)")]
+
+
+def ensure_results(notebook: Path) -> None:
+    """Run the explored study on the smoke profile unless its results are already there.
+
+    In ``make test`` the study notebooks ran earlier in the same session (browser tests are
+    sorted last) and wrote into the same ``$LABKIT_FIGURES_DIR``; run alone, this fills it.
+    """
+    from labkit.explore import STUDIES, ResultsMissing, results_folder
+    import importlib
+
+    name = notebook.stem.removeprefix("explore_")
+    module = importlib.import_module(f"labkit.explore.{name}")
+    try:
+        results_folder(module.STUDY, module.FILES)
+    except ResultsMissing:
+        subprocess.run([sys.executable, "-m", "labkit.cli", "run", STUDIES[name], "--profile",
+                        "smoke", "--no-gallery"], check=True, cwd=ROOT)
 
 
 def plot_state(page) -> str:
@@ -48,6 +68,7 @@ def move_main_control(page) -> None:
 def test_moving_the_main_control_changes_the_figure(notebook, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    ensure_results(notebook)
     served = tmp_path / "lab"
     served.mkdir()
     shutil.copy(notebook, served / notebook.name)
