@@ -22,8 +22,6 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,10 +243,6 @@ def check_base_family(folder: Path) -> str:
     return SUPPORTED_FAMILIES[model_type]
 
 
-def _threads() -> int:
-    return max(1, int(os.environ.get("LABKIT_TORCH_THREADS", os.cpu_count() or 1)))
-
-
 def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, force: bool = False,
                     progress: bool = True, carbon=None) -> AnchoredLM:
     """Continue training ``base`` under the AnSAN mask (or load the cached result).
@@ -266,10 +260,11 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
         ``loss_curve``, ``steps``, ``train_tokens``, ``anchors_per_1k_tokens``, ``wall_s``,
         ``energy_kwh``.
     """
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
     from labkit.anchor.inference import check_supported
-    from labkit.carbon import CarbonSession
+    from labkit.training import (atomic_model_dir, save_model, train_measured,
+                                 training_arguments, use_torch_threads)
     from labkit.lm.corpus import corpus_documents
     from labkit.lm.load import load_causal_lm
     from labkit.models import labkit_models_dir
@@ -289,7 +284,7 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
         saved = json.loads(metrics_file.read_text())
         return AnchoredLM(name, final, config, saved.get("base", base_name), saved["metrics"])
 
-    torch.set_num_threads(_threads())
+    use_torch_threads()
     t0 = time.perf_counter()
     model, tokenizer = load_causal_lm(str(base_path))
     check_supported(model)
@@ -311,55 +306,24 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     collator = AnchorCollator(ids, pad_id, dtype=next(model.parameters()).dtype)
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    own = carbon is None
-    session = CarbonSession() if own else carbon
-    try:
-        args = TrainingArguments(
-            output_dir=str(work / "trainer"), max_steps=steps,
+    with atomic_model_dir(final) as out:
+        args = training_arguments(
+            out.parent / "trainer", max_steps=steps, seed=config.seed, progress=progress,
             per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
             warmup_steps=min(config.warmup_steps, steps), lr_scheduler_type=config.lr_scheduler,
-            weight_decay=0.0, max_grad_norm=1.0, logging_steps=max(1, steps // 50),
-            save_strategy="no", eval_strategy="no", report_to=[],
-            use_cpu=not torch.cuda.is_available(), seed=config.seed, data_seed=config.seed,
-            dataloader_num_workers=0, disable_tqdm=not progress, remove_unused_columns=False)
+            weight_decay=0.0, max_grad_norm=1.0)
         model.train()
         trainer = Trainer(model=model, args=args, train_dataset=_Blocks(blocks),
                           data_collator=collator)
-        if not progress:
-            from transformers.trainer_callback import PrinterCallback
-            trainer.remove_callback(PrinterCallback)
-        if own:
-            session.__enter__()
-        try:
-            with session.task(f"anchor_train_{final.name}") as measurements:
-                trainer.train()
-            energy = measurements[-1].energy_kwh
-        finally:
-            if own:
-                session.__exit__(None, None, None)
-        losses = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
-        tail = [loss for _, loss in losses[-max(1, len(losses) // 10):]]
-        metrics = {"train_loss": float(sum(tail) / len(tail)) if tail else float("nan"),
-                   "loss_curve": losses, "steps": steps,
+        run = train_measured(trainer, f"anchor_train_{final.name}", carbon=carbon,
+                             progress=progress)
+        metrics = {"train_loss": run["train_loss"],
+                   "loss_curve": run["loss_curve"], "steps": steps,
                    "train_tokens": steps * config.batch_size * context,
                    "context_length": context, "anchors_per_1k_tokens": anchors_per_1k,
-                   "wall_s": time.perf_counter() - t0, "energy_kwh": energy}
+                   "wall_s": time.perf_counter() - t0, "energy_kwh": run["energy_kwh"]}
         model.eval()
-        out = work / "model"
-        model.save_pretrained(str(out), safe_serialization=True)
-        tokenizer.save_pretrained(str(out))
-        write_json(out / "metrics.json", {"name": name, "base": base_name,
-                                          "config": config.as_dict(), "metrics": metrics,
-                                          "power_method": getattr(session, "power_method", None)})
-        if final.exists():
-            shutil.rmtree(final)
-        try:
-            os.replace(out, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        save_model(model, tokenizer, out, {"name": name, "base": base_name,
+                                           "config": config.as_dict(), "metrics": metrics,
+                                           "power_method": run["power_method"]})
     return AnchoredLM(name, final, config, base_name, metrics)

@@ -17,9 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,10 +164,6 @@ class BlockDataset:
         return {"input_ids": row, "labels": row}
 
 
-def _threads() -> int:
-    return max(1, int(os.environ.get("LABKIT_TORCH_THREADS", os.cpu_count() or 1)))
-
-
 def cached_path(config: TinyLMConfig) -> tuple[str, Path, str, str]:
     """``(name, folder, train_text, heldout_text)`` for a config (loads the corpus)."""
     from labkit.lm.corpus import corpus_splits
@@ -208,9 +201,10 @@ def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
         ``train_tokens``, ``steps``, ``wall_s``, ``energy_kwh`` and the logged ``loss_curve``.
     """
     import torch
-    from transformers import LlamaForCausalLM, Trainer, TrainingArguments
+    from transformers import LlamaForCausalLM, Trainer
 
-    from labkit.carbon import CarbonSession
+    from labkit.training import (atomic_model_dir, save_model, train_measured,
+                                 training_arguments, use_torch_threads)
     from labkit.lm.evaluate import count_parameters, heldout_loss
     from labkit.lm.tokenizer import encode_documents, train_tokenizer
 
@@ -220,7 +214,7 @@ def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
     if not force and (cached := _read_cached(name, final, config)) is not None:
         return cached
 
-    torch.set_num_threads(_threads())
+    use_torch_threads()
     t0 = time.perf_counter()
     train_sha = sha256_text(train_text)
     tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
@@ -232,60 +226,29 @@ def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
 
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(llama_config(config, tokenizer))
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    own_session = carbon is None
-    session = CarbonSession() if own_session else carbon
-    try:
-        args = TrainingArguments(
-            output_dir=str(work / "trainer"), max_steps=config.max_steps,
-            per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+    with atomic_model_dir(final) as out:
+        args = training_arguments(
+            out.parent / "trainer", max_steps=config.max_steps, seed=config.seed,
+            progress=progress, per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
             warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-            lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0,
-            logging_steps=max(1, config.max_steps // 50), save_strategy="no", eval_strategy="no",
-            report_to=[], use_cpu=not torch.cuda.is_available(), seed=config.seed,
-            data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=not progress,
-            remove_unused_columns=False)
+            lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0)
         trainer = Trainer(model=model, args=args, train_dataset=dataset)
-        if not progress:  # Trainer prints every log dict when its tqdm bar is off
-            from transformers.trainer_callback import PrinterCallback
-            trainer.remove_callback(PrinterCallback)
-        if own_session:
-            session.__enter__()
-        try:
-            with session.task(f"train_{name.split('/')[-1]}") as measurements:
-                trainer.train()
-            energy = measurements[-1].energy_kwh
-        finally:
-            if own_session:
-                session.__exit__(None, None, None)
+        run = train_measured(trainer, f"train_{name.split('/')[-1]}", carbon=carbon,
+                             progress=progress)
         wall = time.perf_counter() - t0
-        losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-        tail = [loss for _, loss in losses[-max(1, len(losses) // 10):]]
         model.eval()
         held = heldout_loss(model, tokenizer, heldout_text, config.context_length,
                             max_tokens=HELDOUT_TOKENS)
         non_emb, total = count_parameters(model)
-        metrics = {"train_loss": float(sum(tail) / len(tail)) if tail else float("nan"),
+        metrics = {"train_loss": run["train_loss"],
                    "heldout_loss": held, "non_embedding_params": non_emb,
                    "total_params": total, "train_tokens": config.max_steps * config.tokens_per_step,
-                   "steps": config.max_steps, "wall_s": wall, "energy_kwh": energy,
+                   "steps": config.max_steps, "wall_s": wall, "energy_kwh": run["energy_kwh"],
                    "train_stream_tokens": int(len(ids)),
                    "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
-                   "loss_curve": losses}
-        out = work / "model"
-        model.save_pretrained(str(out), safe_serialization=True)
-        tokenizer.save_pretrained(str(out))
-        write_json(out / "metrics.json", {"name": name, "config": config.as_dict(),
-                                          "metrics": metrics,
-                                          "power_method": session.power_method})
-        if final.exists():
-            shutil.rmtree(final)
-        try:
-            os.replace(out, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+                   "loss_curve": run["loss_curve"]}
+        save_model(model, tokenizer, out, {"name": name, "config": config.as_dict(),
+                                           "metrics": metrics,
+                                           "power_method": run["power_method"]})
     return TrainedLM(name, final, config, metrics)
