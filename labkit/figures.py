@@ -165,7 +165,13 @@ def save_table(frame: pd.DataFrame, study: str, name: str, caption: str, *,
     folder = study_dir(study)
     paths = {"csv": folder / f"{name}.csv", "md": folder / f"{name}.md"}
     io.write_text(paths["csv"], frame.to_csv(index=index))
-    markdown = frame.to_markdown(index=index, floatfmt=float_format)
+    # pandas hands tabulate rows, so an integer column in a frame that also has floats arrives
+    # as floats: give integer columns their own format or 32768 would print as 3.277e+04.
+    formats = [".0f" if pd.api.types.is_integer_dtype(frame[c]) else float_format
+               for c in frame.columns]
+    if index:
+        formats.insert(0, ".0f" if pd.api.types.is_integer_dtype(frame.index) else float_format)
+    markdown = frame.to_markdown(index=index, floatfmt=formats)
     io.write_text(paths["md"], f"**{caption}**\n\n{markdown}\n")
     records.note_output("table", study, name, caption, paths)
     return paths
