@@ -74,7 +74,7 @@ def test_figure_and_table_are_written_and_recorded(out):
 def test_markdown_tables_keep_integers_whole_beside_floats(out):
     frame = pd.DataFrame({"context": [512, 32768], "share": [0.004310344, 0.99]})
     markdown = figures.save_table(frame, "unit", "mixed", "Mixed.")["md"].read_text()
-    assert "| 32768 | 0.99" in markdown and "e+04" not in markdown and "0.00431" in markdown
+    assert "|     32768 | 0.99" in markdown and "e+04" not in markdown and "0.00431" in markdown
 
 
 def test_figure_data_flattens_heatmaps_and_names_traces():
