@@ -1,0 +1,355 @@
+"""Scaling-law fits: Chinchilla's approach 3 exactly as published, and Kaplan's joint form.
+
+Hoffmann et al. (2022) fit L(N, D) = E + A/N^alpha + B/D^beta by minimising the *sum* of Huber
+losses (delta = 1e-3) between log L and ``logsumexp(a - alpha log N, b - beta log D, e)``
+(A = e^a, B = e^b, E = e^e) with L-BFGS-B from a grid of initialisations, keeping the best.
+Epoch AI's replication (Besiroglu et al. 2024) showed the published fit was stopped early
+because the loss was averaged rather than summed; we sum. The objective is vectorised over
+points and has an analytic gradient, so one L-BFGS-B run costs a few milliseconds and the
+4,500-start published grid or 1,000 bootstrap refits fit in seconds (scipy.optimize does all
+the optimising).
+
+:func:`load_points` validates any (N, D, loss) table a user brings; every bad input raises a
+:class:`labkit.errors.DataError` naming the file, row and field.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+from labkit.errors import DataError, LabkitError, ParameterError
+
+HUBER_DELTA = 1e-3
+#: L-BFGS-B stopping tolerances. With delta = 1e-3 the summed objective is about 1e-3 and
+#: nearly flat along A and B, so scipy's defaults (ftol 2.2e-9 relative) stop a refit a few
+#: steps from its start: bootstrap intervals then collapse onto the starting point. These make
+#: a warm-started refit land on the same optimum as the full 4,500-start grid.
+LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-12}
+#: Published approach-3 initialisation grid (Hoffmann et al. 2022, Epoch's "replicate exactly"
+#: cell): alpha, beta in {0, 0.5, ..., 2}; e in {-1, -0.5, ..., 1}; a, b in {0, 5, ..., 25}.
+CHINCHILLA_GRID = {
+    "a": np.arange(0.0, 30.0, 5.0),
+    "b": np.arange(0.0, 30.0, 5.0),
+    "e": np.arange(-1.0, 1.5, 0.5),
+    "alpha": np.arange(0.0, 2.5, 0.5),
+    "beta": np.arange(0.0, 2.5, 0.5),
+}
+CHINCHILLA_PARAMS = ("a", "b", "e", "alpha", "beta")
+#: Kaplan joint form L = [(Nc/N)^(aN/aD) + Dc/D]^aD, fitted as (log Nc, log Dc, aN/aD, aD).
+KAPLAN_GRID = {
+    "log_Nc": np.array([15.0, 25.0, 35.0]),
+    "log_Dc": np.array([15.0, 25.0, 35.0]),
+    "ratio": np.array([0.5, 1.0, 2.0]),
+    "alpha_D": np.array([0.05, 0.1, 0.3]),
+}
+KAPLAN_PARAMS = ("log_Nc", "log_Dc", "ratio", "alpha_D")
+REQUIRED_COLUMNS = ("N", "D", "loss")
+
+
+class FitDidNotConverge(LabkitError):
+    """No L-BFGS-B start converged; ``best`` holds the best point found anyway."""
+
+    def __init__(self, message: str, best: dict[str, float]):
+        super().__init__(message)
+        self.best = best
+
+
+# --------------------------------------------------------------------------- input checks
+
+def load_points(source: str | Path | pd.DataFrame, *, name: str | None = None,
+                n_params: int = len(CHINCHILLA_PARAMS)) -> pd.DataFrame:
+    """Validate a table of training runs and return ``N, D, loss`` as floats.
+
+    Args:
+        source: a CSV path (columns ``N``, ``D``, ``loss``; extra columns are kept) or a frame.
+        name: how to name the source in messages (default: the path, or "points").
+        n_params: parameters of the law to be fitted; at least ``n_params + 1`` points are
+            needed so the fit is over-determined.
+
+    Raises:
+        DataError: missing file or column, a non-numeric / NaN / non-positive value (naming
+            the row and field), duplicate rows, or too few points.
+    """
+    if isinstance(source, pd.DataFrame):
+        frame, where = source.copy(), name or "points"
+        row_offset = 0
+    else:
+        path = Path(source)
+        where = name or str(path)
+        if not path.is_file():
+            raise DataError(f"{where}: no such file (expected a CSV with columns N, D, loss)")
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(f"{where}: not a readable CSV ({exc})") from None
+        row_offset = 2  # header is line 1, first data row line 2
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{where}: missing column(s) {', '.join(missing)} "
+                        f"(found: {', '.join(map(str, frame.columns)) or 'none'})")
+    frame = frame.reset_index(drop=True)
+    label = "line" if row_offset else "row"
+    for column in REQUIRED_COLUMNS:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.astype(float)) | ~(values > 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raw = frame[column].iloc[i]
+            if not values.isna().iloc[i]:
+                why = "must be a positive finite number"
+            elif pd.isna(raw) or str(raw).strip().lower() in ("nan", ""):
+                why = "is missing or NaN"
+            else:
+                why = "is not a number"
+            raise DataError(f"{where}: {label} {i + row_offset}, field {column!r} {why}, got {raw!r}"
+                            f" ({int(bad.sum())} bad value(s) in this column)")
+        frame[column] = values.astype(float)
+    dup = frame.duplicated(subset=list(REQUIRED_COLUMNS), keep="first")
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        first = int(np.flatnonzero((frame[list(REQUIRED_COLUMNS)] == frame.loc[i, list(REQUIRED_COLUMNS)])
+                                   .all(axis=1).to_numpy())[0])
+        raise DataError(f"{where}: duplicate rows: {label} {i + row_offset} repeats {label} "
+                        f"{first + row_offset} (N={frame.N[i]:g}, D={frame.D[i]:g}, "
+                        f"loss={frame.loss[i]:g}); {int(dup.sum())} duplicate(s) in all. A "
+                        f"bootstrap would count such a run twice; drop or average them first.")
+    if len(frame) < n_params + 1:
+        raise DataError(f"{where}: {len(frame)} point(s) is too few to fit {n_params} parameters; "
+                        f"need at least {n_params + 1}")
+    return frame
+
+
+def drop_highest_loss(points: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    """Epoch's replication drops the ``k`` highest-loss points (outliers at tiny compute)."""
+    if k < 0 or k >= len(points):
+        raise ParameterError(f"drop_highest={k} must be in [0, {len(points) - 1}]")
+    return points.drop(index=points["loss"].nlargest(k).index).reset_index(drop=True) if k else points
+
+
+# --------------------------------------------------------------------------- objectives
+
+def _huber_and_slope(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Huber loss (scipy.special.huber's convention) and its derivative in r."""
+    absr = np.abs(r)
+    quad = absr <= delta
+    value = np.where(quad, 0.5 * r * r, delta * (absr - 0.5 * delta))
+    return value, np.clip(r, -delta, delta)
+
+
+def chinchilla_log_pred(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray) -> np.ndarray:
+    """log L predicted by ``theta = (a, b, e, alpha, beta)``."""
+    a, b, e, alpha, beta = theta
+    terms = np.stack([a - alpha * logN, b - beta * logD, np.full_like(logN, e)])
+    return logsumexp(terms, axis=0)
+
+
+def chinchilla_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
+                         delta: float = HUBER_DELTA) -> tuple[float, np.ndarray]:
+    """Summed Huber loss on log loss and its analytic gradient (for L-BFGS-B's ``jac=True``)."""
+    a, b, e, alpha, beta = theta
+    t1 = a - alpha * logN
+    t2 = b - beta * logD
+    m = np.maximum(np.maximum(t1, t2), e)
+    w1, w2, w3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(e - m)
+    s = w1 + w2 + w3
+    r = m + np.log(s) - logL
+    value, slope = _huber_and_slope(r, delta)
+    g1, g2, g3 = slope * w1 / s, slope * w2 / s, slope * w3 / s
+    grad = np.array([g1.sum(), g2.sum(), g3.sum(), -(g1 * logN).sum(), -(g2 * logD).sum()])
+    return float(value.sum()), grad
+
+
+def kaplan_log_pred(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray) -> np.ndarray:
+    """log L of Kaplan's joint form, ``theta = (log Nc, log Dc, alpha_N/alpha_D, alpha_D)``."""
+    lNc, lDc, ratio, alpha_D = theta
+    return alpha_D * np.logaddexp(ratio * (lNc - logN), lDc - logD)
+
+
+def kaplan_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
+                     delta: float = HUBER_DELTA) -> tuple[float, np.ndarray]:
+    """Same summed Huber loss in log space, for Kaplan's form (no irreducible term)."""
+    lNc, lDc, ratio, alpha_D = theta
+    u1, u2 = ratio * (lNc - logN), lDc - logD
+    s = np.logaddexp(u1, u2)
+    w1 = np.exp(u1 - s)
+    w2 = 1.0 - w1
+    r = alpha_D * s - logL
+    value, slope = _huber_and_slope(r, delta)
+    grad = np.array([(slope * alpha_D * w1 * ratio).sum(), (slope * alpha_D * w2).sum(),
+                     (slope * alpha_D * w1 * (lNc - logN)).sum(), (slope * s).sum()])
+    return float(value.sum()), grad
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class FitResult:
+    """One fitted law: parameters, goodness of fit, residuals and optimiser bookkeeping."""
+
+    form: str  # "chinchilla" | "kaplan"
+    theta: np.ndarray
+    objective: float
+    n_points: int
+    n_starts: int
+    n_converged: int
+    converged: bool
+    message: str
+    residuals: np.ndarray = field(repr=False)  # log L observed - log L predicted
+    loss: np.ndarray = field(repr=False)
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Human parameters: E, A, B, alpha, beta (Chinchilla) or Nc, Dc, alpha_N, alpha_D."""
+        t = self.theta
+        if self.form == "chinchilla":
+            a, b, e, alpha, beta = t
+            return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
+                    "alpha": float(alpha), "beta": float(beta)}
+        lNc, lDc, ratio, alpha_D = t
+        return {"Nc": float(np.exp(lNc)), "Dc": float(np.exp(lDc)),
+                "alpha_N": float(ratio * alpha_D), "alpha_D": float(alpha_D)}
+
+    def predict(self, N: Any, D: Any) -> np.ndarray:
+        """Predicted loss at parameters ``N`` and tokens ``D`` (broadcast)."""
+        logN, logD = np.broadcast_arrays(np.log(np.asarray(N, float)), np.log(np.asarray(D, float)))
+        fn = chinchilla_log_pred if self.form == "chinchilla" else kaplan_log_pred
+        return np.exp(fn(self.theta, logN.ravel(), logD.ravel())).reshape(logN.shape)
+
+    def goodness(self) -> dict[str, float]:
+        """Summed Huber objective, RMSE / MAE of log residuals, R^2 of the loss, max |error|."""
+        r = self.residuals
+        pred = self.loss * np.exp(-r)
+        ss_res = float(((self.loss - pred) ** 2).sum())
+        ss_tot = float(((self.loss - self.loss.mean()) ** 2).sum())
+        return {"huber_objective": self.objective, "rmse_log": float(np.sqrt((r ** 2).mean())),
+                "mae_log": float(np.abs(r).mean()), "max_abs_log": float(np.abs(r).max()),
+                "r2_loss": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+                "n_points": self.n_points}
+
+
+# --------------------------------------------------------------------------- fitting
+
+_FORMS = {"chinchilla": (chinchilla_objective, chinchilla_log_pred, CHINCHILLA_GRID, CHINCHILLA_PARAMS),
+          "kaplan": (kaplan_objective, kaplan_log_pred, KAPLAN_GRID, KAPLAN_PARAMS)}
+
+
+def grid_starts(grid: dict[str, np.ndarray], order: Sequence[str]) -> np.ndarray:
+    """Every combination of a grid of initial values, as rows in ``order``."""
+    return np.array(list(itertools.product(*(grid[k] for k in order))), dtype=float)
+
+
+def _arrays(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (np.log(points["N"].to_numpy(float)), np.log(points["D"].to_numpy(float)),
+            np.log(points["loss"].to_numpy(float)))
+
+
+def minimize_from(starts: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
+                  form: str = "chinchilla", delta: float = HUBER_DELTA, maxiter: int = 15000,
+                  ) -> tuple[np.ndarray, float, int, str, bool]:
+    """L-BFGS-B (scipy) from each start; the best converged result, else the best overall.
+
+    Returns ``(theta, objective, n_converged, message, converged)``.
+    """
+    objective = _FORMS[form][0]
+    best, best_ok = None, None
+    n_ok = 0
+    for x0 in np.atleast_2d(starts):
+        res = minimize(objective, x0, args=(logN, logD, logL, delta), jac=True, method="L-BFGS-B",
+                       options={"maxiter": maxiter, **LBFGS_OPTIONS})
+        if not np.isfinite(res.fun):
+            continue
+        if best is None or res.fun < best.fun:
+            best = res
+        if res.success:
+            n_ok += 1
+            if best_ok is None or res.fun < best_ok.fun:
+                best_ok = res
+    if best is None:
+        return np.full(len(starts[0]), np.nan), float("nan"), 0, "no start gave a finite objective", False
+    chosen = best_ok if best_ok is not None else best
+    return chosen.x, float(chosen.fun), n_ok, str(chosen.message), best_ok is not None
+
+
+def fit(points: pd.DataFrame | str | Path, form: str = "chinchilla", *,
+        starts: np.ndarray | None = None, delta: float = HUBER_DELTA, maxiter: int = 15000,
+        n_jobs: int = 1, raise_on_failure: bool = True) -> FitResult:
+    """Fit ``form`` to validated points by the published approach-3 procedure.
+
+    Args:
+        points: a frame or CSV with ``N, D, loss`` (validated with :func:`load_points`).
+        form: ``"chinchilla"`` (E + A/N^alpha + B/D^beta) or ``"kaplan"`` (joint form).
+        starts: initial points, rows in :data:`CHINCHILLA_PARAMS` / :data:`KAPLAN_PARAMS`
+            order; default the published grid (4,500 starts for Chinchilla's form).
+        delta: Huber delta on log loss (published: 1e-3).
+        maxiter: L-BFGS-B iteration cap per start.
+        n_jobs: split the starts over this many processes (result is identical).
+        raise_on_failure: raise :class:`FitDidNotConverge` when no start converges.
+    """
+    if form not in _FORMS:
+        raise ParameterError(f"form={form!r}: choose 'chinchilla' or 'kaplan'")
+    _, log_pred, grid, order = _FORMS[form]
+    points = load_points(points, n_params=len(order))
+    logN, logD, logL = _arrays(points)
+    starts = grid_starts(grid, order) if starts is None else np.atleast_2d(np.asarray(starts, float))
+    if starts.shape[1] != len(order):
+        raise ParameterError(f"starts must have {len(order)} columns ({', '.join(order)}), "
+                             f"got {starts.shape[1]}")
+    if n_jobs > 1 and len(starts) > 50:
+        from joblib import Parallel, delayed
+        chunks = np.array_split(starts, n_jobs)
+        parts = Parallel(n_jobs=n_jobs)(delayed(minimize_from)(c, logN, logD, logL, form, delta, maxiter)
+                                        for c in chunks)
+        ok_parts = [p for p in parts if p[4]] or [p for p in parts if np.isfinite(p[1])] or parts
+        theta, obj, _, msg, conv = min(ok_parts, key=lambda p: p[1])
+        n_ok = sum(p[2] for p in parts)
+    else:
+        theta, obj, n_ok, msg, conv = minimize_from(starts, logN, logD, logL, form, delta, maxiter)
+    result = FitResult(form=form, theta=np.asarray(theta, float), objective=obj,
+                       n_points=len(points), n_starts=len(starts), n_converged=n_ok, converged=conv,
+                       message=msg, residuals=logL - log_pred(theta, logN, logD),
+                       loss=np.exp(logL))
+    if not conv and raise_on_failure:
+        best = {k: round(v, 6) for k, v in result.params.items()} if np.all(np.isfinite(theta)) else {}
+        raise FitDidNotConverge(
+            f"{form} fit did not converge: none of {len(starts)} L-BFGS-B start(s) met scipy's "
+            f"convergence test within maxiter={maxiter} (last message: {msg!r}). Best point found: "
+            f"{best} with summed Huber objective {obj:.6g}. Try more iterations (maxiter), "
+            f"other starts, or check the data for outliers.", best)
+    return result
+
+
+# --------------------------------------------------------------------------- allocation
+
+#: Hoffmann et al. 2022's published approach-3 constants (paper body) and Chinchilla's compute
+HOFFMANN_PARAMS = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+CHINCHILLA_COMPUTE = 5.76e23  # FLOP: 70B parameters x 1.4T tokens x 6
+
+
+def compute_optimal(params: dict[str, float], compute: Any) -> pd.DataFrame:
+    """Loss-minimising N and D at fixed compute C = 6 N D under E + A/N^alpha + B/D^beta.
+
+    N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = G^-1 (C/6)^(alpha/(alpha+beta)),
+    G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, eq. 4).
+
+    Returns:
+        Columns ``C, N_opt, D_opt, tokens_per_param, loss``.
+    """
+    A, B, E = params["A"], params["B"], params["E"]
+    alpha, beta = params["alpha"], params["beta"]
+    if min(A, B, alpha, beta) <= 0:
+        raise ParameterError(f"compute_optimal needs positive A, B, alpha, beta; got {params}")
+    C = np.atleast_1d(np.asarray(compute, dtype=float))
+    if np.any(~np.isfinite(C) | (C <= 0)):
+        raise ParameterError(f"compute={compute!r} must be positive FLOP counts")
+    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
+    N = G * (C / 6.0) ** (beta / (alpha + beta))
+    D = (C / 6.0) ** (alpha / (alpha + beta)) / G
+    return pd.DataFrame({"C": C, "N_opt": N, "D_opt": D, "tokens_per_param": D / N,
+                         "loss": E + A / N ** alpha + B / D ** beta})
