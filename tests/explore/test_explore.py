@@ -121,7 +121,6 @@ def test_moving_the_main_control_changes_the_figure(name, fixture, request):
 
 
 def test_scaling_explorer_tracks_beta_without_results(tmp_path):
-    pytest.importorskip("labkit.scaling.kausik", reason="study 4 (labkit.scaling) is not installed")
     from labkit.explore import scaling
 
     ui = scaling.explorer(tmp_path)  # no batch results: formulas only, plus a note
@@ -136,7 +135,6 @@ def test_scaling_explorer_tracks_beta_without_results(tmp_path):
 
 
 def test_scaling_explorer_uses_the_bootstrap_betas(tmp_path):
-    pytest.importorskip("labkit.scaling.kausik", reason="study 4 (labkit.scaling) is not installed")
     from labkit.explore import scaling
 
     folder = write_record(tmp_path, "scaling_laws")
