@@ -1,0 +1,39 @@
+"""Sizes of the meeting-summarization study per profile (``smoke`` / ``default`` / ``paper``)."""
+
+_COMMON = {
+    "split": "test",
+    "query_kinds": ["general"],
+    "instructions": ["long", "medium", "short"],
+    "embedder": "all-MiniLM-L6-v2",
+    "token_counter": "all-MiniLM-L6-v2",
+    "bootstrap": 1000,
+    # USD: a rented 2-core CPU machine for local systems (cost = time); add API prices per system
+    "price_table": {"default": {"usd_per_hour": 0.10}},
+    "items_jsonl": None,  # a user's JSONL (transcript, summary, optional query) instead of QMSum
+    "zero_shot_model": None,  # a local HF causal LM / seq2seq name for the zero-shot row
+    "country": "USA",
+    "generate_batch": 16,  # prompts per generate() call (map-reduce chunks are batched too)
+    "contexts": {"tiny LM (ours)": 256, "FLAN-T5 (Tiny Titans)": 2048, "LLaMA-2": 4096,
+                 "GPT-3.5-turbo-16k": 16384},
+}
+
+PROFILES = {
+    "smoke": {**_COMMON, "max_meetings": 3, "bootstrap": 200,
+              "tiny_lm": {"vocab_size": 1024, "hidden_size": 64, "num_layers": 2,
+                          "num_heads": 2, "context_length": 256, "train_tokens": 200_000},
+              "finetune_model": "", "finetune_train_meetings": 6, "finetune_epochs": 1,
+              "finetune_max_target_tokens": 64,
+              "generate_meetings": 2, "chunk_study_meetings": 1, "max_new_tokens": 64},
+    "default": {**_COMMON, "max_meetings": 0,
+                "tiny_lm": {"hidden_size": 128, "num_layers": 4, "context_length": 512,
+                            "train_tokens": 2_000_000},
+                "finetune_model": "", "finetune_train_meetings": 0, "finetune_epochs": 2,
+                "finetune_max_target_tokens": 128,
+                "generate_meetings": 0, "chunk_study_meetings": 8, "max_new_tokens": 128},
+    "paper": {**_COMMON, "max_meetings": 0, "query_kinds": ["general", "specific"],
+              "tiny_lm": {"hidden_size": 256, "num_layers": 6, "context_length": 1024,
+                          "train_tokens": 20_000_000},
+              "finetune_model": "google/flan-t5-large", "finetune_train_meetings": 0,
+              "finetune_epochs": 3, "finetune_max_target_tokens": 192, "generate_meetings": 0, "chunk_study_meetings": 0,
+              "max_new_tokens": 512},
+}
