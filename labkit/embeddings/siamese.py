@@ -1,0 +1,208 @@
+"""Siamese networks over sentence pairs, before/after for every provider.
+
+The paper added "a Siamese network as an additional encoding layer" without saying which; two
+readings are built here:
+
+* :func:`train_head` — (a) a shared MLP projector on *frozen* embeddings (works for API
+  embeddings too, since only vectors are needed), trained in plain PyTorch with a cosine or a
+  contrastive loss, early-stopped on validation doctors, energy measured per epoch;
+* :func:`finetune_encoder` — (b) full Siamese fine-tuning of a local sentence-transformers
+  encoder with its own trainer and ``OnlineContrastiveLoss``, energy per epoch, the result
+  cached as a model folder keyed by config + training pairs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labkit.errors import ParameterError
+
+LOSSES = ("cosine", "contrastive")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Shape and training of the Siamese head (defaults suit MQP on 2 CPU cores)."""
+
+    hidden: int = 256
+    out: int = 128
+    dropout: float = 0.1
+    loss: str = "contrastive"
+    margin: float = 0.5
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    max_epochs: int = 30
+    patience: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ParameterError(f"head loss {self.loss!r} is not one of {', '.join(LOSSES)}")
+        if self.max_epochs < 1 or self.patience < 1:
+            raise ParameterError("head max_epochs and patience must be >= 1")
+
+
+@dataclass
+class HeadResult:
+    """Scores of every pair after the head, and what training cost per epoch."""
+
+    scores: np.ndarray
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # epoch, train_loss, val_auc, energy...
+    best_epoch: int = 0
+
+
+def _projector(dim: int, cfg: HeadConfig):
+    import torch.nn as nn
+    return nn.Sequential(nn.Linear(dim, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout),
+                         nn.Linear(cfg.hidden, cfg.out))
+
+
+def _loss(cos, labels, cfg: HeadConfig):
+    import torch
+    if cfg.loss == "cosine":  # regress cosine towards 1 (similar) / 0 (different)
+        return torch.nn.functional.mse_loss(cos, labels)
+    distance = 1 - cos  # contrastive (Hadsell et al. 2006) on cosine distance
+    return (labels * distance.pow(2)
+            + (1 - labels) * torch.clamp(cfg.margin - distance, min=0).pow(2)).mean()
+
+
+def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: np.ndarray,
+               cfg: HeadConfig = HeadConfig(), *, carbon=None, name: str = "head") -> HeadResult:
+    """Train a shared projector on ``train`` pairs, early-stop on ``val`` AUC, score all pairs.
+
+    Args:
+        emb_a, emb_b: frozen embeddings of each pair's two texts, shape (n, d).
+        labels: 0/1 per pair. split: "train" / "val" / "test" per pair.
+        carbon: an open :class:`labkit.carbon.CarbonSession`; each epoch is a task
+            ``<name> epoch <k>``.
+    """
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    split = np.asarray(split)
+    train, val = split == "train", split == "val"
+    if not train.any() or not val.any():
+        raise ParameterError("the Siamese head needs 'train' and 'val' pairs (doctor-wise split)")
+    torch.manual_seed(cfg.seed)
+    a = torch.as_tensor(np.asarray(emb_a, np.float32))
+    b = torch.as_tensor(np.asarray(emb_b, np.float32))
+    y = torch.as_tensor(np.asarray(labels, np.float32))
+    net = _projector(a.shape[1], cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    cos = torch.nn.functional.cosine_similarity
+    tr = torch.as_tensor(np.flatnonzero(train))
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def scores_of(mask=None) -> np.ndarray:
+        net.eval()
+        with torch.inference_mode():
+            s = cos(net(a), net(b))
+        net.train()
+        return s.numpy() if mask is None else s.numpy()[mask]
+
+    best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
+    epochs = []
+    for epoch in range(1, cfg.max_epochs + 1):
+        t0 = time.perf_counter()
+        if carbon is not None:
+            carbon.start_task(f"{name} epoch {epoch}")
+        order = tr[torch.randperm(len(tr), generator=gen)]
+        total = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            i = order[start:start + cfg.batch_size]
+            loss = _loss(cos(net(a[i]), net(b[i])), y[i], cfg)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(i)
+        val_auc = float(roc_auc_score(y.numpy()[val], scores_of(val)))
+        m = carbon.stop_task() if carbon is not None else None
+        epochs.append({"epoch": epoch, "train_loss": total / len(order), "val_auc": val_auc,
+                       "seconds": time.perf_counter() - t0,
+                       "energy_kwh": m.energy_kwh if m else float("nan"),
+                       "emissions_g": m.emissions_g if m else float("nan")})
+        if val_auc > best_auc + 1e-4:
+            best_auc, best_epoch, stale = val_auc, epoch, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    net.load_state_dict(best_state)
+    return HeadResult(scores_of(), epochs, best_epoch)
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Full Siamese fine-tuning of a sentence-transformers encoder."""
+
+    base_model: str = "all-MiniLM-L6-v2"
+    epochs: int = 4
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    margin: float = 0.5
+    seed: int = 0
+
+
+def finetune_encoder(question_1, question_2, labels, cfg: FineTuneConfig = FineTuneConfig(), *,
+                     carbon=None, progress: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Fine-tune ``cfg.base_model`` on the given training pairs (cached by config + pairs).
+
+    Returns ``(model folder, metrics)``; load it with ``make_embedder("st:<folder>")``. Epoch
+    energy lands in ``carbon.measurements`` as tasks ``epoch_<k>`` (only when it trains).
+    """
+    from labkit.io import sha256_text
+    from labkit.models import labkit_models_dir, resolve
+    from labkit.training import atomic_model_dir, use_torch_threads
+
+    q1, q2 = [str(q) for q in question_1], [str(q) for q in question_2]
+    y = [float(v) for v in labels]
+    base = resolve(cfg.base_model)
+    key = sha256_text(json.dumps(asdict(cfg), sort_keys=True), str(base.path.name),
+                      *(f"{a}\t{b}\t{c}" for a, b, c in zip(q1, q2, y)))[:12]
+    folder = labkit_models_dir() / f"siamese-st-{key}"
+    meta_path = folder / "labkit_finetune.json"
+    if meta_path.is_file():
+        return folder, json.loads(meta_path.read_text())["metrics"]
+
+    from datasets import Dataset
+    from sentence_transformers import (SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments, losses)
+
+    from labkit.carbon import epoch_callback
+    from labkit.models import load_sentence_transformer
+
+    use_torch_threads()
+    model = load_sentence_transformer(str(base.path))
+    data = Dataset.from_dict({"sentence1": q1, "sentence2": q2, "label": y})
+    t0 = time.perf_counter()
+    with atomic_model_dir(folder) as out:
+        import torch
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(out.parent / "trainer"), num_train_epochs=cfg.epochs,
+            per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+            warmup_steps=cfg.warmup_ratio, seed=cfg.seed, data_seed=cfg.seed,
+            save_strategy="no", eval_strategy="no", report_to=[], logging_steps=10,
+            disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0)
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=data,
+            loss=losses.OnlineContrastiveLoss(model, margin=cfg.margin),
+            callbacks=[epoch_callback(carbon)] if carbon is not None else [])
+        if not progress:
+            from transformers.trainer_callback import PrinterCallback
+            trainer.remove_callback(PrinterCallback)
+        result = trainer.train()
+        metrics = {"train_loss": float(result.training_loss), "pairs": len(y),
+                   "epochs": cfg.epochs, "seconds": time.perf_counter() - t0}
+        model.save(str(out), safe_serialization=True)
+        (out / "labkit_finetune.json").write_text(json.dumps({"config": asdict(cfg),
+                                                              "metrics": metrics}))
+    return folder, metrics

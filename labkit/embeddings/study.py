@@ -1,0 +1,234 @@
+"""Study 1's steps (``notebooks/embeddings_medical.ipynb``): pairs, systems, tables, figures.
+
+A *system* is one way of scoring a pair: zero-shot cosine of a provider's embeddings, the same
+after a Siamese head, or a fine-tuned encoder. Every system is evaluated the same way (threshold
+on the training doctors, metrics on the held-out doctors, bootstrap CIs) and lands as one score
+column in ``pair_scores.csv`` and one row in ``thresholds.csv``, the explorer's inputs.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from labkit.embeddings import similarity
+from labkit.embeddings.providers import Embedder, make_embedder
+from labkit.embeddings.siamese import FineTuneConfig, HeadConfig, finetune_encoder, train_head
+from labkit.figures import PALETTE
+
+
+def load_pairs(cfg: dict[str, Any], seed: int = 0) -> pd.DataFrame:
+    """MQP (or the user's pair CSV), optionally subsampled per doctor, with a ``split`` column."""
+    import labkit.data as data
+
+    pairs = (data.parse_pairs_csv(cfg["pairs_csv"]) if cfg.get("pairs_csv") else data.load("mqp"))
+    pairs = pairs.rename_axis("row").reset_index()
+    if cfg["max_pairs"]:
+        per_doctor = max(2, int(np.ceil(cfg["max_pairs"] / pairs["dr_id"].nunique())))
+        pairs = pairs.groupby("dr_id", sort=False).head(per_doctor + per_doctor % 2)
+    pairs = pairs.reset_index(drop=True)
+    pairs["split"] = similarity.split_by_doctor(pairs, cfg["test_doctors"], cfg["val_doctors"], seed)
+    return pairs
+
+
+@dataclass
+class Systems:
+    """Scores per system name, what kind each is, energy, and providers that were skipped."""
+
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    kind: dict[str, str] = field(default_factory=dict)
+    embeddings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    inference: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def embed_pairs(pairs: pd.DataFrame, specs: Sequence[str], *, carbon=None,
+                energy_texts: int = 1000) -> Systems:
+    """Zero-shot cosine per provider; energy per 1,000 embeddings for local models.
+
+    Energy is measured on a fresh, uncached embedding of ``energy_texts`` texts (the cache would
+    otherwise make a re-run look free).
+    """
+    out = Systems()
+    texts = list(dict.fromkeys(list(pairs["question_1"]) + list(pairs["question_2"])))
+    for spec in specs:
+        embedder = make_embedder(spec)
+        ok, reason = embedder.available()
+        if not ok:
+            out.skipped.append({"system": embedder.name, "spec": spec, "reason": reason})
+            continue
+        if hasattr(embedder, "fit"):
+            embedder.fit(texts)  # unsupervised: question texts only, labels never seen
+        a = embedder.embed(list(pairs["question_1"]))
+        b = embedder.embed(list(pairs["question_2"]))
+        out.scores[embedder.name] = similarity.cosine(a, b)
+        out.kind[embedder.name] = "zero-shot cosine"
+        out.embeddings[embedder.name] = (a, b)
+        if embedder.is_local and carbon is not None and energy_texts:
+            fresh = make_embedder(spec, cache=False)
+            if hasattr(fresh, "fit"):
+                fresh.fit(texts)
+            sample = texts[:energy_texts]
+            fresh.embed(sample[:8], progress=False)  # load the model outside the measurement
+            with carbon.task(f"inference {embedder.name}") as ms:
+                t0 = time.perf_counter()
+                fresh.embed(sample, progress=False)
+                seconds = time.perf_counter() - t0
+            m = ms[-1]
+            out.inference.append({"system": embedder.name, "texts": len(sample),
+                                  "seconds_per_1000": 1000 * seconds / len(sample),
+                                  "energy_kwh_per_1000": 1000 * m.energy_kwh / len(sample),
+                                  "emissions_g_per_1000": 1000 * m.emissions_g / len(sample),
+                                  "power_method": m.power_method})
+    return out
+
+
+def add_heads(systems: Systems, pairs: pd.DataFrame, head: dict[str, Any], *, carbon=None,
+              seed: int = 0) -> None:
+    """A Siamese head on every provider's frozen embeddings (``<name>+siamese``)."""
+    labels, split = pairs["label"].to_numpy(), pairs["split"].to_numpy()
+    for name, (a, b) in list(systems.embeddings.items()):
+        result = train_head(a, b, labels, split, HeadConfig(**{**head, "seed": seed}),
+                            carbon=carbon, name=f"{name}+siamese")
+        label = f"{name}+siamese"
+        systems.scores[label] = result.scores
+        systems.kind[label] = "Siamese head"
+        for row in result.epochs:
+            systems.epochs.append({"system": label, **row, "best_epoch": result.best_epoch})
+
+
+def add_finetuned(systems: Systems, pairs: pd.DataFrame, base: str, epochs: int, *, carbon=None,
+                  seed: int = 0) -> dict[str, Any]:
+    """Full Siamese fine-tune of ``base`` on the training doctors' pairs (``<name>-finetuned``)."""
+    train = pairs[pairs["split"] == "train"]
+    before = len(carbon.measurements) if carbon is not None else 0
+    folder, metrics = finetune_encoder(train["question_1"], train["question_2"], train["label"],
+                                       FineTuneConfig(base_model=base, epochs=epochs, seed=seed),
+                                       carbon=carbon)
+    tuned = make_embedder(f"st:{folder}")
+    label = f"{base.split('/')[-1].replace('all-', '')}-finetuned"
+    a, b = tuned.embed(list(pairs["question_1"])), tuned.embed(list(pairs["question_2"]))
+    systems.scores[label] = similarity.cosine(a, b)
+    systems.kind[label] = "fine-tuned encoder"
+    if carbon is not None:
+        for k, m in enumerate(carbon.measurements[before:], start=1):
+            if m.task.startswith("epoch_"):
+                systems.epochs.append({"system": label, "epoch": k, "seconds": m.duration_s,
+                                       "energy_kwh": m.energy_kwh, "emissions_g": m.emissions_g,
+                                       "best_epoch": epochs})
+    return metrics
+
+
+def results_table(systems: Systems, pairs: pd.DataFrame, n_resamples: int, seed: int = 0
+                  ) -> pd.DataFrame:
+    """One row per system: threshold, held-out accuracy / F1 / ROC-AUC with 95% CIs, energy."""
+    labels, split = pairs["label"].to_numpy(), pairs["split"].to_numpy()
+    energy = pd.DataFrame(systems.epochs)
+    rows = []
+    for name, scores in systems.scores.items():
+        r = similarity.evaluate_system(labels, scores, split, n_resamples=n_resamples, seed=seed)
+        mine = energy[energy["system"] == name] if len(energy) else energy
+        rows.append({"system": name, "kind": systems.kind[name], **r,
+                     "training_epochs": int(len(mine)),
+                     "training_energy_kwh": float(mine["energy_kwh"].sum()) if len(mine) else 0.0,
+                     "training_emissions_g": float(mine["emissions_g"].sum()) if len(mine) else 0.0})
+    for s in systems.skipped:
+        rows.append({"system": s["system"], "kind": f"skipped: {s['reason']}"})
+    return pd.DataFrame(rows)
+
+
+def paired_table(systems: Systems, pairs: pd.DataFrame, results: pd.DataFrame, reference: str,
+                 n_resamples: int, seed: int = 0) -> pd.DataFrame:
+    """Every system against ``reference`` on the same held-out pairs (paired bootstrap)."""
+    test = pairs["split"].to_numpy() == "test"
+    y = pairs["label"].to_numpy()[test]
+    thresholds = results.set_index("system")["threshold"]
+    rows = []
+    for name, scores in systems.scores.items():
+        if name == reference:
+            continue
+        rows.append({"system": name, "versus": reference, **similarity.paired_test(
+            y, scores[test], systems.scores[reference][test], thresholds[name],
+            thresholds[reference], n_resamples=n_resamples, seed=seed)})
+    return pd.DataFrame(rows)
+
+
+def pair_scores(pairs: pd.DataFrame, systems: Systems) -> pd.DataFrame:
+    """The explorer's ``pair_scores.csv``: pair metadata plus one score column per system."""
+    frame = pairs[["row", "dr_id", "split", "label", "question_1", "question_2"]].copy()
+    for name, scores in systems.scores.items():
+        frame[name] = scores
+    return frame
+
+
+def thresholds(results: pd.DataFrame) -> pd.DataFrame:
+    """The explorer's ``thresholds.csv``."""
+    done = results.dropna(subset=["threshold"])
+    return done[["system", "threshold", "accuracy"]].rename(columns={"accuracy": "heldout_accuracy"})
+
+
+# --------------------------------------------------------------------------- figures
+
+def distribution_figure(pairs: pd.DataFrame, systems: Systems) -> go.Figure:
+    """Held-out similarity by label for each system (violins), threshold-free."""
+    test = pairs["split"] == "test"
+    fig = go.Figure()
+    for label, colour, side in ((1, PALETTE[2], "positive"), (0, PALETTE[3], "negative")):
+        xs, ys = [], []
+        for name, scores in systems.scores.items():
+            keep = test & (pairs["label"] == label)
+            xs += [name] * int(keep.sum())
+            ys += list(np.asarray(scores)[keep.to_numpy()])
+        fig.add_trace(go.Violin(x=xs, y=ys, side=side, line_color=colour, meanline_visible=True,
+                                name="similar (1)" if label else "different (0)", points=False,
+                                scalemode="width", width=0.9))
+    fig.update_layout(violingap=0.05, violinmode="overlay", yaxis_title="similarity score",
+                      title="Held-out pair scores by label, per system (doctor-wise split)")
+    return fig
+
+
+def pareto_figure(results: pd.DataFrame, inference: pd.DataFrame, power_method: str) -> go.Figure:
+    """Held-out accuracy against the energy it took (training + embedding 1,000 texts)."""
+    frame = results.dropna(subset=["accuracy"]).copy()
+    inf = inference.set_index("system")["energy_kwh_per_1000"] if len(inference) else pd.Series(dtype=float)
+    base = frame["system"].str.replace(r"(\+siamese|-finetuned)$", "", regex=True)
+    frame["energy_wh"] = 1000 * (frame["training_energy_kwh"].fillna(0)
+                                 + base.map(inf).fillna(0).to_numpy())
+    frame = frame[frame["energy_wh"] > 0]
+    q, c = frame["accuracy"].to_numpy(), frame["energy_wh"].to_numpy()
+    front = [not np.any((q >= q[i]) & (c <= c[i]) & ((q > q[i]) | (c < c[i]))) for i in range(len(q))]
+    fig = go.Figure()
+    kinds = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(frame["kind"].unique()))}
+    for kind, colour in kinds.items():
+        sub = frame[frame["kind"] == kind]
+        fig.add_trace(go.Scatter(
+            x=sub["energy_wh"], y=sub["accuracy"], mode="markers+text", text=sub["system"],
+            textposition="top center", textfont=dict(size=9), name=kind, marker=dict(color=colour, size=10),
+            error_y=dict(type="data", symmetric=False, array=sub["accuracy_high"] - sub["accuracy"],
+                         arrayminus=sub["accuracy"] - sub["accuracy_low"])))
+    on = frame[front].sort_values("energy_wh")
+    fig.add_trace(go.Scatter(x=on["energy_wh"], y=on["accuracy"], mode="lines",
+                             line=dict(color="grey", dash="dash"), name="Pareto front"))
+    fig.update_xaxes(type="log", title=f"energy, Wh (training + embedding 1,000 texts; {power_method})")
+    fig.update_yaxes(title="held-out accuracy (95% CI)")
+    fig.update_layout(title="Accuracy against energy, with the Pareto front")
+    return fig
+
+
+def epoch_figure(epochs: pd.DataFrame, power_method: str) -> go.Figure:
+    """Energy (mWh) and CO2 (mg) of every training epoch, per system."""
+    fig = go.Figure()
+    for i, (name, sub) in enumerate(epochs.groupby("system", sort=False)):
+        fig.add_trace(go.Bar(x=[f"{name} · {int(e)}" for e in sub["epoch"]],
+                             y=1e6 * sub["energy_kwh"], name=name,
+                             marker_color=PALETTE[i % len(PALETTE)],
+                             customdata=1000 * sub["emissions_g"],
+                             hovertemplate="%{x}<br>%{y:.3g} mWh<br>%{customdata:.3g} mg CO2eq"))
+    fig.update_layout(yaxis_title="energy per epoch (mWh)", xaxis_title="system · epoch",
+                      title=f"Energy per training epoch ({power_method})", showlegend=True)
+    return fig
