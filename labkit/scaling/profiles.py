@@ -24,7 +24,7 @@ PROFILES: dict[str, dict] = {
     },
     "default": {
         "drop_highest": 5, "fit_starts": 0, "points_csv": None, "country": "USA", "bootstrap": 1000, "n_jobs": 2,
-        "sweep_sizes": _SIZES, "sweep_budgets": [100_000, 200_000, 400_000, 800_000, 1_600_000],
+        "sweep_sizes": _SIZES, "sweep_budgets": [62_500, 125_000, 250_000, 500_000, 1_000_000],
         "sweep_base": {"vocab_size": 1024, "context_length": 128, "batch_size": 16,
                        "learning_rate": 3e-3, "corpus": ["tinyshakespeare", "qmsum"]},
         "sweep_bootstrap": 1000, "ngram_orders": [1, 2, 4, 8, 16], "ngram_points": 14,
