@@ -1,8 +1,6 @@
 """Writes notebooks/anchor_attention.ipynb (kept as code so the notebook's source is reviewable)."""
-import nbformat as nbf
+from nbgen import code, md, write_notebook
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# Anchor-based attention and anchor-pruned KV caches (AnLLM)\n\n"
        "Pang et al. 2024, *Anchor-based Large Language Models* (arXiv 2402.07616). Each sentence "
@@ -115,7 +113,4 @@ cells = [
          "results"),
     code("notebook.end(record, figures=[\"figure1\", \"latency\"], tables=tables);"),
 ]
-nb["cells"] = cells
-nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (labkit)", "language": "python", "name": "python3"},
-                  "language_info": {"name": "python"}}
-nbf.write(nb, "notebooks/anchor_attention.ipynb")
+write_notebook("anchor_attention", cells)

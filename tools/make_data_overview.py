@@ -1,8 +1,6 @@
 """Writes notebooks/data_overview.ipynb (kept as code so the notebook's source is reviewable)."""
-import nbformat as nbf
+from nbgen import code, md, write_notebook
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# Data overview\n\nWhat each dataset labkit ships a registry entry for holds: counts, "
        "length distributions, label balance, and QMSum transcript lengths in tokens against "
@@ -93,7 +91,4 @@ cells = [
          "notebook.end(record, figures=[\"mqp_label_balance\", \"mqp_lengths\", \"chinchilla_points\", \"qmsum_lengths\"],\n"
          "             tables=[\"datasets\", \"mqp_by_doctor\", \"tinyshakespeare\", \"qmsum_meetings\", \"qmsum_context_coverage\"]);"),
 ]
-nb["cells"] = cells
-nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (labkit)", "language": "python", "name": "python3"},
-                  "language_info": {"name": "python"}}
-nbf.write(nb, "notebooks/data_overview.ipynb")
+write_notebook("data_overview", cells)

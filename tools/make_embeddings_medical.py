@@ -1,8 +1,6 @@
 """Writes notebooks/embeddings_medical.ipynb (kept as code so the notebook's source is reviewable)."""
-import nbformat as nbf
+from nbgen import code, md, write_notebook
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# Medical question pairs: embeddings, Siamese networks and carbon per epoch\n\n"
        "Bingi & Yin 2023 (arXiv 2401.00582) compared OpenAI, Google PaLM and BERT embeddings on "
@@ -93,7 +91,4 @@ cells = [
          "             tables=[\"split\", \"results\", \"pair_scores\", \"thresholds\", \"paired_tests\", \"epochs\",\n"
          "                     \"inference_energy\"]);"),
 ]
-nb["cells"] = cells
-nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (labkit)", "language": "python", "name": "python3"},
-                  "language_info": {"name": "python"}}
-nbf.write(nb, "notebooks/embeddings_medical.ipynb")
+write_notebook("embeddings_medical", cells)

@@ -1,8 +1,6 @@
 """Writes notebooks/meeting_summarization.ipynb (kept as code so the notebook's source is reviewable)."""
-import nbformat as nbf
+from nbgen import code, md, write_notebook
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# Compact fine-tuned vs zero-shot large summarizers on meeting transcripts\n\n"
        "Fu et al. 2024, *Tiny Titans* (arXiv 2402.00841): fine-tuned compact models against "
@@ -104,7 +102,4 @@ cells = [
     code("notebook.end(record, figures=[\"prompt_lengths\", \"rouge\", \"pareto\", \"chunking\"],\n"
          "             tables=[\"context_fit\", \"scores\", \"skipped\", \"main_table\", \"vs_lead\", \"chunking\"]);"),
 ]
-nb["cells"] = cells
-nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (labkit)", "language": "python", "name": "python3"},
-                  "language_info": {"name": "python"}}
-nbf.write(nb, "notebooks/meeting_summarization.ipynb")
+write_notebook("meeting_summarization", cells)

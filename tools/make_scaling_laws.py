@@ -1,8 +1,6 @@
 """Writes notebooks/scaling_laws.ipynb (kept as code so the notebook's source is reviewable)."""
-import nbformat as nbf
+from nbgen import code, md, write_notebook
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# Scaling laws, unique-sequence bounds and a tiny-model sweep\n\n"
        "Kausik 2024, *Scaling Efficient LLMs* (arXiv 2402.14746 v1), building on Hoffmann et al. "
@@ -140,7 +138,4 @@ cells = [
          "             tables=[\"fit_params\", \"bootstrap_params\", \"goodness\", \"compute_optimal\", \"kausik\",\n"
          "                     \"sweep_runs\", \"exponents\", \"unique_ngrams\"]);"),
 ]
-nb["cells"] = cells
-nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (labkit)", "language": "python", "name": "python3"},
-                  "language_info": {"name": "python"}}
-nbf.write(nb, "notebooks/scaling_laws.ipynb")
+write_notebook("scaling_laws", cells)
