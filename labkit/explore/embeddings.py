@@ -1,7 +1,7 @@
 """Explore study 1's pair similarities: pick a model and a threshold, see what it gets wrong.
 
-Reads ``pair_scores.csv`` (one row per MQP pair: ``row, dr_id, split, label`` and one cosine
-column per system) and ``thresholds.csv`` (``system, threshold, heldout_accuracy``) written by
+Reads ``pair_scores.csv`` (one row per MQP pair: ``row, dr_id, split, label``, optionally
+``question_1, question_2``, and one score column per system) and ``thresholds.csv`` (``system, threshold, heldout_accuracy``) written by
 ``notebooks/embeddings_medical.ipynb``. Everything shown is on the held-out doctors, the split
 the study reports; the threshold starts at the value chosen on the training doctors.
 """
@@ -17,7 +17,7 @@ from labkit.explore import main_control, open_explorer
 
 STUDY = "embeddings_medical"
 FILES = ("pair_scores.csv", "thresholds.csv")
-META_COLUMNS = ("row", "dr_id", "split", "label")
+META_COLUMNS = ("row", "dr_id", "split", "label", "question_1", "question_2")
 HELDOUT = "test"
 
 
@@ -54,9 +54,13 @@ def _pairs_html(pairs: pd.DataFrame) -> str:
 
 
 def _with_texts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Join the question texts from the data registry when the MQP data is reachable."""
+    """The question texts: written by the study itself, else joined from the data registry
+    when the MQP data is reachable (older results carried only row numbers)."""
     from labkit import data
     from labkit.errors import LabkitError
+
+    if {"question_1", "question_2"} <= set(frame.columns):
+        return frame
 
     try:
         mqp = data.load("mqp")

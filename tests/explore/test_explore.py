@@ -188,3 +188,28 @@ def test_malformed_summaries_line_is_named(summaries_results):
     path.write_text(path.read_text() + '{"meeting_id": "m3"}\n')
     with pytest.raises(DataError, match=r"line 5: missing field"):
         load_summaries(path)
+
+
+def test_embeddings_explorer_reads_what_the_study_writes(tmp_path):
+    """The contract end to end: labkit.embeddings.study's tables, with question texts."""
+    from labkit.embeddings import study
+    from labkit.explore import embeddings
+
+    rng = np.random.default_rng(1)
+    n = 40
+    pairs = pd.DataFrame({"row": np.arange(1, n + 1), "dr_id": np.repeat([1, 2, 3, 4], 10),
+                          "split": np.repeat(["train", "val", "test", "test"], 10),
+                          "label": np.tile([1, 0], n // 2),
+                          "question_1": [f"q{i} first" for i in range(n)],
+                          "question_2": [f"q{i} second" for i in range(n)]})
+    systems = study.Systems(scores={"MiniLM": rng.random(n), "MiniLM+siamese": rng.random(n)},
+                            kind={"MiniLM": "zero-shot cosine", "MiniLM+siamese": "Siamese head"})
+    results = study.results_table(systems, pairs, n_resamples=20)
+    folder = write_record(tmp_path, "embeddings_medical")
+    study.pair_scores(pairs, systems).to_csv(folder / "pair_scores.csv", index=False)
+    study.thresholds(results).to_csv(folder / "thresholds.csv", index=False)
+    ui = embeddings.explorer(tmp_path)
+    dropdown = [w for w in walk(ui) if isinstance(w, widgets.Dropdown)]
+    assert list(dropdown[0].options) == ["MiniLM", "MiniLM+siamese"]  # texts are not systems
+    import re
+    assert re.search(r"<td>q(\d+) first</td><td>q\1 second</td>", html_state(ui))
