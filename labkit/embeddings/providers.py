@@ -78,11 +78,17 @@ class Embedder:
         self.spec, self.name, self.model_key = spec, name, model_key
         self.batch_size = batch_size
         self.retry = retry
-        self._cache = None
-        if cache and self.use_disk_cache:
-            from labkit.embeddings.cache import EmbeddingCache
-            self._cache = EmbeddingCache(model_key)
+        self.use_cache = cache and self.use_disk_cache
+        self._cache_db = None
         self.computed = 0  # texts embedded (not read from the cache) by this object
+
+    @property
+    def _cache(self):
+        """The on-disk cache, opened on first use (a skipped provider leaves no file)."""
+        if self.use_cache and self._cache_db is None:
+            from labkit.embeddings.cache import EmbeddingCache
+            self._cache_db = EmbeddingCache(self.model_key)
+        return self._cache_db
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"

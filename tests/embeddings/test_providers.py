@@ -198,3 +198,8 @@ def test_google_client_round_trip_and_retry(api, monkeypatch):
     path, body, headers = api.requests[-1]
     assert "gemini-embedding-001" in path and ("EmbedContents" in path or "embedContent" in path)
     assert headers.get("x-goog-api-key") == "g-secret"
+
+
+def test_a_skipped_provider_leaves_no_cache_file(tmp_path):
+    make_embedder("openai:text-embedding-3-small").available()
+    assert not list((tmp_path / "cache").rglob("*.sqlite"))
