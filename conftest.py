@@ -1,4 +1,4 @@
-"""pytest set-up shared by unit tests and notebook tests (nbval).
+"""pytest set-up shared by unit tests, notebook tests (nbval) and headline-number tests.
 
 Notebook kernels inherit this process's environment, so setting it here makes every notebook
 under test run on the ``smoke`` profile, write its outputs to a temporary folder (never over
@@ -10,6 +10,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+HEADLINES = ROOT / "tests" / "notebooks"
+# The jupytext .py halves of notebooks are scripts that run a whole study when imported:
+# never let collection (e.g. --doctest-modules) import them; nbval runs the .ipynb halves.
+collect_ignore_glob = ["notebooks/*.py"]
 
 
 def pytest_configure(config):
@@ -26,14 +30,21 @@ def pytest_configure(config):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def pytest_collectstart(collector):
-    """nbval: never compare outputs whose bytes change run to run (ids, rendered images)."""
-    if getattr(collector, "fspath", None) and collector.fspath.ext == ".ipynb":
-        collector.skip_compare += ("text/html", "application/javascript", "image/png",
-                                   "application/vnd.plotly.v1+json",
-                                   "application/vnd.jupyter.widget-view+json", "stderr")
+def _run_order(item) -> int:
+    """Unit tests, then notebooks (nbval), then headline numbers, then the browser.
+
+    The headline tests read the run records the nbval runs just wrote (so `make test` runs each
+    study once), and the browser tests' exploration notebooks find those results too.
+    """
+    if item.get_closest_marker("browser") is not None:
+        return 3
+    path = Path(str(item.path))
+    if HEADLINES in path.parents:
+        return 2
+    if path.suffix == ".ipynb":
+        return 1
+    return 0
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests last: exploration notebooks then find the results the notebooks wrote."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    items.sort(key=_run_order)

@@ -8,7 +8,9 @@ prompts of held-out text, greedy decoding time of no-cache recompute / full cach
 cache across context lengths, and held-out perplexity under full attention vs anchor inference.
 Prints each target next to the measured value and writes
 ``figures/anchor_attention/benchmark_anchor_inference.json``. ``--quick`` uses the smoke profile.
-Timings are wall-clock on this machine and include whatever else is running on it.
+Timings are wall-clock on this machine (CUDA synchronised before each clock reading), the three
+methods interleaved per repeat; speed-ups are medians of paired ratios with 95% bootstrap
+intervals, and a target counts as met only when the interval's lower end clears it.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from labkit import config, io
     from labkit.anchor import PROFILES, study
     from labkit.errors import LabkitError
+    from labkit import studies
     from labkit.paths import study_dir
 
     profile = args.profile or ("smoke" if args.quick else "default")
@@ -61,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"anchor inference benchmark - profile {profile}, model {setup['anchored'].name} "
           f"(AnLLM-{spec.mode.upper()}), {os.cpu_count()} CPU threads, shared machine")
+    print(f"speed-ups: median of {int(speed.repeats.min())}+ interleaved repeats, 95% bootstrap interval")
     print(speed[["context", "no_cache_s", "full_cache_s", "anchor_cache_s", "speedup_vs_no_cache",
-                 "speedup_vs_full_cache", "decode_speedup_vs_full_cache", "kv_reduction"]]
+                 "speedup_vs_no_cache_lo", "speedup_vs_no_cache_hi", "speedup_vs_full_cache",
+                 "speedup_vs_full_cache_lo", "speedup_vs_full_cache_hi",
+                 "decode_speedup_vs_full_cache", "kv_reduction"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(quality[["model", "inference", "perplexity", "next_token_accuracy"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -75,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
            "kv_cache": kv_summary.to_dict(orient="records"),
            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
            "wall_s": time.perf_counter() - t0}
-    path = io.write_json(study_dir(study.STUDY) / "benchmark_anchor_inference.json", out)
+    folder = study_dir(studies.for_benchmark(__file__).id)
+    path = io.write_json(folder / "benchmark_anchor_inference.json", out)
     print(f"\nwrote {path}")
     return 0
 

@@ -27,6 +27,7 @@ def main() -> None:
     from labkit.embeddings import make_embedder
     from labkit.io import write_json
     from labkit.models import load_sentence_transformer
+    from labkit import studies
     from labkit.paths import study_dir
 
     pairs = data.load("mqp")
@@ -66,7 +67,7 @@ def main() -> None:
           f"({result['labkit_texts_per_s']:.0f}/s), labkit cached {best['cached']:.3f} s")
     print(f"labkit / raw throughput: {result['labkit_over_raw']:.3f} (target >= 0.95); "
           f"cached re-run {result['cached_speedup']:.0f}x faster (target >= 50x)")
-    out = study_dir("embeddings_medical") / "benchmark_embeddings_throughput.json"
+    out = study_dir(studies.for_benchmark(__file__).id) / "benchmark_embeddings_throughput.json"
     write_json(out, result)
     print(f"wrote {out}")
 

@@ -23,6 +23,7 @@ def main() -> None:
 
     from labkit.config import resolve
     from labkit.io import write_json
+    from labkit import studies
     from labkit.paths import study_dir
     from labkit.summarize import PROFILES, evaluate, metrics, study
 
@@ -43,7 +44,7 @@ def main() -> None:
         rows.append({"system": system.name, "kind": system.kind, "transcripts": len(items), **eff})
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:,.3f}"))
-    out = study_dir("meeting_summarization") / "benchmark_summarize_latency.json"
+    out = study_dir(studies.for_benchmark(__file__).id) / "benchmark_summarize_latency.json"
     write_json(out, {"profile": cfg["profile"], "instruction": "medium", "rows": rows})
     print(f"wrote {out}")
 

@@ -1,6 +1,7 @@
 """The ``labkit`` command line.
 
-    labkit run [NOTEBOOK...] [--profile smoke|default|paper] [-p key=value ...] [--jobs N]
+    labkit run [STUDY|NOTEBOOK...] [--profile smoke|default|paper] [-p key=value ...] [--jobs N]
+    labkit studies
     labkit data list | fetch [KEY] | verify [KEY]
     labkit models list
     labkit gallery
@@ -76,6 +77,20 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_studies(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from labkit import studies
+
+    rows = [(s.id, s.title, studies.display_path(s.notebook),
+             studies.display_path(s.explorer_notebook) if s.explorer else "—",
+             studies.display_path(s.benchmark)) for s in studies.all_studies()]
+    print(tabulate(rows, headers=["id", "title", "notebook", "explorer", "benchmark"]))
+    print(f"\nAdd a study with a study.json in a folder listed in ${studies.STUDY_PATH_ENV} "
+          "(see docs/CONVENTIONS.md, 'Adding a study').")
+    return 0
+
+
 def _cmd_gallery(args: argparse.Namespace) -> int:
     from labkit import gallery
 
@@ -88,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run study notebooks through papermill")
-    run.add_argument("notebooks", nargs="*", help="notebook names or paths (default: all studies)")
+    run.add_argument("notebooks", nargs="*", metavar="STUDY|NOTEBOOK",
+                     help="study ids (see `labkit studies`) or .ipynb paths (default: all studies)")
     run.add_argument("--profile", choices=("smoke", "default", "paper"), default=None,
                      help="sizes to use (default: $LABKIT_PROFILE or 'default')")
     run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
@@ -98,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-gallery", dest="gallery", action="store_false",
                      help="do not rewrite figures/README.md afterwards")
     run.set_defaults(func=_cmd_run)
+
+    stu = sub.add_parser("studies", help="list the registered studies and where their parts are")
+    stu.set_defaults(func=_cmd_studies)
 
     dat = sub.add_parser("data", help="list, fetch or verify datasets")
     dat.add_argument("action", choices=("list", "fetch", "verify"))

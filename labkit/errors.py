@@ -31,11 +31,3 @@ class ParameterError(LabkitError):
 class ProviderError(LabkitError):
     """A remote API (embeddings, chat) failed after retries, or is misconfigured."""
 
-
-class NotebookFailed(LabkitError):
-    """A notebook run by the runner raised; carries the failing cell and its error."""
-
-    def __init__(self, notebook: str, cell_index: int | None, error: str):
-        self.notebook, self.cell_index, self.error = notebook, cell_index, error
-        where = f"cell {cell_index}" if cell_index is not None else "unknown cell"
-        super().__init__(f"{notebook} failed at {where}: {error}")

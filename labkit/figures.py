@@ -1,10 +1,13 @@
 """Plotly house style and writers for figures (PNG + HTML) and tables (CSV + Markdown).
 
-Every figure is written twice: a standalone HTML (plotly.js written once per folder beside it,
-so it works offline) and a PNG rendered by kaleido through a system Chromium (Debian's
+Every figure is written twice: a standalone HTML (one ``plotly.min.js`` at the root of the
+figures folder serves every study's HTML, so it works offline and costs 4.6 MB once) and a PNG rendered by kaleido through a system Chromium (Debian's
 ``chromium``; ``BROWSER_PATH`` points kaleido at it). One kaleido browser serves the whole
 process. Without a browser, PNGs are skipped with one warning and the HTML is still written.
 Every write is atomic, and each output is noted in the current run record with its caption.
+Before a figure is written, :mod:`labkit.figcheck` checks that it reads right (axis ranges hold
+the data, log axes where data span decades, no legend over a colourbar, no clipped labels);
+problems go to the run record's warnings, or raise with ``LABKIT_STRICT_FIGURES=1`` (tests).
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from labkit import io, records
-from labkit.paths import study_dir
+from labkit.errors import LabkitError
+from labkit.figcheck import check_figure, readable
+from labkit.paths import figures_dir, study_dir
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -134,15 +139,55 @@ def figure_data(fig: go.Figure) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trace"])
 
 
+PLOTLY_JS = "plotly.min.js"
+
+
+def shared_plotlyjs() -> str:
+    """Write ``plotly.min.js`` once at the figures root; return the src an HTML in a study
+    folder uses to load it."""
+    from plotly.offline import get_plotlyjs
+
+    target = figures_dir() / PLOTLY_JS
+    script = get_plotlyjs()
+    if not target.is_file() or target.stat().st_size != len(script.encode("utf-8")):
+        io.write_text(target, script)
+    return f"../{PLOTLY_JS}"
+
+
+def _check(fig: go.Figure, study: str, name: str, skip) -> list[str]:
+    """Run the figure check (needs the kaleido browser); warn in the record or raise."""
+    if not _png_server():
+        return []
+    problems = check_figure(fig, skip=skip)
+    if problems:
+        message = f"figure {study}/{name} does not read right: " + "; ".join(problems)
+        if os.environ.get("LABKIT_STRICT_FIGURES") == "1":
+            raise LabkitError(message)
+        record = records.current(study)
+        if record is not None:
+            record.warn(message)
+        else:
+            warnings.warn(message, stacklevel=3)
+    return problems
+
+
 def save_figure(fig: go.Figure, study: str, name: str, caption: str, *, width: int = 900,
-                height: int = 520, show: bool = True) -> dict[str, Path]:
+                height: int = 520, show: bool = True, check_skip: tuple[str, ...] = ()
+                ) -> dict[str, Path]:
     """Write ``figures/<study>/<name>.{html,png}`` plus the plotted numbers as
-    ``<name>.data.csv``, and note them (with caption) in the record."""
+    ``<name>.data.csv``, and note them (with caption) in the record.
+
+    The figure is first made readable (:func:`labkit.figcheck.readable`) and checked
+    (:func:`labkit.figcheck.check_figure`); ``check_skip`` names rules to leave out, for a
+    figure whose caption says why.
+    """
     folder = study_dir(study)
     fig.update_layout(width=None, height=None)
+    readable(fig)
+    _check(fig, study, name, check_skip)
     paths = {"html": folder / f"{name}.html"}
     with io.atomic_path(paths["html"]) as tmp:
-        fig.write_html(tmp, include_plotlyjs="directory", full_html=True,
+        fig.write_html(tmp, include_plotlyjs=shared_plotlyjs(), full_html=True,
                        config={"displaylogo": False, "responsive": True})
     try:
         points = figure_data(fig)
@@ -176,10 +221,3 @@ def save_table(frame: pd.DataFrame, study: str, name: str, caption: str, *,
     records.note_output("table", study, name, caption, paths)
     return paths
 
-
-def shutdown() -> None:
-    """Stop the kaleido browser (also happens automatically at exit)."""
-    if _PNG_STATE["ok"]:
-        import kaleido
-        kaleido.stop_sync_server(silence_warnings=True)
-    _PNG_STATE.update(checked=False, ok=False)

@@ -128,18 +128,10 @@ def _available_summary() -> str:
 
 
 def pick_device(preference: str = "auto") -> str:
-    """``"auto"`` -> ``cuda`` if present, else ``mps``, else ``cpu``; anything else is checked."""
-    import torch
+    """The package's device rule (:func:`labkit.device.resolve_device`)."""
+    from labkit.device import resolve_device
 
-    if preference == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {preference!r} requested but CUDA is not available here")
-    return preference
+    return resolve_device(preference)
 
 
 def load_sentence_transformer(name: str = MINILM, device: str = "auto"):

@@ -10,6 +10,8 @@ variable                    meaning                                         defa
 ``LABKIT_CACHE_DIR``        trained tiny models, embedding / summary cache  ``~/.cache/labkit``
 ``LABKIT_DATA_DIR``         downloaded datasets                             ``<cache>/data``
 ``LABKIT_DATA_MIRROR``      colon-separated read-only dataset mirrors       (none)
+``LABKIT_STUDY_PATH``       folders of external studies (``study.json``),   (none)
+                            ``os.pathsep``-separated
 ==========================  ==============================================  =====================
 """
 from __future__ import annotations
@@ -45,6 +47,15 @@ def study_dir(study: str) -> Path:
     path = figures_dir() / study
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def study_path() -> list[Path]:
+    """Folders listed in ``$LABKIT_STUDY_PATH`` (``os.pathsep``-separated; empty entries skipped).
+
+    Each holds a ``study.json`` or sub-folders that do; :mod:`labkit.studies` reads them.
+    """
+    raw = os.environ.get("LABKIT_STUDY_PATH", "")
+    return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
 
 
 def cache_dir(*parts: str) -> Path:

@@ -1,7 +1,7 @@
 """Batch-run study notebooks with papermill: profiles, overrides, parallel jobs, a summary.
 
-Each notebook runs in its own worker process (and its own kernel), writes its outputs under
-``figures/<study>/`` and its executed copy to ``figures/<study>/<study>.ipynb`` (written to a
+Which notebooks exist comes from the study registry (:mod:`labkit.studies`). Each notebook runs
+in its own worker process (and its own kernel), writes its outputs under ``figures/<study>/`` and its executed copy to ``figures/<study>/<study>.ipynb`` (written to a
 temporary name first, so a crash never leaves a half-written "final" notebook). Parameters
 must be JSON types, and unknown parameter names are an error (papermill only logs them).
 """
@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit import studies
 from labkit.config import active_profile
 from labkit.errors import ParameterError
-from labkit.paths import figures_dir, project_root
+from labkit.paths import figures_dir
+from labkit.studies import Study
 
 JSON_TYPES = (str, int, float, bool, type(None), list, dict)
 
@@ -28,6 +30,7 @@ class NotebookResult:
     """What happened to one notebook (one row of the summary table)."""
 
     notebook: str
+    study: str
     status: str  # "ok" | "failed"
     wall_s: float
     outputs: int = 0
@@ -38,29 +41,39 @@ class NotebookResult:
 
 
 def notebooks_dir() -> Path:
-    root = project_root()
-    if root is None:
-        raise ParameterError("not inside a labkit checkout: run from the project folder "
-                             "(the one holding notebooks/ and pyproject.toml)")
-    return root / "notebooks"
+    """``notebooks/`` of the checkout this labkit belongs to (where built-in studies live)."""
+    return studies.CHECKOUT / "notebooks"
 
 
-def discover(names: list[str] | None = None) -> list[Path]:
-    """Notebooks to run: the given names/paths, or every study notebook (not ``explore_*``)."""
-    folder = notebooks_dir()
-    if not names:
-        return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("explore_"))
-    found = []
-    for name in names:
-        path = Path(name)
-        if not path.suffix:
-            path = folder / f"{name}.ipynb"
-        elif not path.is_file() and (folder / path.name).is_file():
-            path = folder / path.name
-        if not path.is_file():
-            available = ", ".join(p.stem for p in sorted(folder.glob("*.ipynb")))
-            raise ParameterError(f"no notebook {name!r} (available: {available})")
-        found.append(path.resolve())
+def _ad_hoc(path: Path) -> Study:
+    """An unregistered notebook named by path: its stem is the study id and output folder."""
+    return Study(path.stem, path.stem, None, path, source="path")
+
+
+def _resolve(name: str) -> Study:
+    path = Path(name)
+    if path.suffix != ".ipynb":
+        return studies.get(name)
+    if path.is_file():
+        return studies.for_notebook(path) or _ad_hoc(path.resolve())
+    registered = [s for s in studies.all_studies() if s.notebook.name == path.name]
+    if len(registered) == 1:
+        return registered[0]
+    raise ParameterError(f"no notebook {name!r}: not a file, and not a registered study's "
+                         f"notebook (registered studies: {', '.join(studies.ids())})")
+
+
+def discover(names: list[str] | None = None) -> list[Study]:
+    """Studies to run: the named ids or notebook paths, or every registered study.
+
+    Names resolve through :mod:`labkit.studies` (built-in entries, ``register``-ed ones and
+    ``study.json`` folders in ``$LABKIT_STUDY_PATH``); a path to an ``.ipynb`` also works.
+    """
+    found = [_resolve(name) for name in names] if names else studies.all_studies()
+    for entry in found:
+        if not entry.notebook.is_file():
+            raise ParameterError(f"study {entry.id!r}: its notebook {entry.notebook} is missing "
+                                 "(built-in studies run from a labkit checkout, not a wheel)")
     return found
 
 
@@ -109,12 +122,16 @@ def _failing_cell(exc: Exception) -> tuple[int | None, str]:
 
 
 def run_one(notebook: str, parameters: dict[str, Any], out_root: str, progress: bool = False,
-            timeout: int | None = None) -> NotebookResult:
-    """Execute one notebook (in this process's papermill, its own kernel). Never raises."""
+            timeout: int | None = None, study: str | None = None) -> NotebookResult:
+    """Execute one notebook (in this process's papermill, its own kernel). Never raises.
+
+    Outputs go to ``<out_root>/<study>/`` (default study: the notebook's stem); the kernel
+    starts in the notebook's own folder, so an external study's relative paths work.
+    """
     import papermill as pm
 
     nb = Path(notebook)
-    study = nb.stem
+    study = study or nb.stem
     out_dir = Path(out_root) / study
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{study}.ipynb"
@@ -135,7 +152,7 @@ def run_one(notebook: str, parameters: dict[str, Any], out_root: str, progress: 
         if not getattr(exc, "ename", None):
             error += "\n" + traceback.format_exc(limit=3)
     outputs = sum(1 for p in out_dir.iterdir() if p.suffix in (".png", ".html", ".csv", ".md"))
-    return NotebookResult(nb.name, status, round(time.perf_counter() - t0, 1), outputs,
+    return NotebookResult(nb.name, study, status, round(time.perf_counter() - t0, 1), outputs,
                           str(final if status == "ok" else out_dir / f"{study}.failed.ipynb"),
                           cell, error, parameters)
 
@@ -143,28 +160,28 @@ def run_one(notebook: str, parameters: dict[str, Any], out_root: str, progress: 
 def run(names: list[str] | None = None, profile: str | None = None,
         overrides: dict[str, Any] | None = None, jobs: int = 1, out_root: Path | None = None,
         timeout: int | None = None) -> list[NotebookResult]:
-    """Run notebooks; each in its own worker process when ``jobs > 1`` or several notebooks."""
+    """Run studies' notebooks; each in its own worker process (and kernel)."""
     from tqdm.auto import tqdm
 
-    notebooks = discover(names)
+    entries = discover(names)
     profile = active_profile(profile)
     params = {"profile": profile, **(overrides or {})}
-    for nb in notebooks:
-        check_parameters(nb, params)
+    for entry in entries:
+        check_parameters(entry.notebook, params)
     out_root = Path(out_root) if out_root else figures_dir()
     results: list[NotebookResult] = []
-    bar = tqdm(total=len(notebooks), desc=f"labkit run ({profile})", unit="notebook")
-    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(notebooks)))) as pool:
-        futures = {pool.submit(run_one, str(nb), params, str(out_root), False, timeout): nb
-                   for nb in notebooks}
+    bar = tqdm(total=len(entries), desc=f"labkit run ({profile})", unit="notebook")
+    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(entries)))) as pool:
+        futures = {pool.submit(run_one, str(e.notebook), params, str(out_root), False, timeout,
+                               e.id): e for e in entries}
         for future in as_completed(futures):
             result = future.result()
             results.append(result)
             bar.set_postfix_str(f"{result.notebook}: {result.status} ({result.wall_s:.0f}s)")
             bar.update()
     bar.close()
-    order = {nb.name: i for i, nb in enumerate(notebooks)}
-    return sorted(results, key=lambda r: order[r.notebook])
+    order = {e.id: i for i, e in enumerate(entries)}
+    return sorted(results, key=lambda r: order[r.study])
 
 
 def summary_table(results: list[NotebookResult]) -> str:

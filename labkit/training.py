@@ -1,20 +1,19 @@
 """Plumbing shared by every model labkit trains with a Hugging Face ``Trainer``.
 
 Each training run in labkit wants the same things around ``trainer.train()``: arguments that
-never write checkpoints or report anywhere, energy measured by codecarbon, the logged loss curve,
-and a model folder that appears in the cache whole or not at all (a killed run must not leave a
-half-written folder that a later run would take for a cached model).
+never write checkpoints or report anywhere (:func:`training_arguments`, the one place arguments
+are made, whatever the arguments class), energy measured by codecarbon per run or per epoch and
+the logged loss curve (:func:`train_measured`), and safetensors weights (:func:`save_model`).
+Where the result is kept, and under which key, is :mod:`labkit.modelcache`'s job.
 """
 from __future__ import annotations
 
+import math
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Sequence
 
-from labkit.io import write_json
+from labkit.errors import ParameterError
 
 
 def use_torch_threads() -> None:
@@ -24,34 +23,73 @@ def use_torch_threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get("LABKIT_TORCH_THREADS", os.cpu_count() or 1))))
 
 
-def training_arguments(output_dir: Path, *, max_steps: int, seed: int, progress: bool, **kwargs):
-    """``TrainingArguments`` for a run that saves nothing itself: no checkpoints, no evaluation,
-    no reporting integrations, CPU unless CUDA is there, about 50 loss logs per run."""
-    import torch
-    from transformers import TrainingArguments
-
-    defaults = dict(
-        output_dir=str(output_dir), max_steps=max_steps, logging_steps=max(1, max_steps // 50),
-        save_strategy="no", eval_strategy="no", report_to=[],
-        use_cpu=not torch.cuda.is_available(), seed=seed, data_seed=seed,
-        dataloader_num_workers=0, disable_tqdm=not progress, remove_unused_columns=False)
-    return TrainingArguments(**{**defaults, **kwargs})
-
-
-def train_measured(trainer, task: str, *, carbon=None, progress: bool = True) -> dict[str, Any]:
-    """Run ``trainer.train()`` inside a codecarbon task and summarise the run.
+def training_arguments(output_dir: Path, *, seed: int, progress: bool,
+                       max_steps: int | None = None, epochs: float | None = None,
+                       steps_per_epoch: int | None = None, args_class=None, **kwargs):
+    """Arguments for a run that saves nothing itself: no checkpoints, no evaluation, no
+    reporting integrations, CPU unless CUDA is there, about 50 loss logs per run.
 
     Args:
-        trainer: a ready ``transformers.Trainer``.
+        output_dir: Trainer scratch folder (nothing is written there).
+        seed: model and data-order seed.
+        progress: tqdm bar on or off.
+        max_steps: length of the run in optimiser steps; or give ``epochs`` instead.
+        epochs: length of the run in epochs (for epoch-level energy); ``steps_per_epoch``
+            (batches per epoch) spaces the loss logs, 10 steps apart when unknown.
+        args_class: ``TrainingArguments`` (default), ``Seq2SeqTrainingArguments``,
+            ``SentenceTransformerTrainingArguments``...
+        **kwargs: anything else the arguments class takes; overrides the defaults.
+    """
+    import torch
+
+    if (max_steps is None) == (epochs is None):
+        raise ParameterError("training_arguments needs exactly one of max_steps and epochs, got "
+                             f"max_steps={max_steps!r}, epochs={epochs!r}")
+    if args_class is None:
+        from transformers import TrainingArguments as args_class
+    if max_steps is not None:
+        length, total = dict(max_steps=int(max_steps)), int(max_steps)
+    else:
+        length = dict(num_train_epochs=epochs)
+        total = math.ceil(epochs * steps_per_epoch) if steps_per_epoch else 500
+    defaults = dict(
+        output_dir=str(output_dir), logging_steps=max(1, total // 50),
+        save_strategy="no", eval_strategy="no", report_to=[],
+        use_cpu=not torch.cuda.is_available(), seed=seed, data_seed=seed,
+        dataloader_num_workers=0, disable_tqdm=not progress, remove_unused_columns=False,
+        **length)
+    return args_class(**{**defaults, **kwargs})
+
+
+def energy_summary(session, measurements: Sequence) -> dict[str, Any]:
+    """Energy, emissions and time summed over ``measurements`` of a carbon ``session``."""
+    return {"energy_kwh": float(sum(m.energy_kwh for m in measurements)),
+            "emissions_g": float(sum(m.emissions_g for m in measurements)),
+            "duration_s": float(sum(m.duration_s for m in measurements)),
+            "tasks": [m.task for m in measurements],
+            "power_method": getattr(session, "power_method", None),
+            "country": getattr(session, "country", None)}
+
+
+def train_measured(trainer, task: str, *, carbon=None, progress: bool = True,
+                   per_epoch: bool = False) -> dict[str, Any]:
+    """Run ``trainer.train()`` measured by codecarbon and summarise the run.
+
+    Args:
+        trainer: a ready ``transformers.Trainer`` (or a subclass such as
+            sentence-transformers' trainer).
         task: the task name in the carbon session (and the run record).
         carbon: an open :class:`labkit.carbon.CarbonSession`; ``None`` measures in a private one.
         progress: when False, also silence the log lines Trainer prints without its tqdm bar.
+        per_epoch: measure each epoch as its own task ``epoch_<k>``
+            (:func:`labkit.carbon.epoch_callback`) instead of the run as ``task``.
 
     Returns:
-        ``train_loss`` (mean of the last 10% of logged losses), ``loss_curve`` ([step, loss]
-        pairs), ``energy_kwh`` and ``power_method``.
+        ``train_loss`` (mean of the last 10% of logged losses; Trainer's run mean when no step
+        was logged), ``loss_curve`` ([step, loss] pairs), ``energy`` (:func:`energy_summary`),
+        ``energy_kwh``, ``power_method`` and ``train_runtime_s``.
     """
-    from labkit.carbon import CarbonSession
+    from labkit.carbon import CarbonSession, epoch_callback
 
     if not progress:  # Trainer prints every log dict when its tqdm bar is off
         from transformers.trainer_callback import PrinterCallback
@@ -61,45 +99,27 @@ def train_measured(trainer, task: str, *, carbon=None, progress: bool = True) ->
     if own:
         session.__enter__()
     try:
-        with session.task(task) as measurements:
-            trainer.train()
+        before = len(session.measurements)
+        if per_epoch:
+            trainer.add_callback(epoch_callback(session))
+            result = trainer.train()
+        else:
+            with session.task(task):
+                result = trainer.train()
+        measured = session.measurements[before:]
     finally:
         if own:
             session.__exit__(None, None, None)
     losses = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
     tail = [loss for _, loss in losses[-max(1, len(losses) // 10):]]
-    return {"train_loss": float(sum(tail) / len(tail)) if tail else float("nan"),
-            "loss_curve": losses, "energy_kwh": measurements[-1].energy_kwh,
-            "power_method": getattr(session, "power_method", None)}
+    energy = energy_summary(session, measured)
+    return {"train_loss": float(sum(tail) / len(tail)) if tail else float(result.training_loss),
+            "loss_curve": losses, "energy": energy, "energy_kwh": energy["energy_kwh"],
+            "power_method": energy["power_method"],
+            "train_runtime_s": float(result.metrics.get("train_runtime", float("nan")))}
 
 
-@contextmanager
-def atomic_model_dir(final: Path) -> Iterator[Path]:
-    """Yield a fresh folder beside ``final``; on a clean exit it replaces ``final`` in one rename.
-
-    Write the model into the yielded folder (see :func:`save_model`). On an exception nothing
-    at ``final`` changes and the scratch folder is removed.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        out = work / "model"
-        out.mkdir()
-        yield out
-        if final.exists():
-            shutil.rmtree(final)
-        try:
-            os.replace(out, final)
-        except OSError:  # another process finished the same model first
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def save_model(model, tokenizer, folder: Path, metadata: dict[str, Any]) -> None:
-    """Save safetensors weights, the tokenizer and ``metrics.json`` (``metadata``) in ``folder``."""
+def save_model(model, tokenizer, folder: Path) -> None:
+    """Save safetensors weights and the tokenizer in ``folder`` (the cache adds the metadata)."""
     model.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(str(folder))
-    write_json(Path(folder) / "metrics.json", metadata)

@@ -45,6 +45,9 @@ def test_empty_name_and_bad_device():
         models.resolve("")
     import torch
     if not torch.cuda.is_available():
-        with pytest.raises(ModelError, match="CUDA is not available"):
+        from labkit.errors import ParameterError
+        with pytest.raises(ParameterError, match="torch sees no CUDA device"):
             models.pick_device("cuda")
+        with pytest.raises(ParameterError, match="not one of auto"):
+            models.pick_device("tpu")
     assert models.pick_device("auto") in ("cpu", "cuda", "mps")

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import cli, records, runner
+from labkit import cli, records, runner, studies
 from labkit.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,15 +27,29 @@ def test_parse_assignments_json_or_string():
         runner.parse_assignments(["novalue"])
 
 
-def test_default_set_excludes_exploration_notebooks():
-    names = [p.name for p in runner.discover()]
+def test_default_set_is_the_registry_without_exploration_notebooks(monkeypatch):
+    monkeypatch.delenv("LABKIT_STUDY_PATH", raising=False)
+    entries = runner.discover()
+    assert [s.id for s in entries] == studies.ids()
+    names = [s.notebook.name for s in entries]
     assert "data_overview.ipynb" in names
     assert not any(n.startswith("explore_") for n in names)
 
 
+def test_names_resolve_through_the_registry_and_paths_still_work(tmp_path):
+    assert runner.discover(["scaling_laws"]) == [studies.get("scaling_laws")]
+    assert runner.discover([str(ROOT / "notebooks" / "data_overview.ipynb")]) == \
+        [studies.get("data_overview")]
+    nb = make_notebook(tmp_path / "adhoc.ipynb", "print(y)")
+    (adhoc,) = runner.discover([str(nb)])
+    assert (adhoc.id, adhoc.notebook) == ("adhoc", nb.resolve())
+    with pytest.raises(ParameterError, match=r"no notebook '.*missing.ipynb': not a file"):
+        runner.discover([str(tmp_path / "missing.ipynb")])
+
+
 def test_unknown_notebook_and_unknown_parameter_are_clear_errors(tmp_path, capsys):
-    assert cli.main(["run", "no_such_notebook"]) == 2
-    assert "no notebook 'no_such_notebook'" in capsys.readouterr().err
+    assert cli.main(["run", "data_overveiw"]) == 2
+    assert "unknown study 'data_overveiw' (did you mean 'data_overview'?)" in capsys.readouterr().err
     nb = make_notebook(tmp_path / "tiny.ipynb", "print(y)")
     assert cli.main(["run", str(nb), "-p", "epochs=3"]) == 2
     assert "has no parameter 'epochs'" in capsys.readouterr().err

@@ -12,15 +12,14 @@ really gives the masked logits for Llama, Qwen2 and GPT-NeoX, eager and SDPA, in
 causal-LM name / folder, adds ``<AC>`` for AnLLM-AC (embedding from ``"."`` or the mean),
 trains on the same corpus as the base (``corpus_splits`` training documents, ``<AC>`` inserted
 after each sentence for AC) and caches the result like ``labkit.lm``:
-``labkit_models_dir()/anchor-lm-<hash>`` where the hash covers the base weights, this config
-and the training text.
+``labkit_models_dir()/anchor-lm-<hash>`` (:mod:`labkit.modelcache`) where the hash covers the
+base weights, this config and the training text.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -33,12 +32,14 @@ from labkit.anchor.anchors import (AC_INITS, MODES, AnchorSpec, add_anchor_token
                                    anchor_token_ids, insert_anchor_tokens)
 from labkit.anchor.masks import anchor_mask, position_ids_from_attention_mask
 from labkit.errors import ModelError, ParameterError
-from labkit.io import sha256_file, sha256_text, write_json
+from labkit.io import sha256_text
+from labkit.modelcache import BaseModel, Recipe, base_fingerprint, train_into_cache
 
 __all__ = ["AnchorTrainConfig", "AnchorCollator", "AnchoredLM", "train_anchor_lm",
            "base_fingerprint", "anchor_training_blocks"]
 
-FORMAT_VERSION = "anchor-lm-v1"
+KIND = "anchor-lm"
+CODE_VERSION = "anchor-lm-v2"  # v2: labkit.modelcache keys and metadata
 IGNORE_INDEX = -100
 
 
@@ -205,32 +206,10 @@ class AnchoredLM:
         return load_causal_lm(str(self.path), device=device)
 
 
-def _base_ref(base) -> tuple[str, Path]:
-    """``(name, folder)`` of a TrainedLM / AnchoredLM / model name / path."""
-    if hasattr(base, "path") and hasattr(base, "name"):
-        return str(base.name), Path(base.path)
-    if not isinstance(base, (str, os.PathLike)) or not str(base):
-        raise ParameterError(f"base must be a labkit TrainedLM or a causal-LM name / path, got "
-                             f"{type(base).__name__}")
-    from labkit.models import resolve
-    ref = resolve(str(base))
-    return str(base), Path(ref.path)
-
-
-def base_fingerprint(folder: Path) -> str:
-    """sha256 over the base model's config and weight files (what "the same base" means)."""
-    parts = []
-    for path in sorted(folder.glob("config.json")) + sorted(folder.rglob("*.safetensors")):
-        parts.append(f"{path.relative_to(folder)}:{sha256_file(path)}")
-    if not parts:
-        raise ModelError(f"{folder} holds no config.json / *.safetensors to fingerprint")
-    return sha256_text(*parts)
-
-
 def check_base_family(folder: Path) -> str:
     """Read ``config.json`` of a base model and fail early (before any data is loaded) when its
     architecture is not one anchor inference supports."""
-    from labkit.anchor.inference import SUPPORTED_FAMILIES
+    from labkit.anchor.support import SUPPORTED_FAMILIES
 
     cfg_file = Path(folder) / "config.json"
     if not cfg_file.is_file():
@@ -253,40 +232,40 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
         config: anchors (EP/AC, ``<AC>`` initialisation), token budget, optimiser.
         force: retrain even if cached.
         progress: tqdm bars.
-        carbon: an open :class:`labkit.carbon.CarbonSession` (task ``anchor_train_<name>``).
+        carbon: an open :class:`labkit.carbon.CarbonSession` (task ``train_anchor-lm-<hash>``).
 
     Returns:
         :class:`AnchoredLM`; ``metrics``: ``train_loss`` (mean of the last 10% of logged steps),
         ``loss_curve``, ``steps``, ``train_tokens``, ``anchors_per_1k_tokens``, ``wall_s``,
         ``energy_kwh``.
     """
-    from transformers import Trainer
-
-    from labkit.anchor.inference import check_supported
-    from labkit.training import (atomic_model_dir, save_model, train_measured,
-                                 training_arguments, use_torch_threads)
     from labkit.lm.corpus import corpus_documents
-    from labkit.lm.load import load_causal_lm
-    from labkit.models import labkit_models_dir
 
     if not isinstance(config, AnchorTrainConfig):
         raise ParameterError(f"train_anchor_lm needs an AnchorTrainConfig, got {type(config).__name__}")
-    base_name, base_path = _base_ref(base)
-    check_base_family(base_path)
-    train_docs, heldout_docs = corpus_documents(config.corpus, config.heldout_fraction)
-    data_sha = sha256_text(*train_docs)
-    digest = sha256_text(FORMAT_VERSION, json.dumps(config.as_dict(), sort_keys=True),
-                         base_fingerprint(base_path), data_sha)[:12]
-    name = f"labkit/anchor-lm-{digest}"
-    final = labkit_models_dir() / f"anchor-lm-{digest}"
-    metrics_file = final / "metrics.json"
-    if not force and metrics_file.is_file() and any(final.glob("*.safetensors")):
-        saved = json.loads(metrics_file.read_text())
-        return AnchoredLM(name, final, config, saved.get("base", base_name), saved["metrics"])
+    base_ref = BaseModel.of(base)
+    check_base_family(base_ref.path)
+    train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
+    recipe = Recipe(KIND, CODE_VERSION, config.as_dict(), base=base_ref,
+                    data_sha256=sha256_text(*train_docs))
+    cached = train_into_cache(recipe, lambda job: _train(job, base_ref, config, train_docs),
+                              force=force, carbon=carbon, progress=progress)
+    stored_base = (cached.metadata.get("base") or {}).get("name", base_ref.name)
+    return AnchoredLM(cached.name, cached.path, config, stored_base, cached.metrics)
+
+
+def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence[str]
+           ) -> dict[str, Any]:
+    """Load the base, add the anchor token, train under the AnSAN mask; saves into ``job.folder``."""
+    from transformers import Trainer
+
+    from labkit.anchor.support import check_supported
+    from labkit.lm.load import load_causal_lm
+    from labkit.training import save_model, training_arguments, use_torch_threads
 
     use_torch_threads()
     t0 = time.perf_counter()
-    model, tokenizer = load_causal_lm(str(base_path))
+    model, tokenizer = load_causal_lm(str(base.path))
     check_supported(model)
     spec = config.spec
     add_anchor_token(model, tokenizer, spec)
@@ -306,24 +285,16 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     collator = AnchorCollator(ids, pad_id, dtype=next(model.parameters()).dtype)
 
-    with atomic_model_dir(final) as out:
-        args = training_arguments(
-            out.parent / "trainer", max_steps=steps, seed=config.seed, progress=progress,
-            per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-            warmup_steps=min(config.warmup_steps, steps), lr_scheduler_type=config.lr_scheduler,
-            weight_decay=0.0, max_grad_norm=1.0)
-        model.train()
-        trainer = Trainer(model=model, args=args, train_dataset=_Blocks(blocks),
-                          data_collator=collator)
-        run = train_measured(trainer, f"anchor_train_{final.name}", carbon=carbon,
-                             progress=progress)
-        metrics = {"train_loss": run["train_loss"],
-                   "loss_curve": run["loss_curve"], "steps": steps,
-                   "train_tokens": steps * config.batch_size * context,
-                   "context_length": context, "anchors_per_1k_tokens": anchors_per_1k,
-                   "wall_s": time.perf_counter() - t0, "energy_kwh": run["energy_kwh"]}
-        model.eval()
-        save_model(model, tokenizer, out, {"name": name, "base": base_name,
-                                           "config": config.as_dict(), "metrics": metrics,
-                                           "power_method": run["power_method"]})
-    return AnchoredLM(name, final, config, base_name, metrics)
+    args = training_arguments(
+        job.scratch, max_steps=steps, seed=config.seed, progress=job.progress,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        warmup_steps=min(config.warmup_steps, steps), lr_scheduler_type=config.lr_scheduler,
+        weight_decay=0.0, max_grad_norm=1.0)
+    model.train()
+    run = job.train(Trainer(model=model, args=args, train_dataset=_Blocks(blocks),
+                            data_collator=collator))
+    model.eval()
+    save_model(model, tokenizer, job.folder)
+    return {"train_loss": run["train_loss"], "loss_curve": run["loss_curve"], "steps": steps,
+            "train_tokens": steps * config.batch_size * context, "context_length": context,
+            "anchors_per_1k_tokens": anchors_per_1k, "wall_s": time.perf_counter() - t0}

@@ -8,11 +8,10 @@ readings are built here:
   contrastive loss, early-stopped on validation doctors, energy measured per epoch;
 * :func:`finetune_encoder` — (b) full Siamese fine-tuning of a local sentence-transformers
   encoder with its own trainer and ``OnlineContrastiveLoss``, energy per epoch, the result
-  cached as a model folder keyed by config + training pairs.
+  cached by :mod:`labkit.modelcache` (base weights by content + config + training pairs).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,8 @@ import numpy as np
 from labkit.errors import ParameterError
 
 LOSSES = ("cosine", "contrastive")
+KIND = "siamese-st"
+CODE_VERSION = "siamese-st-v2"  # v2: labkit.modelcache keys (base by content, not folder name)
 
 
 @dataclass(frozen=True)
@@ -153,56 +154,54 @@ class FineTuneConfig:
 
 def finetune_encoder(question_1, question_2, labels, cfg: FineTuneConfig = FineTuneConfig(), *,
                      carbon=None, progress: bool = False) -> tuple[Path, dict[str, Any]]:
-    """Fine-tune ``cfg.base_model`` on the given training pairs (cached by config + pairs).
+    """Fine-tune ``cfg.base_model`` on the given training pairs (cached by :mod:`labkit.modelcache`:
+    the base model's bytes, the rest of the config and the pairs).
 
     Returns ``(model folder, metrics)``; load it with ``make_embedder("st:<folder>")``. Epoch
     energy lands in ``carbon.measurements`` as tasks ``epoch_<k>`` (only when it trains).
     """
     from labkit.io import sha256_text
-    from labkit.models import labkit_models_dir, resolve
-    from labkit.training import atomic_model_dir, use_torch_threads
+    from labkit.modelcache import BaseModel, Recipe, train_into_cache
 
     q1, q2 = [str(q) for q in question_1], [str(q) for q in question_2]
     y = [float(v) for v in labels]
-    base = resolve(cfg.base_model)
-    key = sha256_text(json.dumps(asdict(cfg), sort_keys=True), str(base.path.name),
-                      *(f"{a}\t{b}\t{c}" for a, b, c in zip(q1, q2, y)))[:12]
-    folder = labkit_models_dir() / f"siamese-st-{key}"
-    meta_path = folder / "labkit_finetune.json"
-    if meta_path.is_file():
-        return folder, json.loads(meta_path.read_text())["metrics"]
+    if not (len(q1) == len(q2) == len(y)) or not y:
+        raise ParameterError(f"finetune_encoder needs non-empty question_1, question_2 and labels "
+                             f"of one length, got {len(q1)}, {len(q2)} and {len(y)}")
+    base = BaseModel.of(cfg.base_model)
+    config = {k: v for k, v in asdict(cfg).items() if k != "base_model"}  # the base: by bytes
+    data = sha256_text(*(f"{a}\t{b}\t{c}" for a, b, c in zip(q1, q2, y)))
+    recipe = Recipe(KIND, CODE_VERSION, config, base=base, data_sha256=data)
+    cached = train_into_cache(recipe, lambda job: _finetune(job, base, q1, q2, y, cfg),
+                              carbon=carbon, progress=progress)
+    return cached.path, cached.metrics
+
+
+def _finetune(job, base, q1: list[str], q2: list[str], y: list[float],
+              cfg: FineTuneConfig) -> dict[str, Any]:
+    """sentence-transformers' trainer with ``OnlineContrastiveLoss``; saves into ``job.folder``."""
+    import math
 
     from datasets import Dataset
-    from sentence_transformers import (SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments, losses)
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses
 
-    from labkit.carbon import epoch_callback
     from labkit.models import load_sentence_transformer
+    from labkit.training import training_arguments, use_torch_threads
 
     use_torch_threads()
-    model = load_sentence_transformer(str(base.path))
-    data = Dataset.from_dict({"sentence1": q1, "sentence2": q2, "label": y})
     t0 = time.perf_counter()
-    with atomic_model_dir(folder) as out:
-        import torch
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(out.parent / "trainer"), num_train_epochs=cfg.epochs,
-            per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-            warmup_steps=cfg.warmup_ratio, seed=cfg.seed, data_seed=cfg.seed,
-            save_strategy="no", eval_strategy="no", report_to=[], logging_steps=10,
-            disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0)
-        trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=data,
-            loss=losses.OnlineContrastiveLoss(model, margin=cfg.margin),
-            callbacks=[epoch_callback(carbon)] if carbon is not None else [])
-        if not progress:
-            from transformers.trainer_callback import PrinterCallback
-            trainer.remove_callback(PrinterCallback)
-        result = trainer.train()
-        metrics = {"train_loss": float(result.training_loss), "pairs": len(y),
-                   "epochs": cfg.epochs, "seconds": time.perf_counter() - t0}
-        model.save(str(out), safe_serialization=True)
-        (out / "labkit_finetune.json").write_text(json.dumps({"config": asdict(cfg),
-                                                              "metrics": metrics}))
-    return folder, metrics
+    model = load_sentence_transformer(str(base.path))
+    args = training_arguments(
+        job.scratch, epochs=cfg.epochs, steps_per_epoch=math.ceil(len(y) / cfg.batch_size),
+        seed=cfg.seed, progress=job.progress, args_class=SentenceTransformerTrainingArguments,
+        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio)
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args,
+        train_dataset=Dataset.from_dict({"sentence1": q1, "sentence2": q2, "label": y}),
+        loss=losses.OnlineContrastiveLoss(model, margin=cfg.margin))
+    run = job.train(trainer, per_epoch=True)
+    model.save(str(job.folder), safe_serialization=True)
+    return {"train_loss": run["train_loss"], "pairs": len(y), "epochs": cfg.epochs,
+            "seconds": time.perf_counter() - t0}

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from labkit.embeddings import similarity
 from labkit.embeddings.providers import Embedder, make_embedder
 from labkit.embeddings.siamese import FineTuneConfig, HeadConfig, finetune_encoder, train_head
+from labkit.errors import LabkitError, ParameterError
 from labkit.figures import PALETTE
 
 
@@ -37,7 +38,13 @@ def load_pairs(cfg: dict[str, Any], seed: int = 0) -> pd.DataFrame:
 
 @dataclass
 class Systems:
-    """Scores per system name, what kind each is, energy, and providers that were skipped."""
+    """Scores per system name, what kind each is, energy, and providers that did not run.
+
+    ``skipped`` holds one entry per provider that produced no scores: ``status`` is
+    ``"skipped"`` (not available: no key, no client) or ``"failed"`` (it raised while
+    embedding; ``reason`` then starts with ``"failed: "``). :meth:`warnings` turns them, and
+    any ``notes``, into messages for ``record.warn``.
+    """
 
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     kind: dict[str, str] = field(default_factory=dict)
@@ -45,47 +52,103 @@ class Systems:
     inference: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     epochs: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, str]]:
+        """The providers that raised while embedding (a subset of ``skipped``)."""
+        return [s for s in self.skipped if s.get("status") == "failed"]
+
+    def warnings(self) -> list[str]:
+        """One message per provider that did not run, and per note, for ``record.warn``."""
+        out = []
+        for s in self.skipped:
+            if s.get("status") == "failed":
+                out.append(f"{s['spec']} {s['reason']} (its row is marked failed; the other "
+                           "systems ran)")
+            else:
+                out.append(f"{s['spec']} skipped: {s['reason']}")
+        return out + list(self.notes)
+
+
+def _cause(exc: BaseException) -> str:
+    """A one-line cause: labkit's own message as is, a library's prefixed by its type."""
+    text = (str(exc).strip().splitlines() or [""])[0][:300]
+    return text if isinstance(exc, LabkitError) and text else f"{type(exc).__name__}: {text}"
+
+
+def _build_all(specs: Sequence[str], out: Systems) -> list[tuple[str, Embedder]]:
+    """Every embedder built before any model loads, so a malformed spec fails at once naming
+    its ``models`` entry; one that cannot be built for another reason (an unknown model) is
+    recorded as failed and left out."""
+    if isinstance(specs, str) or not isinstance(specs, Sequence):
+        raise ParameterError(f"models must be a list of embedder specs, got {specs!r}")
+    built = []
+    for i, spec in enumerate(specs):
+        try:
+            built.append((spec, make_embedder(spec)))
+        except ParameterError as exc:
+            raise ParameterError(f"models[{i}]: {exc}") from None
+        except Exception as exc:  # noqa: BLE001  one bad model must not stop the others
+            out.skipped.append({"system": str(spec), "spec": str(spec), "status": "failed",
+                                "reason": f"failed: {_cause(exc)}"})
+    return built
 
 
 def embed_pairs(pairs: pd.DataFrame, specs: Sequence[str], *, carbon=None,
                 energy_texts: int = 1000) -> Systems:
     """Zero-shot cosine per provider; energy per 1,000 embeddings for local models.
 
-    Energy is measured on a fresh, uncached embedding of ``energy_texts`` texts (the cache would
-    otherwise make a re-run look free).
+    A provider that is not available is skipped; one that raises while being built or while
+    embedding (an API outage, a model that will not load) becomes a ``failed`` entry with its
+    cause, and the other providers still run. Malformed specs raise :class:`ParameterError`
+    before any work. Energy is measured on a fresh, uncached embedding of ``energy_texts``
+    texts (the cache would otherwise make a re-run look free).
     """
     out = Systems()
     texts = list(dict.fromkeys(list(pairs["question_1"]) + list(pairs["question_2"])))
-    for spec in specs:
-        embedder = make_embedder(spec)
+    for spec, embedder in _build_all(specs, out):
+        name = embedder.name
         ok, reason = embedder.available()
         if not ok:
-            out.skipped.append({"system": embedder.name, "spec": spec, "reason": reason})
+            out.skipped.append({"system": name, "spec": spec, "status": "skipped",
+                                "reason": reason})
             continue
-        if hasattr(embedder, "fit"):
+        try:
             embedder.fit(texts)  # unsupervised: question texts only, labels never seen
-        a = embedder.embed(list(pairs["question_1"]))
-        b = embedder.embed(list(pairs["question_2"]))
-        out.scores[embedder.name] = similarity.cosine(a, b)
-        out.kind[embedder.name] = "zero-shot cosine"
-        out.embeddings[embedder.name] = (a, b)
+            a = embedder.embed(list(pairs["question_1"]))
+            b = embedder.embed(list(pairs["question_2"]))
+        except Exception as exc:  # noqa: BLE001  one provider's failure must not cost the rest
+            out.skipped.append({"system": name, "spec": spec, "status": "failed",
+                                "reason": f"failed: {_cause(exc)}"})
+            continue
+        out.scores[name] = similarity.cosine(a, b)
+        out.kind[name] = "zero-shot cosine"
+        out.embeddings[name] = (a, b)
         if embedder.is_local and carbon is not None and energy_texts:
-            fresh = make_embedder(spec, cache=False)
-            if hasattr(fresh, "fit"):
-                fresh.fit(texts)
-            sample = texts[:energy_texts]
-            fresh.embed(sample[:8], progress=False)  # load the model outside the measurement
-            with carbon.task(f"inference {embedder.name}") as ms:
-                t0 = time.perf_counter()
-                fresh.embed(sample, progress=False)
-                seconds = time.perf_counter() - t0
-            m = ms[-1]
-            out.inference.append({"system": embedder.name, "texts": len(sample),
-                                  "seconds_per_1000": 1000 * seconds / len(sample),
-                                  "energy_kwh_per_1000": 1000 * m.energy_kwh / len(sample),
-                                  "emissions_g_per_1000": 1000 * m.emissions_g / len(sample),
-                                  "power_method": m.power_method})
+            try:
+                out.inference.append(_inference_energy(spec, name, texts[:energy_texts],
+                                                       texts, carbon))
+            except Exception as exc:  # noqa: BLE001  the scores stand; only energy is missing
+                out.notes.append(f"{spec}: inference energy not measured ({_cause(exc)})")
     return out
+
+
+def _inference_energy(spec: str, name: str, sample: list[str], corpus: list[str],
+                      carbon) -> dict[str, Any]:
+    """Seconds, energy and emissions per 1,000 texts of a fresh, uncached embedder."""
+    fresh = make_embedder(spec, cache=False).fit(corpus)
+    fresh.embed(sample[:8], progress=False)  # load the model outside the measurement
+    with carbon.task(f"inference {name}") as ms:
+        t0 = time.perf_counter()
+        fresh.embed(sample, progress=False)
+        seconds = time.perf_counter() - t0
+    m = ms[-1]
+    return {"system": name, "texts": len(sample),
+            "seconds_per_1000": 1000 * seconds / len(sample),
+            "energy_kwh_per_1000": 1000 * m.energy_kwh / len(sample),
+            "emissions_g_per_1000": 1000 * m.emissions_g / len(sample),
+            "power_method": m.power_method}
 
 
 def add_heads(systems: Systems, pairs: pd.DataFrame, head: dict[str, Any], *, carbon=None,
@@ -126,19 +189,24 @@ def add_finetuned(systems: Systems, pairs: pd.DataFrame, base: str, epochs: int,
 
 def results_table(systems: Systems, pairs: pd.DataFrame, n_resamples: int, seed: int = 0
                   ) -> pd.DataFrame:
-    """One row per system: threshold, held-out accuracy / F1 / ROC-AUC with 95% CIs, energy."""
+    """One row per system: threshold, held-out accuracy / F1 / ROC-AUC with 95% CIs, energy.
+
+    ``status`` is ``"ok"``, ``"skipped: <reason>"`` or ``"failed: <cause>"``; rows that did not
+    run repeat it in ``kind`` and have no metrics.
+    """
     labels, split = pairs["label"].to_numpy(), pairs["split"].to_numpy()
     energy = pd.DataFrame(systems.epochs)
     rows = []
     for name, scores in systems.scores.items():
         r = similarity.evaluate_system(labels, scores, split, n_resamples=n_resamples, seed=seed)
         mine = energy[energy["system"] == name] if len(energy) else energy
-        rows.append({"system": name, "kind": systems.kind[name], **r,
+        rows.append({"system": name, "kind": systems.kind[name], "status": "ok", **r,
                      "training_epochs": int(len(mine)),
                      "training_energy_kwh": float(mine["energy_kwh"].sum()) if len(mine) else 0.0,
                      "training_emissions_g": float(mine["emissions_g"].sum()) if len(mine) else 0.0})
     for s in systems.skipped:
-        rows.append({"system": s["system"], "kind": f"skipped: {s['reason']}"})
+        status = s["reason"] if s.get("status") == "failed" else f"skipped: {s['reason']}"
+        rows.append({"system": s["system"], "kind": status, "status": status})
     return pd.DataFrame(rows)
 
 

@@ -17,19 +17,16 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from labkit import studies
 from labkit.errors import LabkitError
 from labkit.paths import figures_dir
 from labkit.records import RECORD_NAME, RECORD_VERSION
 
 MAIN_CONTROL_CLASS = "labkit-main-control"
 
-#: exploration notebook stem suffix -> the study whose batch results it explores
-STUDIES = {
-    "embeddings": "embeddings_medical",
-    "anchor": "anchor_attention",
-    "summaries": "meeting_summarization",
-    "scaling": "scaling_laws",
-}
+#: exploration notebook stem suffix -> the study whose batch results it explores (from the
+#: study registry: each entry's ``explorer``)
+STUDIES = studies.explorers()
 
 
 class ResultsMissing(LabkitError):
@@ -91,6 +88,3 @@ def open_explorer(study: str, files: Iterable[str], build: Callable[[Path], Any]
         return message(str(err))
     return build(folder)
 
-
-def read_record(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))

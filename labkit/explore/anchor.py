@@ -11,9 +11,10 @@ import html
 import json
 from pathlib import Path
 
+from labkit import studies
 from labkit.explore import main_control, open_explorer
 
-STUDY = "anchor_attention"
+STUDY = studies.for_explorer(__name__).id  # the registry entry whose explorer this is
 FILES = ("kept_anchors.json",)
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from labkit import studies
 from labkit.explore import main_control, open_explorer
 
-STUDY = "embeddings_medical"
+STUDY = studies.for_explorer(__name__).id  # the registry entry whose explorer this is
 FILES = ("pair_scores.csv", "thresholds.csv")
 META_COLUMNS = ("row", "dr_id", "split", "label", "question_1", "question_2")
 HELDOUT = "test"

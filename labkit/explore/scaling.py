@@ -5,6 +5,12 @@ The bounds are closed-form (``labkit.scaling.kausik``), so the explorer works be
 run; when ``figures/scaling_laws/bootstrap_params.csv`` exists (written by
 ``notebooks/scaling_laws.ipynb``) it also shows where the chosen beta falls in the bootstrap
 distribution of the fitted beta, so a reader sees how much of the range the data support.
+
+In JupyterLab the band used to be drawn against the point index (1..60) instead of D while
+the untouched D line was right: the slider's one batched update carried the marker's new x
+together with "undefined" x entries for the band, with numpy arrays sent as binary buffers.
+Now every curve goes to the browser as a plain list, the band is restyled in y only, and the
+marker in a restyle of its own.
 """
 from __future__ import annotations
 
@@ -19,6 +25,18 @@ STUDY = "scaling_laws"
 FILES = ("bootstrap_params.csv",)
 PAPER_BETA = 0.28
 TOKENS = np.logspace(6, 13, 60)
+#: the trace numbers of the U(D) band and of the chosen-beta marker in :func:`build`'s figure
+BAND_TRACES = (1, 2)
+MARKER_TRACE = 5
+
+
+def band(beta: float) -> dict[str, list[float]]:
+    """x (the D grid) and both bounds of the U(D) band at ``beta``, as JSON-ready lists."""
+    from labkit.scaling import kausik
+
+    low, high = kausik.unique_sequence_bounds(TOKENS, beta)
+    return {"x": TOKENS.tolist(), "high": np.asarray(high).tolist(),
+            "low": np.asarray(low).tolist()}
 
 
 def conclusions(beta: float) -> dict[str, float]:
@@ -55,13 +73,14 @@ def build(root: Path | None = None):
                                             continuous_update=False, readout_format=".2f"))
     fig = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=(
         "unique sequences U(D) between the bounds", "gamma range against beta")))
-    fig.add_scatter(x=TOKENS, y=TOKENS, name="D (every sequence unique)", line=dict(dash="dot",
-                    color="#000000"), row=1, col=1)
-    fig.add_scatter(x=TOKENS, y=TOKENS, name="U upper: D^(1-beta)", line=dict(color="#0072B2"),
-                    row=1, col=1)
-    fig.add_scatter(x=TOKENS, y=TOKENS, name="U lower: D^(1-2beta)", fill="tonexty",
+    first = band(beta.value)
+    fig.add_scatter(x=first["x"], y=first["x"], name="D (every sequence unique)",
+                    line=dict(dash="dot", color="#000000"), row=1, col=1)
+    fig.add_scatter(x=first["x"], y=first["high"], name="U upper: D^(1-beta)",
+                    line=dict(color="#0072B2"), row=1, col=1)
+    fig.add_scatter(x=first["x"], y=first["low"], name="U lower: D^(1-2beta)", fill="tonexty",
                     line=dict(color="#56B4E9"), row=1, col=1)
-    grid = np.linspace(0.05, 0.49, 45)
+    grid = np.linspace(0.05, 0.49, 45).tolist()
     lows, highs = zip(*(kausik.gamma_range(b) for b in grid))
     fig.add_scatter(x=grid, y=highs, name="gamma high: 1-beta", line=dict(color="#009E73"),
                     row=1, col=2)
@@ -70,7 +89,7 @@ def build(root: Path | None = None):
     fig.add_scatter(x=[start, start], y=[0, 1], mode="lines", name="chosen beta",
                     line=dict(dash="dash", color="#D55E00"), row=1, col=2)
     if betas is not None and len(betas):
-        fig.add_histogram(x=betas, name="bootstrap beta (Chinchilla fit), share",
+        fig.add_histogram(x=betas.tolist(), name="bootstrap beta (Chinchilla fit), share",
                           histnorm="probability", marker_color="#CC79A7", opacity=0.35,
                           row=1, col=2)
     fig.update_xaxes(type="log", title="training tokens D", row=1, col=1)
@@ -82,12 +101,13 @@ def build(root: Path | None = None):
 
     def update(*_):
         b = beta.value
-        low, high = kausik.unique_sequence_bounds(TOKENS, b)
+        now = band(b)
         c = conclusions(b)
-        with fig.batch_update():
-            fig.data[1].y = high
-            fig.data[2].y = low
-            fig.data[5].x = [b, b]
+        # two restyles, not one batch: a batch merges the marker's new x with the band's new y
+        # into one update whose x entries for the band are "undefined", and the band lost its
+        # D axis in JupyterLab. Values are lists, so no binary typed-array buffer is involved.
+        fig.plotly_restyle({"y": [now["high"], now["low"]]}, trace_indexes=list(BAND_TRACES))
+        fig.plotly_restyle({"x": [[b, b]]}, trace_indexes=[MARKER_TRACE])
         share = ""
         if betas is not None and len(betas):
             share = (f"; {np.mean(betas <= b):.0%} of bootstrap refits of the Chinchilla data "

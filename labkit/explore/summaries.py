@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from labkit.errors import DataError
+from labkit import studies
 from labkit.explore import main_control, open_explorer
 
-STUDY = "meeting_summarization"
+STUDY = studies.for_explorer(__name__).id  # the registry entry whose explorer this is
 FILES = ("summaries.jsonl",)
 FIELDS = ("meeting_id", "query", "instruction", "system", "summary", "reference", "rouge1",
           "rouge2", "rougeL")

@@ -1,9 +1,9 @@
 """Train a tiny Llama-architecture LM on real text: the offline stand-in for pretrained LLMs.
 
 One call, :func:`train_tiny_lm`, does everything and caches the result as a normal Hugging
-Face model folder (``config.json`` + ``model.safetensors`` + tokenizer + ``metrics.json``)
-under ``labkit_models_dir()/tiny-lm-<hash>``, where the hash covers the config and the sha256
-of the training and held-out text. A second call with the same config returns at once; the
+Face model folder (``config.json`` + ``model.safetensors`` + tokenizer + ``labkit_model.json``)
+in :mod:`labkit.modelcache` as ``tiny-lm-<hash>``, where the hash covers the code version, the
+config and the sha256 of the training and held-out text. A second call with the same config returns at once; the
 model loads with :func:`labkit.lm.load_causal_lm("labkit/tiny-lm-<hash>")` or plain
 ``AutoModelForCausalLM.from_pretrained(path)``.
 
@@ -15,17 +15,20 @@ measured once at the end.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ParameterError
-from labkit.io import sha256_text, write_json
+from labkit.io import sha256_text
 
-FORMAT_VERSION = "tiny-lm-v1"
+if TYPE_CHECKING:
+    from labkit.modelcache import Recipe
+
+KIND = "tiny-lm"
+CODE_VERSION = "tiny-lm-v2"  # v2: labkit.modelcache keys and metadata
 MAX_CONTEXT = 8192
 HELDOUT_TOKENS = 100_000  # held-out tokens scored after training (deterministic prefix)
 
@@ -124,11 +127,6 @@ class TrainedLM:
         return load_causal_lm(str(self.path), device=device)
 
 
-def model_hash(config: TinyLMConfig, data_sha256: str) -> str:
-    return sha256_text(FORMAT_VERSION, json.dumps(config.as_dict(), sort_keys=True),
-                       data_sha256)[:12]
-
-
 def llama_config(config: TinyLMConfig, tokenizer):
     """The transformers ``LlamaConfig`` of a tiny LM (tied embeddings, sdpa attention)."""
     from transformers import LlamaConfig
@@ -164,24 +162,14 @@ class BlockDataset:
         return {"input_ids": row, "labels": row}
 
 
-def cached_path(config: TinyLMConfig) -> tuple[str, Path, str, str]:
-    """``(name, folder, train_text, heldout_text)`` for a config (loads the corpus)."""
+def recipe(config: TinyLMConfig) -> tuple["Recipe", str, str]:
+    """``(recipe, train_text, heldout_text)`` of a config (loads the corpus to hash it)."""
     from labkit.lm.corpus import corpus_splits
-    from labkit.models import labkit_models_dir
+    from labkit.modelcache import Recipe
 
     train_text, heldout_text = corpus_splits(config.corpus, config.heldout_fraction)
-    data_sha = sha256_text(train_text, heldout_text)
-    digest = model_hash(config, data_sha)
-    return f"labkit/tiny-lm-{digest}", labkit_models_dir() / f"tiny-lm-{digest}", train_text, \
-        heldout_text
-
-
-def _read_cached(name: str, path: Path, config: TinyLMConfig) -> TrainedLM | None:
-    metrics_file = path / "metrics.json"
-    if (path / "config.json").is_file() and metrics_file.is_file() and \
-            any(path.glob("*.safetensors")):
-        return TrainedLM(name, path, config, json.loads(metrics_file.read_text())["metrics"])
-    return None
+    return (Recipe(KIND, CODE_VERSION, config.as_dict(),
+                   data_sha256=sha256_text(train_text, heldout_text)), train_text, heldout_text)
 
 
 def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
@@ -193,62 +181,59 @@ def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
         force: retrain even if a cached model exists (the folder is replaced atomically).
         progress: tqdm bars for tokenizing and training.
         carbon: an open :class:`labkit.carbon.CarbonSession` to measure training in (task
-            ``train_<name>``); ``None`` measures in a private session.
+            ``train_tiny-lm-<hash>``); ``None`` measures in a private session.
 
     Returns:
         :class:`TrainedLM`; ``metrics`` has ``train_loss`` (mean of the last 10% of logged
         steps), ``heldout_loss`` (nats/token), ``non_embedding_params``, ``total_params``,
         ``train_tokens``, ``steps``, ``wall_s``, ``energy_kwh`` and the logged ``loss_curve``.
     """
-    import torch
-    from transformers import LlamaForCausalLM, Trainer
-
-    from labkit.training import (atomic_model_dir, save_model, train_measured,
-                                 training_arguments, use_torch_threads)
-    from labkit.lm.evaluate import count_parameters, heldout_loss
-    from labkit.lm.tokenizer import encode_documents, train_tokenizer
+    from labkit.modelcache import train_into_cache
 
     if not isinstance(config, TinyLMConfig):
         raise ParameterError(f"train_tiny_lm needs a TinyLMConfig, got {type(config).__name__}")
-    name, final, train_text, heldout_text = cached_path(config)
-    if not force and (cached := _read_cached(name, final, config)) is not None:
-        return cached
+    rec, train_text, heldout_text = recipe(config)
+    cached = train_into_cache(rec, lambda job: _train(job, config, train_text, heldout_text),
+                              force=force, carbon=carbon, progress=progress)
+    return TrainedLM(cached.name, cached.path, config, cached.metrics)
+
+
+def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dict[str, Any]:
+    """Tokenizer, token stream, Trainer run and held-out loss; saves into ``job.folder``."""
+    import torch
+    from transformers import LlamaForCausalLM, Trainer
+
+    from labkit.lm.corpus import corpus_documents
+    from labkit.lm.evaluate import count_parameters, heldout_loss
+    from labkit.lm.tokenizer import encode_documents, train_tokenizer
+    from labkit.training import save_model, training_arguments, use_torch_threads
 
     use_torch_threads()
     t0 = time.perf_counter()
     train_sha = sha256_text(train_text)
     tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
-    from labkit.lm.corpus import corpus_documents
     train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
-    ids = encode_documents(tokenizer, train_docs, progress=progress,
+    ids = encode_documents(tokenizer, train_docs, progress=job.progress,
                            cache_key=f"{tokenizer.name_or_path}|{train_sha}")
     dataset = BlockDataset(ids, config.context_length)
 
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(llama_config(config, tokenizer))
-    with atomic_model_dir(final) as out:
-        args = training_arguments(
-            out.parent / "trainer", max_steps=config.max_steps, seed=config.seed,
-            progress=progress, per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-            lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0)
-        trainer = Trainer(model=model, args=args, train_dataset=dataset)
-        run = train_measured(trainer, f"train_{name.split('/')[-1]}", carbon=carbon,
-                             progress=progress)
-        wall = time.perf_counter() - t0
-        model.eval()
-        held = heldout_loss(model, tokenizer, heldout_text, config.context_length,
-                            max_tokens=HELDOUT_TOKENS)
-        non_emb, total = count_parameters(model)
-        metrics = {"train_loss": run["train_loss"],
-                   "heldout_loss": held, "non_embedding_params": non_emb,
-                   "total_params": total, "train_tokens": config.max_steps * config.tokens_per_step,
-                   "steps": config.max_steps, "wall_s": wall, "energy_kwh": run["energy_kwh"],
-                   "train_stream_tokens": int(len(ids)),
-                   "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
-                   "loss_curve": run["loss_curve"]}
-        save_model(model, tokenizer, out, {"name": name, "config": config.as_dict(),
-                                           "metrics": metrics,
-                                           "power_method": run["power_method"]})
-    return TrainedLM(name, final, config, metrics)
+    args = training_arguments(
+        job.scratch, max_steps=config.max_steps, seed=config.seed, progress=job.progress,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
+        lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0)
+    run = job.train(Trainer(model=model, args=args, train_dataset=dataset))
+    wall = time.perf_counter() - t0
+    model.eval()
+    held = heldout_loss(model, tokenizer, heldout_text, config.context_length,
+                        max_tokens=HELDOUT_TOKENS)
+    non_emb, total = count_parameters(model)
+    save_model(model, tokenizer, job.folder)
+    return {"train_loss": run["train_loss"], "heldout_loss": held,
+            "non_embedding_params": non_emb, "total_params": total,
+            "train_tokens": config.max_steps * config.tokens_per_step,
+            "steps": config.max_steps, "wall_s": wall, "train_stream_tokens": int(len(ids)),
+            "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
+            "loss_curve": run["loss_curve"]}

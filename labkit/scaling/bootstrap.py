@@ -4,16 +4,18 @@ Each resample draws the points with replacement and refits. A refit starts from 
 optimum plus a few points of the published grid: the resampled optimum lies near the full-data
 one, so this finds the same minimum as the 4,500-start grid at a thousandth of the cost (the
 benchmark ``benchmarks/scaling_fit.py`` checks both: time per fit and agreement). Resamples are
-split over processes with joblib.
+split over processes with joblib; each worker's loop runs with one BLAS thread
+(``threadpoolctl``), since the arrays are tiny and a thread team per product only costs time.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from labkit.errors import ParameterError
-from labkit.scaling.fit import (_FORMS, FitResult, HUBER_DELTA, grid_starts, load_points,
-                                minimize_from)
+from labkit.scaling.fit import (_FORMS, FitResult, HUBER_DELTA, _minimize_starts, grid_starts,
+                                load_points)
 
 
 #: optimiser coordinates that are logs of a human parameter get that name in the samples table
@@ -34,9 +36,11 @@ def refit_starts(full: FitResult, n_grid: int, seed: int = 0) -> np.ndarray:
 
 def _refit_many(indices: np.ndarray, logN, logD, logL, starts, form, delta) -> np.ndarray:
     out = np.full((len(indices), starts.shape[1] + 2), np.nan)
-    for i, idx in enumerate(indices):
-        theta, obj, _, _, ok = minimize_from(starts, logN[idx], logD[idx], logL[idx], form, delta)
-        out[i, :-2], out[i, -2], out[i, -1] = theta, obj, float(ok)
+    with threadpool_limits(1):
+        for i, idx in enumerate(indices):
+            theta, obj, _, _, ok = _minimize_starts(starts, logN[idx], logD[idx], logL[idx], form,
+                                                    delta)
+            out[i, :-2], out[i, -2], out[i, -1] = theta, obj, float(ok)
     return out
 
 

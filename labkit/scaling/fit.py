@@ -7,7 +7,9 @@ Epoch AI's replication (Besiroglu et al. 2024) showed the published fit was stop
 because the loss was averaged rather than summed; we sum. The objective is vectorised over
 points and has an analytic gradient, so one L-BFGS-B run costs a few milliseconds and the
 4,500-start published grid or 1,000 bootstrap refits fit in seconds (scipy.optimize does all
-the optimising).
+the optimising). Each optimiser loop runs with one BLAS thread
+(:func:`threadpoolctl.threadpool_limits`): the vectors are a few hundred long, and letting
+OpenBLAS start a thread team per small matrix-vector product made one start 35x slower.
 
 :func:`load_points` validates any (N, D, loss) table a user brings; every bad input raises a
 :class:`labkit.errors.DataError` naming the file, row and field.
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import logsumexp
+from threadpoolctl import threadpool_limits
 
 from labkit.errors import DataError, LabkitError, ParameterError
 
@@ -203,6 +206,11 @@ class FitResult:
     message: str
     residuals: np.ndarray = field(repr=False)  # log L observed - log L predicted
     loss: np.ndarray = field(repr=False)
+    N: np.ndarray | None = field(default=None, repr=False)
+    D: np.ndarray | None = field(default=None, repr=False)
+    #: which parameters the data identify (:mod:`labkit.scaling.diagnostics`); set by
+    #: :func:`fit` from bounds and convergence, refined with the bootstrap by the study
+    diagnostics: Any = None
 
     @property
     def params(self) -> dict[str, float]:
@@ -255,8 +263,17 @@ def minimize_from(starts: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: 
                   ) -> tuple[np.ndarray, float, int, str, bool]:
     """L-BFGS-B (scipy) from each start; the best converged result, else the best overall.
 
-    Returns ``(theta, objective, n_converged, message, converged)``.
+    Runs with one BLAS thread (see the module docstring). Returns ``(theta, objective,
+    n_converged, message, converged)``.
     """
+    with threadpool_limits(1):
+        return _minimize_starts(starts, logN, logD, logL, form, delta, maxiter)
+
+
+def _minimize_starts(starts: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
+                     form: str = "chinchilla", delta: float = HUBER_DELTA, maxiter: int = 15000,
+                     ) -> tuple[np.ndarray, float, int, str, bool]:
+    """:func:`minimize_from` without touching thread limits (callers that loop set them once)."""
     objective = _FORMS[form][0]
     best, best_ok = None, None
     n_ok = 0
@@ -314,7 +331,10 @@ def fit(points: pd.DataFrame | str | Path, form: str = "chinchilla", *,
     result = FitResult(form=form, theta=np.asarray(theta, float), objective=obj,
                        n_points=len(points), n_starts=len(starts), n_converged=n_ok, converged=conv,
                        message=msg, residuals=logL - log_pred(theta, logN, logD),
-                       loss=np.exp(logL))
+                       loss=np.exp(logL), N=np.exp(logN), D=np.exp(logD))
+    from labkit.scaling.diagnostics import diagnose  # diagnostics reads FitResult
+
+    result.diagnostics = diagnose(result)
     if not conv and raise_on_failure:
         best = {k: round(v, 6) for k, v in result.params.items()} if np.all(np.isfinite(theta)) else {}
         raise FitDidNotConverge(

@@ -3,6 +3,12 @@
 The notebook calls these in order: :func:`replication` (fit + bootstrap on any N, D, loss table),
 :func:`parameter_table`, the figure builders, :func:`kausik_table`, then the same fit on our own
 sweep (:func:`labkit.scaling.sweep.run_sweep`) and :func:`exponent_table`.
+
+Every fit carries :mod:`.diagnostics`: a parameter the data do not identify (on a bound, most
+starts failed, or its bootstrap interval reaching a bound) is marked in the tables (columns
+``identification`` / ``not_identified``), noted on the figures drawn from that fit, and written
+to the current run record (``results["fit_diagnostics"]`` plus a warning) by the table
+builders, so the notebook's existing calls carry the flags without extra code.
 """
 from __future__ import annotations
 
@@ -14,12 +20,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from labkit import records
 from labkit.figures import PALETTE
 from labkit.scaling import kausik
 from labkit.scaling.bootstrap import bootstrap, intervals, refit_starts
+from labkit.scaling.diagnostics import diagnose
 from labkit.scaling.fit import (CHINCHILLA_GRID, CHINCHILLA_PARAMS, HOFFMANN_PARAMS, FitResult,
                                 fit, grid_starts, load_points)
 
+STUDY = "scaling_laws"
 #: Hoffmann's constants as optimiser coordinates (a, b, e, alpha, beta): always one start
 HOFFMANN_THETA = np.array([np.log(HOFFMANN_PARAMS["A"]), np.log(HOFFMANN_PARAMS["B"]),
                            np.log(HOFFMANN_PARAMS["E"]), HOFFMANN_PARAMS["alpha"],
@@ -56,6 +65,7 @@ def replication(points: pd.DataFrame, *, starts: int = 0, n_bootstrap: int = 100
     points = load_points(points)
     best = fit(points, starts=fit_starts(starts, seed), n_jobs=n_jobs)
     samples = bootstrap(points, best, n_bootstrap, seed=seed, n_jobs=n_jobs)
+    best.diagnostics = diagnose(best, samples)
     kaplan = fit(points, "kaplan", raise_on_failure=False) if with_kaplan else None
     return Replication(points, best, samples, kaplan)
 
@@ -69,7 +79,41 @@ def parameter_table(rep: Replication, published: dict[str, float] | None = HOFFM
         table["published_inside_ci"] = ((table["published"] >= table["ci95_low"])
                                         & (table["published"] <= table["ci95_high"]))
     table["converged_resamples"] = f"{int(rep.samples['converged'].sum())}/{len(rep.samples)}"
+    diag = rep.fit.diagnostics
+    if diag is not None:
+        table["identification"] = table["parameter"].map(diag.status)
+        table["why"] = table["parameter"].map(diag.reason)
     return table
+
+
+def note_diagnostics(name: str, result: FitResult | None) -> None:
+    """Write a fit's diagnostics to the current run record (a warning when a parameter is not
+    identified); a no-op outside a notebook run. Idempotent per ``name``."""
+    record = records.current(STUDY)
+    if record is None or result is None or result.diagnostics is None:
+        return
+    store = record.results.setdefault("fit_diagnostics", {})
+    store[name] = result.diagnostics.to_dict()
+    if not result.diagnostics.ok:
+        text = f"{name} fit: {result.diagnostics.summary()}"
+        if text not in record.warnings:
+            record.warn(text)
+
+
+def _not_identified(result: FitResult | None) -> str:
+    if result is None or result.diagnostics is None:
+        return ""
+    return ", ".join(result.diagnostics.flagged) or "none"
+
+
+def _flag_figure(fig: go.Figure, result: FitResult | None) -> go.Figure:
+    """Say under the title which parameters of the drawn fit the data do not identify."""
+    if result is not None and result.diagnostics is not None and not result.diagnostics.ok:
+        names = ", ".join(result.diagnostics.flagged)
+        fig.update_layout(title=dict(subtitle=dict(
+            text=f"⚠ not identified by these data: {names} (see the table's 'why' column)",
+            font=dict(color=PALETTE[3]))), margin=dict(t=100))
+    return fig
 
 
 def goodness_table(fits: dict[str, FitResult | None]) -> pd.DataFrame:
@@ -78,8 +122,9 @@ def goodness_table(fits: dict[str, FitResult | None]) -> pd.DataFrame:
     for name, result in fits.items():
         if result is None:
             continue
+        note_diagnostics(name, result)
         rows.append({"fit": name, "form": result.form, **result.goodness(),
-                     "converged": result.converged,
+                     "converged": result.converged, "not_identified": _not_identified(result),
                      **{k: v for k, v in result.params.items()}})
     return pd.DataFrame(rows)
 
@@ -98,6 +143,14 @@ def kausik_table(samples: pd.DataFrame, fitted_beta: float) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- figures
+
+def _log_if_wide(values: Any) -> str:
+    """``"log"`` for positive data spanning a decade or more, else ``"linear"`` (a log axis
+    over a fraction of a decade only hides the numbers)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return "log" if len(v) and np.log10(v.max() / v.min()) >= 1 else "linear"
+
 
 def _size_colours(values: np.ndarray) -> dict[float, str]:
     uniq = np.unique(values)
@@ -123,9 +176,9 @@ def law_figure(result: FitResult, points: pd.DataFrame, title: str, size_bins: i
         fig.add_trace(go.Scatter(x=D, y=result.predict(size, D), mode="lines", showlegend=False,
                                  line=dict(color=colour), legendgroup=label, name=f"fit {label}"))
     fig.update_layout(title=title, xaxis_title="training tokens D", yaxis_title="loss (nats/token)")
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
-    return fig
+    fig.update_xaxes(type=_log_if_wide(pts["D"]))
+    fig.update_yaxes(type=_log_if_wide(pts["loss"]))
+    return _flag_figure(fig, result)
 
 
 def contour_figure(result: FitResult, points: pd.DataFrame, compute: np.ndarray) -> go.Figure:
@@ -150,9 +203,12 @@ def contour_figure(result: FitResult, points: pd.DataFrame, compute: np.ndarray)
                              mode="lines", line=dict(color=PALETTE[3], width=3), name="compute-optimal"))
     fig.add_trace(go.Scatter(x=np.log10(points["N"]), y=np.log10(points["D"]), mode="markers",
                              marker=dict(color="black", size=4), name="runs"))
+    # legend below the plot: the colourbar owns the right margin
     fig.update_layout(xaxis_title="log10 parameters N", yaxis_title="log10 tokens D",
-                      title="Iso-loss contours, iso-FLOP lines and the compute-optimal frontier")
-    return fig
+                      title="Iso-loss contours, iso-FLOP lines and the compute-optimal frontier",
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.18, yanchor="top",
+                                  bgcolor="#d9d9d9"))  # grey, so the white iso-FLOP lines show
+    return _flag_figure(fig, result)
 
 
 def residual_figure(result: FitResult, points: pd.DataFrame) -> go.Figure:
@@ -166,7 +222,7 @@ def residual_figure(result: FitResult, points: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(type="log", title="compute C = 6ND (FLOP)")
     fig.update_yaxes(title="log L observed − log L fitted")
     fig.update_layout(title="Residuals of the fit")
-    return fig
+    return _flag_figure(fig, result)
 
 
 def bootstrap_figure(samples: pd.DataFrame, estimate: dict[str, float],
@@ -213,8 +269,8 @@ def unique_sequences_figure(counts: pd.DataFrame, beta: float, beta_ci: tuple[fl
 def beta_figure(beta_grid: np.ndarray, beta_fit: float, beta_ci: tuple[float, float]) -> go.Figure:
     """gamma range and the doubling factor as beta moves, with the paper's and our beta marked."""
     table = kausik.versus_beta(beta_grid)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("exponent γ of N ~ D^γ",
-                                                        "data factor that doubles the skills"))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16,
+                        subplot_titles=("exponent γ of N ~ D^γ", "data factor that doubles the skills"))
     fig.add_trace(go.Scatter(x=table["beta"], y=table["gamma_high"], name="γ high (1−β)",
                              line=dict(color=PALETTE[0])), row=1, col=1)
     fig.add_trace(go.Scatter(x=table["beta"], y=table["gamma_mid"], name="γ mid",
@@ -233,6 +289,18 @@ def beta_figure(beta_grid: np.ndarray, beta_fit: float, beta_ci: tuple[float, fl
         fig.add_vline(x=kausik.CHINCHILLA_BETA, line=dict(color="grey", dash="dot"), row=1, col=col)
         fig.add_vline(x=beta_fit, line=dict(color=PALETTE[3]), row=1, col=col)
         fig.update_xaxes(title="β", row=1, col=col)
+    # the doubling factor runs from 2x to 1000x as beta nears 0.5: on a linear axis the 3-14x
+    # that matters is a flat line, so go log whenever the data span more than two decades
+    factors = table[["doubling_low", "doubling_mid", "doubling_high"]].to_numpy(float)
+    factors = factors[np.isfinite(factors) & (factors > 0)]
+    if len(factors) and factors.max() / factors.min() > 100:
+        ticks = [v for v in (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+                 if factors.min() / 1.5 <= v <= factors.max() * 1.5]
+        fig.update_yaxes(type="log", title="data factor (log scale)", tickvals=ticks,
+                         ticktext=[f"{v:g}x" for v in ticks], row=1, col=2)
+    else:
+        fig.update_yaxes(title="data factor", row=1, col=2)
+    fig.update_yaxes(title="γ", row=1, col=1)
     fig.update_layout(title="Kausik's conclusions against β: paper's 0.28 (dotted), our fit (red) "
                             "and its 95% CI (shaded)")
     return fig
@@ -251,16 +319,18 @@ def sweep_figure(result: FitResult | None, runs: pd.DataFrame) -> go.Figure:
         if result is not None:
             fig.add_trace(go.Scatter(x=D, y=result.predict(N, D), mode="lines", showlegend=False,
                                      line=dict(color=colour), legendgroup=label, name=f"fit {label}"))
-    fig.update_xaxes(type="log", title="training tokens D")
-    fig.update_yaxes(type="log", title="held-out loss (nats/token)")
+    fig.update_xaxes(type=_log_if_wide(runs["D"]), title="training tokens D")
+    fig.update_yaxes(type=_log_if_wide(runs["loss"]), title="held-out loss (nats/token)")
     fig.update_layout(title="Our sweep: tiny decoders on real text, with the fitted law")
-    return fig
+    return _flag_figure(fig, result)
 
 
 def exponent_table(ours: FitResult | None, ours_ci: pd.DataFrame | None,
                    chinchilla: FitResult) -> pd.DataFrame:
     """alpha, beta and the compute-optimal exponent a = beta/(alpha+beta): sweep vs Chinchilla."""
     rows = []
+    note_diagnostics("chinchilla form", chinchilla)
+    note_diagnostics("tiny-model sweep", ours)
     for name, result, ci in (("Chinchilla points (our fit)", chinchilla, None),
                              ("Hoffmann et al. published", None, None),
                              ("our tiny-model sweep", ours, ours_ci)):
@@ -274,11 +344,14 @@ def exponent_table(ours: FitResult | None, ours_ci: pd.DataFrame | None,
             c = ci.set_index("parameter")
             row["alpha_ci95"] = f"[{c.loc['alpha', 'low']:.3g}, {c.loc['alpha', 'high']:.3g}]"
             row["beta_ci95"] = f"[{c.loc['beta', 'low']:.3g}, {c.loc['beta', 'high']:.3g}]"
+        row["not_identified"] = _not_identified(result) if result is not None else ""
+        if result is not None and result.diagnostics is not None and not result.diagnostics.ok:
+            row["why"] = result.diagnostics.summary()
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-__all__ = ["Replication", "replication", "parameter_table", "goodness_table", "kausik_table",
+__all__ = ["Replication", "note_diagnostics", "replication", "parameter_table", "goodness_table", "kausik_table",
            "law_figure", "contour_figure", "residual_figure", "bootstrap_figure",
            "unique_sequences_figure", "beta_figure", "sweep_figure", "exponent_table",
            "fit_starts", "refit_starts"]

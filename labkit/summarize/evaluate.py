@@ -4,6 +4,12 @@ Kept out of the notebook so that the notebook only chooses systems and plots. En
 summary is measured with :mod:`labkit.carbon` around each (system, instruction) run; when all
 summaries came from the cache, the energy measured when they were made is read back from the
 system's cache folder, so a rerun reports the same cost it reports the first time.
+
+:func:`score` also runs the degenerate-output guards (:mod:`labkit.summarize.guards`) and the
+MiniLM meaning score (:mod:`labkit.summarize.meaning`) on every run: a flagged system gets a
+``flag`` in every table built here, one warning per system (through the system's ``warn``, i.e.
+``record.warn`` in the notebook), and its guard measures go to the current run record's
+``results["output_guards"]``, so no reader sees its ROUGE without the caveat.
 """
 from __future__ import annotations
 
@@ -15,8 +21,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from labkit import io
-from labkit.summarize import metrics
+from labkit import io, records
+from labkit.summarize import guards, metrics
 from labkit.summarize.base import ItemStats, Summarizer
 from labkit.summarize.data import Item
 
@@ -32,6 +38,7 @@ class Run:
     stats: list[ItemStats]
     energy_kwh_per_summary: float = float("nan")
     notes: dict = field(default_factory=dict)
+    warn: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def cached_share(self) -> float:
@@ -62,7 +69,9 @@ def run_system(system: Summarizer, items: Sequence[Item], instruction: str, carb
             energy = float(log.get(key, float("nan")))
     else:
         predictions = system.summarize(items, instruction, progress=progress, use_cache=use_cache)
-    return Run(system.name, system.kind, instruction, predictions, list(system.last_stats), energy)
+    notes = system.describe() if hasattr(system, "describe") else {}
+    return Run(system.name, system.kind, instruction, predictions, list(system.last_stats), energy,
+               notes, system._warn)
 
 
 def run_all(systems: Sequence[Summarizer], items: Sequence[Item], instructions: Sequence[str],
@@ -71,40 +80,140 @@ def run_all(systems: Sequence[Summarizer], items: Sequence[Item], instructions: 
     return [run_system(s, items, inst, carbon, progress) for s in systems for inst in instructions]
 
 
+STUDY = "meeting_summarization"
+#: system name -> why it was flagged degenerate in this process (filled by :func:`score`), so a
+#: later table on a few items (the chunking study) can carry the verdict from all items.
+VERDICTS: dict[str, str] = {}
+
+
+def verdict_for(name: str) -> str:
+    """The degenerate reason of ``name`` or of the system it derives from (``"<name> [chunk]"``)."""
+    if name in VERDICTS:
+        return VERDICTS[name]
+    base = [k for k in VERDICTS if name.startswith(k + " [")]
+    return VERDICTS[max(base, key=len)] if base else ""
+
+
 def score(runs: Sequence[Run], items: Sequence[Item], count_tokens: Callable[[str], int],
           price_table: Mapping[str, Mapping[str, float]], n_resamples: int = 1000,
-          seed: int = 0) -> pd.DataFrame:
-    """One row per run: ROUGE (with 95% CIs), length, latency, tokens/s, energy, cost."""
+          seed: int = 0, *, meaning_model: str | None = "all-MiniLM-L6-v2",
+          record: records.RunRecord | None = None) -> pd.DataFrame:
+    """One row per run: ROUGE and the MiniLM meaning score (with 95% CIs), the degenerate-output
+    guards and ``flag``, length, latency, tokens/s, energy, cost.
+
+    Args:
+        meaning_model: sentence-transformers model of the meaning score (None: not computed).
+        record: where guard results and warnings go; default the study's current run record.
+    """
+    from labkit.summarize.meaning import shared_scorer
+
+    record = record or records.current(STUDY)
     references = [it.reference for it in items]
+    transcripts = [it.transcript for it in items]
     input_tokens = [count_tokens(it.transcript) for it in items]
+    scorer = shared_scorer(meaning_model) if meaning_model else None
     rows = []
     for run in runs:
         rouge = metrics.rouge_summary(run.predictions, references, n_resamples, seed)
+        meaning = scorer.summary(run.predictions, references, n_resamples, seed) if scorer else {}
+        guard = guards.assess(run.predictions, transcripts, references)
         output_tokens = [count_tokens(p) for p in run.predictions]
         eff = metrics.efficiency([s.latency_s for s in run.stats], input_tokens, output_tokens)
         cost = metrics.cost_per_1000(run.system, eff["latency_s"], float(np.mean(input_tokens)),
                                      float(np.mean(output_tokens)), price_table)
+        flag = f"{guards.FLAG_MARK}: {guard['degenerate_reason']}" if guard["degenerate"] else ""
         rows.append({"system": run.system, "kind": run.kind, "instruction": run.instruction,
-                     "items": len(items), **rouge,
+                     "items": len(items), "flag": flag, **rouge, **meaning, **guard,
                      "summary_words": float(np.mean([len(p.split()) for p in run.predictions])),
                      **eff, "energy_wh_per_summary": 1000 * run.energy_kwh_per_summary,
                      "usd_per_1000": cost, "cached_share": run.cached_share})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    _report_guards(runs, frame, record)
+    return frame
+
+
+def _report_guards(runs: Sequence[Run], frame: pd.DataFrame,
+                   record: records.RunRecord | None) -> None:
+    """One warning per degenerate system; guard measures and baseline notes into the record."""
+    warn_of = {run.system: run.warn for run in runs}
+    notes = {run.system: run.notes for run in runs if run.notes}
+    for system, group in frame.groupby("system", sort=False):
+        bad = group[group["degenerate"]]
+        if bad.empty:
+            continue
+        by_inst = dict(zip(bad["instruction"], bad["degenerate_reason"]))
+        if len(set(by_inst.values())) == 1 and len(by_inst) == len(group):
+            why = next(iter(by_inst.values()))
+        else:
+            why = "; ".join(f"{inst}: {reason}" for inst, reason in by_inst.items())
+        VERDICTS[system] = why
+        expected = (" (expected: a calibration baseline)" if group["kind"].iloc[0] == "baseline"
+                    else "; its ROUGE does not measure summary quality")
+        message = f"{system} {guards.FLAG_MARK} ({why}){expected}"
+        warn = warn_of.get(system) or (record.warn if record is not None else None)
+        if warn is not None:
+            warn(message)
+    if record is None:
+        return
+    keep = ["items", "distinct1", "distinct2", "repeated_trigram_rate", "duplicate_share",
+            "cross_item_overlap", "novel_bigram_rate", "length_ratio", "degenerate",
+            "degenerate_reason"]
+    store = record.results.setdefault("output_guards", {})
+    for _, r in frame.iterrows():
+        entry = {}
+        for k in keep:
+            value = r[k]
+            if k == "degenerate":
+                entry[k] = bool(value)
+            elif isinstance(value, str):
+                entry[k] = value
+            else:
+                entry[k] = round(float(value), 4) if isfinite(float(value)) else None
+        store[f"{r['system']} | {r['instruction']}"] = entry
+    if notes:
+        record.results.setdefault("calibration_baselines", {}).update(notes)
 
 
 def main_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """Paper-style table: one row per system, R-1 / R-2 / R-L per instruction type, each as
-    ``mean [low, high]``."""
+    """Paper-style table: one row per system, R-1 / R-2 / R-L / R-Lsum and the MiniLM meaning
+    score per instruction type, each as ``mean [low, high]``; ``rank R-1 / MiniLM`` per
+    instruction (where they differ, ROUGE and meaning disagree); a degenerate system's name
+    carries the mark and ``flag`` says why (per instruction when the reasons differ)."""
+    from labkit.summarize.meaning import MEANING, MEANING_LABEL, rank_disagreement
+
     frame = scores.copy()
     names = {"rouge1": "R-1", "rouge2": "R-2", "rougeL": "R-L", "rougeLsum": "R-Lsum"}
+    if MEANING in frame:
+        names[MEANING] = MEANING_LABEL
+    ranks = (rank_disagreement(frame).set_index(["system", "instruction"])
+             if MEANING in frame and frame[MEANING].notna().all() else None)
+    record = records.current(STUDY)
+    if ranks is not None and record is not None:
+        shifted = ranks.reset_index()
+        record.results["rank_disagreement"] = shifted[shifted["disagree"]][
+            ["instruction", "system", "rank_rouge1", "rank_meaning"]].to_dict("records")
     out = []
     for system, group in frame.groupby("system", sort=False):
-        row = {"system": system, "kind": group["kind"].iloc[0]}
+        reasons = {r["instruction"]: r["degenerate_reason"] for _, r in group.iterrows()
+                   if r.get("degenerate", False)}
+        if len(set(reasons.values())) > 1:
+            flag = " | ".join(f"{inst}: {why}" for inst, why in reasons.items())
+        else:
+            flag = next(iter(reasons.values()), "")
+        tags = ", ".join(dict.fromkeys(t for tag in group.get("degenerate_tags", [])
+                                       for t in str(tag).split(", ") if t))
+        row = {"system": guards.label(system, tags) if flag else system,
+               "kind": group["kind"].iloc[0],
+               "flag": f"{guards.FLAG_MARK}: {flag}" if flag else ""}
         for _, r in group.iterrows():
             for metric, label in names.items():
                 row[f"{r['instruction']} {label}"] = (
                     f"{r[metric]:.{digits}f} [{r[metric + '_low']:.{digits}f}, "
                     f"{r[metric + '_high']:.{digits}f}]")
+            if ranks is not None:
+                rk = ranks.loc[(system, r["instruction"])]
+                row[f"{r['instruction']} rank R-1 / {MEANING_LABEL}"] = (
+                    f"{rk['rank_rouge1']} / {rk['rank_meaning']}")
         out.append(row)
     return pd.DataFrame(out)
 
@@ -121,12 +230,24 @@ def compare(runs: Sequence[Run], items: Sequence[Item], a: str, b: str, instruct
 
 
 def with_pareto(scores: pd.DataFrame, quality: str = "rouge1",
-                costs: Sequence[str] = ("latency_s", "usd_per_1000", "energy_wh_per_summary")
-                ) -> pd.DataFrame:
-    """Add ``pareto_<cost>`` columns (true on the front of quality vs that cost)."""
+                costs: Sequence[str] = ("latency_s", "usd_per_1000", "energy_wh_per_summary"),
+                eligible: pd.Series | None = None) -> pd.DataFrame:
+    """Add ``pareto_<cost>`` columns (true on the front of quality vs that cost).
+
+    ``eligible`` (a boolean mask) limits the front to real candidates; by default calibration
+    baselines and degenerate systems are left out: a constant text costs nothing and scores
+    ROUGE, but nobody should choose it.
+    """
     frame = scores.copy()
+    if eligible is None:
+        eligible = ~frame["kind"].eq("baseline")
+        if "degenerate" in frame:
+            eligible &= ~frame["degenerate"].astype(bool)
     for cost in costs:
-        frame[f"pareto_{cost}"] = metrics.pareto_front(frame, quality, cost)
+        front = pd.Series(False, index=frame.index)
+        if eligible.any():
+            front[eligible] = metrics.pareto_front(frame[eligible], quality, cost)
+        frame[f"pareto_{cost}"] = front
     return frame
 
 

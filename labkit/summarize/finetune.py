@@ -8,12 +8,12 @@ that prompt + reference fit the model's context: like Tiny Titans' FLAN-T5 with 
 a compact model never sees most of a QMSum meeting during fine-tuning. For causal LMs the
 loss covers only the summary tokens (prompt labels are -100).
 
-Results are cached under ``labkit.models.labkit_models_dir()/summarizer-<hash>`` keyed by
-the base model's weights, the config and the training items.
+Results are cached by :mod:`labkit.modelcache` as ``summarizer-<hash>``, keyed by the base
+model's weights (not its name or path), the config and the training items; each epoch's energy
+is measured.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +22,9 @@ from labkit import io
 from labkit.errors import ModelError, ParameterError
 from labkit.summarize.chunking import TokenCounter
 from labkit.summarize.data import Item, instruction
-from labkit.training import atomic_model_dir, save_model
+
+KIND = "summarizer"
+CODE_VERSION = "summarizer-v2"  # v2: labkit.modelcache keys (base by content) and metadata
 
 
 @dataclass(frozen=True)
@@ -53,24 +55,22 @@ class FineTuned:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def _load(base: str):
+def _load(base: str, path: Path):
+    """``(model, tokenizer, is_seq2seq)`` of the base model ``base`` stored at ``path``."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from labkit.models import resolve
-
-    ref = resolve(base)
     try:
-        config = AutoConfig.from_pretrained(str(ref.path))
+        config = AutoConfig.from_pretrained(str(path))
         seq2seq = bool(getattr(config, "is_encoder_decoder", False))
         cls = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-        model = cls.from_pretrained(str(ref.path), use_safetensors=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(ref.path))
+        model = cls.from_pretrained(str(path), use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"base model {base!r} at {ref.path} cannot be fine-tuned as a seq2seq or "
+        raise ModelError(f"base model {base!r} at {path} cannot be fine-tuned as a seq2seq or "
                          f"causal LM: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return ref, model, tokenizer, seq2seq
+    return model, tokenizer, seq2seq
 
 
 def _context(model, seq2seq: bool, cfg: FineTuneConfig) -> int:
@@ -115,50 +115,49 @@ def finetune(items: Sequence[Item], cfg: FineTuneConfig, *, carbon=None, progres
 
     Args:
         items: training items (e.g. QMSum train, general queries).
-        carbon: a :class:`labkit.carbon.CarbonSession`; each epoch is measured as a task.
+        carbon: a :class:`labkit.carbon.CarbonSession`; each epoch is measured as a task
+            ``epoch_<k>`` (a private session when ``None``).
+        progress: tqdm bars and Trainer log lines.
+        force: retrain even if cached.
     """
-    import torch
-    from transformers import (DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments,
-                              Trainer, TrainingArguments)
-
-    from labkit.carbon import epoch_callback
-    from labkit.models import labkit_models_dir
+    from labkit.modelcache import BaseModel, Recipe, train_into_cache
 
     if not items:
         raise ParameterError("finetune needs at least one training item")
-    ref, model, tokenizer, seq2seq = _load(cfg.base_model)
-    weights = sorted(ref.path.rglob("*.safetensors"))
-    key = io.sha256_text(json.dumps(cfg.as_dict(), sort_keys=True),
-                         *[io.sha256_file(w) for w in weights],
-                         *[io.sha256_text(it.transcript, it.reference, it.query or "") for it in items])[:12]
-    folder = labkit_models_dir() / f"summarizer-{key}"
-    name = f"labkit/summarizer-{key}"
-    if not force and (folder / "metrics.json").is_file():
-        meta = json.loads((folder / "metrics.json").read_text())
-        return FineTuned(name, folder, cfg, meta["metrics"])
+    base = BaseModel.of(cfg.base_model)
+    config = {k: v for k, v in cfg.as_dict().items() if k != "base_model"}  # the base: by bytes
+    data = io.sha256_text(*[io.sha256_text(it.transcript, it.reference, it.query or "")
+                            for it in items])
+    recipe = Recipe(KIND, CODE_VERSION, config, base=base, data_sha256=data)
+    cached = train_into_cache(recipe, lambda job: _train(job, base, items, cfg), force=force,
+                              carbon=carbon, progress=progress)
+    return FineTuned(cached.name, cached.path, cfg, cached.metrics)
+
+
+def _train(job, base, items: Sequence[Item], cfg: FineTuneConfig) -> dict[str, Any]:
+    """Build the examples and run (Seq2Seq)Trainer; saves into ``job.folder``."""
+    import math
+
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer
+
+    from labkit.training import save_model, training_arguments
+
+    model, tokenizer, seq2seq = _load(cfg.base_model, base.path)
     context = _context(model, seq2seq, cfg)
     examples = build_examples(items, tokenizer, seq2seq, context, cfg)
-    with atomic_model_dir(folder) as out:
-        common = dict(output_dir=str(out.parent / "trainer"), num_train_epochs=cfg.epochs,
-                      per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                      warmup_steps=cfg.warmup_ratio, logging_steps=10, save_strategy="no",
-                      report_to=[], seed=cfg.seed, disable_tqdm=not progress,
-                      use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
-        collator = DataCollatorForSeq2Seq(tokenizer, model=model if seq2seq else None,
-                                          label_pad_token_id=-100, padding=True)
-        callbacks = [epoch_callback(carbon)] if carbon is not None else []
-        if seq2seq:
-            trainer = Seq2SeqTrainer(model=model, args=Seq2SeqTrainingArguments(**common),
-                                     train_dataset=examples, data_collator=collator,
-                                     callbacks=callbacks)
-        else:
-            trainer = Trainer(model=model, args=TrainingArguments(**common),
-                              train_dataset=examples, data_collator=collator, callbacks=callbacks)
-        result = trainer.train()
-        metrics = {"train_loss": float(result.training_loss),
-                   "train_runtime_s": float(result.metrics.get("train_runtime", float("nan"))),
-                   "examples": len(examples), "items": len(items), "context_length": context,
-                   "kind": "seq2seq" if seq2seq else "causal", "base_model": cfg.base_model,
-                   "parameters": int(sum(p.numel() for p in model.parameters()))}
-        save_model(model, tokenizer, out, {"config": cfg.as_dict(), "metrics": metrics})
-    return FineTuned(name, folder, cfg, metrics)
+    args = training_arguments(
+        job.scratch, epochs=cfg.epochs, steps_per_epoch=math.ceil(len(examples) / cfg.batch_size),
+        seed=cfg.seed, progress=job.progress, args_class=Seq2SeqTrainingArguments if seq2seq else None,
+        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio)
+    collator = DataCollatorForSeq2Seq(tokenizer, model=model if seq2seq else None,
+                                      label_pad_token_id=-100, padding=True)
+    trainer_class = Seq2SeqTrainer if seq2seq else Trainer
+    run = job.train(trainer_class(model=model, args=args, train_dataset=examples,
+                                  data_collator=collator), per_epoch=True)
+    save_model(model, tokenizer, job.folder)
+    return {"train_loss": run["train_loss"], "train_runtime_s": run["train_runtime_s"],
+            "loss_curve": run["loss_curve"], "examples": len(examples), "items": len(items),
+            "context_length": context, "kind": "seq2seq" if seq2seq else "causal",
+            "base_model": cfg.base_model,
+            "parameters": int(sum(p.numel() for p in model.parameters()))}

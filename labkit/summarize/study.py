@@ -6,11 +6,16 @@ and the explorer's ``summaries.jsonl``:
 
 * extractive baselines: Lead-k, centroid and TextRank over MiniLM sentence embeddings, and the
   greedy ROUGE oracle (an upper bound for extraction);
+* calibration baselines (:mod:`labkit.summarize.baselines`): the best constant summary (one
+  training reference for every item) and random transcript sentences, ROUGE's floor for text
+  that does not summarize the meeting;
 * compact fine-tuned: any HF seq2seq / causal LM name (``finetune_model``), or offline
   labkit's own tiny decoder (:mod:`labkit.lm`) fine-tuned on QMSum train;
 * zero-shot large: a local HF model (``zero_shot_model``) and/or any OpenAI-compatible endpoint
   named by the environment (:mod:`labkit.summarize.endpoint`); absent ones are listed as
   skipped, with the reason.
+
+Figures live in :mod:`labkit.summarize.plots` (re-exported here for the notebook).
 """
 from __future__ import annotations
 
@@ -20,18 +25,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from labkit import io
-from labkit.figures import PALETTE
-from labkit.summarize import evaluate, metrics
+from labkit.summarize import evaluate, guards, metrics
 from labkit.summarize.base import Summarizer
+from labkit.summarize.baselines import ConstantSummary, RandomSentences
 from labkit.summarize.data import Item, qmsum_items
 from labkit.summarize.endpoint import ChatEndpoint, endpoint_configured
 from labkit.summarize.extractive import Centroid, GreedyOracle, LeadK, SentenceEmbedder, TextRank
+from labkit.summarize.plots import (chunking_figure, flag_note, lengths_figure,  # noqa: F401
+                                    main_figure, pareto_figure)
 
 SUMMARIES_FILE = "summaries.jsonl"
+# The fine-tuning split of the last load_items() call: the constant baseline is chosen on it
+# when extractive_systems() is not handed the training items (the notebook's call).
+_LAST_SPLIT: dict[str, Any] = {}
 
 
 def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
@@ -46,20 +54,40 @@ def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
         items = load_jsonl(cfg["items_jsonl"])
         cut = max(1, int(0.8 * len(items))) if len(items) > 1 else 0
         train, test = items[:cut], items[cut:] or items
-        return test[:cfg["max_meetings"] or None], train
-    import labkit.data as data
+        test = test[:cfg["max_meetings"] or None]
+    else:
+        import labkit.data as data
 
-    splits = data.load("qmsum")
-    test = qmsum_items(splits[cfg["split"]], cfg["query_kinds"], cfg["max_meetings"])
-    train = qmsum_items(splits["train"], ["general"], cfg["finetune_train_meetings"])
+        splits = data.load("qmsum")
+        test = qmsum_items(splits[cfg["split"]], cfg["query_kinds"], cfg["max_meetings"])
+        train = qmsum_items(splits["train"], ["general"], cfg["finetune_train_meetings"])
+    _LAST_SPLIT.update(train=list(train), seed=int(cfg.get("seed", 0) or 0))
     return test, train
 
 
-def extractive_systems(embedder_name: str, warn=None) -> list[Summarizer]:
-    """Lead-k, centroid, TextRank (sharing one MiniLM embedder) and the greedy oracle."""
+def extractive_systems(embedder_name: str, warn=None, train: Sequence[Item] | None = None,
+                       seed: int | None = None) -> list[Summarizer]:
+    """Lead-k, centroid, TextRank (sharing one MiniLM embedder), the greedy oracle, and the two
+    calibration baselines: random sentences and the best constant summary.
+
+    Args:
+        train: training items the constant summary is chosen on; default the fine-tuning
+            split of the last :func:`load_items` call. Without any, the constant baseline is
+            left out with a warning.
+        seed: seed of the random-sentence baseline; default the last run's seed.
+    """
     embedder = SentenceEmbedder(embedder_name)
-    return [LeadK(warn=warn), Centroid(embedder=embedder, warn=warn),
-            TextRank(embedder=embedder, warn=warn), GreedyOracle(warn=warn)]
+    systems: list[Summarizer] = [LeadK(warn=warn), Centroid(embedder=embedder, warn=warn),
+                                 TextRank(embedder=embedder, warn=warn), GreedyOracle(warn=warn),
+                                 RandomSentences(_LAST_SPLIT.get("seed", 0) if seed is None else seed,
+                                                 warn=warn)]
+    train = list(train) if train is not None else _LAST_SPLIT.get("train", [])
+    if len(train) >= 2:
+        systems.append(ConstantSummary(train, warn=warn))
+    elif warn is not None:
+        warn("constant-summary baseline left out: it needs at least 2 training items "
+             "(call load_items first or pass train=...)")
+    return systems
 
 
 def compact_system(cfg: dict[str, Any], train: Sequence[Item], *, carbon=None, warn=None,
@@ -136,7 +164,8 @@ def write_summaries(folder: Path, rows: Sequence[dict[str, Any]]) -> Path:
 def chunking_table(make_system: Callable[[str], Summarizer], items: Sequence[Item],
                    instruction: str, n_resamples: int, seed: int = 0) -> pd.DataFrame:
     """The same model on the same (longest) meetings, reading a truncated prefix vs map-reduce
-    over the whole transcript: ROUGE with CIs, latency and how many chunks it took."""
+    over the whole transcript: ROUGE with CIs, latency, how many chunks it took, and the
+    degenerate-output ``flag`` (:mod:`labkit.summarize.guards`)."""
     rows = []
     for strategy in ("truncate", "chunk"):
         system = make_system(strategy)
@@ -144,78 +173,18 @@ def chunking_table(make_system: Callable[[str], Summarizer], items: Sequence[Ite
         rouge = metrics.rouge_summary(predictions, [it.reference for it in items], n_resamples, seed)
         chunks = [n for _, n in system.chunked] or [1]
         kept = [share for _, share in system.truncated] or [1.0]
+        guard = guards.assess(predictions, [it.transcript for it in items],
+                              [it.reference for it in items])
+        reason = guard["degenerate_reason"]
+        inherited = evaluate.verdict_for(system.name)
+        if not reason and inherited:  # too few meetings here to see it; the full run did
+            reason = f"on the evaluation items: {inherited}"
+        flag = f"{guards.FLAG_MARK}: {reason}" if reason else ""
+        if guard["degenerate"]:
+            system._warn(f"{system.name} on the longest meetings {flag}")
         rows.append({"system": system.name, "strategy": strategy, "meetings": len(items),
+                     "flag": flag,
                      **{k: v for k, v in rouge.items() if k.startswith(("rouge1", "rouge2", "rougeL"))},
                      "latency_s": float(np.mean([s.latency_s for s in system.last_stats])),
                      "mean_chunks": float(np.mean(chunks)), "median_share_read": float(np.median(kept))})
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- figures
-
-def pareto_figure(scores: pd.DataFrame, instruction: str = "medium") -> go.Figure:
-    """ROUGE-1 against latency, cost and energy per summary, Pareto front marked."""
-    frame = evaluate.with_pareto(scores[scores["instruction"] == instruction])
-    costs = [("latency_s", "seconds per transcript"), ("usd_per_1000", "USD per 1,000 summaries"),
-             ("energy_wh_per_summary", "Wh per summary")]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[c[1] for c in costs])
-    kinds = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(frame["kind"].unique()))}
-    for col, (cost, label) in enumerate(costs, start=1):
-        for _, row in frame.iterrows():
-            on_front = bool(row[f"pareto_{cost}"])
-            fig.add_trace(go.Scatter(
-                x=[row[cost]], y=[row["rouge1"]], mode="markers+text", text=[row["system"]],
-                textposition="top center", textfont=dict(size=9), name=row["system"],
-                showlegend=False,
-                error_y=dict(type="data", symmetric=False, array=[row["rouge1_high"] - row["rouge1"]],
-                             arrayminus=[row["rouge1"] - row["rouge1_low"]]),
-                marker=dict(size=12 if on_front else 8, color=kinds[row["kind"]],
-                            symbol="star" if on_front else "circle")), row=1, col=col)
-        fig.update_xaxes(type="log", title=label, row=1, col=col)
-    fig.update_yaxes(title="ROUGE-1 (95% CI)", row=1, col=1)
-    fig.update_layout(title=f"Quality against cost ({instruction} summaries); stars: Pareto front")
-    return fig
-
-
-def main_figure(scores: pd.DataFrame) -> go.Figure:
-    """ROUGE-1/2/L per system and instruction type, with bootstrap CIs."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=["ROUGE-1", "ROUGE-2", "ROUGE-L"])
-    insts = list(dict.fromkeys(scores["instruction"]))
-    for col, metric in enumerate(("rouge1", "rouge2", "rougeL"), start=1):
-        for i, inst in enumerate(insts):
-            sub = scores[scores["instruction"] == inst]
-            fig.add_trace(go.Bar(x=sub["system"], y=sub[metric], name=inst, legendgroup=inst,
-                                 showlegend=col == 1, marker_color=PALETTE[i % len(PALETTE)],
-                                 error_y=dict(type="data", symmetric=False,
-                                              array=sub[f"{metric}_high"] - sub[metric],
-                                              arrayminus=sub[metric] - sub[f"{metric}_low"])),
-                          row=1, col=col)
-    fig.update_layout(barmode="group", title="ROUGE by system and instruction type (95% CIs)")
-    return fig
-
-
-def chunking_figure(table: pd.DataFrame) -> go.Figure:
-    """Truncation vs map-reduce chunking on the longest meetings."""
-    fig = go.Figure()
-    for i, metric in enumerate(("rouge1", "rouge2", "rougeL")):
-        fig.add_trace(go.Bar(x=table["strategy"], y=table[metric], name=metric,
-                             marker_color=PALETTE[i],
-                             error_y=dict(type="data", symmetric=False,
-                                          array=table[f"{metric}_high"] - table[metric],
-                                          arrayminus=table[metric] - table[f"{metric}_low"])))
-    fig.update_layout(barmode="group", yaxis_title="ROUGE (95% CI)",
-                      title=f"{table['system'].iloc[0]}: truncated prefix vs map-reduce chunks")
-    return fig
-
-
-def lengths_figure(lengths: pd.DataFrame, contexts: dict[str, int]) -> go.Figure:
-    """Prompt tokens per meeting against each model's context."""
-    fig = go.Figure(go.Histogram(x=lengths["prompt_tokens"], nbinsx=30, marker_color=PALETTE[0],
-                                 name="prompts"))
-    for i, (model, context) in enumerate(contexts.items()):
-        fig.add_vline(x=context, line=dict(color=PALETTE[(i + 1) % len(PALETTE)], dash="dash"),
-                      annotation_text=model, annotation_position="top")
-    fig.update_xaxes(type="log", title="prompt tokens (transcript + instruction)")
-    fig.update_yaxes(title="items")
-    fig.update_layout(title="Transcript prompts against model contexts")
-    return fig

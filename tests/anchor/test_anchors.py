@@ -7,25 +7,8 @@ import torch
 from labkit.anchor.anchors import (AnchorSpec, add_anchor_token, anchor_flags, anchor_token_ids,
                                    insert_anchor_tokens, split_sentences)
 from labkit.errors import ModelError, ParameterError
-
-TEXT = ("First Citizen: Before we proceed any further, hear me speak. All: Speak, speak! "
-        "Dr. Smith paid 3.5 dollars at 5 p.m. on Jan. 3 to J. R. R. Tolkien. Was it late? "
-        "Yes... it was. \"Go home.\" She left.\n\nA new paragraph without a stop\n\nEnd.")
-
-
-def make_tokenizer(text: str = TEXT * 3, vocab_size: int = 320):
-    """A tiny byte-level BPE tokenizer trained in-process (no downloads)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([text], trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>")
+# test_training.py imports make_tokenizer from here
+from tiny_models import TEXT, make_tokenizer  # noqa: F401
 
 
 def test_split_sentences_rules():
@@ -105,14 +88,9 @@ def test_ac_tokenizer_without_anchor_token_raises():
 
 
 @pytest.mark.parametrize("init", ["period", "mean"])
-def test_add_anchor_token_ac(init):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+def test_add_anchor_token_ac(init, make_llama):
     tok = make_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, max_position_embeddings=64, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg)
+    model = make_llama(len(tok), hidden=16, layers=1, heads=2, max_pos=64, tie=False)
     spec = AnchorSpec(mode="ac", ac_init=init)
     before = model.get_input_embeddings().weight.detach().clone()
     new_id = add_anchor_token(model, tok, spec)

@@ -9,57 +9,22 @@ import warnings
 import pytest
 import torch
 
-from labkit.anchor.anchors import AnchorSpec, anchor_flags
-from labkit.anchor.inference import (SUPPORTED_FAMILIES, AnchorCacheWarning, anchor_cache_logits,
-                                     anchor_generate, anchor_prefill, anchor_step, check_supported,
-                                     full_cache_generate, kv_bytes_per_token, kv_cache_bytes,
-                                     masked_forward_logits, no_cache_generate)
+from labkit.anchor import (SUPPORTED_FAMILIES, AnchorCacheWarning, AnchorSpec, anchor_cache_logits,
+                          anchor_flags, anchor_generate, anchor_prefill, anchor_step,
+                          check_supported, full_cache_generate, kv_bytes_per_token,
+                          kv_cache_bytes, masked_forward_logits, no_cache_generate)
 from labkit.errors import ModelError, ParameterError
+# test_training.py imports these names from here
+from tiny_models import ANCHORS, FAMILIES, VOCAB, random_batch, tiny_model  # noqa: F401
 
-FAMILIES = ["llama", "qwen2", "gpt_neox"]
-VOCAB = 61
-ANCHORS = {3, 7}  # token ids that act as anchors in these tests
 ATOL = 2e-5
-
-
-def tiny_model(family: str, attn: str = "sdpa", seed: int = 0, max_pos: int = 128):
-    from transformers import (AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, Qwen2Config)
-
-    common = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, max_position_embeddings=max_pos, eos_token_id=None,
-                  bos_token_id=None, pad_token_id=0)
-    if family == "llama":
-        cfg = LlamaConfig(num_key_value_heads=2, **common)
-    elif family == "qwen2":
-        cfg = Qwen2Config(num_key_value_heads=2, **common)
-    else:
-        cfg = GPTNeoXConfig(rotary_pct=0.5, **common)
-    cfg._attn_implementation = attn
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(cfg).eval()
-
-
-def random_batch(seed: int, B: int = 3, L: int = 40, pad: str = "left", p_anchor: float = 0.15):
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(8, VOCAB, (B, L), generator=gen)
-    is_anchor = torch.rand(B, L, generator=gen) < p_anchor
-    ids = torch.where(is_anchor, torch.tensor(3), ids)
-    att = torch.ones(B, L, dtype=torch.long)
-    for b in range(1, B):
-        n = int(torch.randint(1, L // 2, (1,), generator=gen))
-        if pad == "left":
-            att[b, :n] = 0
-        else:
-            att[b, L - n:] = 0
-    ids = ids.masked_fill(att == 0, 0)
-    return ids, att, anchor_flags(ids, ANCHORS) & att.bool()
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_pruned_cache_logits_equal_masked_full_pass(family, attn):
+def test_pruned_cache_logits_equal_masked_full_pass(family, attn, make_model):
     """THE key test: pruned-cache logits == full forward under the anchor mask (same positions)."""
-    model = tiny_model(family, attn)
+    model = make_model(family, attn)
     for pad, seed in (("left", 1), ("right", 2)):
         ids, att, flags = random_batch(seed, pad=pad)
         ref = masked_forward_logits(model, ids, flags, att)
@@ -75,8 +40,8 @@ def test_pruned_cache_logits_equal_masked_full_pass(family, attn):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_prefill_prunes_to_anchors_plus_open_sentence(family):
-    model = tiny_model(family)
+def test_prefill_prunes_to_anchors_plus_open_sentence(family, make_model):
+    model = make_model(family)
     ids, att, flags = random_batch(5, pad="left")
     state = anchor_prefill(model, ids, flags, att)
     for b in range(ids.shape[0]):
@@ -97,9 +62,9 @@ def test_prefill_prunes_to_anchors_plus_open_sentence(family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_step_by_step_decoding_matches_masked_pass(family):
+def test_step_by_step_decoding_matches_masked_pass(family, make_model):
     """Feeding fixed tokens one at a time (with anchors among them) == one masked pass."""
-    model = tiny_model(family)
+    model = make_model(family)
     ids, att, flags = random_batch(9, B=2, L=24, pad="left")
     cont = torch.tensor([[10, 3, 12, 13, 7, 15], [20, 21, 3, 3, 24, 25]])
     state = anchor_prefill(model, ids, flags, att, chunk=5)
@@ -120,8 +85,8 @@ def test_step_by_step_decoding_matches_masked_pass(family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_anchor_generate_equals_masked_recompute_and_rows_are_independent(family):
-    model = tiny_model(family)
+def test_anchor_generate_equals_masked_recompute_and_rows_are_independent(family, make_model):
+    model = make_model(family)
     ids, att, flags = random_batch(11, B=3, L=30, pad="left")
     anchors = set(range(3, VOCAB, 4))  # a quarter of the vocabulary, so anchors get generated
     got, stats = anchor_generate(model, None, ids, max_new_tokens=12, attention_mask=att,
@@ -139,8 +104,8 @@ def test_anchor_generate_equals_masked_recompute_and_rows_are_independent(family
         assert torch.equal(alone[0], got[b])
 
 
-def test_full_cache_generate_matches_causal_recompute():
-    model = tiny_model("llama")
+def test_full_cache_generate_matches_causal_recompute(make_model):
+    model = make_model("llama")
     ids, att, _ = random_batch(4, B=2, L=20, pad="left")
     a, sa = full_cache_generate(model, None, ids, max_new_tokens=6, attention_mask=att)
     b, _ = no_cache_generate(model, None, ids, max_new_tokens=6, attention_mask=att)
@@ -152,8 +117,8 @@ def test_full_cache_generate_matches_causal_recompute():
         full_cache_generate(model, None, r_ids, max_new_tokens=2, attention_mask=r_att)
 
 
-def test_eos_stops_rows():
-    model = tiny_model("llama")
+def test_eos_stops_rows(make_model):
+    model = make_model("llama")
     ids, att, _ = random_batch(6, B=2, L=16)
     free, _ = anchor_generate(model, None, ids, max_new_tokens=8, attention_mask=att, anchor_ids=ANCHORS)
     eos = int(free[0, 2])
@@ -177,19 +142,19 @@ def test_unsupported_architecture_names_supported_families():
     assert "gpt2" in str(err.value)
 
 
-def test_unsupported_attention_and_sliding_window():
-    model = tiny_model("llama")
+def test_unsupported_attention_and_sliding_window(make_model):
+    model = make_model("llama")
     model.config._attn_implementation = "flash_attention_2"
     with pytest.raises(ModelError, match="attn_implementation"):
         check_supported(model)
-    qwen = tiny_model("qwen2")
+    qwen = make_model("qwen2")
     qwen.config.use_sliding_window, qwen.config.sliding_window = True, 8
     with pytest.raises(ModelError, match="use_sliding_window"):
         check_supported(qwen)
 
 
-def test_prompt_without_anchor_warns_caps_or_errors():
-    model = tiny_model("llama")
+def test_prompt_without_anchor_warns_caps_or_errors(make_model):
+    model = make_model("llama")
     ids = torch.randint(8, VOCAB, (2, 40), generator=torch.Generator().manual_seed(0))
     flags = torch.zeros_like(ids, dtype=torch.bool)
     with pytest.warns(AnchorCacheWarning, match="open_limit=16"):
@@ -208,8 +173,8 @@ def test_prompt_without_anchor_warns_caps_or_errors():
     assert stats["rows_without_anchor_in_prompt"] == [0, 1]
 
 
-def test_too_long_for_context():
-    model = tiny_model("llama", max_pos=32)
+def test_too_long_for_context(make_model):
+    model = make_model("llama", max_pos=32)
     ids = torch.full((1, 40), 9)
     with pytest.raises(ParameterError, match="max_position_embeddings"):
         anchor_prefill(model, ids, torch.zeros_like(ids, dtype=torch.bool))
@@ -219,8 +184,8 @@ def test_too_long_for_context():
         full_cache_generate(model, None, ids[:, :30], max_new_tokens=5)
 
 
-def test_empty_rows_and_bad_shapes():
-    model = tiny_model("llama")
+def test_empty_rows_and_bad_shapes(make_model):
+    model = make_model("llama")
     ids, att, flags = random_batch(3, B=2, L=10)
     att[1] = 0
     with pytest.raises(ParameterError, match=r"rows \[1\]"):
@@ -235,19 +200,12 @@ def test_empty_rows_and_bad_shapes():
         anchor_generate(model, None, ids, max_new_tokens=0, anchor_ids=ANCHORS)
 
 
-def test_text_prompts_with_tokenizer_ac_mode():
+def test_text_prompts_with_tokenizer_ac_mode(make_tokenizer, make_llama):
     """End to end with a real (tiny, in-process) tokenizer and an added <AC> token."""
-    from test_anchors import make_tokenizer  # same folder (pytest puts it on sys.path)
-
     from labkit.anchor.anchors import add_anchor_token
 
     tok = make_tokenizer()
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, max_position_embeddings=256)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg).eval()
+    model = make_llama(len(tok))
     spec = AnchorSpec(mode="ac")
     ac = add_anchor_token(model, tok, spec)
     prompts = ["First demo. Second demo. Third one", "Speak, speak! Go home."]

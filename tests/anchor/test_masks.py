@@ -11,22 +11,6 @@ from labkit.errors import ParameterError
 MIN = torch.finfo(torch.float32).min
 
 
-def tiny_config(family: str, attn: str = "eager"):
-    """A tiny random-weight config of one family (unit tests only)."""
-    from transformers import GPTNeoXConfig, LlamaConfig, Qwen2Config
-
-    common = dict(vocab_size=61, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, max_position_embeddings=128)
-    if family == "llama":
-        cfg = LlamaConfig(num_key_value_heads=2, **common)
-    elif family == "qwen2":
-        cfg = Qwen2Config(num_key_value_heads=2, **common)
-    else:
-        cfg = GPTNeoXConfig(rotary_pct=0.5, **common)
-    cfg._attn_implementation = attn
-    return cfg
-
-
 def _random_batch(gen: torch.Generator, B: int, L: int, p_anchor: float, pad: str):
     flags = torch.rand(B, L, generator=gen) < p_anchor
     att = torch.ones(B, L, dtype=torch.long)
@@ -111,13 +95,13 @@ def test_bad_shapes_raise_parameter_error():
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gpt_neox"])
-def test_eager_equals_sdpa_under_anchor_mask(family):
+def test_eager_equals_sdpa_under_anchor_mask(family, make_config):
     from transformers import AutoModelForCausalLM
 
-    cfg = tiny_config(family)
+    cfg = make_config(family)
     torch.manual_seed(0)
-    eager_cfg = tiny_config(family, attn="eager")
-    sdpa_cfg = tiny_config(family, attn="sdpa")
+    eager_cfg = make_config(family, attn="eager")
+    sdpa_cfg = make_config(family, attn="sdpa")
     eager = AutoModelForCausalLM.from_config(eager_cfg).eval()
     sdpa = AutoModelForCausalLM.from_config(sdpa_cfg).eval()
     sdpa.load_state_dict(eager.state_dict())

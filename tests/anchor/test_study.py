@@ -11,7 +11,6 @@ import torch
 from labkit.anchor.anchors import AnchorSpec, add_anchor_token
 from labkit.anchor.prompts import demonstration_pool, kshot_prompts, prompt_ids_of_length
 from labkit.errors import DataError, DataUnavailableError, ParameterError
-from test_anchors import make_tokenizer  # same folder
 
 DOCS = [
     "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak! "
@@ -25,14 +24,9 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def setup():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+def setup(make_tokenizer, make_llama):
     tok = make_tokenizer(" ".join(DOCS), vocab_size=400)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=2, num_attention_heads=4,
-                                         max_position_embeddings=512)).eval()
+    model = make_llama(len(tok), max_pos=512)
     spec = AnchorSpec(mode="ac")
     add_anchor_token(model, tok, spec)
     return model, tok, spec
@@ -68,7 +62,7 @@ def test_prompt_bad_input(setup):
 
 def test_kv_table_and_kept_payload(setup, tmp_path, monkeypatch):
     from labkit.anchor import study
-    from labkit.anchor.inference import kv_bytes_per_token
+    from labkit.anchor import kv_bytes_per_token
 
     model, tok, spec = setup
     kv = study.kv_cache_table(model, tok, spec, DOCS, ks=(1, 3), n_prompts=2, demo_tokens=20)
@@ -98,27 +92,62 @@ def test_kv_table_and_kept_payload(setup, tmp_path, monkeypatch):
                                 payload["examples"][0]["kept"])
 
 
-def test_latency_sweep_and_speedups(setup):
+def test_latency_sweep_interleaves_and_speedups_have_intervals(setup):
     from labkit.anchor import study
 
     model, tok, spec = setup
-    lat = study.latency_sweep(model, tok, spec, DOCS, [40, 80], new_tokens=3, batch=2, repeats=1,
+    lat = study.latency_sweep(model, tok, spec, DOCS, [40, 80], new_tokens=3, batch=2, repeats=3,
                               demo_tokens=20, query_tokens=4)
-    assert set(lat.method) == {"no_cache", "full_cache", "anchor_cache"} and len(lat) == 6
+    assert len(lat) == 2 * 3 * 3 and set(lat.method) == {"no_cache", "full_cache", "anchor_cache"}
+    # interleaved: within each context the methods alternate anchor, full, none, anchor, ...
+    for _, part in lat.groupby("context", sort=False):
+        assert part.method.tolist() == ["anchor_cache", "full_cache", "no_cache"] * 3
+        assert part.repeat.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert (lat.seconds > 0).all() and (lat.decode_s <= lat.seconds).all()
     speed = study.speedup_table(lat)
-    assert list(speed.context) == [40, 80]
+    assert list(speed.context) == [40, 80] and (speed.repeats == 3).all()
     assert (speed.kv_bytes_anchor < speed.kv_bytes_full).all()
+    # the speed-up is the median of the paired per-repeat ratios, inside its interval
+    part = lat[lat.context == 80].pivot(index="repeat", columns="method", values="seconds")
+    paired = (part.full_cache / part.anchor_cache).median()
     row = speed.iloc[1]
-    assert row.speedup_vs_full_cache == pytest.approx(row.full_cache_s / row.anchor_cache_s)
+    assert row.speedup_vs_full_cache == pytest.approx(paired)
+    for name in ("speedup_vs_no_cache", "speedup_vs_full_cache", "decode_speedup_vs_full_cache"):
+        assert speed[f"{name}_lo"].le(speed[name]).all() and speed[name].le(speed[f"{name}_hi"]).all()
+    assert (speed.tokens_full == speed.context + 3 - 1).all() and (speed.tokens_anchor < speed.tokens_full).all()
     fig = study.figure1(speed)
     assert len(fig.data) == 6
-    assert (speed.tokens_full == speed.context + 3 - 1).all() and (speed.tokens_anchor < speed.tokens_full).all()
+    curves = [t for t in fig.data if t.type == "scatter"]
+    assert all(t.error_y.arrayminus is not None for t in curves)  # intervals drawn
+    assert any(sh.y0 == 1 and sh.line.dash == "dash" for sh in fig.layout.shapes)  # 1x line
     assert len(study.latency_figure(lat).data) == 3
     with pytest.raises(ParameterError, match="contexts"):
         study.latency_sweep(model, tok, spec, DOCS, [510], new_tokens=5)
     with pytest.raises(ParameterError, match="contexts"):
         study.latency_sweep(model, tok, spec, DOCS, [])
+    with pytest.raises(ParameterError, match="repeats"):
+        study.latency_sweep(model, tok, spec, DOCS, [40], repeats=0)
+
+
+def test_median_interval_and_nice_ticks():
+    from labkit.anchor.figures import nice_ticks
+    from labkit.anchor.latency import median_interval
+
+    mid, lo, hi = median_interval([2.0, 2.2, 1.9, 2.1, 2.05, 1.95, 2.15])
+    assert mid == pytest.approx(2.05) and 1.9 <= lo < mid < hi <= 2.2
+    assert median_interval([3.0])[0] == 3.0 and all(v != v for v in median_interval([3.0])[1:])
+    assert median_interval([1.5, 1.5]) == (1.5, 1.5, 1.5)
+    # 2.88 / 5.75 / 8.63 was the old axis: now round steps that cover the data
+    for top, step in ((11.5, 2), (3.2, 1), (1.3, 0.25), (50, 10), (0.4, 0.1)):
+        got_step, upper = nice_ticks(top)
+        assert got_step == pytest.approx(step) and upper >= top and upper - top < got_step
+
+
+def _speed_row(nc, nc_lo, fc, fc_lo):
+    return pd.DataFrame([{"context": 100, "speedup_vs_no_cache": nc, "speedup_vs_no_cache_lo": nc_lo,
+                          "speedup_vs_no_cache_hi": nc + 1, "speedup_vs_full_cache": fc,
+                          "speedup_vs_full_cache_lo": fc_lo, "speedup_vs_full_cache_hi": fc + 0.2,
+                          "decode_speedup_vs_no_cache": 5.0, "decode_speedup_vs_full_cache": 1.3}])
 
 
 def test_quality_table_scores_the_same_tokens(setup):
@@ -133,12 +162,16 @@ def test_quality_table_scores_the_same_tokens(setup):
     # same weights: anchor rows agree; full rows differ only by the <AC> tokens in the input
     assert by.loc[("base", "anchor")].perplexity == pytest.approx(by.loc[("anchor-trained", "anchor")].perplexity)
     assert by.loc[("base", "full")].perplexity != by.loc[("anchor-trained", "full")].perplexity
-    res = study.results_table(pd.DataFrame([{"demonstrations": 5, "prompt_tokens": 500, "kept_tokens": 10,
-                                             "kv_reduction": 0.98}]),
-                              pd.DataFrame([{"context": 100, "speedup_vs_no_cache": 4.0,
-                                             "speedup_vs_full_cache": 1.1, "decode_speedup_vs_no_cache": 5.0,
-                                             "decode_speedup_vs_full_cache": 1.3}]), q)
+    kv = pd.DataFrame([{"demonstrations": 5, "prompt_tokens": 500, "kept_tokens": 10, "kv_reduction": 0.98}])
+    res = study.results_table(kv, _speed_row(4.0, 3.6, 1.1, 0.9), q)
     assert res.met.tolist()[:3] == [True, True, False]
+    assert "95% CI 3.60-5.00x" in res.measured.iloc[1]
+    # medians above target but interval lower ends below it: not met
+    res = study.results_table(kv, _speed_row(4.0, 3.2, 1.3, 1.1), q)
+    assert res.met.tolist()[1:3] == [False, False]
+    # a single repeat has no interval, so no speed-up target can be declared met
+    res = study.results_table(kv, _speed_row(9.0, float("nan"), 3.0, float("nan")), q)
+    assert res.met.tolist()[1:3] == [False, False] and "one repeat" in res.measured.iloc[1]
 
 
 def test_fewshot_panel_skips_unavailable_and_scores_items(setup):
@@ -171,9 +204,7 @@ def test_fewshot_panel_skips_unavailable_and_scores_items(setup):
     assert items[0]["answer"] == 1 and items[0]["choices"] == [" no", " yes"]
 
 
-def test_study_bad_input_tokenizer_without_anchor_and_too_long(setup):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+def test_study_bad_input_tokenizer_without_anchor_and_too_long(setup, make_tokenizer, make_llama):
     from labkit.anchor import study
     from labkit.errors import ModelError
 
@@ -183,8 +214,6 @@ def test_study_bad_input_tokenizer_without_anchor_and_too_long(setup):
         study.kv_cache_table(model, plain_tok, spec, DOCS, ks=(1,), demo_tokens=20)
     with pytest.raises(ModelError, match="<AC>"):
         study.quality_table({"base": (model, plain_tok)}, spec, DOCS, context=64, max_tokens=100)
-    short = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=1, num_attention_heads=2,
-                                         max_position_embeddings=32)).eval()
+    short = make_llama(len(tok), hidden=16, layers=1, heads=2, max_pos=32)
     with pytest.raises(ParameterError, match="max_position_embeddings"):
         study.kv_cache_table(short, tok, spec, DOCS, ks=(3,), demo_tokens=20)

@@ -1,11 +1,7 @@
 """Embedding providers: local models, the cache, and the OpenAI / Google clients against a real
-HTTP server on loopback that speaks their wire formats (a test fixture, never in the product)."""
+HTTP server on loopback that speaks their wire formats (``api`` in conftest.py, a test fixture,
+never in the product)."""
 from __future__ import annotations
-
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -14,67 +10,6 @@ from labkit.embeddings.providers import RetryPolicy, make_embedder
 from labkit.errors import DataError, ParameterError, ProviderError
 
 FAST = RetryPolicy(attempts=3, base_s=0.01, max_s=0.02)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_CACHE_DIR", str(tmp_path / "cache"))
-    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-                "GOOGLE_GENAI_BASE_URL"):
-        monkeypatch.delenv(key, raising=False)
-
-
-def vector(text: str, dims: int) -> list[float]:
-    rng = np.random.default_rng(abs(hash(text)) % 2**32)
-    return rng.standard_normal(dims).round(6).tolist()
-
-
-class FakeAPI:
-    """Scripted server: ``script`` holds one status per request (the last repeats)."""
-
-    def __init__(self):
-        self.script, self.requests = [200], []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                api.requests.append((self.path, body, {k.lower(): v for k, v in self.headers.items()}))
-                status = api.script[min(len(api.requests) - 1, len(api.script) - 1)]
-                if status != 200:
-                    payload = {"error": {"message": f"scripted {status}", "code": status,
-                                         "status": "UNAVAILABLE"}}
-                elif self.path.endswith("/embeddings"):  # OpenAI
-                    dims = body.get("dimensions", 8)
-                    payload = {"object": "list", "model": body["model"],
-                               "data": [{"object": "embedding", "index": i, "embedding": vector(t, dims)}
-                                        for i, t in reversed(list(enumerate(body["input"])))],
-                               "usage": {"prompt_tokens": 1, "total_tokens": 1}}
-                else:  # Google: models/<m>:batchEmbedContents
-                    reqs = body.get("requests", [body])
-                    payload = {"embeddings": [{"values": vector(r["content"]["parts"][0]["text"],
-                                                                r.get("outputDimensionality") or 8)}
-                                              for r in reqs]}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def api():
-    server = FakeAPI()
-    yield server
-    server.server.shutdown()
 
 
 TEXTS = ["Is a fever of 39C dangerous?", "Can I take ibuprofen with aspirin?", "Why do I cough at night?"]
@@ -122,10 +57,21 @@ def test_bad_texts_name_the_index(texts, message):
         make_embedder("tfidf-lsa").embed(texts, progress=False)
 
 
-@pytest.mark.parametrize("spec", ["bert", "nope:model", "openai:", "tfidf-lsa:x", "openai:gpt-4o"])
-def test_unknown_specs_are_refused_with_the_valid_forms(spec):
-    with pytest.raises((ParameterError, Exception), match="spec|openai model|dims"):
+@pytest.mark.parametrize("spec, message", [("bert", "unknown embedder spec 'bert'"),
+                                           ("nope:model", "unknown embedder spec 'nope:model'"),
+                                           ("openai:", "needs an argument"),
+                                           ("tfidf-lsa:x", "dims must be an integer")])
+def test_unknown_specs_are_refused_with_the_valid_forms(spec, message):
+    with pytest.raises(ParameterError, match=message):
         make_embedder(spec)
+
+
+def test_unknown_openai_model_is_a_model_error_with_a_suggestion():
+    from labkit.errors import ModelError
+    with pytest.raises(ModelError, match="did you mean 'text-embedding-3-small'"):
+        make_embedder("openai:text-embedding-3-smal")
+    with pytest.raises(ModelError, match="'gpt-4o' is not one of"):
+        make_embedder("openai:gpt-4o")
 
 
 def test_unknown_local_model_is_a_model_error():
@@ -149,7 +95,7 @@ def test_openai_client_round_trip_dimensions_and_cache(api, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", api.url + "/v1")
     e = make_embedder("openai:text-embedding-3-small@16", retry=FAST)
     v = e.embed(TEXTS, progress=False)
-    assert v.shape == (3, 16) and np.allclose(v[1], vector(TEXTS[1], 16), atol=1e-5)
+    assert v.shape == (3, 16) and np.allclose(v[1], api.vector(TEXTS[1], 16), atol=1e-5)
     path, body, headers = api.requests[0]
     assert path == "/v1/embeddings" and body["dimensions"] == 16 and body["input"]
     assert headers["authorization"] == "Bearer sk-test-secret"
@@ -194,7 +140,7 @@ def test_google_client_round_trip_and_retry(api, monkeypatch):
     monkeypatch.setenv("GOOGLE_GENAI_BASE_URL", api.url)
     api.script = [503, 200]
     v = make_embedder("google:gemini-embedding-001@12", retry=FAST).embed(TEXTS, progress=False)
-    assert v.shape == (3, 12) and np.allclose(v[0], vector(TEXTS[0], 12), atol=1e-5)
+    assert v.shape == (3, 12) and np.allclose(v[0], api.vector(TEXTS[0], 12), atol=1e-5)
     path, body, headers = api.requests[-1]
     assert "gemini-embedding-001" in path and ("EmbedContents" in path or "embedContent" in path)
     assert headers.get("x-goog-api-key") == "g-secret"

@@ -123,8 +123,9 @@ def test_train_tiny_lm_learns_saves_and_caches(trained, lm_cache, needs_data):
     m = trained.metrics
     assert trained.name.startswith("labkit/tiny-lm-")
     assert (trained.path / "model.safetensors").is_file()
-    saved = json.loads((trained.path / "metrics.json").read_text())
-    assert saved["config"]["hidden_size"] == 32
+    saved = json.loads((trained.path / "labkit_model.json").read_text())
+    assert saved["config"]["hidden_size"] == 32 and saved["kind"] == "tiny-lm"
+    assert saved["base"] is None and saved["energy"]["energy_kwh"] == m["energy_kwh"] > 0
     curve = [loss for _, loss in m["loss_curve"]]
     assert curve[0] > math.log(512) - 0.5  # starts near uniform
     assert m["train_loss"] < curve[0] - 0.5  # and falls (mean over ~40 steps)
@@ -144,7 +145,8 @@ def test_train_tiny_lm_learns_saves_and_caches(trained, lm_cache, needs_data):
 
 @pytest.mark.slow
 def test_different_config_is_a_different_model(trained, lm_cache, needs_data):
-    from labkit.lm.train import cached_path
+    from labkit.lm.train import recipe
 
-    name, path, _, _ = cached_path(TinyLMConfig(**{**TINY, "seed": 1}))
-    assert name != trained.name and not path.exists()
+    other, _, _ = recipe(TinyLMConfig(**{**TINY, "seed": 1}))
+    assert other.name != trained.name and not other.folder.exists()
+    assert recipe(TinyLMConfig(**TINY))[0].name == trained.name

@@ -115,7 +115,7 @@ def test_finetune_a_tiny_random_causal_lm_for_one_step(tmp_path, items, monkeypa
     hf_tok.save_pretrained(base)
     tuned = finetune(items, FineTuneConfig(base_model=str(base), epochs=1, max_target_tokens=32,
                                            instructions=("short",)), progress=False)
-    assert (tuned.path / "metrics.json").is_file() and tuned.metrics["examples"] == len(items)
+    assert (tuned.path / "labkit_model.json").is_file() and tuned.metrics["examples"] == len(items)
     again = finetune(items, FineTuneConfig(base_model=str(base), epochs=1, max_target_tokens=32,
                                            instructions=("short",)), progress=False)
     assert again.path == tuned.path  # cached by base weights + config + items

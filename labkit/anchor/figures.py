@@ -1,0 +1,107 @@
+"""Figures of study 2: AnLLM's Figure 1 (cache size + speed-ups) and decoding time per context.
+
+Speed-ups are drawn with their bootstrap intervals (error bars from the ``_lo`` / ``_hi``
+columns of :func:`labkit.anchor.latency.speedup_table`) next to a dashed 1x line, so a reader
+sees at once whether an anchor cache is faster at all, and the speed-up axis uses round ticks.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["figure1", "latency_figure", "nice_ticks"]
+
+METHOD_NAMES = {"no_cache": "no cache (recompute)", "full_cache": "full KV cache",
+                "anchor_cache": "anchor KV cache"}
+
+
+def nice_ticks(top: float, max_ticks: int = 6) -> tuple[float, float]:
+    """``(step, upper)``: a 1/2/2.5/5 x 10^k tick step and the axis end (a multiple of it) that
+    covers ``[0, top]`` in at most ``max_ticks`` intervals (integers once ``top`` >= 3)."""
+    top = float(top) if top and math.isfinite(top) and top > 0 else 1.0
+    magnitude = 10 ** math.floor(math.log10(top / max_ticks))
+    for factor in (1, 2, 2.5, 5, 10):
+        step = factor * magnitude
+        if top >= 3 and step < 1:
+            continue
+        if math.ceil(top / step - 1e-9) <= max_ticks:
+            break
+    return step, step * math.ceil(top / step - 1e-9)
+
+
+def _error(speedups: pd.DataFrame, column: str) -> dict | None:
+    """Plotly ``error_y`` from ``<column>_lo`` / ``_hi`` (None when the table has no interval)."""
+    lo, hi = f"{column}_lo", f"{column}_hi"
+    if lo not in speedups or hi not in speedups:
+        return None
+    mid = speedups[column].to_numpy(dtype=float)
+    return dict(type="data", symmetric=False, thickness=1.5, width=5,
+                array=np.nan_to_num(speedups[hi].to_numpy(dtype=float) - mid),
+                arrayminus=np.nan_to_num(mid - speedups[lo].to_numpy(dtype=float)))
+
+
+def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache length and speed-up"):
+    """Like AnLLM's Figure 1: bars of KV-cache size and cached tokens (full vs anchor) per
+    context length, with the median speed-ups (95 % bootstrap intervals) on a second axis."""
+    from plotly.subplots import make_subplots
+
+    from labkit.figures import PALETTE
+
+    x = [str(c) for c in speedups.context]
+    fig = make_subplots(rows=1, cols=2, specs=[[{"secondary_y": True}, {}]], horizontal_spacing=0.24,
+                        subplot_titles=("KV-cache size and speed-up", "cached tokens per prompt"))
+    fig.add_bar(x=x, y=speedups.kv_bytes_full / 2**20, name="full cache",
+                marker_color=PALETTE[1], legendgroup="full", row=1, col=1)
+    fig.add_bar(x=x, y=speedups.kv_bytes_anchor / 2**20, name="anchor cache",
+                marker_color=PALETTE[0], legendgroup="anchor", row=1, col=1)
+    fig.add_bar(x=x, y=speedups.tokens_full, name="full cache: tokens", marker_color=PALETTE[1],
+                legendgroup="full", showlegend=False, row=1, col=2)
+    fig.add_bar(x=x, y=speedups.tokens_anchor, name="anchor cache: tokens",
+                marker_color=PALETTE[0], legendgroup="anchor", showlegend=False, row=1, col=2)
+    fig.add_scatter(x=x, y=speedups.speedup_vs_no_cache, name="speed-up vs no cache",
+                    mode="lines+markers", line=dict(color=PALETTE[3]),
+                    error_y=_error(speedups, "speedup_vs_no_cache"), secondary_y=True, row=1, col=1)
+    fig.add_scatter(x=x, y=speedups.speedup_vs_full_cache, name="speed-up vs full cache",
+                    mode="lines+markers", line=dict(color=PALETTE[2], dash="dot"),
+                    error_y=_error(speedups, "speedup_vs_full_cache"), secondary_y=True, row=1, col=1)
+    fig.add_hline(y=1, line_dash="dash", line_color="#555", line_width=1, secondary_y=True,
+                  row=1, col=1)
+    fig.add_annotation(x=1, xref="x domain", y=1, text="1x (no speed-up)", showarrow=False,
+                       xanchor="right", yanchor="bottom", font=dict(size=11, color="#555"),
+                       secondary_y=True, row=1, col=1)
+    columns = [c for c in ("speedup_vs_no_cache", "speedup_vs_full_cache",
+                           "speedup_vs_no_cache_hi", "speedup_vs_full_cache_hi") if c in speedups]
+    top = np.nanmax(speedups[columns].to_numpy(dtype=float)) if columns else 1.0
+    step, upper = nice_ticks(max(1.0, float(top)) * 1.05)
+    fig.update_yaxes(title_text="speed-up (x, median, 95% CI)", secondary_y=True, row=1, col=1,
+                     range=[0, upper], tickmode="linear", tick0=0, dtick=step, showgrid=False)
+    for col in (1, 2):
+        fig.update_xaxes(title_text="context (tokens)", type="category", row=1, col=col)
+    fig.update_yaxes(title_text="KV cache (MiB)", secondary_y=False, row=1, col=1)
+    fig.update_yaxes(title_text="tokens", row=1, col=2)
+    fig.update_layout(title=title, barmode="group", legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def latency_figure(latency: pd.DataFrame, title: str = "Decoding time vs context length"):
+    """Median milliseconds per generated token of the three methods against context length,
+    with the spread over repeats (min to max) as error bars."""
+    import plotly.graph_objects as go
+
+    from labkit.figures import PALETTE
+
+    fig = go.Figure()
+    for i, (method, label) in enumerate(METHOD_NAMES.items()):
+        part = latency[latency.method == method].groupby("context").ms_per_token
+        stats = part.agg(["median", "min", "max"]).sort_index()
+        fig.add_scatter(x=stats.index, y=stats["median"], name=label, mode="lines+markers",
+                        line=dict(color=PALETTE[[3, 1, 0][i]]),
+                        error_y=dict(type="data", symmetric=False,
+                                     array=stats["max"] - stats["median"],
+                                     arrayminus=stats["median"] - stats["min"]))
+    fig.update_layout(title=title, xaxis_title="context (prompt tokens)",
+                      yaxis_title="ms per generated token (prefill included, median)",
+                      yaxis_type="log")
+    return fig

@@ -1,0 +1,172 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Scaling laws, unique-sequence bounds and a tiny-model sweep
+#
+# Kausik 2024, *Scaling Efficient LLMs* (arXiv 2402.14746 v1), building on Hoffmann et al. 2022 (Chinchilla). From a fitted law L(N, D) = E + A/N^α + B/D^β and PAC estimates of the excess loss (realizable U/D, agnostic √(U/D)), the number U of unique sequences in D tokens lies between D^(1−2β) and D^(1−β); an efficient model needs N ~ U, so N ~ D^γ with γ ∈ [1−2β, 1−β], and doubling the skills needs 2^(1/γ) times more data.
+#
+# This notebook
+#
+# 1. fits Chinchilla's approach 3 exactly as published (Huber δ = 1e-3 on log loss, summed, L-BFGS-B from the 4,500-point grid) to the 245 points read off Chinchilla's Figure 4, dropping the 5 highest-loss points as Epoch's replication did, with bootstrap intervals, Kaplan's joint form beside it, and the compute-optimal allocation;
+# 2. reproduces Kausik's numbers from β = 0.28 and carries the bootstrap distribution of the fitted β into them;
+# 3. trains its own grid of tiny decoders (labkit.lm) over model sizes N and token budgets D on real text, fits the same law, and counts unique n-grams of that text against the bounds.
+#
+# Bring your own runs with `points_csv` (columns N, D, loss), or run `labkit run scaling_laws -p key=value`.
+
+# %% tags=["parameters"]
+profile = None  # "smoke" | "default" | "paper"; None means $LABKIT_PROFILE or "default"
+seed = 0
+points_csv = None  # your own runs: a CSV with columns N, D, loss; None: Chinchilla's points
+drop_highest = None  # drop this many highest-loss points first (Epoch: 5); None: profile
+fit_starts = None  # 0: the published 4,500-start grid; n: Hoffmann's constants + n grid points
+bootstrap = None  # bootstrap resamples of the fit; None: profile
+n_jobs = None  # processes for the bootstrap
+sweep_sizes = None  # list of {hidden_size, num_layers, num_heads}; None: profile
+sweep_budgets = None  # token budgets D of the sweep; None: profile
+sweep_base = None  # other TinyLMConfig fields (vocab_size, context_length, corpus, ...)
+country = "USA"  # for codecarbon's carbon intensity
+
+# %%
+import numpy as np
+import pandas as pd
+
+import labkit.data as data
+from labkit import notebook
+from labkit.carbon import CarbonSession
+from labkit.figures import save_figure, save_table
+from labkit.io import sha256_file
+from labkit.scaling import PROFILES, kausik, study, sweep
+from labkit.scaling.fit import CHINCHILLA_COMPUTE, compute_optimal, drop_highest_loss, load_points
+
+STUDY = "scaling_laws"
+cfg, record = notebook.begin(STUDY, PROFILES, profile, seed, points_csv=points_csv,
+                             drop_highest=drop_highest, fit_starts=fit_starts, bootstrap=bootstrap,
+                             n_jobs=n_jobs, sweep_sizes=sweep_sizes, sweep_budgets=sweep_budgets,
+                             sweep_base=sweep_base, country=country)
+if cfg["points_csv"]:
+    points = load_points(cfg["points_csv"])
+    record.results["points_csv_sha256"] = sha256_file(cfg["points_csv"])
+else:
+    points = load_points(data.load("chinchilla")[["N", "D", "loss"]], name="chinchilla")
+points = drop_highest_loss(points, cfg["drop_highest"])
+print(f"{len(points)} points; profile {cfg['profile']}")
+
+# %% [markdown]
+# ## 1. The fit, with bootstrap intervals
+#
+# The interval of each parameter comes from refitting on resampled points (each refit starts from the full-data optimum and a few grid points, with tolerances tight enough that it lands where the full grid does).
+
+# %%
+rep = study.replication(points, starts=cfg["fit_starts"], n_bootstrap=cfg["bootstrap"],
+                        seed=seed, n_jobs=cfg["n_jobs"])
+params = study.parameter_table(rep)
+save_table(params, STUDY, "fit_params", "Chinchilla-form fit: estimates, 95% bootstrap intervals "
+           "and Hoffmann et al.'s published constants")
+save_table(rep.samples, STUDY, "bootstrap_params", "Every bootstrap refit (one row per resample)")
+goodness = study.goodness_table({"chinchilla form": rep.fit, "kaplan joint form": rep.kaplan})
+save_table(goodness, STUDY, "goodness", "Goodness of fit of the Chinchilla and Kaplan forms")
+record.results["fit"] = {**rep.fit.params, "rmse_log": rep.fit.goodness()["rmse_log"]}
+params
+
+# %%
+save_figure(study.law_figure(rep.fit, points, "Chinchilla's points and the fitted law"), STUDY, "law",
+            "Loss against training tokens for Chinchilla's runs (binned by model size) and the "
+            "fitted law L = E + A/N^α + B/D^β along each size.")
+save_figure(study.contour_figure(rep.fit, points, np.array([1e18, 1e20, 1e22, CHINCHILLA_COMPUTE])),
+            STUDY, "contours", "Iso-loss contours of the fitted law, iso-FLOP lines C = 6ND "
+            "(dotted) and the compute-optimal frontier (red).")
+save_figure(study.residual_figure(rep.fit, points), STUDY, "residuals",
+            "Residuals of the fit in log loss against compute; colour is model size.")
+save_figure(study.bootstrap_figure(rep.samples, rep.fit.params), STUDY, "bootstrap",
+            "Bootstrap distributions of each parameter: the fit (red) and Hoffmann et al.'s "
+            "constants (orange, dashed).")
+
+# %% [markdown]
+# ## 2. Compute-optimal allocation
+
+# %%
+compute = np.array([1e21, 1e22, 1e23, CHINCHILLA_COMPUTE, 1e24, 1e25])
+optimal = pd.concat([compute_optimal(rep.fit.params, compute).assign(law="our fit"),
+                     compute_optimal(study.HOFFMANN_PARAMS, compute).assign(law="Hoffmann et al.")])
+save_table(optimal, STUDY, "compute_optimal", "Compute-optimal N and D (C = 6ND) under our fit "
+           "and under the published constants; 5.76e23 FLOP is Chinchilla's budget")
+record.results["tokens_per_param_at_chinchilla_compute"] = float(
+    optimal[(optimal.law == "our fit") & (optimal.C == CHINCHILLA_COMPUTE)].tokens_per_param.iloc[0])
+optimal
+
+# %% [markdown]
+# ## 3. Kausik's bounds
+#
+# At β = 0.28 the bounds give γ ∈ [0.44, 0.72] (midpoint 0.58) and a 2.6x to 4.8x larger corpus to double the skills; the table adds our fitted β and the interval its bootstrap distribution implies.
+
+# %%
+beta_fit = rep.fit.params["beta"]
+beta_ci = tuple(rep.ci.set_index("parameter").loc["beta", ["low", "high"]])
+kt = study.kausik_table(rep.samples, beta_fit)
+save_table(kt, STUDY, "kausik", "Kausik's numbers at the paper's β = 0.28, at our fitted β, and "
+           "95% intervals from the bootstrap distribution of β")
+record.results["kausik_paper"] = kausik.summary(kausik.CHINCHILLA_BETA)
+record.results["kausik_fitted"] = kausik.summary(beta_fit)
+save_figure(study.beta_figure(np.linspace(0.05, 0.45, 81), beta_fit, beta_ci), STUDY, "gamma_vs_beta",
+            "How Kausik's conclusions move with β: the exponent γ of N ~ D^γ and the data factor "
+            "that doubles the skills.")
+kt
+
+# %% [markdown]
+# ## 4. Our own sweep
+#
+# One tiny Llama-architecture decoder per (size, budget), each with its own cosine schedule, trained on real text and scored on held-out documents; N counts non-embedding parameters. Models are cached, so a re-run only trains new grid points.
+
+# %%
+with CarbonSession(cfg["country"]) as carbon:
+    runs = sweep.run_sweep(cfg["sweep_sizes"], cfg["sweep_budgets"], cfg["sweep_base"], carbon=carbon)
+record.add_energy("sweep training", carbon.total())
+save_table(runs, STUDY, "sweep_runs", "Our sweep: one row per trained model (held-out loss in nats/token)")
+ours, ours_ci = None, None
+try:
+    mine = study.replication(runs[["N", "D", "loss"]], starts=cfg["fit_starts"],
+                             n_bootstrap=cfg["sweep_bootstrap"], seed=seed, n_jobs=cfg["n_jobs"],
+                             with_kaplan=False)
+    ours, ours_ci = mine.fit, mine.ci
+except Exception as err:  # too few runs or a fit that does not converge: say so, keep going
+    record.warn(f"the sweep's law was not fitted: {err}")
+exponents = study.exponent_table(ours, ours_ci, rep.fit)
+save_table(exponents, STUDY, "exponents", "Exponents of our sweep against Chinchilla's")
+save_figure(study.sweep_figure(ours, runs), STUDY, "sweep",
+            "Held-out loss of our tiny decoders against training tokens, with the fitted law. "
+            f"Training energy {carbon.total()['energy_kwh']:.2g} kWh ({carbon.power_method}).")
+if ours is not None:
+    record.results["sweep_fit"] = ours.params
+exponents
+
+# %% [markdown]
+# ## 5. Unique sequences in real text against the bounds
+
+# %%
+ids = sweep.corpus_token_ids(cfg["sweep_base"])
+counts = sweep.unique_ngrams(ids, cfg["ngram_orders"], sweep.token_budget_grid(len(ids), cfg["ngram_points"]))
+save_table(counts, STUDY, "unique_ngrams", "Unique token n-grams among the first D tokens of the "
+           "sweep's training text")
+save_figure(study.unique_sequences_figure(counts, beta_fit, beta_ci), STUDY, "unique_sequences",
+            "Kausik's band D^(1−2β)..D^(1−β) at our fitted β (shaded: over its 95% interval) "
+            "beside unique n-grams of the sweep's training text.")
+counts.pivot(index="D", columns="n", values="unique")
+
+# %%
+notebook.end(record, figures=["law", "contours", "residuals", "bootstrap", "gamma_vs_beta",
+                              "sweep", "unique_sequences"],
+             tables=["fit_params", "bootstrap_params", "goodness", "compute_optimal", "kausik",
+                     "sweep_runs", "exponents", "unique_ngrams"]);
