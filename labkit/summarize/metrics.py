@@ -9,7 +9,7 @@ same items.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -82,29 +82,6 @@ def rouge_summary(predictions: Sequence[str], references: Sequence[str],
         mean, low, high = bootstrap_ci(per_item[k], n_resamples, seed=seed)
         out.update({k: mean, f"{k}_low": low, f"{k}_high": high})
     return out
-
-
-def bertscore(predictions: Sequence[str], references: Sequence[str],
-              model: str = "roberta-large", num_layers: int = 17) -> dict[str, Any]:
-    """BERTScore F1 (mean) if the ``bert_score`` package and a local scoring model exist.
-
-    Returns ``{"available": False, "reason": ...}`` otherwise: labkit never swaps in a
-    different scoring model silently, because BERTScore values are not comparable across models.
-    """
-    try:
-        import bert_score  # noqa: F401
-    except ImportError:
-        return {"available": False, "reason": "the bert_score package is not installed"}
-    from labkit.errors import ModelError
-    from labkit.models import resolve
-    try:
-        path = resolve(model).path
-    except ModelError as exc:
-        return {"available": False, "reason": f"scoring model {model!r} not available locally: {exc}"}
-    import bert_score
-    _, _, f1 = bert_score.score(list(predictions), list(references), model_type=str(path),
-                                num_layers=num_layers, verbose=False)
-    return {"available": True, "model": model, "bertscore_f1": float(f1.mean())}
 
 
 def efficiency(latencies_s: Sequence[float], input_tokens: Sequence[int],
