@@ -201,7 +201,7 @@ class AnchoredLM:
     base: str
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def load(self, device: str = "cpu"):
+    def load(self, device: str = "auto"):
         from labkit.lm.load import load_causal_lm
         return load_causal_lm(str(self.path), device=device)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from labkit.errors import ModelError
 
 
-def load_causal_lm(name_or_path: str, device: str = "cpu"):
+def load_causal_lm(name_or_path: str, device: str = "auto"):
     """``(model, tokenizer)`` in eval mode, safetensors only.
 
     ``name_or_path``: ``"labkit/tiny-lm-<hash>"``, a local folder, or any HF causal-LM name

@@ -121,7 +121,7 @@ class TrainedLM:
     config: TinyLMConfig
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def load(self, device: str = "cpu"):
+    def load(self, device: str = "auto"):
         """``(model, tokenizer)`` from :attr:`path`."""
         from labkit.lm.load import load_causal_lm
         return load_causal_lm(str(self.path), device=device)
