@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
 
 def main() -> None:
@@ -29,6 +28,8 @@ def main() -> None:
     from labkit.models import load_sentence_transformer
     from labkit import studies
     from labkit.paths import study_dir
+    from labkit.device import describe
+    from labkit.timing import Stopwatch
 
     pairs = data.load("mqp")
     texts = list(dict.fromkeys(list(pairs["question_1"]) + list(pairs["question_2"])))
@@ -39,23 +40,24 @@ def main() -> None:
     raw_model.encode(texts[:64])  # warm up both paths outside the timings
     rows = {"raw": [], "labkit": [], "cached": []}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        raw_model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
-        rows["raw"].append(time.perf_counter() - t0)
+        with Stopwatch(raw_model) as clock:  # waits for the model's device before each reading
+            raw_model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
+        rows["raw"].append(clock.seconds)
         with tempfile.TemporaryDirectory() as cache:
             os.environ["LABKIT_CACHE_DIR"] = cache
             fresh = make_embedder(f"st:{args.model}", batch_size=64)
             fresh.embed(texts[:64], progress=False)  # load the model (as raw_model was)
             fresh._cache._db.execute("DELETE FROM vectors")
             fresh._cache._db.commit()
-            t0 = time.perf_counter()
-            fresh.embed(texts, progress=False)
-            rows["labkit"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            make_embedder(f"st:{args.model}").embed(texts, progress=False)
-            rows["cached"].append(time.perf_counter() - t0)
+            with Stopwatch(raw_model) as clock:  # same device rule as labkit's embedder
+                fresh.embed(texts, progress=False)
+            rows["labkit"].append(clock.seconds)
+            with Stopwatch(raw_model) as clock:
+                make_embedder(f"st:{args.model}").embed(texts, progress=False)
+            rows["cached"].append(clock.seconds)
     best = {k: min(v) for k, v in rows.items()}
-    result = {"texts": len(texts), "repeats": repeats, "seconds_best": best,
+    result = {"device": describe(str(raw_model.device), mixed_precision=False),
+              "texts": len(texts), "repeats": repeats, "seconds_best": best,
               "raw_texts_per_s": len(texts) / best["raw"],
               "labkit_texts_per_s": len(texts) / best["labkit"],
               "labkit_over_raw": best["raw"] / best["labkit"],

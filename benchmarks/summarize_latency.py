@@ -22,6 +22,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from labkit.config import resolve
+    from labkit.device import describe
     from labkit.io import write_json
     from labkit import studies
     from labkit.paths import study_dir
@@ -45,7 +46,9 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:,.3f}"))
     out = study_dir(studies.for_benchmark(__file__).id) / "benchmark_summarize_latency.json"
-    write_json(out, {"profile": cfg["profile"], "instruction": "medium", "rows": rows})
+    # every system is timed by labkit.timing (device synchronised before each clock reading)
+    write_json(out, {"profile": cfg["profile"], "instruction": "medium", "device": describe(),
+                     "rows": rows})
     print(f"wrote {out}")
 
 

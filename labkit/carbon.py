@@ -21,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass
 from typing import Iterator
+
+from labkit.timing import Stopwatch
 
 DEFAULT_COUNTRY = os.environ.get("LABKIT_COUNTRY", "USA")
 
@@ -95,12 +96,13 @@ class CarbonSession:
             self._tracker = None
 
     def start_task(self, name: str) -> None:
+        # the stopwatch waits for work already queued on the device, so it is not billed here
+        self._task_name, self._task_clock = name, Stopwatch().start()
         self._tracker.start_task(name)
-        self._task_name, self._task_t0 = name, time.perf_counter()
 
     def stop_task(self) -> Measurement:
+        wall = self._task_clock.stop()  # waits for the task's queued device work first
         data = self._tracker.stop_task()
-        wall = time.perf_counter() - self._task_t0
         m = Measurement(task=self._task_name, duration_s=float(data.duration or wall),
                         energy_kwh=float(data.energy_consumed), emissions_g=float(data.emissions) * 1000,
                         cpu_energy_kwh=float(data.cpu_energy), ram_energy_kwh=float(data.ram_energy),

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -38,6 +37,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from labkit.errors import ModelError, ParameterError
 from labkit.io import sha256_file, sha256_text, write_json
+from labkit.timing import Stopwatch
 
 __all__ = ["METADATA_FILE", "BaseModel", "CachedModel", "Recipe", "TrainingJob",
            "atomic_model_dir", "base_fingerprint", "cache_key", "lookup", "train_into_cache"]
@@ -290,7 +290,7 @@ def train_into_cache(recipe: Recipe, train_fn: Callable[[TrainingJob], dict[str,
     """
     if not force and (hit := lookup(recipe.kind, recipe.key)) is not None:
         return hit
-    t0 = time.perf_counter()
+    clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
     with atomic_model_dir(recipe.folder) as out:
         job = TrainingJob(recipe, out, carbon=carbon, progress=progress)
         metrics = train_fn(job)
@@ -306,7 +306,7 @@ def train_into_cache(recipe: Recipe, train_fn: Callable[[TrainingJob], dict[str,
             "data_sha256": recipe.data_sha256,
             "metrics": {**metrics, "energy_kwh": job.energy["energy_kwh"]},
             "energy": job.energy, "power_method": job.energy["power_method"],
-            "train_wall_s": time.perf_counter() - t0,
+            "train_wall_s": clock.stop(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     hit = lookup(recipe.kind, recipe.key)
     if hit is None:  # pragma: no cover - only if another process broke the folder meanwhile

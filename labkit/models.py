@@ -127,8 +127,9 @@ def _available_summary() -> str:
     return ", ".join(names) if names else "none"
 
 
-def pick_device(preference: str = "auto") -> str:
-    """The package's device rule (:func:`labkit.device.resolve_device`)."""
+def pick_device(preference: str | None = "auto") -> str:
+    """The package's device rule (:func:`labkit.device.resolve_device`): ``"auto"``/None is a
+    notebook's ``device`` parameter or ``$LABKIT_DEVICE``, else CUDA when present, else CPU."""
     from labkit.device import resolve_device
 
     return resolve_device(preference)

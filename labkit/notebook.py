@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from labkit import config, records
+from labkit import config, params, records
+from labkit import device as device_rule
 from labkit.errors import LabkitError
 from labkit.paths import study_dir
 
@@ -18,12 +19,23 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def begin(study: str, profiles: Mapping[str, Mapping[str, Any]], profile: str | None = None,
-          seed: int = 0, **overrides: Any) -> tuple[dict[str, Any], records.RunRecord]:
-    """Resolve parameters, seed python/numpy/torch, start ``figures/<study>/run_record.json``."""
+          seed: int = 0, *, device: str | None = None, mixed_precision: Any = None,
+          **overrides: Any) -> tuple[dict[str, Any], records.RunRecord]:
+    """Resolve parameters, seed python/numpy/torch, start ``figures/<study>/run_record.json``.
+
+    ``device`` (``None``/``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``) and
+    ``mixed_precision`` (``None`` = on where supported) are the notebook's device parameters,
+    not profile keys: they are checked first and then apply to every labkit call in this kernel
+    (:func:`labkit.device.use`); ``cfg["device"]`` and ``cfg["dtype"]`` say what was chosen, and
+    the run record's ``device`` entry names it.
+    """
+    placement = device_rule.use(device, mixed_precision)
     cfg = config.resolve(profiles, profile, **overrides)
+    seed = params.validate(params.SEED, seed)
     cfg["seed"] = seed
+    cfg["device"], cfg["dtype"] = placement["device"], placement["dtype"]
     seeds = config.set_seed(seed)
-    record = records.start(study, cfg, seeds)
+    record = records.start(study, cfg, seeds, device=placement)
     return cfg, record
 
 

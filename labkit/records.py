@@ -1,9 +1,12 @@
 """One run record (JSON) per executed notebook: enough to know how every number was made.
 
 ``figures/<study>/run_record.json`` holds the parameters (secrets removed), labkit version and
-git commit, package versions, seeds, the sha256 of every dataset file read, hardware, energy,
-wall time, warnings, and every figure / table written with its caption. Tables and figures are
-data; the record is how a reader (or the gallery, or a test) finds and trusts them.
+git commit, package versions, seeds, the sha256 of every dataset file read, hardware, the device
+and dtype the numbers were measured on, energy, wall time, warnings, and every figure / table
+written with its caption. Tables and figures are data; the record is how a reader (or the
+gallery, or a test) finds and trusts them. Records are portable: no absolute machine path in
+them (datasets are named by where they came from and their files relative to that root;
+paths in parameters become ``<home>/…``, ``<tmp>/…`` or ``<project>/…``).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import os
 import platform
 import re
 import subprocess
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -25,9 +29,14 @@ RECORD_NAME = "run_record.json"
 PACKAGES = ("labkit", "torch", "transformers", "sentence-transformers", "tokenizers", "datasets",
             "codecarbon", "numpy", "pandas", "scipy", "scikit-learn", "plotly", "kaleido",
             "papermill", "rouge-score", "accelerate")
-_SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|credential|auth)", re.I)
+# whole name parts, so "api_key"/"hf_token" are secrets but "tokenizer"/"monkey" are not
+_SECRET_NAME = re.compile(r"(?:^|[_\-.])(?:api_?key|key|token|secret|password|passwd|credentials?|"
+                          r"auth)(?:$|[_\-.])", re.I)
 _SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|hf_[A-Za-z0-9]{20,})$")
 REDACTED = "<redacted>"
+#: how :class:`labkit.data.Resolved` origins read in a record (where the files came from)
+DATA_SOURCES = {"mirror": "mirror", "cache": "cache", "download": "download", "hf": "download",
+                "path": "user path"}
 
 
 def redact(value: Any, name: str = "") -> Any:
@@ -47,6 +56,91 @@ def redact(value: Any, name: str = "") -> Any:
             if _SECRET_NAME.search(env_name) and len(env_value) >= 8 and env_value in value:
                 return REDACTED
     return value
+
+
+def _roots() -> list[tuple[str, str]]:
+    """(absolute folder, placeholder), most specific first: data mirrors, the cache, the
+    checkout, the temp dir, home."""
+    from labkit.paths import cache_dir
+
+    roots = [(str(Path(m).resolve()), "<mirror>")
+             for m in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep) if m.strip()]
+    roots.append((str(cache_dir().resolve()), "<cache>"))
+    project = project_root(Path(__file__).parent)
+    if project is not None:
+        roots.append((str(project), "<project>"))
+    roots.append((str(Path(tempfile.gettempdir()).resolve()), "<tmp>"))
+    roots.append((tempfile.gettempdir(), "<tmp>"))
+    roots.append((str(Path.home()), "<home>"))
+    # a root that is "/" (or empty) would rewrite every absolute path: skip it
+    return [(r.rstrip("/"), name) for r, name in roots if len(r.rstrip("/")) > 1]
+
+
+def portable(value: Any) -> Any:
+    """Rewrite absolute paths under the checkout, the temp dir or ``$HOME`` as placeholders.
+
+    Applied to every string in dicts and lists (also paths inside a string, such as
+    ``"st:/home/me/model"``), so a run record says the same thing on every machine and leaks
+    no user name. Other values pass unchanged.
+
+    >>> from labkit.paths import project_root
+    >>> portable({"pairs": str(project_root() / "data" / "mine.csv"), "n": 3})
+    {'pairs': '<project>/data/mine.csv', 'n': 3}
+    >>> portable([os.path.join(tempfile.gettempdir(), "run", "x.csv"), "cpu"])
+    ['<tmp>/run/x.csv', 'cpu']
+    >>> portable(str(Path.home() / "models" / "m")) == "<home>/models/m"
+    True
+    """
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str) and "/" in value:
+        for root, name in _roots():
+            # the root itself, or root/…, not a longer name that starts with it (/rootfs)
+            value = re.sub(re.escape(root) + r"(?=/|$|[\s\"',;:)\]])", name, value)
+    return value
+
+
+def data_entry(resolved) -> dict[str, Any]:
+    """A dataset in the record: where it came from, its files (relative names) and hashes."""
+    files = sorted(resolved.sha256)
+    return {"origin": resolved.origin,
+            "source": DATA_SOURCES.get(resolved.origin, resolved.origin),
+            "files": [portable(f) for f in files], "sha256": resolved.sha256,
+            "verified_against_registry": resolved.verified}
+
+
+def device_line(record: dict[str, Any]) -> str:
+    """One line naming where a record's numbers were measured, for the runner's summary.
+
+    >>> device_line({"device": {"device": "cpu", "name": "CPU", "dtype": "float32",
+    ...                         "mixed_precision": False}})
+    'cpu (CPU, float32)'
+    >>> device_line({"device": {"device": "cuda", "name": "NVIDIA H100", "dtype": "bfloat16",
+    ...                         "mixed_precision": True}})
+    'cuda (NVIDIA H100, bfloat16, mixed precision)'
+    >>> device_line({})
+    'not recorded'
+    """
+    device = record.get("device") or {}
+    if not device:
+        return "not recorded"
+    extra = ", mixed precision" if device.get("mixed_precision") else ""
+    return f"{device.get('device')} ({device.get('name')}, {device.get('dtype')}{extra})"
+
+
+def current_device() -> dict[str, Any] | None:
+    """The device rule's answer now (for records not started by ``notebook.begin``)."""
+    from labkit.device import describe
+    from labkit.errors import ParameterError
+
+    try:
+        return describe()
+    except ParameterError:  # a bad $LABKIT_DEVICE: begin() reports it; a record must not fail
+        return None
 
 
 def git_commit() -> dict[str, Any]:
@@ -101,9 +195,11 @@ def hardware() -> dict[str, Any]:
 class RunRecord:
     """Collects what a notebook did; :meth:`finish` writes it atomically beside the figures."""
 
-    def __init__(self, study: str, params: dict[str, Any], seeds: dict[str, int] | None = None):
+    def __init__(self, study: str, params: dict[str, Any], seeds: dict[str, int] | None = None,
+                 device: dict[str, Any] | None = None):
         self.study = study
-        self.params = redact(dict(params))
+        self.params = portable(redact(dict(params)))
+        self.device = dict(device) if device else current_device()
         self.seeds = dict(seeds or {})
         self.started = dt.datetime.now(dt.timezone.utc)
         self._t0 = time.perf_counter()
@@ -141,13 +237,13 @@ class RunRecord:
             "wall_time_s": round(time.perf_counter() - self._t0, 3),
             "parameters": self.params,
             "seeds": self.seeds,
-            "data": {key: {"origin": r.origin, "location": str(r.root), "sha256": r.sha256,
-                           "verified_against_registry": r.verified} for key, r in USED.items()},
+            "data": {key: data_entry(r) for key, r in USED.items()},
             "packages": package_versions(),
+            "device": self.device,
             "hardware": hardware(),
             "energy": self.energy,
-            "results": redact(self.results),
-            "warnings": self.warnings,
+            "results": portable(redact(self.results)),
+            "warnings": portable(self.warnings),
             "outputs": self.outputs,
         }
 
@@ -158,9 +254,11 @@ class RunRecord:
 _CURRENT: dict[str, RunRecord] = {}
 
 
-def start(study: str, params: dict[str, Any], seeds: dict[str, int] | None = None) -> RunRecord:
-    """Begin the record of ``study`` (the notebook's first labkit call)."""
-    record = RunRecord(study, params, seeds)
+def start(study: str, params: dict[str, Any], seeds: dict[str, int] | None = None,
+          device: dict[str, Any] | None = None) -> RunRecord:
+    """Begin the record of ``study`` (the notebook's first labkit call); ``device`` is
+    :func:`labkit.device.describe` of the notebook's choice (default: the device rule now)."""
+    record = RunRecord(study, params, seeds, device)
     _CURRENT[study] = record
     return record
 

@@ -3,49 +3,24 @@
 CUDA kernels run asynchronously: reading ``time.perf_counter()`` right after a forward pass
 measures how long it took to *queue* the work, not to do it. Every timer in labkit therefore
 synchronises the model's device before it reads the clock (a no-op on CPU), through the two
-helpers here, so speed-ups compare finished work on every machine.
+helpers here, so speed-ups compare finished work on every machine. The wait itself is
+:func:`labkit.device.synchronize` (one implementation; ``timing.sync`` is the same function).
+Only this module, the run record's and runner's whole-notebook wall time and the carbon
+tracker read ``time.perf_counter()`` (``tests/test_timing.py`` checks).
 """
 from __future__ import annotations
 
 import time
 from typing import Any, Callable, TypeVar
 
-import torch
+from labkit.device import as_torch_device, resolve_device, synchronize
 
 __all__ = ["sync", "Stopwatch", "timed"]
 
 T = TypeVar("T")
 
-
-def _as_device(device: Any) -> torch.device | None:
-    """A ``torch.device`` from a device, a string, a model or a tensor (``None`` if unknown)."""
-    if device is None:
-        return None
-    if isinstance(device, torch.device):
-        return device
-    if isinstance(device, str):
-        return torch.device(device)
-    if torch.is_tensor(device):
-        return device.device
-    if isinstance(device, torch.nn.Module):
-        param = next(device.parameters(), None)
-        return None if param is None else param.device
-    dev = getattr(device, "device", None)
-    return _as_device(dev) if dev is not None and dev is not device else None
-
-
-def sync(device: Any = None) -> None:
-    """Wait until queued work on ``device`` (a device, name, model or tensor) has finished.
-
-    Only CUDA (and MPS) queue work asynchronously; on CPU this returns at once.
-    """
-    dev = _as_device(device)
-    if dev is None:
-        return
-    if dev.type == "cuda" and torch.cuda.is_available():
-        torch.cuda.synchronize(dev)
-    elif dev.type == "mps" and hasattr(torch, "mps") and torch.backends.mps.is_available():
-        torch.mps.synchronize()
+#: The one device wait (kept here under its old name for callers of ``timing.sync``).
+sync = synchronize
 
 
 class Stopwatch:
@@ -53,16 +28,23 @@ class Stopwatch:
 
     ``with Stopwatch(model) as sw: ...`` then ``sw.seconds``; or ``sw = Stopwatch(dev).start()``
     and ``sw.lap()`` for seconds since the last lap (prefill, then decode).
+
+    ``device`` is where the timed work runs (a device, name, model or tensor); the default
+    ``"auto"`` is the package's device rule (:func:`labkit.device.resolve_device`), so a timer
+    that does not know the model still waits for the accelerator labkit is using.
+    ``None`` never waits (for work that is not on a device: a curve fit, file I/O).
     """
 
-    def __init__(self, device: Any = None):
-        self.device = _as_device(device)
+    def __init__(self, device: Any = "auto"):
+        if isinstance(device, str) and device == "auto":
+            device = resolve_device()
+        self.device = as_torch_device(device)
         self._start = self._last = None
         self.seconds = float("nan")
 
     def now(self) -> float:
         """``perf_counter`` after the device's queued work is done."""
-        sync(self.device)
+        synchronize(self.device)
         return time.perf_counter()
 
     def start(self) -> "Stopwatch":
@@ -91,7 +73,7 @@ class Stopwatch:
         self.stop()
 
 
-def timed(fn: Callable[[], T], device: Any = None) -> tuple[T, float]:
+def timed(fn: Callable[[], T], device: Any = "auto") -> tuple[T, float]:
     """Run ``fn()`` and return ``(result, seconds)``, synchronising ``device`` on both ends."""
     with Stopwatch(device) as sw:
         result = fn()

@@ -27,7 +27,12 @@ def training_arguments(output_dir: Path, *, seed: int, progress: bool,
                        max_steps: int | None = None, epochs: float | None = None,
                        steps_per_epoch: int | None = None, args_class=None, **kwargs):
     """Arguments for a run that saves nothing itself: no checkpoints, no evaluation, no
-    reporting integrations, CPU unless CUDA is there, about 50 loss logs per run.
+    reporting integrations, on the package's device, about 50 loss logs per run.
+
+    The device is :func:`labkit.device.resolve_device` (a notebook's ``device`` parameter or
+    ``$LABKIT_DEVICE``, else CUDA when there is one): ``use_cpu`` when it is the CPU, and bf16
+    mixed precision when it is a CUDA device with bf16 support and mixed precision is on
+    (:func:`labkit.device.compute_dtype`); float32 otherwise. The run record names both.
 
     Args:
         output_dir: Trainer scratch folder (nothing is written there).
@@ -40,11 +45,12 @@ def training_arguments(output_dir: Path, *, seed: int, progress: bool,
             ``SentenceTransformerTrainingArguments``...
         **kwargs: anything else the arguments class takes; overrides the defaults.
     """
-    import torch
+    from labkit.device import compute_dtype, resolve_device
 
     if (max_steps is None) == (epochs is None):
         raise ParameterError("training_arguments needs exactly one of max_steps and epochs, got "
                              f"max_steps={max_steps!r}, epochs={epochs!r}")
+    device = resolve_device()
     if args_class is None:
         from transformers import TrainingArguments as args_class
     if max_steps is not None:
@@ -55,7 +61,8 @@ def training_arguments(output_dir: Path, *, seed: int, progress: bool,
     defaults = dict(
         output_dir=str(output_dir), logging_steps=max(1, total // 50),
         save_strategy="no", eval_strategy="no", report_to=[],
-        use_cpu=not torch.cuda.is_available(), seed=seed, data_seed=seed,
+        use_cpu=device == "cpu", bf16=str(compute_dtype(device)) == "torch.bfloat16",
+        seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=not progress, remove_unused_columns=False,
         **length)
     return args_class(**{**defaults, **kwargs})

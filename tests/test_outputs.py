@@ -93,9 +93,14 @@ def test_secrets_from_the_environment_never_reach_a_record(monkeypatch):
     assert records.redact({"model": "gpt", "api_key": "x"}) == {"model": "gpt", "api_key": records.REDACTED}
 
 
-def test_notebook_end_fails_when_a_promised_output_is_missing(out):
+def test_notebook_end_fails_when_a_promised_output_is_missing(out, monkeypatch):
+    from labkit import device
+
+    monkeypatch.setenv("LABKIT_DEVICE", "")  # begin() sets it for the kernel; undo after the test
+    monkeypatch.setenv("LABKIT_MIXED_PRECISION", "1")
     cfg, record = notebook.begin("unit2", {"smoke": {"k": 1}, "default": {"k": 2}, "paper": {"k": 3}}, "smoke", 7)
-    assert cfg == {"k": 1, "profile": "smoke", "seed": 7}
+    assert {k: cfg[k] for k in ("k", "profile", "seed")} == {"k": 1, "profile": "smoke", "seed": 7}
+    assert cfg["device"] == device.resolve_device()
     with pytest.raises(LabkitError, match="missing or empty figure file .*ghost.html"):
         notebook.end(record, figures=["ghost"])
     assert (out / "unit2" / records.RECORD_NAME).is_file()

@@ -221,9 +221,11 @@ def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress
         base, base_name, base_metrics = base_model, str(base_model), {}
     anchored = train_anchor_lm(base, tcfg, progress=progress, carbon=carbon)
     spec = tcfg.spec
-    base_m, base_t = load_causal_lm(str(getattr(base, "path", base)))
+    # measurement-only loads: the compute dtype of the device (bf16 on CUDA, float32 on CPU),
+    # so the dtype the run record names is the one the KV table and timings ran in
+    base_m, base_t = load_causal_lm(str(getattr(base, "path", base)), dtype="auto")
     add_anchor_token(base_m, base_t, spec)
-    trained = anchored.load()
+    trained = anchored.load(dtype="auto")
     _, heldout = corpus_documents(tcfg.corpus, tcfg.heldout_fraction)
     context = int(anchored.metrics.get("context_length") or base_m.config.max_position_embeddings)
     return {"base_name": base_name, "base_metrics": base_metrics, "anchored": anchored, "spec": spec, "heldout": heldout,

@@ -12,7 +12,6 @@ readings are built here:
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from labkit.errors import ParameterError
+from labkit.timing import Stopwatch
 
 LOSSES = ("cosine", "contrastive")
 KIND = "siamese-st"
@@ -74,7 +74,8 @@ def _loss(cos, labels, cfg: HeadConfig):
 
 
 def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: np.ndarray,
-               cfg: HeadConfig = HeadConfig(), *, carbon=None, name: str = "head") -> HeadResult:
+               cfg: HeadConfig = HeadConfig(), *, carbon=None, name: str = "head",
+               device: str = "auto") -> HeadResult:
     """Train a shared projector on ``train`` pairs, early-stop on ``val`` AUC, score all pairs.
 
     Args:
@@ -82,19 +83,26 @@ def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: 
         labels: 0/1 per pair. split: "train" / "val" / "test" per pair.
         carbon: an open :class:`labkit.carbon.CarbonSession`; each epoch is a task
             ``<name> epoch <k>``.
+        device: where the head trains (the package's device rule by default); the
+            initialisation and the batch order come from CPU generators, so they do not depend
+            on it.
     """
     import torch
     from sklearn.metrics import roc_auc_score
+
+    from labkit.device import resolve_device
 
     split = np.asarray(split)
     train, val = split == "train", split == "val"
     if not train.any() or not val.any():
         raise ParameterError("the Siamese head needs 'train' and 'val' pairs (doctor-wise split)")
     torch.manual_seed(cfg.seed)
-    a = torch.as_tensor(np.asarray(emb_a, np.float32))
-    b = torch.as_tensor(np.asarray(emb_b, np.float32))
-    y = torch.as_tensor(np.asarray(labels, np.float32))
-    net = _projector(a.shape[1], cfg)
+    dev = torch.device(resolve_device(device))
+    a = torch.as_tensor(np.asarray(emb_a, np.float32), device=dev)
+    b = torch.as_tensor(np.asarray(emb_b, np.float32), device=dev)
+    y = torch.as_tensor(np.asarray(labels, np.float32), device=dev)
+    y_np = np.asarray(labels, np.float32)
+    net = _projector(a.shape[1], cfg).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     cos = torch.nn.functional.cosine_similarity
     tr = torch.as_tensor(np.flatnonzero(train))
@@ -105,12 +113,13 @@ def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: 
         with torch.inference_mode():
             s = cos(net(a), net(b))
         net.train()
-        return s.numpy() if mask is None else s.numpy()[mask]
+        s = s.float().cpu().numpy()
+        return s if mask is None else s[mask]
 
     best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
     epochs = []
     for epoch in range(1, cfg.max_epochs + 1):
-        t0 = time.perf_counter()
+        clock = Stopwatch(net).start()  # the head's device, synchronised at both readings
         if carbon is not None:
             carbon.start_task(f"{name} epoch {epoch}")
         order = tr[torch.randperm(len(tr), generator=gen)]
@@ -122,10 +131,10 @@ def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: 
             loss.backward()
             opt.step()
             total += loss.item() * len(i)
-        val_auc = float(roc_auc_score(y.numpy()[val], scores_of(val)))
+        val_auc = float(roc_auc_score(y_np[val], scores_of(val)))
         m = carbon.stop_task() if carbon is not None else None
         epochs.append({"epoch": epoch, "train_loss": total / len(order), "val_auc": val_auc,
-                       "seconds": time.perf_counter() - t0,
+                       "seconds": clock.stop(),
                        "energy_kwh": m.energy_kwh if m else float("nan"),
                        "emissions_g": m.emissions_g if m else float("nan")})
         if val_auc > best_auc + 1e-4:
@@ -190,7 +199,7 @@ def _finetune(job, base, q1: list[str], q2: list[str], y: list[float],
     from labkit.training import training_arguments, use_torch_threads
 
     use_torch_threads()
-    t0 = time.perf_counter()
+    clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
     model = load_sentence_transformer(str(base.path))
     args = training_arguments(
         job.scratch, epochs=cfg.epochs, steps_per_epoch=math.ceil(len(y) / cfg.batch_size),
@@ -204,4 +213,4 @@ def _finetune(job, base, q1: list[str], q2: list[str], y: list[float],
     run = job.train(trainer, per_epoch=True)
     model.save(str(job.folder), safe_serialization=True)
     return {"train_loss": run["train_loss"], "pairs": len(y), "epochs": cfg.epochs,
-            "seconds": time.perf_counter() - t0}
+            "seconds": clock.stop()}

@@ -1,20 +1,33 @@
 """Load any causal LM (a labkit tiny LM, a local folder, an HF name) through the model registry."""
 from __future__ import annotations
 
+from typing import Any
+
 from labkit.errors import ModelError
 
 
-def load_causal_lm(name_or_path: str, device: str = "auto"):
-    """``(model, tokenizer)`` in eval mode, safetensors only.
+def load_causal_lm(name_or_path: str, device: str = "auto", dtype: Any = None):
+    """``(model, tokenizer)`` in eval mode on the package's device, safetensors only.
 
     ``name_or_path``: ``"labkit/tiny-lm-<hash>"``, a local folder, or any HF causal-LM name
     available offline (resolved by :func:`labkit.models.resolve`). A missing tokenizer pad
     token is set to EOS so batched evaluation works.
+
+    ``device``: ``"auto"`` is the device rule (:func:`labkit.device.resolve_device`: a
+    notebook's ``device`` parameter / ``$LABKIT_DEVICE``, else CUDA when there is one).
+    ``dtype``: ``None`` keeps the checkpoint's weights (float32 for labkit's models), which
+    training needs (mixed precision keeps float32 master weights); ``"auto"`` casts to the
+    device rule's compute dtype (:func:`labkit.device.compute_dtype`: bfloat16 on a CUDA device
+    with bf16 support and mixed precision on) for measurement-only use; or a ``torch.dtype``.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from labkit.device import compute_dtype
     from labkit.models import pick_device, resolve
 
+    placed = pick_device(device)  # a bad device fails here, before any weights are read
+    if isinstance(dtype, str) and dtype == "auto":
+        dtype = compute_dtype(placed)
     ref = resolve(str(name_or_path))
     try:
         model = AutoModelForCausalLM.from_pretrained(str(ref.path), use_safetensors=True)
@@ -28,6 +41,9 @@ def load_causal_lm(name_or_path: str, device: str = "auto"):
                          f"{str(exc).splitlines()[0][:200]}") from exc
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(pick_device(device))
+    if dtype is None:
+        model.to(placed)
+    else:
+        model.to(device=placed, dtype=dtype)
     model.eval()
     return model, tokenizer

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ParameterError
 from labkit.io import sha256_text
+from labkit.timing import Stopwatch
 
 if TYPE_CHECKING:
     from labkit.modelcache import Recipe
@@ -121,10 +121,10 @@ class TrainedLM:
     config: TinyLMConfig
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def load(self, device: str = "auto"):
-        """``(model, tokenizer)`` from :attr:`path`."""
+    def load(self, device: str = "auto", dtype=None):
+        """``(model, tokenizer)`` from :attr:`path` (see :func:`labkit.lm.load_causal_lm`)."""
         from labkit.lm.load import load_causal_lm
-        return load_causal_lm(str(self.path), device=device)
+        return load_causal_lm(str(self.path), device=device, dtype=dtype)
 
 
 def llama_config(config: TinyLMConfig, tokenizer):
@@ -209,7 +209,7 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
     from labkit.training import save_model, training_arguments, use_torch_threads
 
     use_torch_threads()
-    t0 = time.perf_counter()
+    clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
     train_sha = sha256_text(train_text)
     tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
     train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
@@ -225,7 +225,7 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
         warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
         lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0)
     run = job.train(Trainer(model=model, args=args, train_dataset=dataset))
-    wall = time.perf_counter() - t0
+    wall = clock.stop()
     model.eval()
     held = heldout_loss(model, tokenizer, heldout_text, config.context_length,
                         max_tokens=HELDOUT_TOKENS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -18,6 +17,7 @@ from typing import Any, Callable, Sequence
 from labkit import io
 from labkit.errors import ParameterError
 from labkit.paths import cache_dir
+from labkit.timing import timed
 from labkit.summarize.data import Instruction, Item, instruction as get_instruction, validate
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -106,9 +106,10 @@ class Summarizer:
             for start in range(0, len(todo), self.batch_size):
                 index = todo[start:start + self.batch_size]
                 batch = [items[i] for i in index]
-                t0 = time.perf_counter()
-                results = self._summarize_batch(batch, inst)
-                seconds = (time.perf_counter() - t0) / len(batch)
+                # a model's own device when it has one (HFGenerator), else the device rule
+                results, seconds = timed(lambda: self._summarize_batch(batch, inst),
+                                         getattr(self, "device", "auto"))
+                seconds /= len(batch)
                 if len(results) != len(batch):  # a bug in a subclass, not bad input
                     raise RuntimeError(f"{self.name} returned {len(results)} summaries for "
                                        f"{len(batch)} items")
