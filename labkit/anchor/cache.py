@@ -16,6 +16,12 @@ Memory first: a prompt is always encoded in chunks (:func:`prefill_chunk` picks 
 so neither the mask nor the cache ever reaches ``L x L`` / ``L`` slots for a long prompt, and the
 anchor prefill peaks below a full-cache prefill.
 
+Lean decode: a decode step makes no data-dependent host sync. Pruning is split in two: after
+every forward the slots no later query can see are marked invalid on the device (the mask
+blocks them; exact), and the K/V of every layer is gathered down to the valid slots (one host
+read for the new size) after each prefill chunk and every ``compact_every`` decode steps.
+The context-length check uses a host-side bound, so it reads the device only near the limit.
+
 Batches: each row carries its own bookkeeping (absolute position, sentence id and anchor flag
 of every cache slot, plus a validity bit), so rows of different lengths and pruning histories
 share one rectangular ``DynamicCache``; invalid slots are masked out. Left and right padding are
@@ -42,7 +48,7 @@ from labkit.errors import ParameterError
 
 __all__ = [
     "SUPPORTED_FAMILIES", "AnchorCacheWarning", "AnchorState", "check_supported", "prefill_chunk",
-    "anchor_prefill", "anchor_step", "anchor_cache_logits", "masked_forward_logits",
+    "anchor_prefill", "anchor_step", "anchor_id_tensor", "compact", "anchor_cache_logits", "masked_forward_logits",
     "kv_cache_bytes", "kv_bytes_per_token",
 ]
 
@@ -50,14 +56,18 @@ OPEN_POLICIES = ("warn", "cap", "error")
 #: Prompt tokens encoded per forward when ``chunk=None``: big enough that matrix products stay
 #: efficient, small enough that the chunk's mask and attention scores stay far below ``L x L``.
 DEFAULT_CHUNK = {"cpu": 512, "cuda": 2048}
+#: Prompts longer than this are prefilled in at least two chunks (see :func:`prefill_chunk`).
+MIN_SPLIT = 256
 
 
 class AnchorCacheWarning(UserWarning):
     """The open sentence grew past ``open_limit``: the cache is not being reduced."""
 
 
-def prefill_chunk(length: int, device: torch.device | str = "cpu", chunk: int | None = None) -> int:
-    """Tokens per prefill forward: ``chunk`` if given, else ``min(length, DEFAULT_CHUNK[device])``.
+def prefill_chunk(length: int, device: torch.device | str | None = None,
+                  chunk: int | None = None) -> int:
+    """Tokens per prefill forward: ``chunk`` if given, else
+    ``min(length, max(MIN_SPLIT, ceil(length / 2)), DEFAULT_CHUNK[device])``.
 
     Raises :class:`ParameterError` naming ``chunk`` when it is not a positive int.
     """
@@ -65,8 +75,13 @@ def prefill_chunk(length: int, device: torch.device | str = "cpu", chunk: int | 
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ParameterError(f"chunk must be a positive int or None, got {chunk!r}")
         return chunk
-    kind = torch.device(device).type
-    return max(1, min(int(length), DEFAULT_CHUNK.get(kind, DEFAULT_CHUNK["cpu"])))
+    from labkit.device import resolve_device
+
+    kind = torch.device(device if device is not None else resolve_device()).type
+    # at least two chunks once the prompt exceeds MIN_SPLIT: a single chunk would hold the whole
+    # prompt's K/V plus a dense mask and so peak above a full-cache prefill
+    split = max(MIN_SPLIT, -(-int(length) // 2))
+    return max(1, min(int(length), split, DEFAULT_CHUNK.get(kind, DEFAULT_CHUNK["cpu"])))
 
 
 # --------------------------------------------------------------------------- state
@@ -77,6 +92,14 @@ class AnchorState:
     ``pos``, ``seq``, ``anchor``, ``valid`` are ``(B, T)``: absolute position, sentence id, anchor
     flag and validity of each cache slot. ``next_pos`` / ``next_seq`` (``(B,)``) describe the next
     token of each row. ``seen`` counts the real tokens processed per row (the full-cache size).
+
+    Pruning has two halves. The *logical* half runs after every forward on the device: slots that
+    no later query may see are marked invalid (so the mask blocks them), with no host sync. The
+    *physical* half (:func:`_compact`) gathers every layer's K/V down to the valid slots; it needs
+    one host read (the new slot count), so it runs after every prefill chunk and, while decoding,
+    once ``compact_every`` slots were appended since the last compaction. ``compact_every=1``
+    (the default of :func:`anchor_prefill`) compacts after every step; :func:`anchor_generate`
+    uses a larger value so a decode step makes no data-dependent host sync.
     """
 
     cache: object
@@ -93,14 +116,22 @@ class AnchorState:
     max_positions: int | None = None
     warned_rows: set = field(default_factory=set)
     capped_tokens: int = 0
+    compact_every: int = 1
+    #: host-side upper bound of ``next_pos.max()``: the context check needs no sync below it
+    pos_bound: int = 0
+    #: cache slots right after the last compaction
+    compacted_slots: int = 0
+    #: tokens dropped by ``open_policy="cap"`` since the last compaction (device counter)
+    pending_capped: torch.Tensor | None = None
 
     @property
     def kept_tokens(self) -> torch.Tensor:
-        """Valid cache slots per row (what the anchor cache holds)."""
+        """Valid cache slots per row (what the anchor cache holds once compacted)."""
         return self.valid.sum(dim=1)
 
     @property
     def cache_slots(self) -> int:
+        """Physical slots per row of the cache (valid ones plus any not yet compacted away)."""
         return int(self.valid.shape[1])
 
     def kv_bytes(self) -> int:
@@ -114,7 +145,8 @@ def _empty_state(model, batch: int, device, open_limit, open_policy) -> AnchorSt
     return AnchorState(cache=new_cache(model), pos=z, seq=z.clone(), anchor=zb, valid=zb.clone(),
                        next_pos=zeros, next_seq=zeros.clone(), seen=zeros.clone(),
                        open_limit=open_limit, open_policy=open_policy,
-                       max_positions=max_positions(model))
+                       max_positions=max_positions(model),
+                       pending_capped=torch.zeros((), dtype=torch.long, device=device))
 
 
 def _check_open_policy(open_limit, open_policy) -> None:
@@ -124,13 +156,40 @@ def _check_open_policy(open_limit, open_policy) -> None:
         raise ParameterError(f"open_limit must be a positive int or None, got {open_limit!r}")
 
 
+def _check_compact_every(compact_every) -> int:
+    if isinstance(compact_every, bool) or not isinstance(compact_every, int) or compact_every < 1:
+        raise ParameterError(f"compact_every must be a positive int, got {compact_every!r}")
+    return compact_every
+
+
 # --------------------------------------------------------------------------- core step
+def _check_positions(state: AnchorState, pos_new: torch.Tensor, valid_new: torch.Tensor) -> None:
+    """Raise if a new token's position reaches the model's context.
+
+    ``state.pos_bound`` (a host int, exact after each compaction, +n per forward) bounds every
+    position from above, so the device is read only when the bound reaches the context.
+    """
+    state.pos_bound += int(pos_new.shape[1])
+    if state.max_positions is None or state.pos_bound <= state.max_positions:
+        return
+    too_far = pos_new.masked_fill(~valid_new, 0).max(dim=1).values >= state.max_positions
+    if bool(too_far.any()):
+        row = int(too_far.nonzero()[0, 0])
+        need = int((state.next_pos[row] + valid_new[row].sum()).item())
+        raise ParameterError(f"row {row} needs {need} positions but the model's context is "
+                             f"{state.max_positions} (config.max_position_embeddings): shorten "
+                             "input_ids / max_new_tokens")
+
+
 def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torch.Tensor,
-                   flags_new: torch.Tensor, want: Literal["all", "last", "none"] = "all"):
+                   flags_new: torch.Tensor, want: Literal["all", "last", "none"] = "all",
+                   compact: bool = True):
     """Run ``ids`` (``(B, n)``) through the model on top of ``state`` and prune afterwards.
 
-    Returns logits ``(B, n, V)`` (``want="all"``) or the logits of each row's last valid new token
-    (``(B, V)``, rows without one get ``None``-free zeros and keep ``state.last_logits``).
+    Returns logits ``(B, n, V)`` (``want="all"``) or ``None``; ``state.last_logits`` always gets
+    the logits after each row's last valid new token (rows without one keep theirs). Makes no
+    host sync unless a compaction is due (``compact`` or ``compact_every`` slots appended) or the
+    context bound is reached.
     """
     B, n = ids.shape
     valid_new = valid_new.bool()
@@ -138,14 +197,7 @@ def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torc
     steps = valid_new.long().cumsum(dim=1)
     pos_new = state.next_pos[:, None] + (steps - 1).clamp(min=0)
     seq_new = state.next_seq[:, None] + flags_new.long().cumsum(dim=1) - flags_new.long()
-    if state.max_positions is not None:
-        too_far = (pos_new.masked_fill(~valid_new, 0).max(dim=1).values >= state.max_positions)
-        if bool(too_far.any()):
-            row = int(too_far.nonzero()[0, 0])
-            need = int((state.next_pos[row] + valid_new[row].sum()).item())
-            raise ParameterError(f"row {row} needs {need} positions but the model's context is "
-                                 f"{state.max_positions} (config.max_position_embeddings): shorten "
-                                 "input_ids / max_new_tokens")
+    _check_positions(state, pos_new, valid_new)
 
     T = state.pos.shape[1]
     k_pos = torch.cat([state.pos, pos_new], dim=1)
@@ -164,61 +216,81 @@ def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torc
     head = model.get_output_embeddings()
 
     state.pos, state.seq, state.anchor, state.valid = k_pos, k_seq, k_anchor, k_valid
-    n_valid = valid_new.long().sum(dim=1)
+    n_valid = steps[:, -1]
     state.next_pos = state.next_pos + n_valid
     state.next_seq = state.next_seq + flags_new.long().sum(dim=1)
     state.seen = state.seen + n_valid
 
+    rows = torch.arange(B, device=ids.device)
+    last_idx = steps.argmax(dim=1)  # first index reaching the row's count = last valid token
     logits = None
     if want == "all":
         logits = head(hidden).float()
-    if n_valid.gt(0).any():
-        last_idx = (steps.argmax(dim=1))  # first index reaching the row's count = last valid token
-        last_hidden = hidden[torch.arange(B, device=ids.device), last_idx]
-        last = head(last_hidden).float()
-        if state.last_logits is None:
-            state.last_logits = torch.zeros_like(last)
-        state.last_logits = torch.where(n_valid.gt(0)[:, None], last, state.last_logits)
-    _prune(state)
+        last = logits[rows, last_idx]
+    else:
+        last = head(hidden[rows, last_idx]).float()
+    previous = state.last_logits if state.last_logits is not None else torch.zeros_like(last)
+    state.last_logits = torch.where(n_valid.gt(0)[:, None], last, previous)
+    _mark_pruned(state)
+    if compact or state.cache_slots - state.compacted_slots >= state.compact_every:
+        _compact(state)
     return logits
 
 
-def _prune(state: AnchorState) -> None:
-    """Keep anchors and the open sentence of each row; gather every layer's K/V to match."""
+def _mark_pruned(state: AnchorState) -> None:
+    """Logical pruning, on the device: only anchors and the open sentence of each row stay valid."""
     open_sentence = state.valid & (state.seq == state.next_seq[:, None])
     keep = state.valid & (state.anchor | open_sentence)
-    if state.open_limit is not None:
-        n_open = open_sentence.sum(dim=1)
-        over = n_open > state.open_limit
-        if bool(over.any()):
-            rows = [int(r) for r in over.nonzero()[:, 0]]
-            if state.open_policy == "error":
-                raise ParameterError(
-                    f"rows {rows} have {int(n_open.max())} tokens since their last anchor, more "
-                    f"than open_limit={state.open_limit}: the prompt has no anchors (check "
-                    "AnchorSpec / insert_anchor_tokens) or raise open_limit")
-            if state.open_policy == "warn":
-                new = [r for r in rows if r not in state.warned_rows]
-                if new:
-                    state.warned_rows.update(new)
-                    warnings.warn(
-                        f"anchor cache: rows {new} have more than open_limit={state.open_limit} "
-                        "tokens since their last anchor, so their cache is not being reduced "
-                        "(no anchor in the text?); use open_policy='cap' to bound it",
-                        AnchorCacheWarning, stacklevel=3)
-            else:  # cap: drop the oldest open tokens beyond the limit (deviates from the mask)
-                rank_from_end = open_sentence.flip(1).long().cumsum(1).flip(1)
-                drop = open_sentence & (rank_from_end > state.open_limit)
-                state.capped_tokens += int(drop.sum())
-                keep = keep & ~drop
-    T = keep.shape[1]
-    new_T = int(keep.sum(dim=1).max()) if T else 0
+    if state.open_limit is not None and state.open_policy == "cap":
+        # drop the oldest open tokens beyond the limit (a sliding window: departs from the mask)
+        rank_from_end = open_sentence.flip(1).long().cumsum(1).flip(1)
+        drop = open_sentence & (rank_from_end > state.open_limit)
+        state.pending_capped = state.pending_capped + drop.sum()
+        keep = keep & ~drop
+    state.valid = keep
+
+
+def _compact(state: AnchorState) -> None:
+    """Physical pruning: gather every layer's K/V (and the bookkeeping) down to the valid slots.
+
+    One host read per call (new slot count, position bound, open-sentence length, capped count,
+    stacked into one tensor); the open-limit policy is applied here.
+    """
+    T = state.valid.shape[1]
+    if T == 0:
+        return
+    open_sentence = state.valid & (state.seq == state.next_seq[:, None])
+    n_open = open_sentence.sum(dim=1)
+    new_T, bound, longest_open, capped = torch.stack([
+        state.valid.sum(dim=1).max(), state.next_pos.max(), n_open.max(),
+        state.pending_capped.reshape(())]).tolist()
+    state.pos_bound = int(bound)
+    state.capped_tokens += int(capped)
+    state.pending_capped = torch.zeros_like(state.pending_capped)
+    if (state.open_limit is not None and state.open_policy != "cap"
+            and longest_open > state.open_limit):
+        rows = [int(r) for r in (n_open > state.open_limit).nonzero()[:, 0]]
+        if state.open_policy == "error":
+            raise ParameterError(
+                f"rows {rows} have {int(longest_open)} tokens since their last anchor, more "
+                f"than open_limit={state.open_limit}: the prompt has no anchors (check "
+                "AnchorSpec / insert_anchor_tokens) or raise open_limit")
+        new = [r for r in rows if r not in state.warned_rows]
+        if new:
+            state.warned_rows.update(new)
+            warnings.warn(
+                f"anchor cache: rows {new} have more than open_limit={state.open_limit} "
+                "tokens since their last anchor, so their cache is not being reduced "
+                "(no anchor in the text?); use open_policy='cap' to bound it",
+                AnchorCacheWarning, stacklevel=4)
+    new_T = int(new_T)
+    state.compacted_slots = new_T
     if new_T == T:
         return
-    order = torch.arange(T, device=keep.device).expand_as(keep)
-    sort_key = torch.where(keep, order, order + T)
-    idx = sort_key.argsort(dim=1)[:, :new_T]
-    state.valid = keep.gather(1, idx)
+    # valid slots first, in their order: one argsort, then one gather per tensor (batched rows)
+    order = torch.arange(T, device=state.valid.device).expand_as(state.valid)
+    idx = torch.where(state.valid, order, order + T).argsort(dim=1)[:, :new_T]
+    state.valid = state.valid.gather(1, idx)
     state.pos = state.pos.gather(1, idx)
     state.seq = state.seq.gather(1, idx)
     state.anchor = state.anchor.gather(1, idx)
@@ -227,6 +299,12 @@ def _prune(state: AnchorState) -> None:
             t = getattr(layer, name)
             B, H, _, D = t.shape
             setattr(layer, name, t.gather(2, idx[:, None, :, None].expand(B, H, new_T, D)))
+
+
+def compact(state: AnchorState) -> AnchorState:
+    """Drop the slots that logical pruning invalidated (call before reading ``kv_bytes``)."""
+    _compact(state)
+    return state
 
 
 # --------------------------------------------------------------------------- public API
@@ -263,7 +341,8 @@ def _prepare(model, input_ids, anchor_flags, attention_mask):
 @torch.no_grad()
 def anchor_prefill(model, input_ids: torch.Tensor, anchor_flags: torch.Tensor,
                    attention_mask: torch.Tensor | None = None, *, chunk: int | None = None,
-                   open_limit: int | None = 4096, open_policy: str = "warn") -> AnchorState:
+                   open_limit: int | None = 4096, open_policy: str = "warn",
+                   compact_every: int = 1) -> AnchorState:
     """Encode a (padded) prompt batch under the AnSAN mask and prune the cache.
 
     Args:
@@ -278,15 +357,21 @@ def anchor_prefill(model, input_ids: torch.Tensor, anchor_flags: torch.Tensor,
             prompt without anchors would otherwise keep a full cache unnoticed). ``None`` = off.
         open_policy: ``"warn"`` (AnchorCacheWarning once per row), ``"cap"`` (drop the oldest
             open tokens, a sliding window that departs from the exact mask) or ``"error"``.
+        compact_every: for the later :func:`anchor_step` calls, physically drop pruned slots
+            once this many slots were appended since the last compaction (1 = every step, one
+            host sync per step; larger = no sync in most steps, at most that many stale slots
+            per row, which the mask blocks). The prompt is compacted after every chunk.
 
     Returns:
         :class:`AnchorState` with the pruned cache and ``last_logits`` (``(B, V)``, the next-token
         logits after each row's last real token).
     """
     _check_open_policy(open_limit, open_policy)
+    _check_compact_every(compact_every)
     input_ids, flags, attention_mask = _prepare(model, input_ids, anchor_flags, attention_mask)
     B, L = input_ids.shape
     state = _empty_state(model, B, input_ids.device, open_limit, open_policy)
+    state.compact_every = compact_every
     step = prefill_chunk(L, input_ids.device, chunk)
     for start in range(0, L, step):
         sl = slice(start, start + step)
@@ -295,21 +380,35 @@ def anchor_prefill(model, input_ids: torch.Tensor, anchor_flags: torch.Tensor,
 
 
 @torch.no_grad()
-def anchor_step(model, state: AnchorState, next_ids: torch.Tensor, anchor_ids: Iterable[int],
+def anchor_step(model, state: AnchorState, next_ids: torch.Tensor,
+                anchor_ids: Iterable[int] | torch.Tensor,
                 active: torch.Tensor | None = None) -> torch.Tensor:
     """Feed one token per row (``(B,)``), prune if it is an anchor, return next logits ``(B, V)``.
 
-    Rows with ``active`` False (finished) feed nothing; their cache does not grow.
+    Rows with ``active`` False (finished) feed nothing (their new slot is invalid and compacted
+    away). Pruning is logical at once and physical per ``state.compact_every``. ``anchor_ids``
+    may be a tensor on the model's device (:func:`anchor_id_tensor`): a decode loop then makes
+    no host sync and no host-to-device copy per step.
     """
     next_ids = next_ids.reshape(-1, 1).to(state.pos.device)
     B = next_ids.shape[0]
     if active is None:
-        active = torch.ones(B, dtype=torch.bool, device=next_ids.device)
+        active = torch.ones(B, 1, dtype=torch.bool, device=next_ids.device)
     active = active.reshape(B, 1).bool().to(next_ids.device)
-    ids_t = torch.as_tensor(sorted(int(i) for i in anchor_ids), dtype=next_ids.dtype, device=next_ids.device)
-    flags = torch.isin(next_ids, ids_t) & active
-    _forward_chunk(model, state, next_ids, active, flags, want="none")
+    if not torch.is_tensor(anchor_ids):
+        anchor_ids = anchor_id_tensor(anchor_ids, next_ids.device)
+    flags = torch.isin(next_ids, anchor_ids) & active
+    _forward_chunk(model, state, next_ids, active, flags, want="none", compact=False)
     return state.last_logits
+
+
+def anchor_id_tensor(anchor_ids: Iterable[int], device: torch.device | str | None = None) -> torch.Tensor:
+    """The anchor token ids as a sorted LongTensor on ``device`` (default: the device rule's;
+    built once per generation)."""
+    from labkit.device import resolve_device
+
+    device = device if device is not None else resolve_device()
+    return torch.as_tensor(sorted({int(i) for i in anchor_ids}), dtype=torch.long, device=device)
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import torch
 
 from labkit.anchor.anchors import AnchorSpec, anchor_flags, anchor_token_ids, insert_anchor_tokens
-from labkit.anchor.cache import anchor_prefill, anchor_step
+from labkit.anchor.cache import anchor_id_tensor, anchor_prefill, anchor_step, compact
 from labkit.anchor.masks import anchor_mask, position_ids_from_attention_mask
 from labkit.anchor.support import (check_supported, kv_bytes_per_token, kv_cache_bytes,
                                    max_positions, model_device, model_dtype, new_cache)
@@ -118,7 +118,13 @@ def _pad(tokenizer, eos):
 
 
 def _greedy(first_logits, step_fn, max_new_tokens, eos, pad_id):
-    """Shared greedy loop: identical token handling for anchor and baseline paths."""
+    """Shared greedy loop: identical token handling for anchor and baseline paths.
+
+    The host reads the device once per step only when an ``eos`` can end rows early (to stop
+    when every row has finished); without one the loop queues work and never waits for it.
+    """
+    if eos is not None and int(eos) < 0:  # a negative id (benchmarks' "no EOS") never matches
+        eos = None
     B = first_logits.shape[0]
     device = first_logits.device
     out = torch.full((B, max_new_tokens), int(pad_id), dtype=torch.long, device=device)
@@ -131,7 +137,7 @@ def _greedy(first_logits, step_fn, max_new_tokens, eos, pad_id):
         steps = t + 1
         if eos is not None:
             active = active & (tok != eos)
-        if t == max_new_tokens - 1 or not bool(active.any()):
+        if t == max_new_tokens - 1 or (eos is not None and not bool(active.any())):
             break
         logits = step_fn(tok, active)
     return out[:, :steps] if steps < max_new_tokens else out
@@ -142,17 +148,20 @@ def anchor_generate(model, tokenizer, input_ids, spec: AnchorSpec | None = None,
                     max_new_tokens: int = 32, attention_mask: torch.Tensor | None = None, *,
                     anchor_ids: Iterable[int] | None = None, eos_token_id: int | None = None,
                     chunk: int | None = None, open_limit: int | None = 4096,
-                    open_policy: str = "warn", insert_anchors: bool = False) -> GenerationResult:
+                    open_policy: str = "warn", insert_anchors: bool = False,
+                    compact_every: int = 32) -> GenerationResult:
     """Greedy decoding with the anchor-pruned cache.
 
     Prefill under the AnSAN mask, prune to anchors + open sentence, then decode one token per
     step with explicit absolute positions, pruning again whenever a row generates an anchor.
+    A decode step makes no data-dependent host sync: pruning marks slots invalid on the device
+    and the cache is gathered down every ``compact_every`` steps (one host read each).
 
     Args:
         input_ids: ``(B, L)`` LongTensor (with ``attention_mask``) or text prompt(s), which are
             left-padded by ``tokenizer`` (with ``insert_anchors=True`` AC anchors are inserted).
         spec / anchor_ids: which tokens are anchors (``anchor_ids`` overrides the tokenizer).
-        chunk, open_limit, open_policy: see :func:`anchor_prefill`.
+        chunk, open_limit, open_policy, compact_every: see :func:`anchor_prefill`.
 
     Returns:
         :class:`GenerationResult` (unpacks as ``ids, stats``). ``stats`` has per-row
@@ -169,20 +178,23 @@ def anchor_generate(model, tokenizer, input_ids, spec: AnchorSpec | None = None,
     eos = _eos(tokenizer, eos_token_id)
     clock = Stopwatch(device).start()
     state = anchor_prefill(model, input_ids, flags, attention_mask, chunk=chunk,
-                           open_limit=open_limit, open_policy=open_policy)
+                           open_limit=open_limit, open_policy=open_policy,
+                           compact_every=compact_every)
     prefill_s = clock.lap()
     kept_prefill = state.kept_tokens.clone()
     bytes_prefill = state.kv_bytes()
     seen_prefill = state.seen.clone()
     no_anchor_rows = (~flags.any(dim=1)).nonzero()[:, 0].tolist()
-    peak = [int(state.kept_tokens.max())]
+    ids_t = anchor_id_tensor(ids_set, device)  # once, not per step
+    peak = {"slots": state.kept_tokens.max()}  # running max on the device: no read per step
 
     def step(tok, active):
-        logits = anchor_step(model, state, tok, ids_set, active)
-        peak.append(int(state.kept_tokens.max()))
+        logits = anchor_step(model, state, tok, ids_t, active)
+        peak["slots"] = torch.maximum(peak["slots"], state.kept_tokens.max())
         return logits
 
     seqs = _greedy(state.last_logits, step, max_new_tokens, eos, _pad(tokenizer, eos))
+    compact(state)  # drop stale slots so kv_bytes is the pruned cache's
     decode_s = clock.lap()
     per_tok = kv_bytes_per_token(model)
     stats = {
@@ -194,7 +206,7 @@ def anchor_generate(model, tokenizer, input_ids, spec: AnchorSpec | None = None,
         "full_kv_bytes_after_prefill": int(per_tok * int(seen_prefill.sum())),
         "total_tokens": state.seen.tolist(),
         "kept_final": state.kept_tokens.tolist(),
-        "peak_cache_slots": max(peak),
+        "peak_cache_slots": int(peak["slots"]),
         "kv_bytes": int(state.kv_bytes()),
         "full_kv_bytes": int(per_tok * int(state.seen.sum())),
         "kv_reduction": float(1 - state.kept_tokens.sum() / state.seen.sum()),

@@ -132,14 +132,15 @@ def test_eos_stops_rows(make_model):
 
 # ----------------------------------------------------------------------------- bad input
 def test_unsupported_architecture_names_supported_families():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import BloomConfig, BloomForCausalLM
 
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=1, n_head=2, n_positions=64))
+    # BLOOM (ALiBi, no position ids) stays unsupported; GPT-2 joined the supported families
+    model = BloomForCausalLM(BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=1, n_head=2))
     with pytest.raises(ModelError) as err:
         anchor_prefill(model, torch.ones(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.bool))
     for name in SUPPORTED_FAMILIES.values():
         assert name in str(err.value)
-    assert "gpt2" in str(err.value)
+    assert "bloom" in str(err.value)
 
 
 def test_unsupported_attention_and_sliding_window(make_model):
