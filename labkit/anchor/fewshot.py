@@ -95,7 +95,7 @@ def fewshot_panel(model, tokenizer, spec: AnchorSpec, tasks: Sequence[str] = FEW
         try:
             frame = loader(task)
         except DataUnavailableError as err:
-            msg = f"few-shot panel: {task} skipped, data unavailable ({str(err).splitlines()[0][:160]})"
+            msg = f"skipped few-shot {task}: data unavailable ({str(err).splitlines()[0]})"
             if record is not None:
                 record.warn(msg)
             continue

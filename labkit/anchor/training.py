@@ -6,7 +6,8 @@ collator that builds the additive ``(B, 1, L, L)`` anchor mask, padding-aware, p
 ``position_ids`` is all the official code's monkey-patched ``LlamaModel.forward`` did. The
 padding, the causal part and "no fully masked row" (SDPA NaN) are the collator's job because
 the model no longer adds them (``tests/anchor/test_training.py`` checks that ``model(**batch)``
-really gives the masked logits for Llama, Qwen2 and GPT-NeoX, eager and SDPA, in train mode).
+really gives the masked logits for Llama, Qwen2 and GPT-NeoX, eager and SDPA, in train mode;
+``tests/anchor/test_families.py`` trains every family of ``SUPPORTED_FAMILIES`` a few steps).
 
 :func:`train_anchor_lm` starts from labkit's tiny LM (:func:`labkit.lm.train_tiny_lm`) or any HF
 causal-LM name / folder, adds ``<AC>`` for AnLLM-AC (embedding from ``"."`` or the mean),
@@ -21,7 +22,6 @@ import dataclasses
 import json
 import math
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -34,6 +34,7 @@ from labkit.anchor.masks import anchor_mask, position_ids_from_attention_mask
 from labkit.errors import ModelError, ParameterError
 from labkit.io import sha256_text
 from labkit.modelcache import BaseModel, Recipe, base_fingerprint, train_into_cache
+from labkit.timing import Stopwatch
 
 __all__ = ["AnchorTrainConfig", "AnchorCollator", "AnchoredLM", "train_anchor_lm",
            "base_fingerprint", "anchor_training_blocks"]
@@ -100,6 +101,36 @@ class AnchorTrainConfig:
         return out
 
 
+def pad_batch(features: Sequence[dict], pad_id: int, who: str
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad a batch of ``{"input_ids", "labels"?}`` features: ``(input_ids, labels, att)``,
+    labels -100 and attention 0 at padding; one ParameterError naming the bad feature.
+    Shared by the dense and the flex-attention collators."""
+    if not features:
+        raise ParameterError(f"{who} got an empty batch")
+    rows, labels = [], []
+    for i, feat in enumerate(features):
+        if "input_ids" not in feat:
+            raise ParameterError(f"feature {i} has no 'input_ids' field")
+        ids = torch.as_tensor(feat["input_ids"], dtype=torch.long).reshape(-1)
+        if ids.numel() == 0:
+            raise ParameterError(f"feature {i} of the batch is empty (input_ids has no token)")
+        lab = torch.as_tensor(feat.get("labels", ids), dtype=torch.long).reshape(-1)
+        if lab.shape != ids.shape:
+            raise ParameterError(f"feature {i}: labels has {lab.numel()} entries, input_ids "
+                                 f"{ids.numel()}")
+        rows.append(ids)
+        labels.append(lab)
+    B, L = len(rows), max(r.numel() for r in rows)
+    input_ids = torch.full((B, L), int(pad_id), dtype=torch.long)
+    label_t = torch.full((B, L), IGNORE_INDEX, dtype=torch.long)
+    att = torch.zeros((B, L), dtype=torch.long)
+    for b, (ids, lab) in enumerate(zip(rows, labels)):
+        n = ids.numel()
+        input_ids[b, :n], label_t[b, :n], att[b, :n] = ids, lab, 1
+    return input_ids, label_t, att
+
+
 class AnchorCollator:
     """HF data collator: right-pads a batch and adds the AnSAN mask and absolute positions.
 
@@ -125,28 +156,7 @@ class AnchorCollator:
         self.dtype = dtype
 
     def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
-        if not features:
-            raise ParameterError("AnchorCollator got an empty batch")
-        rows, labels = [], []
-        for i, feat in enumerate(features):
-            if "input_ids" not in feat:
-                raise ParameterError(f"feature {i} has no 'input_ids' field")
-            ids = torch.as_tensor(feat["input_ids"], dtype=torch.long).reshape(-1)
-            if ids.numel() == 0:
-                raise ParameterError(f"feature {i} of the batch is empty (input_ids has no token)")
-            lab = torch.as_tensor(feat.get("labels", ids), dtype=torch.long).reshape(-1)
-            if lab.shape != ids.shape:
-                raise ParameterError(f"feature {i}: labels has {lab.numel()} entries, input_ids "
-                                     f"{ids.numel()}")
-            rows.append(ids)
-            labels.append(lab)
-        B, L = len(rows), max(r.numel() for r in rows)
-        input_ids = torch.full((B, L), self.pad_id, dtype=torch.long)
-        label_t = torch.full((B, L), IGNORE_INDEX, dtype=torch.long)
-        att = torch.zeros((B, L), dtype=torch.long)
-        for b, (ids, lab) in enumerate(zip(rows, labels)):
-            n = ids.numel()
-            input_ids[b, :n], label_t[b, :n], att[b, :n] = ids, lab, 1
+        input_ids, label_t, att = pad_batch(features, self.pad_id, "AnchorCollator")
         flags = anchor_flags(input_ids, self.anchor_ids) & att.bool()
         return {"input_ids": input_ids,
                 "attention_mask": anchor_mask(flags, att, dtype=self.dtype),
@@ -201,15 +211,20 @@ class AnchoredLM:
     base: str
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def load(self, device: str = "auto"):
+    def load(self, device: str = "auto", dtype=None):
+        """The trained model on the device rule's device; ``dtype="auto"`` casts to the compute
+        dtype (bf16 on CUDA) for measurement-only use, ``None`` keeps float32 for training."""
         from labkit.lm.load import load_causal_lm
-        return load_causal_lm(str(self.path), device=device)
+        return load_causal_lm(str(self.path), device=device, dtype=dtype)
 
 
 def check_base_family(folder: Path) -> str:
     """Read ``config.json`` of a base model and fail early (before any data is loaded) when its
-    architecture is not one anchor inference supports."""
-    from labkit.anchor.support import SUPPORTED_FAMILIES
+    architecture is not one anchor inference supports: an unlisted family, or a listed one
+    configured with sliding-window / hybrid caches or ALiBi (:func:`labkit.anchor.support.check_config`)."""
+    from transformers import AutoConfig
+
+    from labkit.anchor.support import NOT_SUPPORTED, SUPPORTED_FAMILIES, check_config
 
     cfg_file = Path(folder) / "config.json"
     if not cfg_file.is_file():
@@ -217,9 +232,15 @@ def check_base_family(folder: Path) -> str:
     model_type = json.loads(cfg_file.read_text()).get("model_type")
     if model_type not in SUPPORTED_FAMILIES:
         names = ", ".join(f"{v} ({k!r})" for k, v in SUPPORTED_FAMILIES.items())
-        raise ModelError(f"base model {folder} has model_type {model_type!r}, which anchor training "
-                         f"and inference do not support; supported families: {names}")
-    return SUPPORTED_FAMILIES[model_type]
+        why = f" ({NOT_SUPPORTED[model_type]})" if model_type in NOT_SUPPORTED else ""
+        raise ModelError(f"base model {folder} has model_type {model_type!r}{why}, which anchor "
+                         f"training and inference do not support; supported families: {names}")
+    try:
+        config = AutoConfig.from_pretrained(str(folder))
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"base model {folder}: config.json cannot be read by transformers: "
+                         f"{str(exc).splitlines()[0][:200]}") from exc
+    return check_config(config, who=f"base model {folder}")
 
 
 def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, force: bool = False,
@@ -228,7 +249,8 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
 
     Args:
         base: a :class:`labkit.lm.TrainedLM`, ``"labkit/tiny-lm-<hash>"``, a local model folder
-            or any HF causal-LM name available offline (Llama, Qwen2, GPT-NeoX families).
+            or any HF causal-LM name available offline (a family of
+            :data:`labkit.anchor.support.SUPPORTED_FAMILIES`).
         config: anchors (EP/AC, ``<AC>`` initialisation), token budget, optimiser.
         force: retrain even if cached.
         progress: tqdm bars.
@@ -264,7 +286,7 @@ def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence
     from labkit.training import save_model, training_arguments, use_torch_threads
 
     use_torch_threads()
-    t0 = time.perf_counter()
+    clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
     model, tokenizer = load_causal_lm(str(base.path))
     check_supported(model)
     spec = config.spec
@@ -297,4 +319,4 @@ def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence
     save_model(model, tokenizer, job.folder)
     return {"train_loss": run["train_loss"], "loss_curve": run["loss_curve"], "steps": steps,
             "train_tokens": steps * config.batch_size * context, "context_length": context,
-            "anchors_per_1k_tokens": anchors_per_1k, "wall_s": time.perf_counter() - t0}
+            "anchors_per_1k_tokens": anchors_per_1k, "wall_s": clock.stop()}

@@ -144,16 +144,16 @@ def test_train_anchor_lm_on_real_text_is_cached(tmp_path, monkeypatch):
 
 
 def test_unsupported_base_architecture_fails_before_training(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import BloomConfig, BloomForCausalLM
 
     from labkit.anchor.training import train_anchor_lm
     from labkit.errors import ModelError
 
-    GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=1, n_head=2, n_positions=32)
-                    ).save_pretrained(str(tmp_path / "gpt2"), safe_serialization=True)
+    BloomForCausalLM(BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=1, n_head=2)
+                     ).save_pretrained(str(tmp_path / "bloom"), safe_serialization=True)
     with pytest.raises(ModelError) as err:
-        train_anchor_lm(str(tmp_path / "gpt2"), AnchorTrainConfig(train_tokens=100))
-    for name in ("gpt2", "Llama", "Qwen2", "GPT-NeoX"):
+        train_anchor_lm(str(tmp_path / "bloom"), AnchorTrainConfig(train_tokens=100))
+    for name in ("bloom", "Llama", "Qwen2", "GPT-NeoX"):
         assert name in str(err.value)
     with pytest.raises(ParameterError, match="base"):
         train_anchor_lm(None)

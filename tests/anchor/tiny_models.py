@@ -42,6 +42,37 @@ def tiny_model(family: str, attn: str = "sdpa", seed: int = 0, max_pos: int = 12
     return AutoModelForCausalLM.from_config(tiny_config(family, attn, max_pos)).eval()
 
 
+def family_cases() -> list[tuple[str, int]]:
+    """``(model_type, variant)`` for every tiny config of every supported family."""
+    from labkit.anchor.support import FAMILIES
+
+    return [(mt, v) for mt, fam in FAMILIES.items() for v in range(len(fam.tiny))]
+
+
+def family_config(model_type: str, variant: int = 0, attn: str = "sdpa", max_pos: int = 128,
+                  vocab: int = VOCAB):
+    """The tiny config of ``FAMILIES[model_type].tiny[variant]`` (labkit.anchor.support)."""
+    from transformers import AutoConfig
+
+    from labkit.anchor.support import FAMILIES
+
+    kwargs = dict(FAMILIES[model_type].tiny[variant])
+    cfg = AutoConfig.for_model(model_type, vocab_size=vocab, max_position_embeddings=max_pos,
+                               pad_token_id=0, eos_token_id=None, bos_token_id=None, **kwargs)
+    cfg._attn_implementation = attn
+    return cfg
+
+
+def family_model(model_type: str, variant: int = 0, attn: str = "sdpa", seed: int = 0,
+                 max_pos: int = 128, vocab: int = VOCAB):
+    """A tiny random-weight causal LM of any supported family, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = family_config(model_type, variant, attn, max_pos, vocab)
+    return AutoModelForCausalLM.from_config(cfg).eval()
+
+
 def tiny_llama(vocab_size: int, hidden: int = 32, layers: int = 2, heads: int = 4,
                max_pos: int = 256, tie: bool = True, seed: int = 0):
     """A tiny random Llama sized to a tokenizer's vocabulary (for end-to-end text tests)."""
