@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import random
+from pathlib import Path
 from typing import Any, Mapping
 
 from labkit.errors import ParameterError
@@ -39,12 +40,24 @@ def resolve(profiles: Mapping[str, Mapping[str, Any]], profile: str | None = Non
     {'n': 10, 'profile': 'smoke'}
     >>> resolve(table, "smoke", n=7)["n"]
     7
+
+    A table declared with a schema (:func:`labkit.params.declare`) has each override checked:
+
+    >>> from labkit.scaling.profiles import PROFILES
+    >>> resolve(PROFILES, "smoke", bootstrap="abc")
+    Traceback (most recent call last):
+    labkit.errors.ParameterError: bootstrap: expected an integer >= 1, got 'abc'
     """
     name = active_profile(profile)
     if name not in profiles:
         raise ParameterError(f"this study defines no {name!r} profile (has: {sorted(profiles)})")
     merged = dict(profiles[name])
     known = set().union(*(p.keys() for p in profiles.values()))
+    # the study's typed schema (declared next to this very table), so a value typed into
+    # JupyterLab gets the same one-line error as `labkit run -p` does before any kernel starts
+    from labkit.params import schema_for_profiles
+
+    schema = schema_for_profiles(profiles)
     for key, value in overrides.items():
         if value is None:
             continue
@@ -52,6 +65,12 @@ def resolve(profiles: Mapping[str, Mapping[str, Any]], profile: str | None = Non
             hint = difflib.get_close_matches(key, known, n=1)
             raise ParameterError(f"unknown parameter {key!r}"
                                  + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        if schema is not None and key in schema.params:
+            from labkit.params import validate
+
+            checked = validate(schema.params[key], value)
+            # a path stays as the user wrote it (the record shows that, not this machine's root)
+            value = value if schema.params[key].type is Path else checked
         merged[key] = value
     merged["profile"] = name
     return merged

@@ -8,6 +8,9 @@ Context lengths of the latency sweep must leave room for ``new_tokens`` within t
 """
 from __future__ import annotations
 
+from labkit import params
+from labkit.params import Param
+
 PROFILES: dict[str, dict] = {
     "smoke": {
         "base_lm": {"vocab_size": 1024, "hidden_size": 64, "num_layers": 2, "num_heads": 2,
@@ -46,3 +49,18 @@ PROFILES: dict[str, dict] = {
         "fewshot_k": 5, "fewshot_items": 500,
     },
 }
+
+SCHEMA = params.declare("anchor_attention", PROFILES, [
+    Param("base_model", str, none_means="labkit's tiny LM, trained here on real text",
+          help="any Hugging Face causal-LM name or local folder (Llama / Qwen2 families)"),
+    Param("mode", str, choices=("ac", "ep"), help="anchors: an added <AC> token or punctuation"),
+    Param("ac_init", str, choices=("period", "mean"),
+          help="<AC> embedding initialised from '.' or the mean embedding"),
+    Param("anchor_train_tokens", int, min=1, none_means="profile",
+          help="continued-training token budget under the anchor mask"),
+    Param("contexts", list[int], min=2, min_items=1, none_means="profile",
+          help="prompt lengths (tokens) of the latency sweep"),
+    Param("latency_batch", int, min=1, none_means="profile",
+          help="prompts decoded together in the latency sweep"),
+    params.COUNTRY,
+])

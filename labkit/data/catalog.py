@@ -59,6 +59,7 @@ QMSUM = register(Dataset(
                          "83d7768c1f2b4dfeb091385d3dc7e239b8e5bb7e/data/ALL/"),
     parser=parsers.parse_qmsum,
     listing_sha256="984f903b18fd956125e1409ab2776df3874240b54895d53d0707fbb1f166ab12",
+    user_files="*/*.json",
     citation="Zhong et al. 2021, NAACL",
 ))
 

@@ -10,15 +10,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from labkit.data.parsers import Meeting
-
-PROFILES = {
-    "smoke": {"qmsum_splits": ["test"], "max_meetings": 8, "tokenizer": "all-MiniLM-L6-v2",
-              "contexts": [512, 2048, 4096, 8192]},
-    "default": {"qmsum_splits": ["train", "val", "test"], "max_meetings": 0,
-                "tokenizer": "all-MiniLM-L6-v2", "contexts": [512, 2048, 4096, 8192, 32768]},
-    "paper": {"qmsum_splits": ["train", "val", "test"], "max_meetings": 0,
-              "tokenizer": "all-MiniLM-L6-v2", "contexts": [512, 2048, 4096, 8192, 32768]},
-}
+from labkit.data.profiles import PROFILES  # noqa: F401  (the notebook reads overview.PROFILES)
 
 
 def word_count(text: str) -> int:
@@ -89,3 +81,63 @@ def token_counter(model_name: str) -> Callable[[str], int]:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     return count
+
+
+def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokenizer: str,
+                         bins: int = 30):
+    """Transcript tokens per meeting (one histogram per split) against the context sizes.
+
+    Why not ``px.histogram`` with ``add_vline`` labels: the context labels (512, 2,048) printed
+    over each other, and a plotly histogram on a log axis bins in log units with a linear bin
+    size (the bug that once stretched an axis to 10^277). Here bins are computed with numpy
+    (log-spaced when the axis is log), contexts are dashed line traces named in the legend, and
+    the axis type comes from the data and the contexts (:func:`labkit.figures.axis_type_for`,
+    log from one decade: transcripts are several times the contexts).
+    """
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from labkit.figcheck import MIN_LOG_DECADES
+    from labkit.figures import PALETTE, axis_type_for
+
+    tokens = meetings["tokens"].to_numpy(float)
+    tokens = tokens[np.isfinite(tokens) & (tokens > 0)]
+    everything = np.concatenate([tokens, np.asarray(list(contexts), float)])
+    kind = axis_type_for(everything, log_above=MIN_LOG_DECADES)
+    fig = go.Figure()
+    top = 1.0
+    if len(tokens):
+        lo, hi = tokens.min(), tokens.max()
+        if lo == hi:
+            edges = np.array([lo * 0.95, hi * 1.05])
+        elif kind == "log":
+            edges = np.geomspace(lo, hi, max(2, min(bins, len(tokens))) + 1)
+        else:
+            edges = np.linspace(lo, hi, max(2, min(bins, len(tokens))) + 1)
+        for i, (split, part) in enumerate(meetings.groupby("split", sort=False)):
+            counts, _ = np.histogram(part["tokens"].to_numpy(float), bins=edges)
+            top = max(top, float(counts.max()))
+            fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
+                                 name=f"{split} meetings", opacity=0.75,
+                                 marker=dict(color=PALETTE[i % len(PALETTE)],
+                                             line=dict(width=0.5, color="white")),
+                                 customdata=np.stack([edges[:-1], edges[1:]], axis=1),
+                                 hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} tokens: "
+                                               "%{y} meetings<extra></extra>"))
+    colours = [PALETTE[3], PALETTE[4], PALETTE[2], PALETTE[7]]  # no pale yellow line
+    for i, context in enumerate(contexts):
+        fig.add_trace(go.Scatter(x=[context, context], y=[0, top * 1.05], mode="lines",
+                                 line=dict(color=colours[i % len(colours)], dash="dot", width=2),
+                                 name=f"context {context:,} tokens"))
+    fig.update_xaxes(type=kind, dtick="D2" if kind == "log" else None,
+                     title=f"tokens ({tokenizer} tokenizer)"
+                     + (", log scale" if kind == "log" else ""))
+    if len(everything) and kind == "log":
+        lo, hi = np.log10(everything.min()), np.log10(everything.max())
+        fig.update_xaxes(range=[lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)])
+    elif len(everything):
+        fig.update_xaxes(range=[0, everything.max() * 1.05])
+    fig.update_yaxes(title="meetings", rangemode="tozero")
+    fig.update_layout(title="QMSum transcript length in tokens vs model context", barmode="overlay",
+                      bargap=0, legend=dict(orientation="h", y=-0.2, yanchor="top", x=0))
+    return fig

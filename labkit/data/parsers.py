@@ -7,9 +7,13 @@ user's own CSV in the same format gets the same checks as the mirrored original.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,16 +22,43 @@ from labkit.errors import DataError
 PAIR_COLUMNS = ("dr_id", "question_1", "question_2", "label")
 
 
-def _read_csv_rows(path: Path) -> list[list[str]]:
+def read_utf8(path: Path) -> str:
+    """A file's text; a :class:`DataError` naming the file and the line of the first byte that
+    is not UTF-8 (rather than a bare ``UnicodeDecodeError`` with no file name)."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty")
+    raw = path.read_bytes()
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            return list(csv.reader(handle))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: not a readable UTF-8 CSV ({exc})") from None
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}: line {line}, column {column}: not UTF-8 text (byte "
+                        f"0x{raw[exc.start]:02x}); save the file as UTF-8") from None
+
+
+def read_csv_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """``(file line number, fields)`` for each CSV record (blank lines skipped).
+
+    The line number is where the record starts in the file, so a message points at what the
+    user sees in an editor even when a quoted field spans lines (a data-frame row number does
+    not, once blank or multi-line records come in between).
+    """
+    path = Path(path)
+    text = read_utf8(path)
+    if not text.strip():
+        raise DataError(f"{path}: file is empty")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out, start = [], 1
+    try:
+        for row in reader:
+            if row and any(c.strip() for c in row):
+                out.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num}: not a readable CSV ({exc})") from None
+    return out
 
 
 def parse_pairs_csv(path: Path) -> pd.DataFrame:
@@ -38,14 +69,16 @@ def parse_pairs_csv(path: Path) -> pd.DataFrame:
     grouping used for doctor-wise splits; without it every row is its own group).
 
     Returns a frame with columns ``dr_id`` (int), ``question_1``, ``question_2`` (str),
-    ``label`` (int 0/1); index = 1-based CSV row number.
+    ``label`` (int 0/1); index = the file line where each pair starts (1-based; for a file
+    without multi-line fields or blank lines, the CSV row number). Without ``dr_id`` each
+    pair's group is that line number.
     """
     path = Path(path)
-    rows = _read_csv_rows(path)
-    header = [c.strip().lower() for c in rows[0]]
+    rows = read_csv_lines(path)
+    header = [c.strip().lower() for c in rows[0][1]]
     if {"question_1", "question_2", "label"} <= set(header):
         index = {name: header.index(name) for name in header}
-        body, first_row = rows[1:], 2
+        body = rows[1:]
     elif any(name in header for name in PAIR_COLUMNS) or any(
             name in header for name in ("question1", "text_1", "sentence1")):
         missing = [c for c in ("question_1", "question_2", "label") if c not in header]
@@ -53,33 +86,30 @@ def parse_pairs_csv(path: Path) -> pd.DataFrame:
                         f"(found: {', '.join(header)})")
     else:
         index = {name: i for i, name in enumerate(PAIR_COLUMNS)}
-        body, first_row = rows, 1
+        body = rows
     if not body:
         raise DataError(f"{path}: no data rows")
     records = []
-    for offset, row in enumerate(body):
-        line = first_row + offset
-        if not row or all(not c.strip() for c in row):
-            continue
+    for line, row in body:
         if len(row) < max(index.values()) + 1:
-            raise DataError(f"{path}: row {line} has {len(row)} fields, expected "
+            raise DataError(f"{path}: line {line} has {len(row)} fields, expected "
                             f"{max(index.values()) + 1} ({', '.join(index)}); truncated file?")
         record = {}
         for name in ("question_1", "question_2"):
             text = row[index[name]].strip()
             if not text:
-                raise DataError(f"{path}: row {line}, field {name!r} is empty")
+                raise DataError(f"{path}: line {line}, field {name!r} is empty")
             record[name] = text
         raw_label = row[index["label"]].strip()
         if raw_label not in ("0", "1", "0.0", "1.0"):
-            raise DataError(f"{path}: row {line}, field 'label' must be 0 or 1, got {raw_label!r}")
+            raise DataError(f"{path}: line {line}, field 'label' must be 0 or 1, got {raw_label!r}")
         record["label"] = int(float(raw_label))
         if "dr_id" in index:
             raw = row[index["dr_id"]].strip()
             try:
                 record["dr_id"] = int(raw)
             except ValueError:
-                raise DataError(f"{path}: row {line}, field 'dr_id' must be an integer, "
+                raise DataError(f"{path}: line {line}, field 'dr_id' must be an integer, "
                                 f"got {raw!r}") from None
         else:
             record["dr_id"] = line
@@ -95,7 +125,7 @@ def parse_text(path: Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     if not text.strip():
         raise DataError(f"{path}: text corpus is empty")
     return text
@@ -104,24 +134,46 @@ def parse_text(path: Path) -> str:
 CHINCHILLA_COLUMNS = {"Model Size": "N", "Training FLOP": "C", "loss": "loss"}
 
 
+def positive_finite(path: Path, line: int, field: str, raw: str) -> float:
+    """``raw`` as a float > 0 that is finite; else a DataError naming file, line and field
+    and showing the value as written in the file (never ``np.float64(...)``)."""
+    text = raw.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        why = "is missing" if not text else "is not a number"
+        raise DataError(f"{path}: line {line}, field {field!r} {why}, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise DataError(f"{path}: line {line}, field {field!r} must be a positive finite number, "
+                        f"got {text!r}")
+    return value
+
+
 def parse_chinchilla(path: Path) -> pd.DataFrame:
-    """Chinchilla Fig. 4 points: columns ``N`` (params), ``C`` (FLOP), ``D = C/(6N)``, ``loss``."""
+    """Chinchilla Fig. 4 points: columns ``N`` (params), ``C`` (FLOP), ``D = C/(6N)``, ``loss``.
+
+    Every value must be a positive finite number (``inf``, ``nan``, ``0`` are rejected with
+    the file line and the column's name in the file)."""
     path = Path(path)
-    _read_csv_rows(path)  # existence, emptiness, encoding
-    frame = pd.read_csv(path)
-    missing = [c for c in CHINCHILLA_COLUMNS if c not in frame.columns]
+    rows = read_csv_lines(path)
+    (_, header), body = rows[0], rows[1:]
+    header = [c.strip() for c in header]
+    missing = [c for c in CHINCHILLA_COLUMNS if c not in header]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
-                        f"(found: {', '.join(map(str, frame.columns))})")
-    out = frame[list(CHINCHILLA_COLUMNS)].rename(columns=CHINCHILLA_COLUMNS)
-    for column in out.columns:
-        values = pd.to_numeric(out[column], errors="coerce")
-        bad = values.isna() | ~(values > 0)
-        if bad.any():
-            row = int(bad.idxmax()) + 2  # header is line 1
-            raise DataError(f"{path}: row {row}, field {column!r} must be a positive number, "
-                            f"got {out[column].iloc[int(bad.idxmax())]!r}")
-        out[column] = values.astype(float)
+                        f"(found: {', '.join(header)})")
+    if not body:
+        raise DataError(f"{path}: no data rows")
+    where = {column: header.index(column) for column in CHINCHILLA_COLUMNS}
+    records, lines = [], []
+    for line, row in body:
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {line} has {len(row)} fields, expected {len(header)} "
+                            f"({', '.join(header)})")
+        records.append({CHINCHILLA_COLUMNS[c]: positive_finite(path, line, c, row[i])
+                        for c, i in where.items()})
+        lines.append(line)
+    out = pd.DataFrame(records, columns=list(CHINCHILLA_COLUMNS.values()))
     out["D"] = out["C"] / (6.0 * out["N"])
     return out[["N", "D", "C", "loss"]]
 
@@ -174,43 +226,142 @@ def qmsum_domain(meeting_id: str) -> str:
     return "Committee"
 
 
-def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def json_line(text: str, where: tuple[str | int, ...]) -> int | None:
+    """The file line where the value at ``where`` (keys and list indices) starts, or None.
+
+    ``json`` keeps no positions for parsed values, and a QMSum file is one JSON object over
+    thousands of lines; this walks only the path asked for with ``JSONDecoder.raw_decode``
+    (which does report where each value ends), and runs only when there is an error to report.
+    """
+    decoder = json.JSONDecoder()
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        pos = _WS.match(text, 0).end()
+        for step in where:
+            if isinstance(step, str):
+                if text[pos:pos + 1] != "{":
+                    return None
+                pos = _WS.match(text, pos + 1).end()
+                while True:
+                    if text[pos:pos + 1] == "}":
+                        return None
+                    key, pos = decoder.raw_decode(text, pos)
+                    pos = _WS.match(text, _WS.match(text, pos).end() + 1).end()  # past ':'
+                    if key == step:
+                        break
+                    _, pos = decoder.raw_decode(text, pos)
+                    pos = _WS.match(text, pos).end()
+                    if text[pos:pos + 1] == ",":
+                        pos = _WS.match(text, pos + 1).end()
+            else:
+                if text[pos:pos + 1] != "[":
+                    return None
+                pos = _WS.match(text, pos + 1).end()
+                for _ in range(step):
+                    _, pos = decoder.raw_decode(text, pos)
+                    pos = _WS.match(text, pos).end()
+                    if text[pos:pos + 1] != ",":
+                        return None
+                    pos = _WS.match(text, pos + 1).end()
+    except (json.JSONDecodeError, ValueError):
+        return None
+    return text.count("\n", 0, pos) + 1
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+class _Where:
+    """Builds "file: line N: field path ..." messages for one JSON file."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.text = path, text
+
+    def error(self, steps: tuple[str | int, ...], message: str) -> DataError:
+        label = "".join(f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s)
+                        for i, s in enumerate(steps))
+        line = json_line(self.text, steps)
+        at = f"line {line}: " if line else ""
+        return DataError(f"{self.path}: {at}{label} {message}")
+
+
+def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
+    """One QMSum meeting file, every field checked; errors name the file and the line."""
+    path = Path(path)
+    text = read_utf8(path)
+    try:
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+        raise DataError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON "
+                        f"({exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: line 1: expected a JSON object (a QMSum meeting), got {_kind(raw)}")
+    where = _Where(path, text)
     for key in ("meeting_transcripts", "general_query_list", "specific_query_list"):
         if key not in raw:
             raise DataError(f"{path}: missing field {key!r}")
+        if not isinstance(raw[key], list):
+            raise where.error((key,), f"must be a list, got {_kind(raw[key])}")
     turns = []
     for i, turn in enumerate(raw["meeting_transcripts"]):
-        if not isinstance(turn, dict) or "content" not in turn:
-            raise DataError(f"{path}: meeting_transcripts[{i}] lacks 'content'")
-        turns.append(Turn(str(turn.get("speaker", "")), str(turn["content"])))
+        steps = ("meeting_transcripts", i)
+        if not isinstance(turn, dict):
+            raise where.error(steps, f"must be an object with 'speaker' and 'content', got {_kind(turn)}")
+        if not isinstance(turn.get("content"), str):
+            raise where.error(steps, "lacks 'content'" if "content" not in turn
+                              else f"field 'content' must be a string, got {_kind(turn['content'])}")
+        turns.append(Turn(str(turn.get("speaker", "")), turn["content"]))
     if not turns:
         raise DataError(f"{path}: transcript is empty")
     queries = []
     for kind in ("general", "specific"):
         for i, item in enumerate(raw[f"{kind}_query_list"]):
-            if not item.get("answer", "").strip():
-                raise DataError(f"{path}: {kind}_query_list[{i}] has an empty 'answer'")
-            spans = [(int(a), int(b)) for a, b in item.get("relevant_text_span", [])]
+            steps = (f"{kind}_query_list", i)
+            if not isinstance(item, dict):
+                raise where.error(steps, f"must be an object with 'query' and 'answer', got {_kind(item)}")
+            for name in ("query", "answer"):
+                if not isinstance(item.get(name), str):
+                    raise where.error(steps, f"lacks {name!r}" if name not in item else
+                                      f"field {name!r} must be a string, got {_kind(item[name])}")
+            if not item["answer"].strip():
+                raise where.error(steps, "has an empty 'answer'")
+            spans = []
+            for j, span in enumerate(item.get("relevant_text_span", [])):
+                try:
+                    a, b = span
+                    spans.append((int(a), int(b)))
+                except (TypeError, ValueError):
+                    raise where.error((*steps, "relevant_text_span", j),
+                                      f"must be a pair of turn numbers, got {json.dumps(span)}") from None
             queries.append(Query(item["query"], item["answer"], kind, spans))
-    topics = [t.get("topic", "") for t in raw.get("topic_list", [])]
-    meeting_id = Path(path).stem
+    topics = []
+    for i, topic in enumerate(raw.get("topic_list", [])):
+        if not isinstance(topic, dict):
+            raise where.error(("topic_list", i), f"must be an object, got {_kind(topic)}")
+        topics.append(str(topic.get("topic", "")))
+    meeting_id = path.stem
     return Meeting(meeting_id, split, qmsum_domain(meeting_id), turns, queries, topics)
 
 
 def parse_qmsum(root: Path, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, list[Meeting]]:
-    """All QMSum meetings under ``root/{train,val,test}/*.json``, split as published."""
+    """All QMSum meetings under ``root/{train,val,test}/*.json``, split as published.
+
+    The same checks apply to the registry's copy and to a user's own folder in QMSum's layout
+    (``labkit.data.load("qmsum", path=folder)``; pass ``splits=("test",)`` for a folder that
+    holds only some splits).
+    """
     root = Path(root)
     out = {}
     for split in splits:
         folder = root / split
         if not folder.is_dir():
-            raise DataError(f"{root}: no {split}/ folder (QMSum layout is {{train,val,test}}/*.json)")
+            raise DataError(f"{root}: no {split}/ folder (QMSum layout is {{train,val,test}}/*.json; "
+                            f"pass splits=(...) to load only the splits you have)")
         out[split] = [parse_qmsum_meeting(p, split) for p in sorted(folder.glob("*.json"))]
         if not out[split]:
             raise DataError(f"{folder}: no meeting JSON files")
     return out
-

@@ -52,6 +52,9 @@ class Dataset:
     citation: str = ""
     # sha256 of the sorted ``sha256sum`` listing (for multi-file sets, e.g. QMSum).
     listing_sha256: str | None = None
+    # glob (inside the folder) of the files a user's own folder in this layout holds, e.g.
+    # QMSum's "*/*.json": such a folder loads through ``path=`` without the registry's manifest
+    user_files: str | None = None
 
     @property
     def is_hf(self) -> bool:
@@ -186,11 +189,20 @@ def _resolve_explicit(ds: Dataset, path: Path) -> Resolved:
     if path.is_file():
         return Resolved(ds.key, path, "path", {path.name: io.sha256_file(path)}, verified=False)
     root = path / ds.key if (path / ds.key).is_dir() and not _complete(ds, path) else path
-    if not _complete(ds, root):
-        missing = next(f.relpath for f in ds.files if not (root / f.relpath).is_file())
-        raise DataError(f"{root}: folder given for dataset {ds.key!r} lacks {missing}")
-    hashes = {f.relpath: io.sha256_file(root / f.relpath) for f in ds.files}
-    return Resolved(ds.key, root, "path", hashes, verified=False)
+    if _complete(ds, root):
+        hashes = {f.relpath: io.sha256_file(root / f.relpath) for f in ds.files}
+        return Resolved(ds.key, root, "path", hashes, verified=False)
+    if ds.user_files:
+        # a user's own data in the same layout: the parser validates every file; hashes are
+        # recorded, not checked (the manifest describes the registry's copy only)
+        files = sorted(p for p in root.glob(ds.user_files) if p.is_file())
+        if not files:
+            raise DataError(f"{root}: folder given for dataset {ds.key!r} holds no files matching "
+                            f"{ds.user_files!r} (the registry copy's layout)")
+        hashes = {p.relative_to(root).as_posix(): io.sha256_file(p) for p in files}
+        return Resolved(ds.key, root, "path", hashes, verified=False)
+    missing = next(f.relpath for f in ds.files if not (root / f.relpath).is_file())
+    raise DataError(f"{root}: folder given for dataset {ds.key!r} lacks {missing}")
 
 
 def load(key: str, path: str | os.PathLike | None = None, **kwargs: Any) -> Any:

@@ -1,6 +1,11 @@
 """Sizes of study 1 per profile (sizes only; the code path is the same in every profile)."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from labkit import params
+from labkit.params import Param
+
 _MODELS = ["st:all-MiniLM-L6-v2", "hf-mean:all-MiniLM-L6-v2", "hf-cls:all-MiniLM-L6-v2",
            "tfidf-lsa", "openai:text-embedding-3-small", "google:gemini-embedding-001"]
 
@@ -23,3 +28,24 @@ PROFILES: dict[str, dict] = {
     "paper": {**_COMMON, "max_pairs": 0, "bootstrap": 4000, "finetune_epochs": 8,
               "inference_energy_texts": 3000},
 }
+
+
+def _spec_problem(spec: str) -> None:
+    """Parse an embedder spec without loading anything (the registry's own message)."""
+    from labkit.embeddings.providers import parse_spec
+
+    parse_spec(spec)
+
+
+SCHEMA = params.declare("embeddings_medical", PROFILES, [
+    Param("models", list[str], min_items=1, check=_spec_problem, none_means="profile",
+          help="embedder specs, e.g. st:all-MiniLM-L6-v2, openai:text-embedding-3-large@1024"),
+    Param("pairs_csv", Path, none_means="Curai's MQP pairs",
+          help="your own pairs: question_1, question_2, label (0/1), optional dr_id"),
+    Param("max_pairs", int, min=0, none_means="profile", help="0: every pair; n: about n pairs"),
+    Param("test_doctors", int, min=1, none_means="profile", help="doctors held out for testing"),
+    Param("finetune_base", str, none_means="profile",
+          help="sentence-transformers model to fine-tune"),
+    Param("finetune_epochs", int, min=1, none_means="profile", help="fine-tuning epochs"),
+    params.COUNTRY,
+])

@@ -82,51 +82,71 @@ def load_points(source: str | Path | pd.DataFrame, *, name: str | None = None,
     """
     if isinstance(source, pd.DataFrame):
         frame, where = source.copy(), name or "points"
-        row_offset = 0
+        frame = frame.reset_index(drop=True)
+        _require_columns(frame.columns, where)
+        lines, label = list(range(len(frame))), "row"
+        for column in REQUIRED_COLUMNS:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = values.isna() | ~np.isfinite(values.astype(float)) | ~(values > 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(f"{where}: row {i}, field {column!r} must be a positive finite "
+                                f"number, got {str(frame[column].iloc[i])!r} "
+                                f"({int(bad.sum())} bad value(s) in this column)")
+            frame[column] = values.astype(float)
     else:
-        path = Path(source)
-        where = name or str(path)
-        if not path.is_file():
-            raise DataError(f"{where}: no such file (expected a CSV with columns N, D, loss)")
-        try:
-            frame = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataError(f"{where}: not a readable CSV ({exc})") from None
-        row_offset = 2  # header is line 1, first data row line 2
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(f"{where}: missing column(s) {', '.join(missing)} "
-                        f"(found: {', '.join(map(str, frame.columns)) or 'none'})")
-    frame = frame.reset_index(drop=True)
-    label = "line" if row_offset else "row"
-    for column in REQUIRED_COLUMNS:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() | ~np.isfinite(values.astype(float)) | ~(values > 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raw = frame[column].iloc[i]
-            if not values.isna().iloc[i]:
-                why = "must be a positive finite number"
-            elif pd.isna(raw) or str(raw).strip().lower() in ("nan", ""):
-                why = "is missing or NaN"
-            else:
-                why = "is not a number"
-            raise DataError(f"{where}: {label} {i + row_offset}, field {column!r} {why}, got {raw!r}"
-                            f" ({int(bad.sum())} bad value(s) in this column)")
-        frame[column] = values.astype(float)
+        frame, lines, where = _read_points_csv(Path(source), name)
+        label = "line"
+    lines_of = dict(enumerate(lines))
     dup = frame.duplicated(subset=list(REQUIRED_COLUMNS), keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         first = int(np.flatnonzero((frame[list(REQUIRED_COLUMNS)] == frame.loc[i, list(REQUIRED_COLUMNS)])
                                    .all(axis=1).to_numpy())[0])
-        raise DataError(f"{where}: duplicate rows: {label} {i + row_offset} repeats {label} "
-                        f"{first + row_offset} (N={frame.N[i]:g}, D={frame.D[i]:g}, "
+        raise DataError(f"{where}: duplicate rows: {label} {lines_of[i]} repeats {label} "
+                        f"{lines_of[first]} (N={frame.N[i]:g}, D={frame.D[i]:g}, "
                         f"loss={frame.loss[i]:g}); {int(dup.sum())} duplicate(s) in all. A "
                         f"bootstrap would count such a run twice; drop or average them first.")
     if len(frame) < n_params + 1:
         raise DataError(f"{where}: {len(frame)} point(s) is too few to fit {n_params} parameters; "
                         f"need at least {n_params + 1}")
     return frame
+
+def _require_columns(columns, where: str) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise DataError(f"{where}: missing column(s) {', '.join(missing)} "
+                        f"(found: {', '.join(map(str, columns)) or 'none'})")
+
+
+def _read_points_csv(path: Path, name: str | None) -> tuple[pd.DataFrame, list[int], str]:
+    """The CSV's runs with the *file* line of each (so messages point where an editor does)."""
+    from labkit.data.parsers import positive_finite, read_csv_lines
+
+    where = name or str(path)
+    if not path.is_file():
+        raise DataError(f"{where}: no such file (expected a CSV with columns N, D, loss)")
+    records = read_csv_lines(path)
+    header = [h.strip() for h in records[0][1]]
+    _require_columns(header, where)
+    rows, lines = [], []
+    for line, fields in records[1:]:
+        if len(fields) != len(header):
+            raise DataError(f"{where}: line {line} has {len(fields)} field(s), the header has "
+                            f"{len(header)}")
+        row: dict[str, Any] = dict(zip(header, fields))
+        for column in REQUIRED_COLUMNS:
+            row[column] = positive_finite(path, line, column, fields[header.index(column)])
+        rows.append(row)
+        lines.append(line)
+    frame = pd.DataFrame(rows, columns=header)
+    for column in (c for c in header if c not in REQUIRED_COLUMNS):
+        try:  # extra columns keep the numeric type pd.read_csv would have given them
+            frame[column] = pd.to_numeric(frame[column])
+        except (ValueError, TypeError):
+            pass
+    return frame, lines, where
+
 
 
 def drop_highest_loss(points: pd.DataFrame, k: int = 5) -> pd.DataFrame:

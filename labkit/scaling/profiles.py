@@ -6,6 +6,11 @@ decoder per (size, budget) with :mod:`labkit.lm`; a law with 5 parameters needs 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from labkit import params
+from labkit.params import Param
+
 _SIZES_SMALL = [{"hidden_size": 32, "num_layers": 1, "num_heads": 2},
                 {"hidden_size": 64, "num_layers": 2, "num_heads": 2}]
 _SIZES = [{"hidden_size": 32, "num_layers": 1, "num_heads": 2},
@@ -39,3 +44,51 @@ PROFILES: dict[str, dict] = {
         "sweep_bootstrap": 4000, "ngram_orders": [1, 2, 4, 8, 16], "ngram_points": 16,
     },
 }
+
+
+def _heads_divide(size: dict) -> str | None:
+    hidden, heads = size.get("hidden_size"), size.get("num_heads")
+    if isinstance(hidden, int) and isinstance(heads, int) and heads and hidden % heads:
+        return f"must have hidden_size divisible by num_heads ({hidden} % {heads} != 0)"
+    return None
+
+
+_POS = {"min": 1}
+#: the fields of :class:`labkit.lm.train.TinyLMConfig` a user may set in ``sweep_base``
+#: (sizes and budgets come from ``sweep_sizes`` / ``sweep_budgets``); a test keeps them in step
+TINY_LM_FIELDS = {
+    "vocab_size": Param("vocab_size", int, **_POS),
+    "hidden_size": Param("hidden_size", int, **_POS),
+    "num_layers": Param("num_layers", int, **_POS),
+    "num_heads": Param("num_heads", int, **_POS),
+    "intermediate_size": Param("intermediate_size", int, none_means="4 x hidden_size", **_POS),
+    "context_length": Param("context_length", int, min=2),
+    "train_tokens": Param("train_tokens", int, **_POS),
+    "batch_size": Param("batch_size", int, **_POS),
+    "learning_rate": Param("learning_rate", float, min=0, exclusive_min=True),
+    "warmup_ratio": Param("warmup_ratio", float, min=0, max=1),
+    "corpus": Param("corpus", list[str], min_items=1),
+    "heldout_fraction": Param("heldout_fraction", float, min=0, max=0.5, exclusive_min=True),
+    "seed": Param("seed", int, min=0),
+}
+
+SCHEMA = params.declare("scaling_laws", PROFILES, [
+    Param("points_csv", Path, none_means="Chinchilla's 245 points (Epoch AI's extraction)",
+          help="your own runs: a CSV with columns N, D, loss"),
+    Param("drop_highest", int, min=0, none_means="profile",
+          help="drop this many highest-loss points before fitting (Epoch: 5)"),
+    Param("fit_starts", int, min=0, none_means="profile",
+          help="0: the published 4,500-start grid; n: Hoffmann's constants + n grid points"),
+    Param("bootstrap", int, min=1, none_means="profile",
+          help="bootstrap resamples of the fit"),
+    Param("n_jobs", int, min=1, none_means="profile", help="processes for the fit and bootstrap"),
+    Param("sweep_sizes", list[dict], min_items=1, none_means="profile",
+          fields={k: TINY_LM_FIELDS[k] for k in ("hidden_size", "num_layers", "num_heads",
+                                                 "intermediate_size")},
+          check=_heads_divide, help="model sizes of our own sweep: {hidden_size, num_layers, num_heads}"),
+    Param("sweep_budgets", list[int], min=1, min_items=1, none_means="profile",
+          help="token budgets D of the sweep"),
+    Param("sweep_base", dict, fields=TINY_LM_FIELDS, none_means="profile",
+          help="other TinyLMConfig fields of the sweep (vocab_size, context_length, corpus, ...)"),
+    params.COUNTRY,
+])

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence
 import pandas as pd
 
 from labkit.errors import DataError, ParameterError
+from labkit.data.parsers import read_utf8
 
 # QMSum marks disfluencies and noises as {disfmarker}, {vocalsound}, {gap}, ...: they are not
 # words a summary should contain, so systems see the transcript without them.
@@ -123,7 +124,7 @@ def load_jsonl(path: str | Path) -> list[Item]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{n}"

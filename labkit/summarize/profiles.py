@@ -1,4 +1,10 @@
 """Sizes of the meeting-summarization study per profile (``smoke`` / ``default`` / ``paper``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from labkit import params
+from labkit.params import Param
 
 _COMMON = {
     "split": "test",
@@ -37,3 +43,25 @@ PROFILES = {
               "finetune_epochs": 3, "finetune_max_target_tokens": 192, "generate_meetings": 0, "chunk_study_meetings": 0,
               "max_new_tokens": 512},
 }
+
+_PRICE = Param("price", float, min=0)
+
+SCHEMA = params.declare("meeting_summarization", PROFILES, [
+    Param("items_jsonl", Path, none_means="QMSum",
+          help="your data: JSON lines with transcript, summary, optional query"),
+    Param("max_meetings", int, min=0, none_means="profile",
+          help="evaluation meetings (0: the whole split)"),
+    Param("instructions", list[str], choices=("long", "medium", "short"), min_items=1,
+          none_means="profile", help="summary lengths asked for"),
+    Param("finetune_model", str, none_means="profile",
+          help="HF name or folder of the compact model; '': labkit's tiny LM"),
+    Param("zero_shot_model", str, none_means="no zero-shot row",
+          help="a local HF model for the zero-shot row"),
+    Param("generate_meetings", int, min=0, none_means="profile",
+          help="meetings the generative systems summarize (0: all)"),
+    Param("price_table", dict, none_means="profile",
+          values=Param("prices", dict, fields={k: _PRICE for k in
+                                               ("usd_per_hour", "usd_per_1m_input", "usd_per_1m_output")}),
+          help="{system or 'default': {usd_per_hour | usd_per_1m_input | usd_per_1m_output}}"),
+    params.COUNTRY,
+])

@@ -111,7 +111,14 @@ def test_bad_points_name_the_row_and_field(tmp_path):
     with pytest.raises(DataError, match=r"runs.csv: line 3, field 'D' must be a positive"):
         F.load_points(csv)
     csv.write_text("N,D,loss\n1e8,2e9,nan\n")
-    with pytest.raises(DataError, match=r"line 2, field 'loss' is missing or NaN"):
+    with pytest.raises(DataError, match=r"line 2, field 'loss' must be a positive finite number, "
+                                        r"got 'nan'"):
+        F.load_points(csv)
+    # file lines, not data-frame rows: a blank line comes before the bad row; the value is
+    # shown as written (never np.float64(inf))
+    csv.write_text("N,D,loss\n1e8,2e9,3.1\n\n2e8,4e9,inf\n")
+    with pytest.raises(DataError, match=r"line 4, field 'loss' must be a positive finite number, "
+                                        r"got 'inf'$"):
         F.load_points(csv)
     csv.write_text("N,D\n1,2\n")
     with pytest.raises(DataError, match="missing column.*loss"):
