@@ -1,34 +1,58 @@
 """The ``labkit`` command line.
 
     labkit run [STUDY|NOTEBOOK...] [--profile smoke|default|paper] [-p key=value ...] [--jobs N]
+               [--scheduler ADDR] [--seeds 0,1,2]
     labkit studies
+    labkit params STUDY
     labkit data list | fetch [KEY] | verify [KEY]
     labkit models list
     labkit gallery
 
-Errors a person can fix (LabkitError) are printed as one line, with exit code 2; a notebook
-that fails makes ``labkit run`` exit with code 1 after showing the failing cell and its error.
+Errors a person can fix (LabkitError) are printed as one line, with exit code 2. ``labkit run``
+exits 0 when every notebook is ok, 3 when some are partial (a provider/system failed, the study
+completed) and none failed, 1 when a notebook failed (after showing the failing cell and its
+error), 130 when interrupted (SIGINT/SIGTERM).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from labkit.errors import LabkitError
 
 
+def _interrupt_on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
     from labkit import runner
 
     overrides = runner.parse_assignments(args.param or [])
-    results = runner.run(args.notebooks, profile=args.profile, overrides=overrides,
-                         jobs=args.jobs, timeout=args.timeout)
+    seeds = runner.parse_seeds(args.seeds)
+    # SIGTERM unwinds like Ctrl-C: workers and kernels are killed, staging folders removed,
+    # previous outputs left untouched (SIGKILL cannot be caught: workers and kernels then
+    # notice their parent is gone, see labkit.cluster.watch_parent).
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        results = runner.run(args.notebooks, profile=args.profile, overrides=overrides,
+                             jobs=args.jobs, timeout=args.timeout, seeds=seeds,
+                             scheduler=args.scheduler, engine=args.engine)
+    except KeyboardInterrupt:
+        print("\nlabkit run: interrupted; previous outputs are untouched", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print()
     print(runner.summary_table(results))
-    if args.gallery and all(r.status == "ok" for r in results):
+    code = runner.exit_code(results)
+    if args.gallery and code != 1:
         from labkit import gallery
         print(f"\ngallery: {gallery.write()}")
-    return 0 if all(r.status == "ok" for r in results) else 1
+    return code
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -91,6 +115,78 @@ def _cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compact(value: object, width: int = 20) -> str:
+    """A profile value for one table cell (JSON, cut at ``width``)."""
+    import json
+
+    if value is None:
+        return "None"
+    text = json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _notebook_defaults(notebook: Path) -> dict[str, dict[str, str]]:
+    """The notebook's parameters cell as papermill reads it (default source text and comment)."""
+    import papermill as pm
+
+    return {name: dict(info) for name, info in pm.inspect_notebook(str(notebook)).items()}
+
+
+def describe_params(study_id: str) -> str:
+    """The table ``labkit params STUDY`` prints: each parameter's type, its value under each
+    profile (the notebook's own default when it sets one, else the profile's) and its meaning."""
+    from tabulate import tabulate
+
+    from labkit import studies
+    from labkit.params import schema_for
+
+    entry = studies.get(study_id)
+    declared = _notebook_defaults(entry.notebook) if entry.notebook.is_file() else {}
+    schema = schema_for(study_id)
+    rows = []
+    if schema is None:
+        for name, info in declared.items():
+            rows.append((name, info.get("inferred_type_name", ""), info.get("default", ""),
+                         info.get("help", "")))
+        return (tabulate(rows, headers=["parameter", "type", "notebook default", "description"])
+                + f"\n\n{study_id} declares no schema: values are passed to the notebook unchecked.")
+    names = list(schema.params) + [n for n in declared if n not in schema.params]
+    for name in names:
+        param = schema.params.get(name)
+        source = declared.get(name, {}).get("default")
+        per_profile = []
+        for profile in ("smoke", "default", "paper"):
+            table = schema.profiles.get(profile, {})
+            if source not in (None, "None"):
+                per_profile.append(_compact(source.strip("\"'") if source[:1] in "\"'" else source))
+            elif name in table:
+                per_profile.append(_compact(table[name]))
+            elif param is not None and param.none_means is not None:
+                per_profile.append("None")
+            else:
+                per_profile.append("")
+        text = param.help if param else declared.get(name, {}).get("help", "")
+        if param is not None and param.none_means is not None:
+            text += f" (None: {param.none_means})"
+        rows.append((name, param.type_label() if param else "(not in schema)", *per_profile, text))
+    head = f"{study_id}: {entry.title}\nset with `labkit run {study_id} -p name=value` (JSON values)\n\n"
+    return head + tabulate(rows, headers=["parameter", "type", "smoke", "default", "paper",
+                                          "description"], maxcolwidths=[None, 18, 20, 20, 20, 44])
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    from labkit import studies
+
+    name = args.study
+    if name.endswith(".ipynb"):
+        entry = studies.for_notebook(Path(name))
+        if entry is None:
+            raise LabkitError(f"{name} is not a registered study's notebook (see `labkit studies`)")
+        name = entry.id
+    print(describe_params(name))
+    return 0
+
+
 def _cmd_gallery(args: argparse.Namespace) -> int:
     from labkit import gallery
 
@@ -109,7 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sizes to use (default: $LABKIT_PROFILE or 'default')")
     run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
                      help="override a notebook parameter (JSON value or plain string)")
-    run.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="worker processes of the embedded Dask cluster (notebooks in parallel)")
+    run.add_argument("--scheduler", default=None, metavar="ADDR",
+                     help="run on an existing Dask cluster, e.g. tcp://host:8786 "
+                          "(default: $LABKIT_DASK_SCHEDULER, else an embedded local cluster)")
+    run.add_argument("--seeds", default=None, metavar="0,1,2",
+                     help="run each study once per seed (parameter `seed`) into "
+                          "<figures>/<study>/seeds/seed-<n>/, then aggregate the spread")
+    run.add_argument("--engine", choices=("dask", "pool"), default="dask",
+                     help="dask (default) or the old local process pool (for benchmarks)")
     run.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     run.add_argument("--no-gallery", dest="gallery", action="store_false",
                      help="do not rewrite figures/README.md afterwards")
@@ -126,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     mod = sub.add_parser("models", help="list models available offline")
     mod.add_argument("action", choices=("list",))
     mod.set_defaults(func=_cmd_models)
+
+    par = sub.add_parser("params", help="list a study's parameters: type, value per profile, meaning")
+    par.add_argument("study", metavar="STUDY|NOTEBOOK", help="study id (see `labkit studies`)")
+    par.set_defaults(func=_cmd_params)
 
     gal = sub.add_parser("gallery", help="write figures/README.md from the run records")
     gal.set_defaults(func=_cmd_gallery)

@@ -94,3 +94,190 @@ def test_cli_data_and_models_commands(capsys):
     assert "mqp" in listing and "qmsum" in listing and "boolq" in listing
     assert cli.main(["models", "list"]) == 0
     assert "all-MiniLM-L6-v2" in capsys.readouterr().out
+
+
+# ------------------------------------------------------- Dask engine, staging, seeds (issue 16/14)
+def light_study(folder: Path, study: str, body: str) -> Path:
+    """A registered throwaway study whose notebook writes a table and a run record by hand
+    (no labkit import in the kernel, so each run takes a kernel start, not a labkit import)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("profile = None\nseed = 0", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(
+                    "import json, os, pathlib\n"
+                    f"out = pathlib.Path(os.environ['LABKIT_FIGURES_DIR']) / {study!r}\n"
+                    "out.mkdir(parents=True, exist_ok=True)\n"
+                    "record = {'study': %r, 'parameters': {'profile': profile, 'seed': seed},\n"
+                    "          'results': {'score': 0.5 + seed / 10}, 'warnings': [],\n"
+                    "          'device': {'device': 'cpu', 'name': 'CPU', 'dtype': 'float32',\n"
+                    "                     'mixed_precision': False}}" % study),
+                nbformat.v4.new_code_cell(body),
+                nbformat.v4.new_code_cell(
+                    "(out / 'numbers.csv').write_text('i,seed\\n0,%d\\n1,%d\\n' % (seed, seed))\n"
+                    "(out / 'numbers.md').write_text('| i |\\n|---|\\n| 0 |\\n')\n"
+                    "(out / 'run_record.json').write_text(json.dumps(record))\n"
+                    "print('wrote', out)"),
+                # the registry reads a study's promised outputs from this call (never run here)
+                nbformat.v4.new_code_cell("if False:\n    labkit.notebook.end(None, tables=['numbers'])")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / f"{study}.ipynb")
+    (folder / "study.json").write_text(json.dumps(
+        {"id": study, "title": f"Throwaway {study}", "notebook": f"{study}.ipynb", "tables": ["numbers"]}))
+    return folder
+
+
+def test_parse_seeds_and_exit_codes():
+    assert runner.parse_seeds("0,1, 2") == [0, 1, 2] and runner.parse_seeds(None) is None
+    for bad in ("a", "1,,2", "-1", "1,1", "0.5"):
+        with pytest.raises(ParameterError, match="--seeds"):
+            runner.parse_seeds(bad)
+    rows = [runner.NotebookResult("a.ipynb", "a", status, 1.0) for status in ("ok", "partial", "failed")]
+    assert runner.exit_code(rows[:1]) == 0 and runner.exit_code(rows[:2]) == 3
+    assert runner.exit_code(rows) == 1 and runner.exit_code(rows[::2]) == 1
+
+
+def test_summary_table_shows_device_seed_and_why_partial():
+    from labkit import staging
+
+    record = {"device": {"device": "cuda", "name": "NVIDIA H100", "dtype": "bfloat16",
+                         "mixed_precision": True}}
+    device = staging.device_text(record)
+    assert "cuda" in device and "H100" in device
+    assert staging.device_text({}) == ""
+    rows = [runner.NotebookResult("a.ipynb", "a", "ok", 1.0, seed=0, device=device),
+            runner.NotebookResult("a.ipynb", "a", "partial", 2.0, seed=1, device=device,
+                                  warnings=["failed: openai: no network", "truncated 3 inputs"])]
+    table = runner.summary_table(rows)
+    header = table.splitlines()[0].split()
+    assert header[:4] == ["notebook", "seed", "status", "device"]
+    assert "PARTIAL a.ipynb (seed 1)" in table and "failed: openai: no network" in table
+    assert "truncated 3 inputs" not in table
+
+
+def test_bad_engine_jobs_and_seed_conflicts_fail_before_anything_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_STUDY_PATH", str(light_study(tmp_path / "s", "lite", "pass")))
+    figs = tmp_path / "figs"
+    with pytest.raises(ParameterError, match="engine"):
+        runner.run(["lite"], engine="threads", out_root=figs)
+    with pytest.raises(ParameterError, match="jobs"):
+        runner.run(["lite"], jobs=0, out_root=figs)
+    with pytest.raises(ParameterError, match="--seeds or -p seed"):
+        runner.run(["lite"], overrides={"seed": 3}, seeds=[0, 1], out_root=figs)
+    nb = make_notebook(tmp_path / "noseed.ipynb", "pass")
+    with pytest.raises(ParameterError, match="has no parameter 'seed'"):
+        runner.run([str(nb)], seeds=[0, 1], out_root=figs)
+    with pytest.raises(ParameterError, match="tcp://127.0.0.1:1'"):
+        runner.run(["lite"], scheduler="tcp://127.0.0.1:1", out_root=figs)
+    assert not figs.exists()
+
+
+def test_promote_swaps_the_study_folder_and_keeps_its_seeds(tmp_path):
+    from labkit import staging
+
+    root, stage, final = staging.locations(tmp_path, "st", None)
+    final.mkdir(parents=True)
+    (final / "old.csv").write_text("old")
+    (final / "seeds" / "seed-0").mkdir(parents=True)
+    (final / "seeds" / "seed-0" / "x.csv").write_text("seed 0")
+    stage.mkdir(parents=True)
+    (stage / "new.csv").write_text("new")
+    (root / "plotly.min.js").write_text("js")
+    staging.promote(stage, final, root)
+    assert sorted(p.name for p in final.iterdir()) == ["new.csv", "seeds"]
+    assert (final / "seeds" / "seed-0" / "x.csv").read_text() == "seed 0"
+    assert (tmp_path / "plotly.min.js").read_text() == "js" and not stage.exists()
+    staging.tidy(tmp_path)
+    assert not (tmp_path / staging.STAGING).exists()
+
+
+def test_executed_notebooks_carry_no_absolute_paths(tmp_path, monkeypatch):
+    from labkit import staging
+
+    monkeypatch.setenv("LABKIT_STUDY_PATH", str(tmp_path / "ext"))
+    _, stage, final = staging.locations(tmp_path / "figs", "st", 2)
+    stage.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    params = {"profile": "smoke", "pairs": str(Path.home() / "data" / "pairs.csv"),
+              "models": [str(ROOT / "notebooks"), "all-MiniLM-L6-v2"]}
+    nb.cells = [nbformat.v4.new_code_cell(f"pairs = {params['pairs']!r}",
+                                          metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("print(out)", outputs=[nbformat.v4.new_output(
+                    "stream", name="stdout", text=f"wrote {stage}/t.csv\nfrom {ROOT}/labkit/io.py\n")])]
+    nb.metadata["papermill"] = {"input_path": str(tmp_path / "ext" / "st" / "st.ipynb"),
+                                "output_path": str(stage / ".st.executing.ipynb"),
+                                "cwd": str(ROOT / "notebooks"), "parameters": params}
+    executing = stage / ".st.executing.ipynb"
+    nbformat.write(nb, executing)
+    staging.write_portable(executing, stage / "st.ipynb", tmp_path / "figs", final)
+    text = (stage / "st.ipynb").read_text()
+    for absolute in (str(tmp_path), str(ROOT), str(Path.home())):
+        assert absolute not in text
+    meta = json.loads(text)["metadata"]["papermill"]
+    assert meta["input_path"] == "$LABKIT_STUDY_PATH/st/st.ipynb"
+    assert meta["output_path"] == "<figures>/st/seeds/seed-2/st.ipynb"
+    assert meta["cwd"] == "notebooks"
+    assert meta["parameters"] == {"profile": "smoke", "pairs": "~/data/pairs.csv",
+                                  "models": ["notebooks", "all-MiniLM-L6-v2"]}
+    assert "wrote <figures>/st/seeds/seed-2/t.csv" in text and "<project>/labkit/io.py" in text
+
+
+@pytest.mark.slow
+def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(tmp_path, monkeypatch, capsys):
+    """2-worker LocalCluster: ok, partial, failing (previous outputs kept) and worker-killing
+    notebooks; the others complete, the summary says what happened, the exit code is 1."""
+    ext = tmp_path / "ext"
+    light_study(ext / "good", "good", "pass")
+    light_study(ext / "part", "part", "record['warnings'].append('failed: provider x: no network')")
+    light_study(ext / "bad", "bad", "raise ValueError(f'boom {seed}')")
+    light_study(ext / "dies", "dies", "import os, signal, time\nprint('last words', flush=True)\n"
+                                      "time.sleep(0.3)\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(30)")
+    figs = tmp_path / "figs"
+    (figs / "bad").mkdir(parents=True)
+    (figs / "bad" / "numbers.csv").write_text("previous good run\n")
+    monkeypatch.setenv("LABKIT_STUDY_PATH", str(ext))
+    monkeypatch.setenv("LABKIT_FIGURES_DIR", str(figs))
+    code = cli.main(["run", "good", "part", "bad", "dies", "--profile", "smoke", "--jobs", "2",
+                     "--no-gallery"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if ".ipynb " in line[:12]}
+    assert rows["good.ipynb"][1:3] == ["ok", "cpu"] and rows["part.ipynb"][1] == "partial"
+    assert rows["bad.ipynb"][1] == "failed" and rows["dies.ipynb"][1] == "failed"
+    assert "FAILED bad.ipynb at cell In [4]" in out and "ValueError: boom 0" in out
+    assert "the worker running this notebook died: KilledWorker" in out and "last words" in out
+    assert "PARTIAL part.ipynb" in out and "failed: provider x: no network" in out
+    assert (figs / "bad" / "numbers.csv").read_text() == "previous good run\n"
+    assert sorted(p.name for p in (figs / "bad").iterdir()) == ["bad.failed.ipynb", "numbers.csv"]
+    assert (figs / "dies" / "dies.failed.ipynb").is_file()
+    assert sorted(p.name for p in (figs / "good").iterdir()) == \
+        ["good.ipynb", "numbers.csv", "numbers.md", "run_record.json"]
+    assert not (figs / ".staging").exists()
+    executed = (figs / "good" / "good.ipynb").read_text()
+    assert str(tmp_path) not in executed and "<figures>/good" in executed
+
+
+@pytest.mark.slow
+def test_seeds_run_per_seed_folders_then_aggregate_and_match_the_pool_engine(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_STUDY_PATH", str(light_study(tmp_path / "ext", "lite", "pass")))
+    dask_figs, pool_figs = tmp_path / "dask", tmp_path / "pool"
+    (dask_figs / "lite").mkdir(parents=True)
+    (dask_figs / "lite" / "numbers.csv").write_text("unseeded run\n")
+    results = runner.run(["lite"], profile="smoke", seeds=[0, 1], jobs=2, out_root=dask_figs)
+    assert [(r.seed, r.status) for r in results] == [(0, "ok"), (1, "ok"), (None, "ok")]
+    for seed in (0, 1):
+        folder = dask_figs / "lite" / "seeds" / f"seed-{seed}"
+        assert (folder / "numbers.csv").read_text() == f"i,seed\n0,{seed}\n1,{seed}\n"
+        assert json.loads((folder / "run_record.json").read_text())["parameters"]["seed"] == seed
+    from labkit import seeds
+
+    summary = (dask_figs / "lite" / f"{seeds.TABLE}.csv").read_text()
+    assert "score" in summary and "0.55" in summary  # mean of 0.5 and 0.6
+    assert (dask_figs / "lite" / "numbers.csv").read_text() == "unseeded run\n"
+    pooled = runner.run(["lite"], profile="smoke", seeds=[0, 1], jobs=2, out_root=pool_figs,
+                        engine="pool")
+    assert [r.status for r in pooled] == ["ok", "ok", "ok"]
+    for seed in (0, 1):
+        rel = Path("lite") / "seeds" / f"seed-{seed}"
+        assert sorted(p.name for p in (dask_figs / rel).iterdir()) == \
+            sorted(p.name for p in (pool_figs / rel).iterdir())
+        assert (dask_figs / rel / "numbers.csv").read_text() == (pool_figs / rel / "numbers.csv").read_text()

@@ -44,7 +44,8 @@ def test_every_study_notebook_in_the_checkout_is_registered(no_external):
     explorers = {p.stem for p in (ROOT / "notebooks").glob("explore_*.ipynb")}
     assert explorers == {s.explorer for s in studies.all_studies() if s.explorer}
     benchmarks = {p for p in (ROOT / "benchmarks").glob("*.py")}
-    assert benchmarks == {s.benchmark for s in studies.all_studies() if s.benchmark}
+    # every study's benchmark exists; tool benchmarks (runner overhead, training masks) need no study
+    assert {s.benchmark for s in studies.all_studies() if s.benchmark} <= benchmarks
 
 
 @pytest.mark.parametrize("entry", studies.BUILTIN, ids=lambda s: s.id)

@@ -3,19 +3,22 @@
 Every grid point is a separate :func:`labkit.lm.train_tiny_lm` run with its own cosine schedule
 matched to its budget (Chinchilla's point: a run stopped early on a longer schedule overstates
 the loss), cached by config hash, so re-running the notebook only trains what is new. N is the
-non-embedding parameter count (Kaplan's convention), measured on the trained model.
+non-embedding parameter count (Kaplan's convention), measured on the trained model. Each grid
+point is an independent task (:func:`train_unit`, dispatched by :func:`labkit.cluster.map_tasks`),
+so a Dask cluster trains them in parallel.
 
 :func:`unique_ngrams` counts the distinct token n-grams in the first D tokens of the training
 stream: the empirical counterpart of Kausik's U(D).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from labkit.carbon import DEFAULT_COUNTRY
 from labkit.errors import ParameterError
 
 
@@ -34,28 +37,97 @@ def grid_configs(sizes: Sequence[dict[str, int]], budgets: Sequence[int], base: 
             for size in sizes for d in budgets]
 
 
+@dataclass(frozen=True)
+class SweepUnit:
+    """One (size, budget) training: everything a worker needs, nothing it must share.
+
+    ``country`` sets the carbon intensity of the worker's own energy measurement.
+    """
+
+    config: Any  # labkit.lm.TinyLMConfig (imported lazily: this module loads without torch)
+    country: str = DEFAULT_COUNTRY
+
+    def __repr__(self) -> str:  # short: it names the unit in a failed task's message
+        c = self.config
+        return (f"SweepUnit(hidden_size={c.hidden_size}, num_layers={c.num_layers}, "
+                f"train_tokens={c.train_tokens})")
+
+
+def train_unit(unit: SweepUnit) -> dict[str, Any]:
+    """Train (or load from the shared model cache) one grid point: args in, metrics out.
+
+    Pure in the sense a task scheduler needs: the result depends only on ``unit`` (the config
+    carries the seed) and the cache, so any worker may run it and a re-run trains only what the
+    cache lacks. On a miss the training is measured in a carbon session of the worker's own;
+    its measurements come back as plain dicts (``energy``) for the caller to fold into its
+    session.
+
+    Returns:
+        One sweep row (see :func:`run_sweep`) plus ``cached`` (bool) and ``energy`` (list of
+        :class:`labkit.carbon.Measurement` dicts; empty on a hit).
+    """
+    from labkit.lm import train_tiny_lm
+    from labkit.lm.train import recipe
+    from labkit.modelcache import lookup
+
+    rec, _, _ = recipe(unit.config)
+    hit = lookup(rec.kind, rec.key)
+    energy: list[dict[str, Any]] = []
+    if hit is not None:
+        name, metrics = hit.name, hit.metrics
+    else:
+        from labkit.carbon import CarbonSession
+
+        with CarbonSession(unit.country) as session:
+            lm = train_tiny_lm(unit.config, progress=False, carbon=session)
+        name, metrics = lm.name, lm.metrics
+        energy = [m.as_dict() for m in session.measurements]
+    return {**_row(unit.config, name, metrics), "cached": hit is not None, "energy": energy}
+
+
+def _row(config, name: str, m: dict[str, Any]) -> dict[str, Any]:
+    return {"hidden_size": config.hidden_size, "num_layers": config.num_layers,
+            "N": m["non_embedding_params"], "N_total": m["total_params"],
+            "D": m["train_tokens"], "loss": m["heldout_loss"],
+            "train_loss": m["train_loss"], "steps": m["steps"],
+            "epochs": m.get("epochs"), "wall_s": m["wall_s"],
+            "energy_kwh": m["energy_kwh"], "name": name}
+
+
 def run_sweep(sizes: Sequence[dict[str, int]], budgets: Sequence[int], base: dict[str, Any], *,
-              carbon=None, progress: bool = True) -> pd.DataFrame:
-    """Train (or load) every grid point and return one row per run.
+              carbon=None, client=None) -> pd.DataFrame:
+    """Train (or load) every grid point, each as its own task, and return one row per run.
+
+    The units go through :func:`labkit.cluster.map_tasks` (a tqdm bar over the units): on
+    ``client`` or the cluster named by ``$LABKIT_DASK_SCHEDULER`` they train in parallel on
+    its workers, else one after another in this process. Either way each unit goes through the
+    shared model cache, so a re-run trains only the grid points it lacks.
+
+    Args:
+        sizes, budgets, base: the grid (see :func:`grid_configs`).
+        carbon: an open :class:`labkit.carbon.CarbonSession`; the energy measured where each
+            unit trained is added to it as one measurement per training (none for cache hits),
+            and its country is the units' country.
+        client: a ``distributed.Client`` to run the units on (default: see above).
 
     Returns:
         Columns ``hidden_size, num_layers, N`` (non-embedding), ``N_total, D`` (tokens seen),
         ``loss`` (held-out, nats/token), ``train_loss, steps, epochs, wall_s, energy_kwh, name``.
+        ``attrs["trained"]`` counts the units trained by this call (the others were cache hits).
     """
-    from labkit.lm import train_tiny_lm
+    from labkit.carbon import Measurement
+    from labkit.cluster import map_tasks
 
-    rows = []
-    configs = grid_configs(sizes, budgets, base)
-    for config in tqdm(configs, desc="scaling sweep", unit="model", disable=not progress):
-        lm = train_tiny_lm(config, progress=False, carbon=carbon)
-        m = lm.metrics
-        rows.append({"hidden_size": config.hidden_size, "num_layers": config.num_layers,
-                     "N": m["non_embedding_params"], "N_total": m["total_params"],
-                     "D": m["train_tokens"], "loss": m["heldout_loss"],
-                     "train_loss": m["train_loss"], "steps": m["steps"],
-                     "epochs": m.get("epochs"), "wall_s": m["wall_s"],
-                     "energy_kwh": m["energy_kwh"], "name": lm.name})
-    return pd.DataFrame(rows)
+    country = getattr(carbon, "country", None) or DEFAULT_COUNTRY
+    units = [SweepUnit(config, country) for config in grid_configs(sizes, budgets, base)]
+    rows = map_tasks(train_unit, units, desc="scaling sweep", client=client)
+    if carbon is not None:
+        for row in rows:
+            carbon.measurements.extend(Measurement(**m) for m in row["energy"])
+    frame = pd.DataFrame([{k: v for k, v in row.items() if k not in ("cached", "energy")}
+                          for row in rows])
+    frame.attrs["trained"] = sum(not row["cached"] for row in rows)
+    return frame
 
 
 def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
