@@ -13,12 +13,33 @@ PAIRED := $(sort $(wildcard notebooks/*.ipynb) $(filter-out $(patsubst %.ipynb,%
 # notebooks are committed without any. Numbers are asserted by tests/notebooks/ (headlines).
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
-.PHONY: setup browser figures test test-fast lab gallery clean notebooks
+.PHONY: setup browser figures test test-fast lab gallery clean notebooks reference
 
-setup: browser  ## venv + CPU torch + labkit with all extras + Jupyter kernel
+# torch for `make setup`. TORCH=auto (default): keep a torch in the venv that already sees CUDA;
+# with a GPU (nvidia-smi) and no torch yet, PyPI's default build (CUDA on Linux); else the local
+# CPU wheel $(TORCH_CPU). TORCH=keep: never touch torch. TORCH='torch==2.11.0' (any pip
+# requirement, extra pip options allowed): install that. pyproject's torch range then keeps it.
+TORCH ?= auto
+TORCH_CPU := torch==2.13.0
+TORCH_RANGE := torch>=2.6,<3
+
+setup: browser  ## venv + torch (CPU wheel, or the CUDA torch already there) + labkit + kernel
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
+	@version() { $(PY) -c 'import torch; print(torch.__version__)' 2>/dev/null; }; \
+	case "$(TORCH)" in \
+	  keep) version >/dev/null || { echo "TORCH=keep, but $(VENV) has no importable torch" >&2; exit 1; }; \
+	        echo "torch: keeping $$(version) (TORCH=keep)";; \
+	  auto) if $(PY) -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then \
+	          echo "torch: keeping $$(version), which sees CUDA"; \
+	        elif command -v nvidia-smi >/dev/null 2>&1; then \
+	          if version >/dev/null; then echo "torch: a GPU is present but torch $$(version) does not see" \
+	            "it; keeping it (README: Installing on a GPU machine)"; \
+	          else echo "torch: GPU found, installing PyPI's default build"; \
+	            $(PY) -m pip install --quiet "$(TORCH_RANGE)"; fi; \
+	        else $(PY) -m pip install --quiet $(TORCH_CPU); fi;; \
+	  *) $(PY) -m pip install --quiet $(TORCH);; \
+	esac
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name labkit --display-name "Python (labkit)" >/dev/null
 	@echo "labkit is set up: activate with 'source $(VENV)/bin/activate'"
@@ -48,6 +69,10 @@ lab:  ## JupyterLab on localhost; the URL (with its token) is printed
 
 gallery:
 	$(VENV)/bin/labkit gallery
+
+reference:  ## results/ from the last default run in figures/ (+ the docs blocks that quote it)
+	$(PY) -m labkit.reference $${FIGURES:+--figures $$FIGURES} $${ALLOW_PARTIAL:+--allow-partial}
+	$(PY) -m labkit.reference --update-docs
 
 clean:
 	rm -rf .pytest_cache $(VENV) *.egg-info

@@ -2,8 +2,9 @@
 
 Notebook kernels inherit this process's environment, so setting it here makes every notebook
 under test run on the ``smoke`` profile, write its outputs to a temporary folder (never over
-``figures/`` from ``make figures``), render figures statically, and read data from the mirror
-beside the checkout when one is there.
+``figures/`` from ``make figures``), render figures statically, fail on any figure the figure
+check rejects (``LABKIT_STRICT_FIGURES=1``), and read data from the mirror beside the checkout
+when one is there.
 """
 import os
 import tempfile
@@ -19,6 +20,9 @@ collect_ignore_glob = ["notebooks/*.py"]
 def pytest_configure(config):
     os.environ.setdefault("LABKIT_PROFILE", "smoke")
     os.environ.setdefault("LABKIT_BATCH", "1")
+    # A figure that fails the figure check (labkit.figcheck) raises instead of warning, so the
+    # nbval runs of every study notebook fail `make test` on a figure that does not read right.
+    os.environ.setdefault("LABKIT_STRICT_FIGURES", "1")
     os.environ.setdefault("LABKIT_FIGURES_DIR", tempfile.mkdtemp(prefix="labkit-test-figures-"))
     mirror = ROOT.parent / "shared" / "data"
     if "LABKIT_DATA_MIRROR" not in os.environ and mirror.is_dir():

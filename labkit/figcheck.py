@@ -15,7 +15,9 @@ Rules (each unit-tested in ``tests/test_figcheck.py``):
   either is acceptable: a scaling-law plot over 1.5 decades may stay log-log);
 * **legend vs colourbar**: a vertical legend and a colourbar may not share the right margin;
 * **text labels**: point labels must not be clipped at the plot area (``cliponaxis=False``),
-  which :func:`readable` sets, together with ``automargin`` on every axis and the title.
+  which :func:`readable` sets, together with ``automargin`` on every axis and the title;
+* **title**: a title pinned to the canvas top without padding is cut there; :func:`readable`
+  anchors it to the plot area so automargin makes room for it.
 
 Axes whose type is ``category``/``date``/``multicategory`` are not range-checked.
 """
@@ -30,6 +32,7 @@ import plotly.graph_objects as go
 LOG_DECADES = 2.0
 MIN_LOG_DECADES = 1.0
 MAX_PADDING = 5.0
+TITLE_GAP = 24  # px between a paper-anchored title and the plot area (room for top labels)
 _TOL = 1e-9
 _NUMERIC_AXES = ("linear", "log", "-", None)
 
@@ -42,13 +45,32 @@ def readable(fig: go.Figure) -> go.Figure:
     """
     fig.update_xaxes(automargin=True)
     fig.update_yaxes(automargin=True)
-    if fig.layout.title and fig.layout.title.text:
+    title = fig.layout.title
+    if title and title.text:
         fig.update_layout(title_automargin=True)
+        if title.yref != "paper":
+            # A container-anchored title with automargin sits at y=1, yanchor "top", pad 0: its
+            # first line is cut by the canvas edge. Anchored to the plot area's top instead,
+            # automargin grows the top margin to fit it (however many lines it has).
+            fig.update_layout(title=dict(yref="paper", y=1, yanchor="bottom",
+                                         pad=dict(b=TITLE_GAP + _top_annotation_height(fig)),
+                                         xref="paper", x=0, xanchor="left"))
     for trace in fig.data:
         mode = getattr(trace, "mode", None)
         if mode and "text" in mode and hasattr(trace, "cliponaxis"):
             trace.cliponaxis = False
     return fig
+
+
+def _top_annotation_height(fig: go.Figure) -> int:
+    """Pixels taken above the plot area by annotations sitting on its top edge (subplot
+    titles of ``make_subplots``), which a paper-anchored title must clear."""
+    lines = 0
+    for note in fig.layout.annotations or ():
+        if note.yref == "paper" and note.y is not None and note.y >= 0.99 \
+                and note.yanchor == "bottom" and note.text:
+            lines = max(lines, note.text.count("<br>") + 1)
+    return 22 * lines
 
 
 def _finite(values: Any) -> np.ndarray:
@@ -185,6 +207,19 @@ def check_labels(fig: go.Figure) -> list[str]:
             if getattr(t, "mode", None) and "text" in t.mode and getattr(t, "cliponaxis", None) is not False]
 
 
+def check_title(fig: go.Figure, full: go.Figure) -> list[str]:
+    """A title pinned to the canvas top with no padding is cut there (its ascenders and
+    first line fall outside the PNG): it must be anchored to the plot area or padded."""
+    if not (fig.layout.title and fig.layout.title.text):  # ``full`` holds a placeholder text
+        return []
+    title = full.layout.title
+    if title.automargin and title.yref == "container" and (title.y is None or title.y >= 1) \
+            and title.yanchor in ("top", "auto", None) and not (title.pad and title.pad.t):
+        return [f"title {title.text[:40]!r} is cut at the top of the canvas: anchor it to the "
+                "plot area (yref 'paper', y 1, yanchor 'bottom'), as readable() does"]
+    return []
+
+
 def check_figure(fig: go.Figure, full: go.Figure | None = None,
                  skip: Iterable[str] = ()) -> list[str]:
     """Every problem found in ``fig`` (empty list: it reads right).
@@ -193,10 +228,10 @@ def check_figure(fig: go.Figure, full: go.Figure | None = None,
         fig: the figure as built.
         full: its full layout (``fig.full_figure_for_development()``); computed when None.
         skip: rule names to leave out (``"axes"``, ``"legend"``, ``"labels"``), for a figure
-            that has a reason its caption states.
+            that has a reason its caption states (also ``"title"``).
     """
     if full is None:
         full = fig.full_figure_for_development(warn=False)
     checks = {"axes": lambda: check_axes(fig, full), "legend": lambda: check_legend(fig, full),
-              "labels": lambda: check_labels(fig)}
+              "labels": lambda: check_labels(fig), "title": lambda: check_title(fig, full)}
     return [p for name, check in checks.items() if name not in set(skip) for p in check()]

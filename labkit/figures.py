@@ -22,7 +22,7 @@ import plotly.io as pio
 
 from labkit import io, records
 from labkit.errors import LabkitError
-from labkit.figcheck import check_figure, readable
+from labkit.figcheck import LOG_DECADES, MIN_LOG_DECADES, check_figure, readable
 from labkit.paths import figures_dir, study_dir
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -44,6 +44,44 @@ pio.templates["labkit"] = go.layout.Template(
 pio.templates.default = "plotly_white+labkit"
 
 _PNG_STATE = {"checked": False, "ok": False}
+
+
+def decades(values) -> float:
+    """log10(max / min) of the positive finite ``values`` (0 when fewer than two).
+
+    >>> decades([0.37, 3.7, 37.0])
+    2.0
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[np.isfinite(x) & (x > 0)]
+    return float(np.log10(x.max() / x.min())) if len(x) > 1 else 0.0
+
+
+def axis_type_for(values, log_above: float = LOG_DECADES) -> str:
+    """``"log"`` or ``"linear"`` for an axis that shows ``values``, chosen from the data.
+
+    Why: a linear axis hides the small values of data spanning decades (Siamese-head epochs
+    next to a fine-tune), and a log axis over a fraction of a decade only distorts; the figure
+    check (:mod:`labkit.figcheck`) rejects both. Log when every finite value is positive and
+    they span more than ``log_above`` decades (default :data:`labkit.figcheck.LOG_DECADES`; a
+    caller may lower it to :data:`~labkit.figcheck.MIN_LOG_DECADES`, e.g. for a scaling plot
+    that reads better log-log over 1.5 decades), linear otherwise.
+
+    >>> axis_type_for([0.02, 0.5, 11.0]), axis_type_for([2.9, 3.4, 5.1])
+    ('log', 'linear')
+    >>> axis_type_for([0, 1, 1000]), axis_type_for([300, 9000], log_above=1.0)
+    ('linear', 'log')
+    """
+    import numpy as np
+
+    if log_above < MIN_LOG_DECADES:
+        raise LabkitError(f"axis_type_for: log_above={log_above} is below {MIN_LOG_DECADES}, "
+                          "where the figure check rejects a log axis")
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    return "log" if len(x) and (x > 0).all() and decades(x) > log_above else "linear"
 
 
 def browser_path() -> str | None:
@@ -78,6 +116,65 @@ def render_png(fig: go.Figure, width: int = 900, height: int = 520, scale: float
     import kaleido
     return kaleido.calc_fig_sync(fig, opts={"format": "png", "width": width, "height": height,
                                             "scale": scale})
+
+
+def label_positions(x, y, near: tuple[float, float] = (0.06, 0.06)) -> list[str]:
+    """A ``textposition`` per point so that the labels of nearby points do not print over
+    each other or over their neighbours' markers.
+
+    Why by hand: plotly places each text label on its own, with no collision avoidance.
+    ``x`` and ``y`` are in the axis's own units (log10 on a log axis); two points are close
+    within ``near`` (fractions of the x and y data spans; a label is about 15 px wide, so use
+    a larger x fraction for a narrow panel). Going left to right, a point whose close
+    neighbours lie to its right puts its label on the left, one with neighbours to its left
+    puts it on the right, and no point takes a side a close neighbour already took.
+
+    >>> label_positions([0.0, 0.1, 5.0], [1.0, 1.0, 0.0])
+    ['middle left', 'middle right', 'middle right']
+    """
+    import numpy as np
+
+    right, left, top, bottom = "middle right", "middle left", "top center", "bottom center"
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    sx = max(float(np.ptp(x)) if len(x) else 0.0, 1e-9)
+    sy = max(float(np.ptp(y)) if len(y) else 0.0, 1e-9)
+    places: list[str | None] = [None] * len(x)
+    for i in np.lexsort((-y, x)):
+        close = [j for j in range(len(x)) if j != i and abs(x[j] - x[i]) < near[0] * sx
+                 and abs(y[j] - y[i]) < near[1] * sy]
+        on_right = any(x[j] > x[i] for j in close)
+        on_left = any(x[j] < x[i] for j in close)
+        if on_right and on_left:
+            prefs = [top, bottom, right, left]
+        elif on_right:
+            prefs = [left, top, bottom, right]
+        else:
+            prefs = [right, left, top, bottom]
+        taken = {places[j] for j in close}
+        places[i] = next((side for side in prefs if side not in taken), prefs[0])
+    return [p or right for p in places]
+
+
+def device_caption(device: dict | None = None) -> str:
+    """The sentence a timing figure's caption ends with: where its numbers were measured.
+
+    Why: a speed-up or a latency means little without the device (a CPU shared with other
+    work and an H100 give different answers). ``device`` is a :func:`labkit.device.describe`
+    dict, the run record's ``device`` entry; by default the package's device rule now, which
+    is the device the study's models were loaded on. The CPU is named by its model.
+    """
+    from labkit import device as devices
+
+    info = dict(device) if device else devices.describe()
+    kind = str(info.get("device", "cpu"))
+    name = info.get("name") or kind
+    if kind.startswith("cpu"):
+        hw = records.hardware()
+        name = hw.get("cpu_model") or "CPU"
+        if hw.get("cpu_count"):
+            name += f", {hw['cpu_count']} logical cores"
+    dtype = f", {info['dtype']}" if info.get("dtype") else ""
+    return f"Measured on {kind} ({name}{dtype})."
 
 
 def _in_batch() -> bool:
@@ -204,10 +301,37 @@ def save_figure(fig: go.Figure, study: str, name: str, caption: str, *, width: i
     return paths
 
 
+def plain(value):
+    """A cell as a reader should see it: numpy scalars as Python numbers, lists, tuples, sets
+    and arrays as comma-separated plain values (their repr would print ``[np.int64(5)]``).
+
+    >>> import numpy as np
+    >>> plain([np.int64(5), np.int64(9)]), plain(np.float64(0.5)), plain("a")
+    ('5, 9', 0.5, 'a')
+    """
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else list(value)
+        return ", ".join(str(plain(v)) for v in items)
+    return value
+
+
 def save_table(frame: pd.DataFrame, study: str, name: str, caption: str, *,
                float_format: str = ".4g", index: bool = False) -> dict[str, Path]:
-    """Write ``figures/<study>/<name>.{csv,md}`` (Markdown headed by the caption)."""
+    """Write ``figures/<study>/<name>.{csv,md}`` (Markdown headed by the caption).
+
+    Object columns are passed through :func:`plain` first, so a column of lists of numpy
+    integers (a split's doctors) reads ``2, 5`` in both files, not ``[np.int64(2), ...]``.
+    """
     folder = study_dir(study)
+    objects = [i for i, dtype in enumerate(frame.dtypes) if dtype == object]
+    if objects:
+        frame = frame.copy()
+        for i in objects:
+            frame.iloc[:, i] = frame.iloc[:, i].map(plain)
     paths = {"csv": folder / f"{name}.csv", "md": folder / f"{name}.md"}
     io.write_text(paths["csv"], frame.to_csv(index=index))
     # pandas hands tabulate rows, so an integer column in a frame that also has floats arrives

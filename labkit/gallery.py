@@ -1,28 +1,83 @@
 """``figures/README.md``: every figure of the last batch run, captioned, with links.
 
 Built only from the run records, so the gallery never disagrees with what was run: for each
-study, the figures (PNG inline, HTML linked) with their captions, the tables, and the record.
-Studies appear in the order of the study registry (:mod:`labkit.studies`), under their titles;
-folders of notebooks run by path (not registered) follow, by name.
+study, the device it ran on, the figures (PNG inline, HTML linked) with their captions, the
+tables, the record, and every warning the record holds -- panels a study skipped (BIOSSES or
+few-shot tasks offline, API providers without keys) first, each with its reason, so a reader
+sees what is missing, not only what is there. Notes and captions are shown in full: text cut
+mid-word reads as a different claim. Studies appear in the order of the study registry
+(:mod:`labkit.studies`), under their titles; folders of notebooks run by path (not registered)
+follow, by name.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 from labkit import io, studies
 from labkit.paths import figures_dir
 from labkit.records import RECORD_NAME
 
 
+_SKIPPED = re.compile(r"\bskip(?:ped|s|ping)?\b", re.I)
+#: longest note shown whole; longer ones are cut at a word boundary, with an ellipsis
+NOTE_WIDTH = 1500
+
+
+def shorten(text: str, width: int = NOTE_WIDTH) -> str:
+    """``text`` on one line; if longer than ``width``, cut at the last space before it + " …".
+
+    Never mid-word: a text with no space to cut at is returned whole.
+
+    >>> shorten("few-shot panel: piqa skipped, data unavailable (Supply it)", 40)
+    'few-shot panel: piqa skipped, data …'
+    >>> shorten("short  note\\n second line")
+    'short note second line'
+    """
+    text = " ".join(str(text).split())
+    if len(text) <= width:
+        return text
+    cut = text.rfind(" ", 0, width - 1)
+    return text if cut <= 0 else text[:cut].rstrip(" ,;:") + " …"
+
+
+def device_line(record: dict[str, Any]) -> str:
+    """Where the numbers were measured: the record's ``device`` entry, one line."""
+    from labkit import records
+
+    if hasattr(records, "device_line"):
+        return records.device_line(record)
+    device = record.get("device") or {}
+    if not device:
+        return "not recorded"
+    extra = ", mixed precision" if device.get("mixed_precision") else ""
+    return f"{device.get('device')} ({device.get('name')}, {device.get('dtype')}{extra})"
+
+
+def _notes(record: dict[str, Any]) -> list[str]:
+    """The record's warnings as a Markdown list, skipped panels first (each with its reason)."""
+    warnings = [shorten(w) for w in record.get("warnings", [])]
+    skipped = [w for w in warnings if _SKIPPED.search(w)]
+    other = [w for w in warnings if not _SKIPPED.search(w)]
+    lines = []
+    if skipped:
+        lines += ["Skipped (from the run record):", ""] + [f"- {w}" for w in skipped] + [""]
+    if other:
+        lines += ["Warnings (from the run record):", ""] + [f"- {w}" for w in other] + [""]
+    return lines
+
+
 def _study_section(folder: Path, record: dict, title: str | None = None) -> list[str]:
     study = record.get("study", folder.name)
     lines = [f"## {title} (`{study}`)" if title else f"## {study}", "",
              f"Profile `{record.get('parameters', {}).get('profile', '?')}`, "
-             f"wall time {record.get('wall_time_s', 0):.0f} s, labkit "
-             f"{record.get('labkit_version', '?')} at commit "
+             f"wall time {record.get('wall_time_s', 0):.0f} s, device {device_line(record)}, "
+             f"labkit {record.get('labkit_version', '?')} at commit "
              f"`{(record.get('git', {}).get('commit') or 'unknown')[:10]}`. "
              f"Run record: [{RECORD_NAME}]({study}/{RECORD_NAME}).", ""]
+    lines += _notes(record)
     tables = [o for o in record.get("outputs", []) if o["kind"] == "table"]
     for output in record.get("outputs", []):
         if output["kind"] != "figure":
@@ -39,17 +94,15 @@ def _study_section(folder: Path, record: dict, title: str | None = None) -> list
         if same_name:
             links.append(f"[table]({study}/{same_name['files'].get('md', '')})")
         links.append(f"[run record]({study}/{RECORD_NAME})")
-        lines.append(f"{output['caption']} ({' · '.join(links)})")
+        lines.append(f"{shorten(output['caption'])} ({' · '.join(links)})")
         lines.append("")
     if tables:
         lines.append("Tables:")
         for t in tables:
             files = t["files"]
             lines.append(f"- [{t['name']}]({study}/{files.get('md', files.get('csv', ''))}) — "
-                         f"{t['caption']} ([csv]({study}/{files.get('csv', '')}))")
+                         f"{shorten(t['caption'])} ([csv]({study}/{files.get('csv', '')}))")
         lines.append("")
-    for warning in record.get("warnings", []):
-        lines.append(f"> note: {warning}")
     return lines
 
 

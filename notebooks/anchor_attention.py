@@ -37,6 +37,8 @@ anchor_train_tokens = None  # continued-training token budget; None: profile
 contexts = None  # prompt lengths of the latency sweep; None: profile
 latency_batch = None  # prompts decoded together in the latency sweep; None: profile
 country = "USA"  # grid for the CO2 estimate
+device = None  # "cpu", "cuda", "cuda:N", "mps"; None: $LABKIT_DEVICE, else CUDA if present, else CPU
+mixed_precision = None  # False: float32 everywhere; None: bf16 where the device supports it
 
 # %%
 import pandas as pd
@@ -45,12 +47,14 @@ import labkit.anchor as anchor
 from labkit import notebook
 from labkit.anchor import study
 from labkit.carbon import CarbonSession
-from labkit.figures import save_figure, save_table
+from labkit.device import describe
+from labkit.figures import device_caption, save_figure, save_table
 
 STUDY = study.STUDY
 cfg, record = notebook.begin(STUDY, anchor.PROFILES, profile, seed, mode=mode, ac_init=ac_init,
                              anchor_train_tokens=anchor_train_tokens, contexts=contexts,
-                             latency_batch=latency_batch)
+                             latency_batch=latency_batch, device=device,
+                             mixed_precision=mixed_precision)
 print({k: cfg[k] for k in ('profile', 'mode', 'ac_init', 'anchor_train_tokens', 'contexts', 'latency_batch')})
 
 # %% [markdown]
@@ -102,12 +106,18 @@ speed = study.speedup_table(latency)
 save_table(latency, STUDY, "latency", f"Greedy decoding of {cfg['new_tokens']} tokens, batch {cfg['latency_batch']}: seconds per method and context")
 save_table(speed, STUDY, "speedup", "Anchor cache speed-up over no-cache recompute and over the full cache, total and decode-only")
 longest = speed.iloc[-1]
+weights = next(model.parameters())
+measured_on = device_caption(describe(str(weights.device), dtype=weights.dtype))
 save_figure(study.figure1(speed), STUDY, "figure1",
-            f"Like AnLLM Fig. 1: KV-cache size and cached tokens, full vs anchor, with speed-ups. At {int(longest.context)} "
-            f"tokens the anchor cache is {longest.kv_reduction:.1%} smaller, {longest.speedup_vs_no_cache:.2f}x faster than "
-            f"recompute and {longest.speedup_vs_full_cache:.2f}x vs the full cache.")
+            f"Like AnLLM Fig. 1: KV-cache size and cached tokens, full vs anchor, with speed-ups: medians over "
+            f"{int(longest.repeats)} interleaved repeats with 95% bootstrap intervals (error bars); the dashed line is 1x "
+            f"(no speed-up). At {int(longest.context)} tokens the anchor cache is {longest.kv_reduction:.1%} smaller, "
+            f"{longest.speedup_vs_no_cache:.2f}x [{longest.speedup_vs_no_cache_lo:.2f}, {longest.speedup_vs_no_cache_hi:.2f}] "
+            f"faster than recompute and {longest.speedup_vs_full_cache:.2f}x [{longest.speedup_vs_full_cache_lo:.2f}, "
+            f"{longest.speedup_vs_full_cache_hi:.2f}] vs the full cache. {measured_on}")
 save_figure(study.latency_figure(latency), STUDY, "latency",
-            "Milliseconds per generated token (prefill included) vs prompt length, per cache method.")
+            "Milliseconds per generated token (prefill included) vs prompt length, per cache method: median "
+            f"over repeats, bars from the fastest to the slowest repeat. {measured_on}")
 speed.round(3)
 
 # %% [markdown]

@@ -27,6 +27,8 @@ qmsum_splits = None  # e.g. ["test"]; None -> profile
 max_meetings = None  # 0 means all meetings; None -> profile
 tokenizer = None  # any model name with a tokenizer; None -> profile (all-MiniLM-L6-v2)
 contexts = None  # context sizes (tokens) to compare transcript lengths with
+device = None  # "cpu", "cuda", "cuda:N", "mps"; None: $LABKIT_DEVICE, else CUDA if present, else CPU
+mixed_precision = None  # False: float32 everywhere; None: bf16 where the device supports it
 
 # %%
 import pandas as pd
@@ -40,7 +42,8 @@ from labkit.figures import save_figure, save_table
 
 STUDY = "data_overview"
 cfg, record = notebook.begin(STUDY, overview.PROFILES, profile, seed, qmsum_splits=qmsum_splits,
-                             max_meetings=max_meetings, tokenizer=tokenizer, contexts=contexts)
+                             max_meetings=max_meetings, tokenizer=tokenizer, contexts=contexts,
+                             device=device, mixed_precision=mixed_precision)
 print({k: cfg[k] for k in ('profile', 'qmsum_splits', 'max_meetings', 'tokenizer')})
 
 # %% [markdown]
@@ -79,6 +82,7 @@ save_figure(fig, STUDY, "mqp_label_balance", "MQP label balance per doctor: ever
 lengths = overview.mqp_lengths(pairs)
 fig = px.histogram(lengths, x="words", color="label", facet_col="side", barmode="overlay",
                    nbins=40, opacity=0.7, title="MQP: question length in words")
+fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))  # "question_1", not "side=question_1"
 medians = lengths.groupby(["side", "label"])["words"].median()
 save_figure(fig, STUDY, "mqp_lengths", "Length of MQP questions in words, by side and label (median "
             + ", ".join(f"{s} {l}: {m:.0f}" for (s, l), m in medians.items()) + ").")
@@ -109,12 +113,7 @@ meetings = overview.qmsum_lengths(splits, count_tokens, cfg["max_meetings"])
 coverage = overview.context_coverage(meetings, cfg["contexts"])
 save_table(meetings, STUDY, "qmsum_meetings", f"QMSum meetings: turns, words, {cfg['tokenizer']} tokens, queries")
 save_table(coverage, STUDY, "qmsum_context_coverage", "Share of QMSum transcripts that fit each context size")
-fig = px.histogram(meetings, x="tokens", color="split", nbins=30, barmode="overlay", opacity=0.75,
-                   title="QMSum transcript length in tokens vs model context")
-for context in cfg["contexts"]:
-    fig.add_vline(x=context, line_dash="dot", line_color="#555",
-                  annotation_text=f"{context:,}", annotation_position="top")
-fig.update_layout(xaxis_title=f"tokens ({cfg['tokenizer']} tokenizer)", yaxis_title="meetings")
+fig = overview.qmsum_lengths_figure(meetings, cfg["contexts"], cfg["tokenizer"])
 row = coverage.set_index("context_tokens").iloc[min(1, len(coverage) - 1)]
 save_figure(fig, STUDY, "qmsum_lengths", f"QMSum transcript lengths (tokens) with context sizes marked: "
             f"{row.fit_share:.0%} of {len(meetings)} meetings fit in {row.name:,} tokens; the median "

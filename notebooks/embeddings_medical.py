@@ -35,6 +35,8 @@ test_doctors = None  # doctors held out for testing; None: profile (3)
 finetune_base = None  # sentence-transformers model to fine-tune; None: all-MiniLM-L6-v2
 finetune_epochs = None  # None: profile
 country = "USA"  # for codecarbon's carbon intensity
+device = None  # "cpu", "cuda", "cuda:N", "mps"; None: $LABKIT_DEVICE, else CUDA if present, else CPU
+mixed_precision = None  # False: float32 everywhere; None: bf16 where the device supports it
 
 # %%
 import pandas as pd
@@ -48,7 +50,8 @@ from labkit.io import sha256_file
 STUDY = "embeddings_medical"
 cfg, record = notebook.begin(STUDY, PROFILES, profile, seed, models=models, pairs_csv=pairs_csv,
                              max_pairs=max_pairs, test_doctors=test_doctors, finetune_base=finetune_base,
-                             finetune_epochs=finetune_epochs, country=country)
+                             finetune_epochs=finetune_epochs, country=country, device=device,
+                             mixed_precision=mixed_precision)
 if cfg["pairs_csv"]:
     record.results["pairs_csv_sha256"] = sha256_file(cfg["pairs_csv"])
 pairs = study.load_pairs(cfg, seed)
@@ -72,8 +75,8 @@ with CarbonSession(cfg["country"]) as carbon:
                                 carbon=carbon, seed=seed)
 record.add_energy("embedding and training", carbon.total())
 power = carbon.power_method
-for s in systems.skipped:
-    record.warn(f"{s['spec']} skipped: {s['reason']}")
+for s in systems.skipped:  # API providers without keys, models that would not load
+    record.warn(f"skipped {s['spec']}: {s['reason']}")
 results = study.results_table(systems, pairs, cfg["bootstrap"], seed)
 save_table(results, STUDY, "results", "Held-out doctors: accuracy, F1 and ROC-AUC with 95% bootstrap "
            "CIs (threshold chosen on the training doctors), and training energy per system")

@@ -37,13 +37,15 @@ zero_shot_model = None  # local HF model for the zero-shot row; None: skipped
 generate_meetings = None  # meetings the generative systems summarize (0: all); None: profile
 price_table = None  # {system or "default": {usd_per_hour | usd_per_1m_input | usd_per_1m_output}}
 country = "USA"  # for codecarbon's carbon intensity
+device = None  # "cpu", "cuda", "cuda:N", "mps"; None: $LABKIT_DEVICE, else CUDA if present, else CPU
+mixed_precision = None  # False: float32 everywhere; None: bf16 where the device supports it
 
 # %%
 import pandas as pd
 
 from labkit import notebook
 from labkit.carbon import CarbonSession
-from labkit.figures import save_figure, save_table
+from labkit.figures import device_caption, save_figure, save_table
 from labkit.paths import study_dir
 from labkit.summarize import PROFILES, evaluate, metrics, study
 from labkit.summarize.data import context_fit, token_lengths
@@ -53,7 +55,7 @@ cfg, record = notebook.begin(STUDY, PROFILES, profile, seed, items_jsonl=items_j
                              max_meetings=max_meetings, instructions=instructions,
                              finetune_model=finetune_model, zero_shot_model=zero_shot_model,
                              generate_meetings=generate_meetings, price_table=price_table,
-                             country=country)
+                             country=country, device=device, mixed_precision=mixed_precision)
 items, train_items = study.load_items(cfg)
 count_tokens = metrics.count_tokens_with(cfg["token_counter"])
 print(f"{len(items)} evaluation items, {len(train_items)} fine-tuning items; profile {cfg['profile']}")
@@ -94,16 +96,20 @@ save_table(pd.DataFrame(skipped or [{"system": "-", "reason": "none skipped"}]),
            "Systems that were not run, and why")
 study.write_summaries(study_dir(STUDY), study.summary_rows(runs_all, items) + study.summary_rows(runs_few, few))
 main = evaluate.main_table(scores)
+flags = study.flag_note(scores)  # "" when no system is flagged degenerate
 save_table(main, STUDY, "main_table", "ROUGE-1/2/L/Lsum per system and instruction type, "
-           "mean [95% CI] (paper-style main table)")
+           "mean [95% CI] (paper-style main table)." + flags)
 main
 
 # %%
 save_figure(study.main_figure(scores), STUDY, "rouge", "ROUGE by system and instruction type with "
-            "95% bootstrap CIs.")
-save_figure(study.pareto_figure(scores, cfg["instructions"][min(1, len(cfg['instructions']) - 1)]), STUDY,
+            "95% bootstrap CIs." + flags)
+pareto_inst = cfg["instructions"][min(1, len(cfg['instructions']) - 1)]
+save_figure(study.pareto_figure(scores, pareto_inst), STUDY,
             "pareto", "ROUGE-1 against latency, cost and energy per summary; stars mark the Pareto "
-            f"front. Energy {carbon.power_method}.")
+            f"front, hollow points (calibration baselines, degenerate systems) never join it. Energy "
+            f"{carbon.power_method}. {device_caption()}"
+            + study.flag_note(scores[scores["instruction"] == pareto_inst]))
 
 # %% [markdown]
 # ## Does the embedding-based extractive summarizer beat Lead-k?
@@ -128,8 +134,9 @@ make = lambda strategy: study.compact_system(cfg, train_items, context_strategy=
 chunking = study.chunking_table(make, longest, inst, cfg["bootstrap"], seed)
 save_table(chunking, STUDY, "chunking", "The compact model on the longest meetings: truncated "
            "prefix vs map-reduce over the whole transcript")
+chunk_flags = "; ".join(f"{row.strategy}: {row.flag}" for row in chunking.itertuples() if row.flag)
 save_figure(study.chunking_figure(chunking), STUDY, "chunking", "Truncation vs map-reduce chunking "
-            "on the longest meetings (95% CIs).")
+            "on the longest meetings (95% CIs)." + (f" {chunk_flags}." if chunk_flags else ""))
 chunking
 
 # %%

@@ -38,6 +38,8 @@ sweep_sizes = None  # list of {hidden_size, num_layers, num_heads}; None: profil
 sweep_budgets = None  # token budgets D of the sweep; None: profile
 sweep_base = None  # other TinyLMConfig fields (vocab_size, context_length, corpus, ...)
 country = "USA"  # for codecarbon's carbon intensity
+device = None  # "cpu", "cuda", "cuda:N", "mps"; None: $LABKIT_DEVICE, else CUDA if present, else CPU
+mixed_precision = None  # False: float32 everywhere; None: bf16 where the device supports it
 
 # %%
 import numpy as np
@@ -55,7 +57,8 @@ STUDY = "scaling_laws"
 cfg, record = notebook.begin(STUDY, PROFILES, profile, seed, points_csv=points_csv,
                              drop_highest=drop_highest, fit_starts=fit_starts, bootstrap=bootstrap,
                              n_jobs=n_jobs, sweep_sizes=sweep_sizes, sweep_budgets=sweep_budgets,
-                             sweep_base=sweep_base, country=country)
+                             sweep_base=sweep_base, country=country, device=device,
+                             mixed_precision=mixed_precision)
 if cfg["points_csv"]:
     points = load_points(cfg["points_csv"])
     record.results["points_csv_sha256"] = sha256_file(cfg["points_csv"])

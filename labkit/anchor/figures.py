@@ -92,16 +92,24 @@ def latency_figure(latency: pd.DataFrame, title: str = "Decoding time vs context
 
     from labkit.figures import PALETTE
 
+    from labkit.figures import axis_type_for
+
     fig = go.Figure()
+    shown = []
     for i, (method, label) in enumerate(METHOD_NAMES.items()):
         part = latency[latency.method == method].groupby("context").ms_per_token
         stats = part.agg(["median", "min", "max"]).sort_index()
+        shown.append(stats.to_numpy().ravel())
         fig.add_scatter(x=stats.index, y=stats["median"], name=label, mode="lines+markers",
                         line=dict(color=PALETTE[[3, 1, 0][i]]),
                         error_y=dict(type="data", symmetric=False,
                                      array=stats["max"] - stats["median"],
                                      arrayminus=stats["median"] - stats["min"]))
+    # log only when the methods differ by decades (recompute at long contexts); a log axis
+    # over a fraction of a decade (a tiny model, short contexts) only distorts the gaps
+    kind = axis_type_for(np.concatenate(shown)) if shown else "linear"
     fig.update_layout(title=title, xaxis_title="context (prompt tokens)",
-                      yaxis_title="ms per generated token (prefill included, median)",
-                      yaxis_type="log")
+                      yaxis_title="ms per generated token (prefill included, median)"
+                      + (", log scale" if kind == "log" else ""),
+                      yaxis_type=kind, yaxis_rangemode="normal" if kind == "log" else "tozero")
     return fig

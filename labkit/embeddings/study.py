@@ -7,7 +7,6 @@ column in ``pair_scores.csv`` and one row in ``thresholds.csv``, the explorer's 
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -20,6 +19,7 @@ from labkit.embeddings.providers import Embedder, make_embedder
 from labkit.embeddings.siamese import FineTuneConfig, HeadConfig, finetune_encoder, train_head
 from labkit.errors import LabkitError, ParameterError
 from labkit.figures import PALETTE
+from labkit.timing import timed
 
 
 def load_pairs(cfg: dict[str, Any], seed: int = 0) -> pd.DataFrame:
@@ -140,9 +140,7 @@ def _inference_energy(spec: str, name: str, sample: list[str], corpus: list[str]
     fresh = make_embedder(spec, cache=False).fit(corpus)
     fresh.embed(sample[:8], progress=False)  # load the model outside the measurement
     with carbon.task(f"inference {name}") as ms:
-        t0 = time.perf_counter()
-        fresh.embed(sample, progress=False)
-        seconds = time.perf_counter() - t0
+        _, seconds = timed(lambda: fresh.embed(sample, progress=False))  # syncs the device
     m = ms[-1]
     return {"system": name, "texts": len(sample),
             "seconds_per_1000": 1000 * seconds / len(sample),
@@ -260,36 +258,65 @@ def distribution_figure(pairs: pd.DataFrame, systems: Systems) -> go.Figure:
     return fig
 
 
+def _padded_range(values: np.ndarray, kind: str, left: float = 0.08, right: float = 0.08) -> list[float]:
+    """An axis range around ``values`` (log10 units on a log axis) with room for point labels."""
+    v = np.log10(values) if kind == "log" else np.asarray(values, dtype=float)
+    lo, hi = float(np.min(v)), float(np.max(v))
+    span = hi - lo if hi > lo else (0.5 if kind == "log" else max(abs(hi) * 0.2, 1e-9))
+    return [lo - left * span, hi + right * span]
+
+
 def pareto_figure(results: pd.DataFrame, inference: pd.DataFrame, power_method: str) -> go.Figure:
-    """Held-out accuracy against the energy it took (training + embedding 1,000 texts)."""
+    """Held-out accuracy against the energy it took (training + embedding 1,000 texts).
+
+    Points carry a number and the legend maps numbers to systems: system names as point labels
+    collided with each other and ran off the canvas. The energy axis is log only where the
+    systems differ by decades (:func:`labkit.figures.axis_type_for`).
+    """
+    from labkit.figures import axis_type_for, label_positions
+
     frame = results.dropna(subset=["accuracy"]).copy()
     inf = inference.set_index("system")["energy_kwh_per_1000"] if len(inference) else pd.Series(dtype=float)
     base = frame["system"].str.replace(r"(\+siamese|-finetuned)$", "", regex=True)
     frame["energy_wh"] = 1000 * (frame["training_energy_kwh"].fillna(0)
                                  + base.map(inf).fillna(0).to_numpy())
-    frame = frame[frame["energy_wh"] > 0]
+    frame = frame[frame["energy_wh"] > 0].reset_index(drop=True)
     q, c = frame["accuracy"].to_numpy(), frame["energy_wh"].to_numpy()
     front = [not np.any((q >= q[i]) & (c <= c[i]) & ((q > q[i]) | (c < c[i]))) for i in range(len(q))]
+    kind = axis_type_for(c) if len(c) else "linear"
+    places = label_positions(np.log10(c) if kind == "log" else c, q)
     fig = go.Figure()
     kinds = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(frame["kind"].unique()))}
-    for kind, colour in kinds.items():
-        sub = frame[frame["kind"] == kind]
+    for number, row in frame.iterrows():
         fig.add_trace(go.Scatter(
-            x=sub["energy_wh"], y=sub["accuracy"], mode="markers+text", text=sub["system"],
-            textposition="top center", textfont=dict(size=9), name=kind, marker=dict(color=colour, size=10),
-            error_y=dict(type="data", symmetric=False, array=sub["accuracy_high"] - sub["accuracy"],
-                         arrayminus=sub["accuracy"] - sub["accuracy_low"])))
+            x=[row["energy_wh"]], y=[row["accuracy"]], mode="markers+text", text=[str(number + 1)],
+            textposition=places[number], textfont=dict(size=12), cliponaxis=False,
+            name=f"{number + 1} {row['system']} ({row['kind']})", legendgroup=row["kind"],
+            marker=dict(color=kinds[row["kind"]], size=11, symbol="star" if front[number] else "circle"),
+            error_y=dict(type="data", symmetric=False, array=[row["accuracy_high"] - row["accuracy"]],
+                         arrayminus=[row["accuracy"] - row["accuracy_low"]])))
     on = frame[front].sort_values("energy_wh")
     fig.add_trace(go.Scatter(x=on["energy_wh"], y=on["accuracy"], mode="lines",
-                             line=dict(color="grey", dash="dash"), name="Pareto front"))
-    fig.update_xaxes(type="log", title=f"energy, Wh (training + embedding 1,000 texts; {power_method})")
+                             line=dict(color="grey", dash="dash"), name="Pareto front (stars)"))
+    fig.update_xaxes(type=kind, title="energy (Wh): training + embedding 1,000 texts"
+                     + (", log scale" if kind == "log" else ""))
+    if len(c):
+        fig.update_xaxes(range=_padded_range(c, kind, left=0.1, right=0.12))
     fig.update_yaxes(title="held-out accuracy (95% CI)")
-    fig.update_layout(title="Accuracy against energy, with the Pareto front")
+    fig.update_layout(title=f"Accuracy against energy, with the Pareto front<br><sup>power: "
+                            f"{power_method}</sup>",
+                      legend=dict(font=dict(size=11), tracegroupgap=2))
     return fig
 
 
 def epoch_figure(epochs: pd.DataFrame, power_method: str) -> go.Figure:
-    """Energy (mWh) and CO2 (mg) of every training epoch, per system."""
+    """Energy (mWh) and CO2 (mg) of every training epoch, per system.
+
+    Fine-tuning an encoder costs decades more per epoch than a Siamese head; a log axis (chosen
+    from the data by :func:`labkit.figures.axis_type_for`) keeps the heads' bars visible.
+    """
+    from labkit.figures import axis_type_for
+
     fig = go.Figure()
     for i, (name, sub) in enumerate(epochs.groupby("system", sort=False)):
         fig.add_trace(go.Bar(x=[f"{name} · {int(e)}" for e in sub["epoch"]],
@@ -297,6 +324,13 @@ def epoch_figure(epochs: pd.DataFrame, power_method: str) -> go.Figure:
                              marker_color=PALETTE[i % len(PALETTE)],
                              customdata=1000 * sub["emissions_g"],
                              hovertemplate="%{x}<br>%{y:.3g} mWh<br>%{customdata:.3g} mg CO2eq"))
-    fig.update_layout(yaxis_title="energy per epoch (mWh)", xaxis_title="system · epoch",
-                      title=f"Energy per training epoch ({power_method})", showlegend=True)
+    values = 1e6 * epochs["energy_kwh"].to_numpy(dtype=float) if len(epochs) else np.empty(0)
+    kind = axis_type_for(values)
+    if kind == "log":  # bars start at the axis floor: put it a good way below the smallest bar
+        positive = values[values > 0]
+        low, high = np.floor(np.log10(positive.min()) - 0.3), np.log10(positive.max())
+        fig.update_yaxes(type="log", range=[low, high + 0.1 * (high - low)])
+    fig.update_layout(yaxis_title="energy per epoch (mWh" + (", log scale)" if kind == "log" else ")"),
+                      xaxis_title="system · epoch", showlegend=True,
+                      title=f"Energy per training epoch<br><sup>{power_method}</sup>")
     return fig

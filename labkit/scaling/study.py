@@ -21,7 +21,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from labkit import records
-from labkit.figures import PALETTE
+from labkit.figcheck import MIN_LOG_DECADES
+from labkit.figures import PALETTE, axis_type_for
 from labkit.scaling import kausik
 from labkit.scaling.bootstrap import bootstrap, intervals, refit_starts
 from labkit.scaling.diagnostics import diagnose
@@ -145,11 +146,11 @@ def kausik_table(samples: pd.DataFrame, fitted_beta: float) -> pd.DataFrame:
 # --------------------------------------------------------------------------- figures
 
 def _log_if_wide(values: Any) -> str:
-    """``"log"`` for positive data spanning a decade or more, else ``"linear"`` (a log axis
-    over a fraction of a decade only hides the numbers)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    return "log" if len(v) and np.log10(v.max() / v.min()) >= 1 else "linear"
+    """``"log"`` for positive data spanning more than a decade, else ``"linear"`` (a log axis
+    over a fraction of a decade only hides the numbers): the shared rule
+    (:func:`labkit.figures.axis_type_for`) at its lower threshold, since scaling laws read
+    log-log."""
+    return axis_type_for(values, log_above=MIN_LOG_DECADES)
 
 
 def _size_colours(values: np.ndarray) -> dict[float, str]:
@@ -293,7 +294,7 @@ def beta_figure(beta_grid: np.ndarray, beta_fit: float, beta_ci: tuple[float, fl
     # that matters is a flat line, so go log whenever the data span more than two decades
     factors = table[["doubling_low", "doubling_mid", "doubling_high"]].to_numpy(float)
     factors = factors[np.isfinite(factors) & (factors > 0)]
-    if len(factors) and factors.max() / factors.min() > 100:
+    if len(factors) and axis_type_for(factors) == "log":
         ticks = [v for v in (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
                  if factors.min() / 1.5 <= v <= factors.max() * 1.5]
         fig.update_yaxes(type="log", title="data factor (log scale)", tickvals=ticks,

@@ -215,6 +215,10 @@ def main_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
                 row[f"{r['instruction']} rank R-1 / {MEANING_LABEL}"] = (
                     f"{rk['rank_rouge1']} / {rk['rank_meaning']}")
         out.append(row)
+    if record is not None:  # plain numbers per system and instruction (seed spreads, results/)
+        record.results["rouge"] = {
+            f"{r['system']} | {r['instruction']}": {m: round(float(r[m]), 4) for m in names}
+            for _, r in frame.iterrows()}
     return pd.DataFrame(out)
 
 

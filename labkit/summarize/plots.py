@@ -3,24 +3,26 @@
 Every figure that shows systems marks a degenerate one (:mod:`labkit.summarize.guards`) in its
 label (``"<name> ⚠ degenerate: loops, duplicates"``) and names it in the title, so a PNG seen
 alone carries the caveat. Axes are log only where the data span more than
-:data:`LOG_DECADES` decades, with ranges computed from the data (a histogram on a plotly log
-axis bins in log units with a linear bin size, which once stretched the prompt-length axis to
-10^277: histograms here are binned with numpy and drawn as bars).
+:data:`LOG_DECADES` decades (:func:`labkit.figures.axis_type_for`), with ranges computed from
+the data (a histogram on a plotly log axis bins in log units with a linear bin size, which once
+stretched the prompt-length axis to 10^277: histograms here are binned with numpy and drawn as
+bars).
 """
 from __future__ import annotations
 
-import math
+import re
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from labkit.figures import PALETTE
+from labkit.figures import PALETTE, axis_type_for, label_positions
+from labkit.figcheck import LOG_DECADES  # noqa: F401  (one threshold for every study)
+from labkit.figures import decades as _decades
 from labkit.summarize import evaluate, guards
 from labkit.summarize.meaning import MEANING, MEANING_LABEL
 
-LOG_DECADES = 2.0
 
 
 def _layout_title(text: str) -> dict:
@@ -30,19 +32,9 @@ def _layout_title(text: str) -> dict:
                 xref="paper", xanchor="left")
 
 
-def decades(values) -> float:
-    """log10(max / min) of the positive finite ``values`` (0 when fewer than two)."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x) & (x > 0)]
-    return float(math.log10(x.max() / x.min())) if len(x) > 1 else 0.0
-
-
-def axis_type(values) -> str:
-    """``"log"`` when the positive data span more than :data:`LOG_DECADES` decades and none is
-    <= 0, else ``"linear"``."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    return "log" if len(x) and (x > 0).all() and decades(x) > LOG_DECADES else "linear"
+# One rule for every study's axes (labkit.figures.axis_type_for), kept under the old names.
+decades = _decades
+axis_type = axis_type_for
 
 
 def display_names(scores: pd.DataFrame) -> dict[str, str]:
@@ -51,7 +43,7 @@ def display_names(scores: pd.DataFrame) -> dict[str, str]:
     for system, group in scores.groupby("system", sort=False):
         tags = []
         if "degenerate_tags" in group:
-            tags = list(dict.fromkeys(t for tag in group["degenerate_tags"]
+            tags = list(dict.fromkeys(t for tag in group["degenerate_tags"].fillna("")
                                       for t in str(tag).split(", ") if t))
         names[system] = guards.label(system, ", ".join(tags))
     return names
@@ -71,7 +63,7 @@ def flag_note(scores: pd.DataFrame) -> str:
         reasons = list(dict.fromkeys(group["degenerate_reason"]))
         parts.append(f"{system} ({'; '.join(reasons)})")
     return (f" {guards.FLAG_MARK}: " + ", ".join(parts)
-            + ": its ROUGE is not summary quality.")
+            + (": its" if len(parts) == 1 else ": their") + " ROUGE is not summary quality.")
 
 
 def _title(text: str, scores: pd.DataFrame) -> str:
@@ -126,14 +118,22 @@ def pareto_figure(scores: pd.DataFrame, instruction: str = "medium") -> go.Figur
              ("energy_wh_per_summary", "Wh per summary")]
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08)
     names = display_names(frame)
+    colours = [c for c in PALETTE if c != "#F0E442"]  # the yellow is too pale for hollow points
+    places = {}  # per panel, a label side per point so that close points' numbers do not collide
+    for cost, _ in costs:
+        values = frame[cost].to_numpy(float)
+        kind = axis_type(values)
+        shown = np.log10(np.where(values > 0, values, np.nan)) if kind == "log" else values
+        places[cost] = label_positions(np.nan_to_num(shown), frame["rouge1"].to_numpy(float),
+                                       near=(0.12, 0.05))  # three narrow panels
     for number, row in frame.iterrows():
-        colour = PALETTE[number % len(PALETTE)]
+        colour = colours[number % len(colours)]
         excluded = row["kind"] == "baseline" or bool(row.get("degenerate", False))
         for col, (cost, _) in enumerate(costs, start=1):
             on_front = bool(row[f"pareto_{cost}"])
             fig.add_trace(go.Scatter(
                 x=[row[cost]], y=[row["rouge1"]], mode="markers+text", text=[str(number + 1)],
-                textposition="middle right", textfont=dict(size=11), cliponaxis=False,
+                textposition=places[cost][number], textfont=dict(size=11), cliponaxis=False,
                 name=f"{number + 1} {names[row['system']]}", legendgroup=row["system"],
                 showlegend=col == 1,
                 error_y=dict(type="data", symmetric=False, array=[row["rouge1_high"] - row["rouge1"]],
@@ -149,11 +149,11 @@ def pareto_figure(scores: pd.DataFrame, instruction: str = "medium") -> go.Figur
         if len(finite) and kind == "log":
             lo, hi = np.log10(finite.min()), np.log10(finite.max())
             pad = max(0.08 * (hi - lo), 0.1)
-            fig.update_xaxes(range=[lo - pad, hi + 3 * pad], row=1, col=col)  # room for numbers
+            fig.update_xaxes(range=[lo - 2 * pad, hi + 2 * pad], row=1, col=col)  # room for numbers
         elif len(finite):
             lo, hi = float(finite.min()), float(finite.max())
             pad = max(0.08 * (hi - lo), 0.05 * abs(hi) or 1e-9)
-            fig.update_xaxes(range=[lo - pad, hi + 3 * pad], row=1, col=col)
+            fig.update_xaxes(range=[lo - 2 * pad, hi + 2 * pad], row=1, col=col)
     fig.update_yaxes(title="ROUGE-1 (95% CI)", row=1, col=1)
     fig.update_layout(legend=dict(orientation="h", y=-0.22, x=0, font=dict(size=10)),
                       title=_layout_title(_title(f"ROUGE-1 against cost, {instruction} summaries "
@@ -171,7 +171,8 @@ def chunking_figure(table: pd.DataFrame) -> go.Figure:
                              error_y=dict(type="data", symmetric=False,
                                           array=table[f"{metric}_high"] - table[metric],
                                           arrayminus=table[metric] - table[f"{metric}_low"])))
-    title = f"{table['system'].iloc[0]}: truncated prefix vs map-reduce chunks"
+    system = re.sub(r" \[(truncate|chunk)\]$", "", str(table["system"].iloc[0]))  # the model, not a row
+    title = f"{system}: truncated prefix vs map-reduce chunks"
     if "flag" in table and table["flag"].astype(bool).any():
         flagged = table.loc[table["flag"].astype(bool), "strategy"]
         title += f"<br><sup>{guards.FLAG_MARK} ({', '.join(flagged)}): see the flag column</sup>"

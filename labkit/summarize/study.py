@@ -119,7 +119,8 @@ def compact_system(cfg: dict[str, Any], train: Sequence[Item], *, carbon=None, w
 
 
 def zero_shot_systems(cfg: dict[str, Any], warn=None) -> tuple[list[Summarizer], list[dict]]:
-    """Large zero-shot systems that are reachable, and a row per one that is not."""
+    """Large zero-shot systems that are reachable, and a row per one that is not (each also
+    passed to ``warn`` as ``"skipped <system>: <reason>"``)."""
     systems, skipped = [], []
     if cfg.get("zero_shot_model"):
         from labkit.summarize.generative import HFGenerator
@@ -136,6 +137,9 @@ def zero_shot_systems(cfg: dict[str, Any], warn=None) -> tuple[list[Summarizer],
     else:
         skipped.append({"system": "OpenAI-compatible endpoint", "reason": "LABKIT_CHAT_BASE_URL "
                         "and LABKIT_CHAT_MODEL are not set"})
+    for row in skipped:  # every skipped panel reaches the run record's warnings (and gallery)
+        if warn is not None:
+            warn(f"skipped {row['system']}: {row['reason']}")
     return systems, skipped
 
 
