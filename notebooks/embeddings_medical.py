@@ -75,8 +75,8 @@ with CarbonSession(cfg["country"]) as carbon:
                                 carbon=carbon, seed=seed)
 record.add_energy("embedding and training", carbon.total())
 power = carbon.power_method
-for s in systems.skipped:  # API providers without keys, models that would not load
-    record.warn(f"skipped {s['spec']}: {s['reason']}")
+for message in systems.warnings():  # skipped (no key, no client) and failed providers
+    record.warn(message)
 results = study.results_table(systems, pairs, cfg["bootstrap"], seed)
 save_table(results, STUDY, "results", "Held-out doctors: accuracy, F1 and ROC-AUC with 95% bootstrap "
            "CIs (threshold chosen on the training doctors), and training energy per system")

@@ -83,8 +83,11 @@ with CarbonSession(cfg["country"]) as carbon:
     compact, tuned = study.compact_system(cfg, train_items, carbon=carbon, warn=record.warn)
     zero_shot, skipped = study.zero_shot_systems(cfg, warn=record.warn)
     few = items[:cfg["generate_meetings"] or None]
-    runs_all = evaluate.run_all(extractive, items, cfg["instructions"], carbon)
-    runs_few = evaluate.run_all([compact, *zero_shot], few, cfg["instructions"], carbon)
+    # a system that raises becomes a "failed: <cause>" row of the skipped table; the rest run
+    runs_all = evaluate.run_all(extractive, items, cfg["instructions"], carbon,
+                                failed=skipped, warn=record.warn)
+    runs_few = evaluate.run_all([compact, *zero_shot], few, cfg["instructions"], carbon,
+                                failed=skipped, warn=record.warn)
 record.add_energy("training and summarizing", carbon.total())
 record.results["compact_model"] = tuned.metrics
 scores = pd.concat([evaluate.score(runs_all, items, count_tokens, cfg["price_table"], cfg["bootstrap"], seed),
@@ -93,7 +96,7 @@ scores = pd.concat([evaluate.score(runs_all, items, count_tokens, cfg["price_tab
 save_table(scores, STUDY, "scores", "Every system x instruction: ROUGE with 95% bootstrap CIs, "
            "length, latency, tokens/s, energy and cost")
 save_table(pd.DataFrame(skipped or [{"system": "-", "reason": "none skipped"}]), STUDY, "skipped",
-           "Systems that were not run, and why")
+           "Systems that were not run or failed, and why")
 study.write_summaries(study_dir(STUDY), study.summary_rows(runs_all, items) + study.summary_rows(runs_few, few))
 main = evaluate.main_table(scores)
 flags = study.flag_note(scores)  # "" when no system is flagged degenerate

@@ -63,11 +63,12 @@ class Systems:
         """One message per provider that did not run, and per note, for ``record.warn``."""
         out = []
         for s in self.skipped:
-            if s.get("status") == "failed":
-                out.append(f"{s['spec']} {s['reason']} (its row is marked failed; the other "
+            if s.get("status") == "failed":  # "failed: ..." makes `labkit run` report "partial"
+                cause = s["reason"].removeprefix("failed: ")
+                out.append(f"failed: {s['spec']}: {cause} (its row is marked failed; the other "
                            "systems ran)")
             else:
-                out.append(f"{s['spec']} skipped: {s['reason']}")
+                out.append(f"skipped {s['spec']}: {s['reason']}")
         return out + list(self.notes)
 
 

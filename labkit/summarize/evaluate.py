@@ -75,9 +75,28 @@ def run_system(system: Summarizer, items: Sequence[Item], instruction: str, carb
 
 
 def run_all(systems: Sequence[Summarizer], items: Sequence[Item], instructions: Sequence[str],
-            carbon=None, progress: bool = True) -> list[Run]:
-    """Every system under every instruction type."""
-    return [run_system(s, items, inst, carbon, progress) for s in systems for inst in instructions]
+            carbon=None, progress: bool = True, failed: list[dict] | None = None,
+            warn: Callable[[str], None] | None = None) -> list[Run]:
+    """Every system under every instruction type.
+
+    With ``failed`` given, a system that raises is isolated: its runs are dropped, a row
+    ``{"system", "reason": "failed: <cause>"}`` is appended to ``failed`` and ``warn`` gets
+    ``"failed: <system>: <cause>"`` (so ``labkit run`` reports the notebook as partial), and
+    the other systems still run. Without it the error propagates (tests, scripts).
+    """
+    runs = []
+    for system in systems:
+        try:
+            runs += [run_system(system, items, inst, carbon, progress) for inst in instructions]
+        except Exception as exc:  # one failing system must not sink the study
+            if failed is None:
+                raise
+            cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            failed.append({"system": system.name, "reason": f"failed: {cause}"})
+            if warn is not None:
+                warn(f"failed: {system.name}: {cause} (its row is marked failed; the other "
+                     "systems ran)")
+    return runs
 
 
 STUDY = "meeting_summarization"

@@ -122,7 +122,7 @@ def test_study_keeps_local_results_and_marks_the_offline_api_failed(offline_open
     assert list(paired["system"]) == ["TF-IDF+LSA"]
     # the caller gets one message per provider that did not run, for record.warn
     [message] = systems.warnings()
-    assert message.startswith("openai:text-embedding-3-small failed: ") and "cannot reach" in message
+    assert message.startswith("failed: openai:text-embedding-3-small: ") and "cannot reach" in message
 
 
 def test_any_exception_from_a_provider_is_isolated(monkeypatch):
@@ -158,7 +158,7 @@ def test_skipped_and_failed_are_told_apart(offline_openai):
     results = study.results_table(systems, pairs, n_resamples=20).set_index("system")
     assert results.loc["google-gemini-embedding-001", "status"].startswith("skipped: GEMINI_API_KEY")
     assert results.loc["openai-3-small", "status"].startswith("failed: ")
-    assert systems.warnings()[0].startswith("google:gemini-embedding-001 skipped: ")
+    assert systems.warnings()[0].startswith("skipped google:gemini-embedding-001: ")
 
 
 def test_a_malformed_spec_stops_the_study_before_any_work():

@@ -122,3 +122,23 @@ def test_finetune_a_tiny_random_causal_lm_for_one_step(tmp_path, items, monkeypa
     out = HFGenerator(str(tuned.path), max_new_tokens=8, context_strategy="truncate").summarize(
         items, "short", progress=False)
     assert len(out) == len(items)
+
+
+def test_a_failing_system_becomes_a_failed_row_and_the_others_run(items):
+    from labkit.summarize.base import Summarizer
+
+    class Broken(Summarizer):
+        def __init__(self):
+            super().__init__("Broken LLM")
+
+        def _summarize_batch(self, batch, inst):
+            raise ConnectionError("endpoint went away\nsecond line")
+
+    failed, warnings = [], []
+    runs = evaluate.run_all([Broken(), LeadK()], items, ["short", "medium"], progress=False,
+                            failed=failed, warn=warnings.append)
+    assert [(r.system, r.instruction) for r in runs] == [("Lead-k", "short"), ("Lead-k", "medium")]
+    assert failed == [{"system": "Broken LLM", "reason": "failed: ConnectionError: endpoint went away"}]
+    assert warnings[0].startswith("failed: Broken LLM: ConnectionError: endpoint went away")
+    with pytest.raises(ConnectionError):  # without `failed` the error is the caller's
+        evaluate.run_all([Broken()], items, ["short"], progress=False)
