@@ -70,12 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_shape is not None:
         return throughput_main(args)
 
-    from labkit import config, io
-    from labkit.timing import Stopwatch
+    from labkit import config
     from labkit.anchor import PROFILES, study
     from labkit.errors import LabkitError
-    from labkit import studies
-    from labkit.paths import study_dir
+    from labkit.timing import Stopwatch
 
     profile = args.profile or ("smoke" if args.quick else "default")
     wall = Stopwatch(None).start()  # whole-benchmark wall time, no device work to wait for
@@ -122,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
            "kv_cache": kv_summary.to_dict(orient="records"),
            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
            "wall_s": wall.stop()}
-    folder = study_dir(studies.for_benchmark(__file__).id)
-    path = io.write_json(folder / "benchmark_anchor_inference.json", out)
-    print(f"\nwrote {path}")
-    return 0
+    return _write(out, "benchmark_anchor_inference.json")
 
 
 # --------------------------------------------------------------------------- throughput mode
@@ -177,12 +172,10 @@ def throughput_main(args) -> int:
     import pandas as pd
     import torch
 
-    from labkit import io, studies
     from labkit.anchor.latency import (THROUGHPUT_METHODS, is_out_of_memory, largest_batch,
                                        measure_point, median_interval)
     from labkit.errors import LabkitError, ParameterError
     from labkit.models import pick_device
-    from labkit.paths import study_dir
     from labkit.timing import Stopwatch
 
     wall = Stopwatch(None).start()  # whole-benchmark wall time, no device work to wait for
@@ -300,8 +293,15 @@ def throughput_main(args) -> int:
            "oom": boundaries, "torch": torch.__version__,
            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
            "wall_s": wall.stop()}
-    folder = study_dir(studies.for_benchmark(__file__).id)
-    path = io.write_json(folder / "benchmark_anchor_inference_throughput.json", out)
+    return _write(out, "benchmark_anchor_inference_throughput.json")
+
+
+def _write(out: dict, name: str) -> int:
+    """Write the benchmark's JSON into the anchor study's folder; exit code 0."""
+    from labkit import io, studies
+    from labkit.paths import study_dir
+
+    path = io.write_json(study_dir(studies.for_benchmark(__file__).id) / name, out)
     print(f"\nwrote {path}")
     return 0
 

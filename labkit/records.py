@@ -219,7 +219,10 @@ class RunRecord:
         self.energy[label] = summary
 
     def warn(self, message: str) -> None:
-        """A warning a reader must see (e.g. truncated inputs); also printed."""
+        """A warning a reader must see (e.g. truncated inputs); also printed. The same message
+        twice (one system under several instructions) is kept once."""
+        if message in self.warnings:
+            return
         self.warnings.append(message)
         print(f"WARNING: {message}")
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from labkit import cluster, io, staging, studies
 from labkit.config import active_profile
-from labkit.params import check as check_schema
 from labkit.errors import LabkitError, ParameterError
+from labkit.params import check as check_schema
 from labkit.paths import figures_dir
 from labkit.studies import Study
 
@@ -46,11 +46,6 @@ class NotebookResult:
     seed: int | None = None
     device: str = ""
     warnings: list[str] = field(default_factory=list)
-
-
-def notebooks_dir() -> Path:
-    """``notebooks/`` of the checkout this labkit belongs to (where built-in studies live)."""
-    return studies.CHECKOUT / "notebooks"
 
 
 def _ad_hoc(path: Path) -> Study:

@@ -91,7 +91,7 @@ BUILTIN: tuple[Study, ...] = (
               "inference_energy"), "Bingi & Yin 2023, arXiv 2401.00582"),
     _builtin("anchor_attention", "Anchor-based attention (AnSAN) and anchor-cache inference",
              "labkit.anchor", "explore_anchor", "anchor_inference.py",
-             ("figure1", "latency"),
+             ("figure1", "latency", "memory_throughput"),
              ("models", "kv_cache", "latency", "speedup", "perplexity", "results"),
              "Pang et al. 2024 (AnLLM), arXiv 2402.07616", optional_tables=("fewshot",)),
     _builtin("meeting_summarization", "Compact fine-tuned vs zero-shot large summarizers",

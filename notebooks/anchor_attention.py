@@ -96,7 +96,7 @@ kv_summary.round(3)
 # %% [markdown]
 # ## Decoding time vs context length
 #
-# No-cache recompute, full cache and anchor cache decode the same prompts back to back (best of several runs). Timings are wall-clock on this machine's CPU and are disturbed by other load.
+# No-cache recompute, full cache and anchor cache decode the same prompts back to back (interleaved repeats after one warm-up, which also measures each method's peak memory). Timings are wall-clock and are disturbed by other load on the machine.
 
 # %%
 latency = study.latency_sweep(model, tokenizer, spec, heldout, cfg["contexts"], cfg["new_tokens"],
@@ -118,6 +118,11 @@ save_figure(study.figure1(speed), STUDY, "figure1",
 save_figure(study.latency_figure(latency), STUDY, "latency",
             "Milliseconds per generated token (prefill included) vs prompt length, per cache method: median "
             f"over repeats, bars from the fastest to the slowest repeat. {measured_on}")
+save_figure(study.memory_throughput_figure(latency), STUDY, "memory_throughput",
+            f"Left: peak memory of one generation (batch {cfg['latency_batch']}, {cfg['new_tokens']} new tokens) above "
+            "the weights and inputs, per cache method and prompt length (CUDA: max_memory_allocated; CPU: bytes of "
+            "live tensors the run created, measured in an untimed run). Right: generated tokens per second, median "
+            f"over repeats. {measured_on}")
 speed.round(3)
 
 # %% [markdown]
@@ -156,4 +161,4 @@ record.results.update(study.headline(kv_summary, speed, quality))
 results
 
 # %%
-notebook.end(record, figures=["figure1", "latency"], tables=tables);
+notebook.end(record, figures=["figure1", "latency", "memory_throughput"], tables=tables);

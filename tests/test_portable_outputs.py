@@ -14,11 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from labkit import reference
-from tests.test_studies import THROWAWAY_CELLS
+from tests.test_studies import THROWAWAY_CELLS, write_throwaway_study
 
 EXTRA_CELLS = [
     'import plotly.express as px\nfrom labkit.figures import save_figure\n'
@@ -35,18 +34,9 @@ def _mirror_has(key: str) -> bool:
 def run_folder(tmp_path_factory) -> Path:
     """The figures folder of one ``labkit run throwaway --profile smoke``."""
     tmp = tmp_path_factory.mktemp("portable")
-    folder = tmp / "throwaway_study"
-    folder.mkdir()
     cells = list(THROWAWAY_CELLS)
     cells[-1:-1] = EXTRA_CELLS + ([DATA_CELL] if _mirror_has("chinchilla") else [])
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("profile = None", metadata={"tags": ["parameters"]})]
-    nb.cells += [nbformat.v4.new_code_cell(src) for src in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / "throwaway.ipynb")
-    (folder / "study.json").write_text(json.dumps(
-        {"id": "throwaway", "title": "A throwaway study", "notebook": "throwaway.ipynb",
-         "figures": ["line"], "tables": ["numbers"]}))
+    folder = write_throwaway_study(tmp, cells, figures=["line"])
     figs = tmp / "figs"
     env = {**os.environ, "LABKIT_STUDY_PATH": str(folder), "LABKIT_FIGURES_DIR": str(figs)}
     done = subprocess.run([sys.executable, "-m", "labkit.cli", "run", "throwaway", "--profile",

@@ -182,18 +182,25 @@ THROWAWAY_CELLS = [
 ]
 
 
-@pytest.mark.slow
-def test_a_throwaway_study_runs_through_labkit_run_without_editing_labkit(tmp_path):
-    folder = tmp_path / "throwaway_study"
+def write_throwaway_study(tmp: Path, cells=THROWAWAY_CELLS, **entry) -> Path:
+    """A study folder outside labkit: a notebook of ``cells`` after a parameters cell, and its
+    ``study.json`` (``entry`` adds fields such as ``figures``). Returns the folder."""
+    folder = tmp / "throwaway_study"
     folder.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("profile = None", metadata={"tags": ["parameters"]})]
-    nb.cells += [nbformat.v4.new_code_cell(src) for src in THROWAWAY_CELLS]
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "throwaway.ipynb")
     (folder / "study.json").write_text(json.dumps(
         {"id": "throwaway", "title": "A throwaway study", "notebook": "throwaway.ipynb",
-         "tables": ["numbers"]}))
+         "tables": ["numbers"], **entry}))
+    return folder
+
+
+@pytest.mark.slow
+def test_a_throwaway_study_runs_through_labkit_run_without_editing_labkit(tmp_path):
+    folder = write_throwaway_study(tmp_path)
     figs = tmp_path / "figs"
     env = {**os.environ, "LABKIT_STUDY_PATH": str(folder), "LABKIT_FIGURES_DIR": str(figs)}
     listed = subprocess.run([sys.executable, "-m", "labkit.cli", "studies"], env=env,

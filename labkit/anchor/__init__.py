@@ -16,7 +16,7 @@ from labkit.anchor.cache import (AnchorCacheWarning, AnchorState, anchor_cache_l
 from labkit.anchor.decoding import (GenerationResult, anchor_generate, encode_prompts,
                                     full_cache_generate, no_cache_generate)
 from labkit.anchor.fewshot import FEWSHOT_TASKS, fewshot_accuracy, fewshot_items, fewshot_panel
-from labkit.anchor.figures import figure1, latency_figure
+from labkit.anchor.figures import figure1, latency_figure, memory_throughput_figure
 from labkit.anchor.latency import latency_sweep, speedup_table
 from labkit.anchor.masks import anchor_mask
 from labkit.anchor.profiles import PROFILES
@@ -33,7 +33,7 @@ __all__ = [
     "anchor_token_ids", "check_supported", "encode_prompts", "fewshot_accuracy", "fewshot_items",
     "fewshot_panel", "figure1", "full_cache_generate", "headline", "insert_anchor_tokens",
     "kept_anchor_examples", "kv_bytes_per_token", "kv_cache_bytes", "kv_cache_table",
-    "latency_figure", "latency_sweep", "masked_forward_logits", "no_cache_generate",
+    "latency_figure", "latency_sweep", "memory_throughput_figure", "masked_forward_logits", "no_cache_generate",
     "prefill_chunk", "quality_table", "results_table", "save_kept_anchors", "setup_models",
     "speedup_table", "split_sentences", "study", "train_config",
 ]

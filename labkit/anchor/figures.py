@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["figure1", "latency_figure", "nice_ticks"]
+__all__ = ["figure1", "latency_figure", "memory_throughput_figure", "nice_ticks"]
 
 METHOD_NAMES = {"no_cache": "no cache (recompute)", "full_cache": "full KV cache",
                 "anchor_cache": "anchor KV cache"}
@@ -112,4 +112,36 @@ def latency_figure(latency: pd.DataFrame, title: str = "Decoding time vs context
                       yaxis_title="ms per generated token (prefill included, median)"
                       + (", log scale" if kind == "log" else ""),
                       yaxis_type=kind, yaxis_rangemode="normal" if kind == "log" else "tozero")
+    return fig
+
+
+def memory_throughput_figure(latency: pd.DataFrame,
+                             title: str = "Peak memory and throughput vs context length"):
+    """The anchor cache's point is memory: peak memory of one generation above the weights
+    (MiB) and generated tokens per second (median over repeats) per method and context."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from labkit.figures import PALETTE, axis_type_for
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
+                        subplot_titles=("peak memory of a generation", "throughput"))
+    mib, tps = [], []
+    for i, (method, label) in enumerate(METHOD_NAMES.items()):
+        part = latency[latency.method == method].groupby("context")
+        peak = part.peak_bytes.first().sort_index() / 2**20
+        speed = part.tokens_per_s.median().sort_index()
+        mib.append(peak.to_numpy())
+        tps.append(speed.to_numpy())
+        color = PALETTE[[3, 1, 0][i]]
+        fig.add_scatter(x=peak.index, y=peak, name=label, mode="lines+markers", legendgroup=method,
+                        line=dict(color=color), row=1, col=1)
+        fig.add_scatter(x=speed.index, y=speed, name=label, mode="lines+markers",
+                        legendgroup=method, showlegend=False, line=dict(color=color), row=1, col=2)
+    for col, values, name in ((1, mib, "MiB above the weights"), (2, tps, "generated tokens / s")):
+        kind = axis_type_for(np.concatenate(values)) if values else "linear"
+        fig.update_yaxes(title_text=name + (", log scale" if kind == "log" else ""), type=kind,
+                         rangemode="normal" if kind == "log" else "tozero", row=1, col=col)
+        fig.update_xaxes(title_text="context (prompt tokens)", row=1, col=col)
+    fig.update_layout(title=title, legend=dict(orientation="h", y=-0.25))
     return fig

@@ -54,8 +54,9 @@ def latency_sweep(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
 
     Returns:
         One row per (context, repeat, method): total, prefill and decode seconds
-        (``decode_s`` covers the ``new_tokens - 1`` cached steps), per-token milliseconds, KV
-        bytes and cached tokens per row at the end.
+        (``decode_s`` covers the ``new_tokens - 1`` cached steps), per-token milliseconds,
+        generated tokens per second, peak memory of the run above what existed before
+        (``peak_bytes``, see :func:`measure_point`), KV bytes and cached tokens per row at the end.
     """
     if not contexts:
         raise ParameterError("contexts is empty: give at least one context length")
@@ -87,8 +88,11 @@ def latency_sweep(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
             "full_cache": lambda: full_cache_generate(model, None, ids, new_tokens, att, eos_token_id=-1),
             "no_cache": lambda: no_cache_generate(model, None, ids, new_tokens, att, eos_token_id=-1),
         }
-        for method in METHODS:  # warm-up (allocator, kernels), not timed
-            runs[method]()
+        peaks = {}
+        for method in METHODS:  # warm-up (allocator, kernels); its timing is dropped, its peak
+            # memory kept (CUDA: max_memory_allocated of the run; CPU: a LiveTensorPeak run)
+            peaks[method] = measure_point(method, model, ids, ids_set, new_tokens,
+                                          prefill_chunk)["peak_bytes"]
         for repeat in range(repeats):
             for method in METHODS:
                 result, seconds = timed(runs[method], device)
@@ -101,6 +105,8 @@ def latency_sweep(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
                              "decode_s": decode_s,
                              "ms_per_token": 1000 * seconds / new_tokens,
                              "decode_ms_per_token": 1000 * decode_s / max(1, new_tokens - 1),
+                             "tokens_per_s": batch * new_tokens / seconds,
+                             "peak_bytes": peaks[method],
                              "kv_bytes": kv, "cached_tokens_per_row": kv / (per_tok * batch),
                              "anchors_in_prompt": anchors})
     return pd.DataFrame(rows)

@@ -26,7 +26,7 @@ import torch
 from labkit.anchor.anchors import AnchorSpec, anchor_flags, anchor_token_ids, insert_anchor_tokens
 from labkit.anchor.cache import anchor_cache_logits, anchor_prefill
 from labkit.anchor.fewshot import FEWSHOT_TASKS, fewshot_accuracy, fewshot_items, fewshot_panel
-from labkit.anchor.figures import figure1, latency_figure
+from labkit.anchor.figures import figure1, latency_figure, memory_throughput_figure
 from labkit.anchor.latency import latency_sweep, speedup_table
 from labkit.anchor.prompts import kshot_prompts
 from labkit.anchor.support import kv_bytes_per_token
@@ -34,8 +34,8 @@ from labkit.timing import Stopwatch
 
 __all__ = ["kv_cache_table", "kept_anchor_examples", "save_kept_anchors", "latency_sweep",
            "speedup_table", "quality_table", "fewshot_items", "fewshot_accuracy", "fewshot_panel",
-           "figure1", "latency_figure", "train_config", "setup_models", "headline",
-           "results_table", "FEWSHOT_TASKS", "STUDY", "TARGETS"]
+           "figure1", "latency_figure", "memory_throughput_figure", "train_config", "setup_models",
+           "headline", "results_table", "FEWSHOT_TASKS", "STUDY", "TARGETS"]
 
 STUDY = "anchor_attention"
 

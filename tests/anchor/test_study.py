@@ -121,6 +121,15 @@ def test_latency_sweep_interleaves_and_speedups_have_intervals(setup):
     assert all(t.error_y.arrayminus is not None for t in curves)  # intervals drawn
     assert any(sh.y0 == 1 and sh.line.dash == "dash" for sh in fig.layout.shapes)  # 1x line
     assert len(study.latency_figure(lat).data) == 3
+    # memory and throughput: one peak per (context, method) from the warm-up, constant over
+    # repeats, growing with the context (at these short contexts the anchor prefill is one chunk
+    # and may peak above the full cache: tests/anchor/test_prefill_memory.py guards long ones)
+    assert (lat.tokens_per_s == 2 * 3 / lat.seconds).all() and (lat.peak_bytes > 0).all()
+    assert (lat.groupby(["context", "method"]).peak_bytes.nunique() == 1).all()
+    peak = lat.groupby(["context", "method"]).peak_bytes.first().unstack()
+    assert (peak.loc[80] > peak.loc[40]).all()
+    mem = study.memory_throughput_figure(lat)
+    assert len(mem.data) == 6 and mem.layout.yaxis.title.text.startswith("MiB")
     with pytest.raises(ParameterError, match="contexts"):
         study.latency_sweep(model, tok, spec, DOCS, [510], new_tokens=5)
     with pytest.raises(ParameterError, match="contexts"):
