@@ -221,6 +221,7 @@ class RunRecord:
     def warn(self, message: str) -> None:
         """A warning a reader must see (e.g. truncated inputs); also printed. The same message
         twice (one system under several instructions) is kept once."""
+        message = portable(message)  # printed into the notebook's outputs too: no machine paths
         if message in self.warnings:
             return
         self.warnings.append(message)
