@@ -319,6 +319,20 @@ def plain(value):
     return value
 
 
+def _escape_pipes(frame: pd.DataFrame) -> pd.DataFrame:
+    r"""A ``|`` inside a text cell would end the Markdown cell early (a flag reason like
+    ``long: ... | short: ...`` shifted every later column): escape it as ``\|``.
+
+    >>> print(_escape_pipes(pd.DataFrame({"why": ["a | b"], "n": [1]})).why[0])
+    a \| b
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]):
+            out[column] = out[column].map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
+    return out
+
+
 def save_table(frame: pd.DataFrame, study: str, name: str, caption: str, *,
                float_format: str = ".4g", index: bool = False) -> dict[str, Path]:
     """Write ``figures/<study>/<name>.{csv,md}`` (Markdown headed by the caption).
@@ -340,7 +354,7 @@ def save_table(frame: pd.DataFrame, study: str, name: str, caption: str, *,
                for c in frame.columns]
     if index:
         formats.insert(0, ".0f" if pd.api.types.is_integer_dtype(frame.index) else float_format)
-    markdown = frame.to_markdown(index=index, floatfmt=formats)
+    markdown = _escape_pipes(frame).to_markdown(index=index, floatfmt=formats)
     io.write_text(paths["md"], f"**{caption}**\n\n{markdown}\n")
     records.note_output("table", study, name, caption, paths)
     return paths
