@@ -58,7 +58,7 @@ def redact(value: Any, name: str = "") -> Any:
     return value
 
 
-def _roots() -> list[tuple[str, str]]:
+def path_placeholders() -> list[tuple[str, str]]:
     """(absolute folder, placeholder), most specific first: data mirrors, the cache, the
     checkout, the temp dir, home."""
     from labkit.paths import cache_dir
@@ -76,8 +76,9 @@ def _roots() -> list[tuple[str, str]]:
     return [(r.rstrip("/"), name) for r, name in roots if len(r.rstrip("/")) > 1]
 
 
-def portable(value: Any) -> Any:
-    """Rewrite absolute paths under the checkout, the temp dir or ``$HOME`` as placeholders.
+def portable(value: Any, roots: list[tuple[str, str]] | None = None) -> Any:
+    """Rewrite absolute paths under the data mirrors, the cache, the checkout, the temp dir or
+    ``$HOME`` as placeholders (:func:`path_placeholders`, computed once per call).
 
     Applied to every string in dicts and lists (also paths inside a string, such as
     ``"st:/home/me/model"``), so a run record says the same thing on every machine and leaks
@@ -91,14 +92,15 @@ def portable(value: Any) -> Any:
     >>> portable(str(Path.home() / "models" / "m")) == "<home>/models/m"
     True
     """
+    roots = path_placeholders() if roots is None else roots
     if isinstance(value, dict):
-        return {k: portable(v) for k, v in value.items()}
+        return {k: portable(v, roots) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [portable(v) for v in value]
+        return [portable(v, roots) for v in value]
     if isinstance(value, Path):
         value = str(value)
     if isinstance(value, str) and "/" in value:
-        for root, name in _roots():
+        for root, name in roots:
             # the root itself, or root/…, not a longer name that starts with it (/rootfs)
             value = re.sub(re.escape(root) + r"(?=/|$|[\s\"',;:)\]])", name, value)
     return value
@@ -109,7 +111,7 @@ def data_entry(resolved) -> dict[str, Any]:
     files = sorted(resolved.sha256)
     return {"origin": resolved.origin,
             "source": DATA_SOURCES.get(resolved.origin, resolved.origin),
-            "files": [portable(f) for f in files], "sha256": resolved.sha256,
+            "files": portable(files), "sha256": resolved.sha256,
             "verified_against_registry": resolved.verified}
 
 

@@ -77,9 +77,9 @@ def _prefixes(out_root: Path, stage: Path, final: Path) -> list[tuple[str, str]]
         for variant in {str(base), str(Path(base).resolve())}:
             if len(variant) > 1:
                 pairs.setdefault(variant, label)
-    from labkit.records import _roots  # data mirrors, the cache and the temp dir, as records say
+    from labkit.records import path_placeholders  # mirrors, cache, temp dir: as records say
 
-    for root, label in _roots():
+    for root, label in path_placeholders():
         pairs.setdefault(root, label)
     return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
 
