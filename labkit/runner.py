@@ -22,12 +22,12 @@ from labkit import cluster, io, staging, studies
 from labkit.config import active_profile
 from labkit.errors import LabkitError, ParameterError
 from labkit.params import check as check_schema
+from labkit.run_summary import FAILED_STATUSES, exit_code, summary_table  # noqa: F401 (API)
 from labkit.paths import figures_dir
 from labkit.studies import Study
 
 JSON_TYPES = (str, int, float, bool, type(None), list, dict)
 ENGINES = ("dask", "pool")
-FAILED_STATUSES = ("failed",)
 
 
 @dataclass
@@ -304,13 +304,24 @@ def _run_dask(tasks, params, out_root, jobs, timeout, scheduler, desc) -> list[N
         with cluster.connect(scheduler, max(1, min(jobs, len(tasks)))) as client, \
                 tqdm(total=len(tasks), desc=desc, unit="notebook") as bar:
             t0 = time.perf_counter()
-            submitted = [client.submit(run_one, str(e.notebook), params, str(out_root), False,
-                                       timeout, e.id, seed, pure=False,
-                                       key=f"{e.id}-seed{seed}-{os.urandom(4).hex()}")
-                         for e, seed in tasks]
-            where = {f.key: task for f, task in zip(submitted, tasks)}
-            pending = as_completed(submitted, loop=client.loop)
-            del submitted  # a result stays wanted (and is recomputed if its worker dies) while held
+            # At most one notebook per worker thread at a time, submitted as slots free up: a
+            # task sent ahead queues on a busy worker (each notebook is its own task group, so
+            # the scheduler does not hold it back), and a worker that dies fails everything it
+            # holds (allowed-failures 0), innocent queued notebooks included.
+            slots = max(1, sum(client.nthreads().values()))
+            queue = list(tasks)
+            where = {}
+
+            def submit_next():
+                entry, seed = queue.pop(0)
+                future = client.submit(run_one, str(entry.notebook), params, str(out_root), False,
+                                       timeout, entry.id, seed, pure=False,
+                                       key=f"{entry.id}-seed{seed}-{os.urandom(4).hex()}")
+                where[future.key] = (entry, seed)
+                return future
+
+            pending = as_completed([submit_next() for _ in range(min(slots, len(queue)))],
+                                   loop=client.loop)
             try:
                 for future in pending:
                     entry, seed = where[future.key]
@@ -324,6 +335,8 @@ def _run_dask(tasks, params, out_root, jobs, timeout, scheduler, desc) -> list[N
                     staging.pop_result(out_root, entry.id, seed)
                     results.append(result)
                     _report(bar, result)
+                    if queue:
+                        pending.add(submit_next())
             except BaseException:
                 client.cancel(list(pending.futures))
                 raise
@@ -364,33 +377,3 @@ def _run_pool(tasks, params, out_root, jobs, timeout, scheduler, desc) -> list[N
         raise
     pool.shutdown()
     return results
-
-
-def exit_code(results: list[NotebookResult]) -> int:
-    """0: every notebook ok; 3: some partial (a provider/system failed, the study completed),
-    none failed; 1: some failed."""
-    if any(r.status in FAILED_STATUSES for r in results):
-        return 1
-    return 3 if any(r.status == "partial" for r in results) else 0
-
-
-def summary_table(results: list[NotebookResult]) -> str:
-    """The end-of-run table: notebook, status, device, wall time, outputs; then each failure."""
-    from tabulate import tabulate
-
-    seeded = any(r.seed is not None for r in results)
-    rows = [(r.notebook, *((("" if r.seed is None else r.seed),) if seeded else ()), r.status,
-             r.device or "—", f"{r.wall_s:.1f}", r.outputs, r.output_notebook) for r in results]
-    headers = ["notebook", *(["seed"] if seeded else []), "status", "device", "wall s",
-               "outputs", "executed notebook"]
-    text = tabulate(rows, headers=headers)
-    for r in results:
-        label = r.notebook + (f" (seed {r.seed})" if r.seed is not None else "")
-        if r.status in FAILED_STATUSES:
-            where = (f"cell In [{r.failed_cell}] of the executed notebook" if r.failed_cell is not None
-                     else "unknown cell")
-            text += f"\n\nFAILED {label} at {where}:\n  {r.error.strip()}"
-        elif r.status == "partial":
-            failed = [w for w in r.warnings if w.startswith("failed:")]
-            text += f"\n\nPARTIAL {label}: the study completed, but\n  " + "\n  ".join(failed)
-    return text
