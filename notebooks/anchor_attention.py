@@ -23,6 +23,7 @@
 # * KV-cache bytes of a full cache vs the anchor-pruned cache after k-shot prompts;
 # * decoding time of no-cache recompute, full cache and anchor cache across context lengths (the paper's 3.5x is against recompute; against a full cache it reports about 1.03x);
 # * held-out perplexity and next-token accuracy of the base and the anchor-trained model, under full attention and under anchor inference through the **pruned cache**;
+# * a KV-budget frontier: query perplexity and accuracy of the anchor cache against training-free KV compression of the base model (NVIDIA kvpress presses) at matched KV budgets;
 # * few-shot accuracy on OpenBookQA / PIQA / BoolQ when the data are available.
 #
 # Change the parameters below, or run `labkit run anchor_attention -p key=value` (e.g. `-p base_model='"path/to/any/llama-or-qwen2-model"'`).
@@ -36,6 +37,10 @@ ac_init = "period"  # AC embedding initialised from "." ("period") or the mean (
 anchor_train_tokens = None  # continued-training token budget; None: profile
 contexts = None  # prompt lengths of the latency sweep; None: profile
 latency_batch = None  # prompts decoded together in the latency sweep; None: profile
+frontier_presses = None  # kvpress presses of the KV-budget frontier; None: profile
+frontier_budgets = None  # kept KV shares of the frontier's press sweep, e.g. [0.5, 0.1]; None: profile
+frontier_prompts = None  # held-out k-shot prompts of the frontier; None: profile
+frontier_modes = None  # anchor-trained models on the frontier, e.g. ["ac", "ep"]; None: profile
 country = "USA"  # grid for the CO2 estimate
 device = None  # "cpu", "cuda", "cuda:N", "mps"; None: $LABKIT_DEVICE, else CUDA if present, else CPU
 mixed_precision = None  # False: float32 everywhere; None: bf16 where the device supports it
@@ -53,8 +58,10 @@ from labkit.figures import device_caption, save_figure, save_table
 STUDY = study.STUDY
 cfg, record = notebook.begin(STUDY, anchor.PROFILES, profile, seed, mode=mode, ac_init=ac_init,
                              anchor_train_tokens=anchor_train_tokens, contexts=contexts,
-                             latency_batch=latency_batch, device=device,
-                             mixed_precision=mixed_precision)
+                             latency_batch=latency_batch, frontier_presses=frontier_presses,
+                             frontier_budgets=frontier_budgets, frontier_prompts=frontier_prompts,
+                             frontier_modes=frontier_modes,
+                             device=device, mixed_precision=mixed_precision)
 print({k: cfg[k] for k in ('profile', 'mode', 'ac_init', 'anchor_train_tokens', 'contexts', 'latency_batch')})
 
 # %% [markdown]
@@ -73,7 +80,8 @@ training = pd.DataFrame([{"model": setup["base_name"], "role": "base",
                           **{k: base_metrics.get(k) for k in ('train_loss', 'heldout_loss', 'steps', 'train_tokens', 'wall_s')}},
                          {"model": anchored.name, "role": f"AnLLM-{spec.mode.upper()} continued training",
                           **{k: anchored.metrics[k] for k in ('train_loss', 'steps', 'train_tokens',
-                                                              'context_length', 'anchors_per_1k_tokens', 'wall_s')}}])
+                                                              'context_length', 'anchors_per_1k_tokens', 'wall_s')},
+                          "attention": anchored.metrics.get("attention", "dense")}])
 save_table(training, STUDY, "models", "Base model and anchor-trained model (continued training under the AnSAN mask)")
 training
 
@@ -137,13 +145,49 @@ save_table(quality, STUDY, "perplexity", "Held-out perplexity and next-token acc
 quality.round(4)
 
 # %% [markdown]
+# ## KV budget frontier: AnLLM vs training-free compression (kvpress)
+#
+# Is anchor training better than the training-free KV-cache compression one could apply to the base model instead, at the same memory? The same held-out k-shot prompts (k demonstrations, then an open query) go through:
+#
+# * the **full cache** of the base model (the ceiling);
+# * the **anchor cache**: the anchor-trained model (AnLLM-AC; and AnLLM-EP when `frontier_modes` lists `"ep"`, as the default profile does: a second continued training with the period as anchor, trained once and cached) and the base model, both reading the demonstrations closed by `<AC>`, the cache pruned to the anchors plus the open sentence after each prefill chunk;
+# * **kvpress presses** on the base model (same text, no `<AC>`): StreamingLLM (sinks + recent tokens), SnapKV, key norm, expected attention and observed attention (H2O-style, run with eager attention), each keeping a share of the prompt's K/V from the sweep (`frontier_budgets`) **and** the share the anchor cache keeps on that very prompt.
+#
+# Scored are the query tokens only, the same for every method, teacher-forced one decode step at a time through the kept cache. KV kept is the bytes of the cache tensors after the prefill over the full cache of the same prompt. Perplexity and accuracy pool the query tokens of all prompts; 95% intervals are percentile bootstraps over prompts (paired for the comparisons). Prefill and query times are wall clock, medians over prompts.
+
+# %%
+from labkit.anchor import frontier
+
+with CarbonSession(country) as carbon:
+    methods = frontier.anchor_methods(cfg, setup, cfg["frontier_modes"], carbon=carbon)
+record.add_energy("frontier training", carbon.total())
+frontier_rows = frontier.frontier_table(setup["models"]["base"], methods, heldout, k=cfg["frontier_k"],
+                                        n_prompts=cfg["frontier_prompts"], demo_tokens=cfg["demo_tokens"],
+                                        query_tokens=cfg["query_tokens"], budgets=cfg["frontier_budgets"],
+                                        presses=cfg["frontier_presses"], seed=seed, warn=record.warn)
+frontier_summary = frontier.frontier_summary(frontier_rows, seed=seed)
+frontier_head = frontier.frontier_headline(frontier_rows, frontier_summary, f"AnLLM-{spec.mode.upper()}", seed=seed)
+record.results["frontier"] = frontier_head
+save_table(frontier_summary, STUDY, "frontier",
+           f"KV budget frontier on {cfg['frontier_prompts']} held-out {cfg['frontier_k']}-shot prompts: query perplexity and "
+           "next-token accuracy (95% bootstrap intervals over prompts), KV bytes kept after the prompt and kept share, "
+           "median prefill and query seconds (wall clock) per method and budget ('= X': the share method X keeps)")
+save_figure(frontier.frontier_figure(frontier_summary), STUDY, "frontier",
+            "Query perplexity (95% bootstrap CI over prompts) against the share of the KV cache kept after the prompt "
+            "(log scale): kvpress presses on the base model (lines; points dodged a few percent sideways so the "
+            "intervals stay apart), anchor-cache methods at their own budget (markers), full cache as the dashed "
+            f"ceiling. {frontier.headline_text(frontier_head)} {measured_on}")
+print(frontier.headline_text(frontier_head))
+frontier_summary.round(4)
+
+# %% [markdown]
 # ## Few-shot accuracy (OpenBookQA, PIQA, BoolQ)
 #
 # Read through the data registry; offline, without a mirror, the panel is skipped with a warning in the run record.
 
 # %%
 fewshot = study.fewshot_panel(model, tokenizer, spec, k=cfg["fewshot_k"], n_eval=cfg["fewshot_items"], record=record)
-tables = ["models", "kv_cache", "latency", "speedup", "perplexity", "results"]
+tables = ["models", "kv_cache", "latency", "speedup", "perplexity", "frontier", "results"]
 if fewshot is not None:
     save_table(fewshot, STUDY, "fewshot", f"{cfg['fewshot_k']}-shot accuracy, full attention vs anchor cache")
     tables.append("fewshot")
@@ -161,4 +205,4 @@ record.results.update(study.headline(kv_summary, speed, quality))
 results
 
 # %%
-notebook.end(record, figures=["figure1", "latency", "memory_throughput"], tables=tables);
+notebook.end(record, figures=["figure1", "latency", "memory_throughput", "frontier"], tables=tables);

@@ -4,12 +4,26 @@
 in well under 3 minutes on 2 CPU cores; ``default`` (``labkit run anchor_attention``) fits in
 15 minutes on 2 cores including both trainings; ``paper`` is for a bigger machine.
 Context lengths of the latency sweep must leave room for ``new_tokens`` within the base LM's
-``context_length``.
+``context_length``; so must the frontier's prompts (``frontier_k`` demonstrations of
+``demo_tokens`` plus the query). The frontier adds about 90 s to ``default`` and a few seconds to
+``smoke`` (:mod:`labkit.anchor.frontier`).
 """
 from __future__ import annotations
 
 from labkit import params
 from labkit.params import Param
+
+#: kvpress presses of the KV-budget frontier: name -> (label, kvpress class, what it keeps).
+#: Here, not in :mod:`labkit.anchor.presses`, so checking parameters never imports torch.
+PRESSES: dict[str, tuple[str, str, str]] = {
+    "streaming_llm": ("StreamingLLM", "StreamingLLMPress", "4 sink tokens + the most recent ones"),
+    "snapkv": ("SnapKV", "SnapKVPress", "keys the last window's queries attend to most"),
+    "knorm": ("key norm", "KnormPress", "keys of the smallest L2 norm"),
+    "expected_attention": ("expected attention", "ExpectedAttentionPress",
+                           "keys future queries are expected to attend to (query statistics)"),
+    "observed_attention": ("observed attention (H2O)", "ObservedAttentionPress",
+                           "keys with the highest attention received during prefill (eager)"),
+}
 
 PROFILES: dict[str, dict] = {
     "smoke": {
@@ -23,6 +37,9 @@ PROFILES: dict[str, dict] = {
         "prefill_chunk": 64,
         "ppl_tokens": 3_000, "ppl_batch": 8,
         "fewshot_k": 5, "fewshot_items": 10,
+        "frontier_prompts": 4, "frontier_k": 5, "frontier_budgets": [0.25, 0.1],
+        "frontier_modes": ["ac"],
+        "frontier_presses": ["streaming_llm", "snapkv", "knorm"],
     },
     "default": {
         "base_lm": {"vocab_size": 2048, "hidden_size": 128, "num_layers": 4, "num_heads": 4,
@@ -35,6 +52,9 @@ PROFILES: dict[str, dict] = {
         "prefill_chunk": 256,
         "ppl_tokens": 30_000, "ppl_batch": 8,
         "fewshot_k": 5, "fewshot_items": 100,
+        "frontier_prompts": 20, "frontier_k": 5, "frontier_budgets": [0.5, 0.25, 0.1, 0.05, 0.02],
+        "frontier_modes": ["ac", "ep"],  # AnLLM-EP: a second continued training (cached)
+        "frontier_presses": list(PRESSES),
     },
     "paper": {
         "base_lm": {"vocab_size": 8192, "hidden_size": 256, "num_layers": 8, "num_heads": 8,
@@ -47,6 +67,9 @@ PROFILES: dict[str, dict] = {
         "prefill_chunk": 256,
         "ppl_tokens": 200_000, "ppl_batch": 8,
         "fewshot_k": 5, "fewshot_items": 500,
+        "frontier_prompts": 100, "frontier_k": 5, "frontier_budgets": [0.5, 0.25, 0.1, 0.05, 0.02],
+        "frontier_modes": ["ac", "ep"],
+        "frontier_presses": list(PRESSES),
     },
 }
 
@@ -62,5 +85,13 @@ SCHEMA = params.declare("anchor_attention", PROFILES, [
           help="prompt lengths (tokens) of the latency sweep"),
     Param("latency_batch", int, min=1, none_means="profile",
           help="prompts decoded together in the latency sweep"),
+    Param("frontier_presses", list[str], choices=tuple(PRESSES), none_means="profile",
+          help="kvpress presses of the KV-budget frontier"),
+    Param("frontier_budgets", list[float], min=0, exclusive_min=True, max=1, min_items=1,
+          none_means="profile", help="kept KV shares of the frontier's press sweep"),
+    Param("frontier_modes", list[str], choices=("ac", "ep"), min_items=1, none_means="profile",
+          help="anchor-trained models on the frontier (the other mode is trained once, cached)"),
+    Param("frontier_prompts", int, min=2, none_means="profile",
+          help="held-out k-shot prompts of the KV-budget frontier"),
     params.COUNTRY,
 ])

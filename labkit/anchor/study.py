@@ -198,7 +198,8 @@ def train_config(cfg: dict):
     return AnchorTrainConfig(mode=cfg["mode"], ac_init=cfg["ac_init"], symbols=tuple(cfg["symbols"]),
                              train_tokens=int(cfg["anchor_train_tokens"]),
                              batch_size=int(cfg["anchor_batch_size"]),
-                             learning_rate=float(cfg["anchor_learning_rate"]), seed=int(cfg["seed"]))
+                             learning_rate=float(cfg["anchor_learning_rate"]), seed=int(cfg["seed"]),
+                             attention=cfg.get("anchor_attention", "auto"))
 
 
 def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress: bool = True) -> dict:
