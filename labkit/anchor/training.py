@@ -14,7 +14,15 @@ causal-LM name / folder, adds ``<AC>`` for AnLLM-AC (embedding from ``"."`` or t
 trains on the same corpus as the base (``corpus_splits`` training documents, ``<AC>`` inserted
 after each sentence for AC) and caches the result like ``labkit.lm``:
 ``labkit_models_dir()/anchor-lm-<hash>`` (:mod:`labkit.modelcache`) where the hash covers the
-base weights, this config and the training text.
+base weights, this config (all but ``attention``) and the training text.
+
+Two attention paths, one rule (``AnchorTrainConfig.attention``): ``"dense"``, the reference,
+is the additive ``(B, 1, L, L)`` mask of :class:`AnchorCollator` through eager/SDPA;
+``"flex"`` switches the model to ``attn_implementation="flex_attention"`` and feeds the
+``BlockMask`` of :class:`labkit.anchor.flex.FlexAnchorCollator` (no ``L x L`` tensor; needs
+flex-attention's backward, i.e. CUDA in torch <= 2.13); ``"auto"`` takes flex where it can
+train (:func:`labkit.anchor.flex.choose_training_attention`) and dense elsewhere, so CPU runs
+are unchanged. ``metrics["attention"]`` says which path produced the weights.
 """
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ import torch
 
 from labkit.anchor.anchors import (AC_INITS, MODES, AnchorSpec, add_anchor_token, anchor_flags,
                                    anchor_token_ids, insert_anchor_tokens)
+from labkit.anchor.flex import TRAINING_ATTENTION, attention_collator, choose_training_attention
 from labkit.anchor.masks import anchor_mask, position_ids_from_attention_mask
 from labkit.errors import ModelError, ParameterError
 from labkit.io import sha256_text
@@ -37,7 +46,7 @@ from labkit.modelcache import BaseModel, Recipe, base_fingerprint, train_into_ca
 from labkit.timing import Stopwatch
 
 __all__ = ["AnchorTrainConfig", "AnchorCollator", "AnchoredLM", "train_anchor_lm",
-           "base_fingerprint", "anchor_training_blocks"]
+           "base_fingerprint", "anchor_training_blocks", "attention_collator", "anchor_trainer"]
 
 KIND = "anchor-lm"
 CODE_VERSION = "anchor-lm-v2"  # v2: labkit.modelcache keys and metadata
@@ -46,10 +55,11 @@ IGNORE_INDEX = -100
 
 @dataclass(frozen=True)
 class AnchorTrainConfig:
-    """Continued-training settings; everything here goes into the cache hash.
+    """Continued-training settings; everything here but ``attention`` goes into the cache hash.
 
     Defaults follow the paper's recipe scaled down (constant LR after a short warm-up, weight
-    decay 0), with a token budget instead of 1B RedPajama tokens.
+    decay 0), with a token budget instead of 1B RedPajama tokens. ``attention``: ``"auto"``,
+    ``"dense"`` or ``"flex"`` (see the module docstring).
     """
 
     mode: str = "ac"
@@ -64,6 +74,7 @@ class AnchorTrainConfig:
     corpus: tuple[str, ...] = ("tinyshakespeare", "qmsum")
     heldout_fraction: float = 0.05
     seed: int = 0
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("symbols", "corpus"):
@@ -72,6 +83,9 @@ class AnchorTrainConfig:
                 object.__setattr__(self, name, (value,))
             elif isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
+        if self.attention not in TRAINING_ATTENTION:
+            raise ParameterError(f"AnchorTrainConfig.attention must be one of {TRAINING_ATTENTION}, "
+                                 f"got {self.attention!r}")
         if self.mode not in MODES:
             raise ParameterError(f"AnchorTrainConfig.mode must be one of {MODES}, got {self.mode!r}")
         if self.ac_init not in AC_INITS:
@@ -98,6 +112,20 @@ class AnchorTrainConfig:
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["symbols"], out["corpus"] = list(self.symbols), list(self.corpus)
+        return out
+
+    def recipe_params(self) -> dict[str, Any]:
+        """:meth:`as_dict` without ``attention``: the model-cache key's settings.
+
+        Left out on purpose: flex and dense compute the same masked attention (loss and
+        gradients agree to float rounding, ``tests/anchor/test_flex_training.py``), a smaller
+        difference than the training device's own (CPU vs CUDA, bf16 autocast, nondeterministic
+        CUDA kernels), which the cache key does not hold either; keeping it out also keeps
+        every model cached before the option existed valid. ``metrics["attention"]`` records
+        which path trained the cached weights.
+        """
+        out = self.as_dict()
+        del out["attention"]
         return out
 
 
@@ -259,16 +287,26 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
     Returns:
         :class:`AnchoredLM`; ``metrics``: ``train_loss`` (mean of the last 10% of logged steps),
         ``loss_curve``, ``steps``, ``train_tokens``, ``anchors_per_1k_tokens``, ``wall_s``,
-        ``energy_kwh``.
+        ``energy_kwh``, ``attention`` (``"dense"`` or ``"flex"``: the path that trained the
+        weights) and ``attention_reason``.
+
+    Raises:
+        ParameterError: ``config.attention="flex"`` where flex-attention cannot train (before
+            any data or weights are loaded), besides bad configs.
     """
+    from transformers import AutoConfig
+
+    from labkit.device import resolve_device
     from labkit.lm.corpus import corpus_documents
 
     if not isinstance(config, AnchorTrainConfig):
         raise ParameterError(f"train_anchor_lm needs an AnchorTrainConfig, got {type(config).__name__}")
     base_ref = BaseModel.of(base)
     check_base_family(base_ref.path)
+    choose_training_attention(config.attention, resolve_device(),
+                              AutoConfig.from_pretrained(str(base_ref.path)))  # fail early
     train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
-    recipe = Recipe(KIND, CODE_VERSION, config.as_dict(), base=base_ref,
+    recipe = Recipe(KIND, CODE_VERSION, config.recipe_params(), base=base_ref,
                     data_sha256=sha256_text(*train_docs))
     cached = train_into_cache(recipe, lambda job: _train(job, base_ref, config, train_docs),
                               force=force, carbon=carbon, progress=progress)
@@ -276,14 +314,29 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
     return AnchoredLM(cached.name, cached.path, config, stored_base, cached.metrics)
 
 
+def anchor_trainer(model, blocks: torch.Tensor, collator, config: AnchorTrainConfig, *, steps: int,
+                   scratch: Path, progress: bool = False, callbacks: Sequence = ()):
+    """The HF ``Trainer`` of continued training: ``steps`` optimiser steps over ``blocks`` with
+    ``config``'s batch size and schedule (shared by :func:`train_anchor_lm` and the benchmark)."""
+    from transformers import Trainer
+
+    from labkit.training import training_arguments
+
+    args = training_arguments(
+        scratch, max_steps=steps, seed=config.seed, progress=progress,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        warmup_steps=min(config.warmup_steps, steps), lr_scheduler_type=config.lr_scheduler,
+        weight_decay=0.0, max_grad_norm=1.0)
+    return Trainer(model=model, args=args, train_dataset=_Blocks(blocks), data_collator=collator,
+                   callbacks=list(callbacks) or None)
+
+
 def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence[str]
            ) -> dict[str, Any]:
     """Load the base, add the anchor token, train under the AnSAN mask; saves into ``job.folder``."""
-    from transformers import Trainer
-
     from labkit.anchor.support import check_supported
     from labkit.lm.load import load_causal_lm
-    from labkit.training import save_model, training_arguments, use_torch_threads
+    from labkit.training import save_model, use_torch_threads
 
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
@@ -305,18 +358,18 @@ def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence
                                     steps * config.batch_size * context, seed=config.seed)
     anchors_per_1k = float(torch.isin(blocks, torch.tensor(sorted(ids))).float().mean() * 1000)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    collator = AnchorCollator(ids, pad_id, dtype=next(model.parameters()).dtype)
-
-    args = training_arguments(
-        job.scratch, max_steps=steps, seed=config.seed, progress=job.progress,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-        warmup_steps=min(config.warmup_steps, steps), lr_scheduler_type=config.lr_scheduler,
-        weight_decay=0.0, max_grad_norm=1.0)
+    device = next(model.parameters()).device
+    attention, why = choose_training_attention(config.attention, device, model)
+    impl = model.config._attn_implementation
+    collator = attention_collator(model, attention, ids, pad_id)
     model.train()
-    run = job.train(Trainer(model=model, args=args, train_dataset=_Blocks(blocks),
-                            data_collator=collator))
+    run = job.train(anchor_trainer(model, blocks, collator, config, steps=steps,
+                                   scratch=job.scratch, progress=job.progress))
     model.eval()
+    if model.config._attn_implementation != impl:
+        model.set_attn_implementation(impl)  # saved for anchor inference (eager/SDPA)
     save_model(model, tokenizer, job.folder)
     return {"train_loss": run["train_loss"], "loss_curve": run["loss_curve"], "steps": steps,
             "train_tokens": steps * config.batch_size * context, "context_length": context,
-            "anchors_per_1k_tokens": anchors_per_1k, "wall_s": clock.stop()}
+            "anchors_per_1k_tokens": anchors_per_1k, "wall_s": clock.stop(),
+            "attention": attention, "attention_reason": why}

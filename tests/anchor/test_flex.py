@@ -61,6 +61,26 @@ def test_block_mask_skips_blocks_and_keeps_the_rule():
         anchor_block_mask(flags, att, block_size=0)
 
 
+@pytest.mark.parametrize("B,L,block,p_anchor,pad", [(3, 37, 16, 0.1, "right"), (2, 256, 16, 0.05, "left"),
+                                                    (2, 200, 64, 0.5, "holes"), (1, 300, 128, 0.0, "none"),
+                                                    (2, 130, 16, 1.0, "left")])
+def test_row_by_row_block_mask_equals_pytorch_build(B, L, block, p_anchor, pad):
+    """labkit builds the BlockMask one row of query tiles at a time (never B x L x L); every
+    field equals PyTorch's whole-grid create_block_mask (counts, tile indices, both directions),
+    including lengths that are not a multiple of the tile."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    flags, att = _batch(L, B, L, p_anchor, pad)
+    att_arg = None if pad == "none" else att
+    got = anchor_block_mask(flags, att_arg, block_size=block)
+    ref = create_block_mask(anchor_mask_mod(flags, att_arg), B, None, L, L, device="cpu",
+                            BLOCK_SIZE=block)
+    assert got.shape == ref.shape and got.seq_lengths == ref.seq_lengths == (L, L)
+    for field in ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices",
+                  "q_num_blocks", "q_indices", "full_q_num_blocks", "full_q_indices"):
+        assert torch.equal(getattr(got, field), getattr(ref, field)), field
+
+
 def test_flex_attention_output_equals_sdpa_under_dense_mask():
     from torch.nn.attention.flex_attention import flex_attention
     from torch.nn.functional import scaled_dot_product_attention as sdpa

@@ -129,6 +129,8 @@ def test_train_anchor_lm_on_real_text_is_cached(tmp_path, monkeypatch):
                             corpus=("tinyshakespeare",))
     first = train_anchor_lm(base, cfg, progress=False)
     assert first.metrics["steps"] == 8 and first.metrics["anchors_per_1k_tokens"] > 10
+    assert first.metrics["attention"] == "dense"  # "auto" on CPU: no flex backward there
+    assert "backward" in first.metrics["attention_reason"]
     model, tok = first.load()
     spec = cfg.spec
     assert anchor_token_ids(tok, spec) == {tok.convert_tokens_to_ids("<AC>")}
