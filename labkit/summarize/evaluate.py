@@ -267,9 +267,10 @@ def with_pareto(scores: pd.DataFrame, quality: str = "rouge1",
         if "degenerate" in frame:
             eligible &= ~frame["degenerate"].astype(bool)
     for cost in costs:
-        front = pd.Series(False, index=frame.index)
-        if eligible.any():
-            front[eligible] = metrics.pareto_front(frame[eligible], quality, cost)
+        front = np.zeros(len(frame), dtype=bool)
+        chosen = np.asarray(eligible, dtype=bool)
+        if chosen.any():
+            front[chosen] = metrics.pareto_front(frame[chosen], quality, cost).to_numpy(bool)
         frame[f"pareto_{cost}"] = front
     return frame
 

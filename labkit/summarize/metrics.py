@@ -120,8 +120,8 @@ def pareto_front(frame: pd.DataFrame, quality: str, cost: str) -> pd.Series:
     mask = []
     for i in range(len(frame)):
         dominated = np.any((q >= q[i]) & (c <= c[i]) & ((q > q[i]) | (c < c[i])))
-        mask.append(not dominated and np.isfinite(q[i]) and np.isfinite(c[i]))
-    return pd.Series(mask, index=frame.index)
+        mask.append(bool(not dominated and np.isfinite(q[i]) and np.isfinite(c[i])))
+    return pd.Series(mask, index=frame.index, dtype=bool)
 
 
 def count_tokens_with(model_name: str = "all-MiniLM-L6-v2") -> Callable[[str], int]:
