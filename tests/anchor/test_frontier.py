@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from tiny_models import TWO_DOCUMENTS
 
 from labkit.anchor import frontier, presses
 from labkit.anchor.anchors import AnchorSpec, add_anchor_token, anchor_flags, anchor_token_ids
@@ -15,15 +16,7 @@ from labkit.anchor.prompts import kshot_prompts
 from labkit.anchor.support import kv_bytes_per_token, kv_cache_bytes
 from labkit.errors import ModelError, ParameterError
 
-DOCS = [
-    "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak! "
-    "We are accounted poor citizens, the patricians good. What authority surfeits on would "
-    "relieve us. If they would yield us but the superfluity, while it were wholesome, we might "
-    "guess they relieved us humanely. But they think we are too dear.",
-    "Speaker A: Okay, so the next item is the remote control design. Speaker B: I think the "
-    "buttons should be bigger. Speaker A: Why is that? Speaker B: Users told us they lose it. "
-    "Speaker C: We could add a locator beep. Speaker A: Good idea, let us note that.",
-] * 6
+DOCS = TWO_DOCUMENTS * 6
 SIZES = dict(k=3, n_prompts=3, demo_tokens=20, query_tokens=6)
 
 

@@ -7,20 +7,13 @@ import json
 import pandas as pd
 import pytest
 import torch
+from tiny_models import TWO_DOCUMENTS
 
 from labkit.anchor.anchors import AnchorSpec, add_anchor_token
 from labkit.anchor.prompts import demonstration_pool, kshot_prompts, prompt_ids_of_length
 from labkit.errors import DataError, DataUnavailableError, ParameterError
 
-DOCS = [
-    "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak! "
-    "We are accounted poor citizens, the patricians good. What authority surfeits on would "
-    "relieve us. If they would yield us but the superfluity, while it were wholesome, we might "
-    "guess they relieved us humanely. But they think we are too dear.",
-    "Speaker A: Okay, so the next item is the remote control design. Speaker B: I think the "
-    "buttons should be bigger. Speaker A: Why is that? Speaker B: Users told us they lose it. "
-    "Speaker C: We could add a locator beep. Speaker A: Good idea, let us note that.",
-] * 6
+DOCS = TWO_DOCUMENTS * 6
 
 
 @pytest.fixture(scope="module")

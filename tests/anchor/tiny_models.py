@@ -115,3 +115,15 @@ def random_batch(seed: int, B: int = 3, L: int = 40, pad: str = "left", p_anchor
             att[b, L - n:] = 0
     ids = ids.masked_fill(att == 0, 0)
     return ids, att, anchor_flags(ids, ANCHORS) & att.bool()
+
+
+#: two short real-looking documents (a play, a meeting) for prompt and frontier tests
+TWO_DOCUMENTS = [
+    "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak! "
+    "We are accounted poor citizens, the patricians good. What authority surfeits on would "
+    "relieve us. If they would yield us but the superfluity, while it were wholesome, we might "
+    "guess they relieved us humanely. But they think we are too dear.",
+    "Speaker A: Okay, so the next item is the remote control design. Speaker B: I think the "
+    "buttons should be bigger. Speaker A: Why is that? Speaker B: Users told us they lose it. "
+    "Speaker C: We could add a locator beep. Speaker A: Good idea, let us note that.",
+]
