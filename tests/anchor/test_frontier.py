@@ -79,8 +79,12 @@ def test_full_cache_scores_equal_a_plain_forward(setup):
 
 def test_table_rows_and_shares(setup, rows):
     model, tok, spec, trained = setup
-    assert set(rows.method) == {"full cache", "AnLLM-AC", "base + anchor cache", "StreamingLLM",
-                                "key norm", "SnapKV", "observed attention (H2O)"}
+    assert set(rows.method) == {"full cache", "AnLLM-AC", "AnLLM-AC, full cache", "base + anchor cache",
+                                "StreamingLLM", "key norm", "SnapKV", "observed attention (H2O)"}
+    # the trained model's own full-cache ceiling reads the same prompts, keeps everything
+    own_full = rows[rows.method == "AnLLM-AC, full cache"]
+    assert (own_full.kind == frontier.TRAINED_FULL).all() and (own_full.kept_share == 1).all()
+    assert (own_full.context_tokens.to_numpy() == rows[rows.method == "AnLLM-AC"].context_tokens.to_numpy()).all()
     # every (method, budget) is measured on every prompt
     assert (rows.groupby(["method", "budget"]).prompt.apply(sorted).map(tuple)
             == tuple(range(SIZES["n_prompts"]))).all()
@@ -123,6 +127,10 @@ def test_summary_comparison_and_headline(rows):
     assert h["own_ppl_diff_lo"] <= h["own_ppl_diff_hi"]
     assert h["own_verdict"] in ("better", "worse", "no clear difference")
     assert "own budget" in frontier.headline_text(h)
+    own_full = summary[summary.method == "AnLLM-AC, full cache"].iloc[0]
+    assert h["ppl_own_full_cache"] == own_full.perplexity
+    assert h["vs_own_full_ppl_diff"] == pytest.approx(h["ppl"] - own_full.perplexity, rel=0.2, abs=1e-6)
+    assert "same model with a full cache" in frontier.headline_text(h)
     with pytest.raises(ParameterError, match="no frontier rows"):
         frontier.paired_comparison(rows, ("AnLLM-EP", "own"), ("full cache", "full"))
 
