@@ -146,9 +146,9 @@ def promote(stage: Path, final: Path, root: Path) -> None:
     from labkit.figures import PLOTLY_JS
 
     js, shared = root / PLOTLY_JS, final.parent / PLOTLY_JS  # the HTMLs load ../plotly.min.js
+    final.parent.mkdir(parents=True, exist_ok=True)  # first: a seed's final.parent is new
     if js.is_file() and (not shared.is_file() or shared.stat().st_size != js.stat().st_size):
         os.replace(js, shared)
-    final.parent.mkdir(parents=True, exist_ok=True)
     if (final / "seeds").is_dir() and not (stage / "seeds").exists():
         os.replace(final / "seeds", stage / "seeds")
     if not final.exists():

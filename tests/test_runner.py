@@ -190,6 +190,21 @@ def test_promote_swaps_the_study_folder_and_keeps_its_seeds(tmp_path):
     assert not (tmp_path / staging.STAGING).exists()
 
 
+def test_promote_of_a_first_seed_creates_its_seeds_folder_for_the_shared_plotly_js(tmp_path):
+    """A seed's final folder is <study>/seeds/seed-N; before the first seed lands, <study>/seeds/
+    does not exist, and moving the shared plotly.min.js there must not fail (it did: every
+    seed of a fresh --seeds run was reported failed and its outputs lost)."""
+    from labkit import staging
+
+    root, stage, final = staging.locations(tmp_path, "st", 0)
+    stage.mkdir(parents=True)
+    (stage / "t.csv").write_text("seed 0")
+    (root / "plotly.min.js").write_text("js")
+    staging.promote(stage, final, root)
+    assert (final / "t.csv").read_text() == "seed 0"
+    assert (tmp_path / "st" / "seeds" / "plotly.min.js").read_text() == "js"  # ../ of each seed
+
+
 def test_executed_notebooks_carry_no_absolute_paths(tmp_path, monkeypatch):
     from labkit import staging
 
@@ -281,3 +296,39 @@ def test_seeds_run_per_seed_folders_then_aggregate_and_match_the_pool_engine(tmp
         assert sorted(p.name for p in (dask_figs / rel).iterdir()) == \
             sorted(p.name for p in (pool_figs / rel).iterdir())
         assert (dask_figs / rel / "numbers.csv").read_text() == (pool_figs / rel / "numbers.csv").read_text()
+
+
+def test_engine_equivalence_compares_results_within_tolerance_and_leaves_out_timings(tmp_path):
+    """benchmarks/engine_equivalence.py: the check behind issue 16's 'same outputs' target."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from engine_equivalence import compare_tables
+
+    a, b = tmp_path / "a" / "st", tmp_path / "b" / "st"
+    a.mkdir(parents=True), b.mkdir(parents=True)
+    tables = {  # name: (run a, run b)
+        "same.csv": ("system,accuracy,wall_s,energy_kwh\nx,0.8,1.0,0.1\n",
+                     "system,accuracy,wall_s,energy_kwh\nx,0.8000000001,9.0,0.7\n"),
+        "moved.csv": ("system,accuracy\nx,0.8\ny,0.7\n", "system,accuracy\nx,0.8\ny,0.71\n"),
+        "renamed.csv": ("system,accuracy\nx,0.8\n", "system,accuracy\nz,0.8\n"),
+        "shorter.csv": ("n\n1\n2\n", "n\n1\n"),
+        "latency.csv": ("seconds\n1\n", "seconds\n2\n"),
+        "fig.data.csv": ("trace,x,y\nkv,1,2\nspeed-up vs cache,1,1.9\n",
+                         "trace,x,y\nkv,1,2\nspeed-up vs cache,1,2.4\n"),
+    }
+    for name, (x, y) in tables.items():
+        (a / name).write_text(x)
+        (b / name).write_text(y)
+    (a / "only.csv").write_text("n\n1\n")
+    rows = {r.table: r for r in compare_tables(tmp_path / "a", tmp_path / "b")}
+    assert {k: r.verdict for k, r in rows.items()} == {
+        "st/same.csv": "equal", "st/moved.csv": "differs", "st/renamed.csv": "differs",
+        "st/shorter.csv": "differs", "st/latency.csv": "excluded", "st/only.csv": "only_in_a",
+        "st/fig.data.csv": "equal"}
+    assert rows["st/fig.data.csv"].excluded_rows == 1 and rows["st/same.csv"].excluded_rows == 0
+    assert rows["st/same.csv"].excluded_columns == ["wall_s", "energy_kwh"]
+    moved = rows["st/moved.csv"]
+    assert moved.differing_columns == ["accuracy"] and moved.differing_cells == 1
+    assert abs(moved.max_abs_diff - 0.01) < 1e-12
+    assert rows["st/renamed.csv"].differing_columns == ["system"]
