@@ -27,3 +27,16 @@ def make_llama():
 def make_tokenizer():
     """``make_tokenizer(text=TEXT * 3, vocab_size=320)``: an in-process byte-level BPE."""
     return tiny_models.make_tokenizer
+
+
+@pytest.fixture(scope="module")
+def ac_model(make_tokenizer, make_llama):
+    """``(model, tokenizer, spec)``: a tiny random Llama with an ``<AC>`` token, its tokenizer
+    trained on ``tiny_models.TWO_DOCUMENTS * 6`` (one per test module: the model is mutated)."""
+    from labkit.anchor.anchors import AnchorSpec, add_anchor_token
+
+    tok = make_tokenizer(" ".join(tiny_models.TWO_DOCUMENTS * 6), vocab_size=400)
+    model = make_llama(len(tok), max_pos=512)
+    spec = AnchorSpec(mode="ac")
+    add_anchor_token(model, tok, spec)
+    return model, tok, spec

@@ -10,7 +10,7 @@ import torch
 from tiny_models import TWO_DOCUMENTS
 
 from labkit.anchor import frontier, presses
-from labkit.anchor.anchors import AnchorSpec, add_anchor_token, anchor_flags, anchor_token_ids
+from labkit.anchor.anchors import anchor_flags, anchor_token_ids
 from labkit.anchor.cache import anchor_prefill
 from labkit.anchor.prompts import kshot_prompts
 from labkit.anchor.support import kv_bytes_per_token, kv_cache_bytes
@@ -21,11 +21,8 @@ SIZES = dict(k=3, n_prompts=3, demo_tokens=20, query_tokens=6)
 
 
 @pytest.fixture(scope="module")
-def setup(make_tokenizer, make_llama):
-    tok = make_tokenizer(" ".join(DOCS), vocab_size=400)
-    model = make_llama(len(tok), max_pos=512)
-    spec = AnchorSpec(mode="ac")
-    add_anchor_token(model, tok, spec)
+def setup(ac_model, make_llama):
+    model, tok, spec = ac_model
     trained = make_llama(len(tok), max_pos=512, seed=1)  # stands in for an anchor-trained copy
     return model, tok, spec, trained
 

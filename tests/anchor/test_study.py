@@ -9,7 +9,7 @@ import pytest
 import torch
 from tiny_models import TWO_DOCUMENTS
 
-from labkit.anchor.anchors import AnchorSpec, add_anchor_token
+from labkit.anchor.anchors import AnchorSpec
 from labkit.anchor.prompts import demonstration_pool, kshot_prompts, prompt_ids_of_length
 from labkit.errors import DataError, DataUnavailableError, ParameterError
 
@@ -17,12 +17,8 @@ DOCS = TWO_DOCUMENTS * 6
 
 
 @pytest.fixture(scope="module")
-def setup(make_tokenizer, make_llama):
-    tok = make_tokenizer(" ".join(DOCS), vocab_size=400)
-    model = make_llama(len(tok), max_pos=512)
-    spec = AnchorSpec(mode="ac")
-    add_anchor_token(model, tok, spec)
-    return model, tok, spec
+def setup(ac_model):
+    return ac_model
 
 
 def test_kshot_prompts_close_each_demonstration(setup):
