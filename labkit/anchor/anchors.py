@@ -6,14 +6,13 @@ Two variants, as in Pang et al. 2024 (arXiv 2402.07616):
   Every vocabulary entry whose text *ends with* one of ``AnchorSpec.symbols`` counts, so
   byte-level BPE merges such as ``"Ġend."`` or ``".\\n"``-style pieces are anchors too.
 * **AC**: a new special token ``<AC>`` is appended after every sentence. Sentences are cut with
-  a small rule-based splitter (no NLTK data download: this project runs offline).
+  labkit's rule-based splitter (:mod:`labkit.text`; no NLTK data download: labkit runs offline).
 
 Nothing here touches attention; :mod:`labkit.anchor.masks` turns the boolean anchor flags into
 the AnSAN mask and :mod:`labkit.anchor.inference` prunes the KV cache with them.
 """
 from __future__ import annotations
 
-import re
 import weakref
 from dataclasses import dataclass
 from typing import Iterable, Literal
@@ -21,6 +20,7 @@ from typing import Iterable, Literal
 import torch
 
 from labkit.errors import ModelError, ParameterError
+from labkit.text import sentence_spans, split_sentences
 
 __all__ = [
     "AnchorSpec", "split_sentences", "sentence_spans", "insert_anchor_tokens",
@@ -61,82 +61,6 @@ class AnchorSpec:
             raise ParameterError(f"AnchorSpec.ac_token must be a non-empty string, got {self.ac_token!r}")
         if self.ac_init not in AC_INITS:
             raise ParameterError(f"AnchorSpec.ac_init must be one of {AC_INITS}, got {self.ac_init!r}")
-
-
-# --------------------------------------------------------------------------- sentence splitting
-# Rule-based, punkt-like: a sentence ends at . ! ? (runs of them, e.g. "?!" or "..."), optionally
-# followed by closing quotes / brackets, when whitespace and then a plausible sentence start follow,
-# or at a blank line. Known abbreviations, single-letter initials and numbers ("3.5") do not end
-# a sentence.
-_ABBREVIATIONS = frozenset("""
-mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf al fig figs no nos vol vols ed eds approx
-dept est inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m ph.d
-gen col lt capt sgt rev hon
-""".split())
-_BOUNDARY = re.compile(r"""([.!?]+|…)(["'”’)\]]*)(?=\s+|$)|\n\s*\n""")
-_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` character spans of the sentences of ``text`` (whitespace excluded).
-
-    Why spans and not strings: :func:`insert_anchor_tokens` needs to put ``<AC>`` right after a
-    sentence while keeping the original whitespace, so the text round-trips.
-    """
-    if not isinstance(text, str):
-        raise ParameterError(f"text must be a str, got {type(text).__name__}")
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _BOUNDARY.finditer(text):
-        if match.group(1) is None:  # blank line: paragraph break
-            end = match.start()
-        else:
-            end = match.end()
-            if match.group(1) == "." and _is_abbreviation(text, match.start()):
-                continue
-            if not _next_starts_sentence(text, end):
-                continue
-        _append_span(spans, text, start, end)
-        start = end
-    _append_span(spans, text, start, len(text))
-    return spans
-
-
-def _is_abbreviation(text: str, dot: int) -> bool:
-    word = _WORD_BEFORE.search(text[:dot])
-    if not word:
-        return False
-    token = word.group(1).lower().rstrip(".")
-    if token in _ABBREVIATIONS:
-        return True
-    # A single capital letter before the dot is an initial ("J. R. R. Tolkien").
-    return len(token) == 1 and word.group(1).isupper() and (dot - len(word.group(1)) == 0
-                                                            or not text[dot - 2].isalpha())
-
-
-def _next_starts_sentence(text: str, end: int) -> bool:
-    rest = text[end:].lstrip()
-    if not rest:
-        return True
-    # Lower-case continuation ("e.g. this", "... and then") is not a new sentence.
-    return not rest[0].islower()
-
-
-def _append_span(spans: list[tuple[int, int]], text: str, start: int, end: int) -> None:
-    chunk = text[start:end]
-    stripped = chunk.strip()
-    if stripped:
-        lead = len(chunk) - len(chunk.lstrip())
-        spans.append((start + lead, start + lead + len(stripped)))
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into sentences without any network access or NLTK data.
-
-    >>> split_sentences("Dr. Smith arrived at 3.5 p.m. today. Was it late? Yes!")
-    ['Dr. Smith arrived at 3.5 p.m. today.', 'Was it late?', 'Yes!']
-    """
-    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def insert_anchor_tokens(text: str, spec: AnchorSpec) -> str:

@@ -11,10 +11,7 @@ import pandas as pd
 
 from labkit.data.parsers import Meeting
 from labkit.data.profiles import PROFILES  # noqa: F401  (the notebook reads overview.PROFILES)
-
-
-def word_count(text: str) -> int:
-    return len(text.split())
+from labkit.text import token_counter, word_count  # noqa: F401  (the notebook reads token_counter here)
 
 
 def mqp_by_doctor(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -66,21 +63,6 @@ def context_coverage(lengths: pd.DataFrame, contexts: Sequence[int]) -> pd.DataF
                      "fit_share": float(fits.mean()),
                      "median_length_over_context": float((lengths["tokens"] / context).median())})
     return pd.DataFrame(rows)
-
-
-def token_counter(model_name: str) -> Callable[[str], int]:
-    """Count tokens with a real tokenizer resolved through the model registry."""
-    from transformers import AutoTokenizer
-
-    from labkit.models import resolve
-
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve(model_name).path))
-    tokenizer.model_max_length = 10**9  # we count, we do not feed a model
-
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    return count
 
 
 def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokenizer: str,

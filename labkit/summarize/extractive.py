@@ -8,7 +8,6 @@ sentences are *chosen*. The oracle reads the reference: it is an upper bound, no
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any, Sequence
 
@@ -18,20 +17,9 @@ from labkit import io
 from labkit.paths import cache_dir
 from labkit.summarize.base import Summarizer
 from labkit.summarize.data import Instruction, Item
+from labkit.text import transcript_sentences
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def sentences(transcript: str, min_words: int = 5) -> list[str]:
-    """Candidate sentences: each turn's text (speaker dropped) split at . ! ?"""
-    out = []
-    for line in transcript.splitlines():
-        speaker, sep, content = line.partition(": ")
-        text = content if sep and len(speaker.split()) <= 4 else line
-        for sentence in _SENTENCE_END.split(text.strip()):
-            if len(sentence.split()) >= min_words:
-                out.append(sentence.strip())
-    return out
+sentences = transcript_sentences  # the candidates every extractive system chooses from
 
 
 def _take_budget(order: Sequence[int], cands: Sequence[str], budget: int) -> list[int]:

@@ -28,7 +28,7 @@ MEANING_LABEL = "MiniLM-cos"
 
 def split_sentences(text: str) -> list[str]:
     """Sentences (and lines) of ``text``, the unit the embedder compares."""
-    return [s for s in one_sentence_per_line(text or "").splitlines() if s.strip()]
+    return [s for s in one_sentence_per_line(text).splitlines() if s.strip()]
 
 
 class MeaningScorer:

@@ -8,24 +8,15 @@ same items.
 """
 from __future__ import annotations
 
-import re
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from labkit.errors import DataError, ParameterError
+from labkit.text import one_sentence_per_line, token_counter
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def one_sentence_per_line(text: str) -> str:
-    """Split at . ! ? (and keep existing line breaks) so rougeLsum sees sentences."""
-    lines = []
-    for line in text.splitlines():
-        lines.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
-    return "\n".join(lines)
 
 
 def rouge_per_item(predictions: Sequence[str], references: Sequence[str]) -> pd.DataFrame:
@@ -126,5 +117,4 @@ def pareto_front(frame: pd.DataFrame, quality: str, cost: str) -> pd.Series:
 
 def count_tokens_with(model_name: str = "all-MiniLM-L6-v2") -> Callable[[str], int]:
     """A token counter from a real tokenizer (one counter for all systems keeps tokens/s comparable)."""
-    from labkit.data.overview import token_counter
     return token_counter(model_name)
