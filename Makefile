@@ -71,8 +71,8 @@ gallery:
 	$(VENV)/bin/labkit gallery
 
 reference:  ## results/ from the last default run in figures/ (+ the docs blocks that quote it)
-	$(PY) -m labkit.reference $${FIGURES:+--figures $$FIGURES} $${ALLOW_PARTIAL:+--allow-partial}
-	$(PY) -m labkit.reference --update-docs
+	$(PY) -m labkit.run.reference $${FIGURES:+--figures $$FIGURES} $${ALLOW_PARTIAL:+--allow-partial}
+	$(PY) -m labkit.run.reference --update-docs
 
 clean:
 	rm -rf .pytest_cache $(VENV) *.egg-info

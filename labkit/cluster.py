@@ -39,7 +39,7 @@ def scheduler_address(scheduler: str | None = None) -> str | None:
     return address or None
 
 
-def _check_reachable(address: str, timeout: float) -> None:
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Fail fast, with the address in the message, before distributed retries for its timeout."""
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     if parts.scheme not in ("tcp", "tls", "ws", "wss"):
@@ -110,7 +110,7 @@ def warm_up() -> None:
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # lets distributed set its preload first; ours replaces it
     multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["distributed", "papermill", "labkit.runner", "labkit.cluster"])
+        ["distributed", "papermill", "labkit.run.execute", "labkit.cluster"])
     forkserver.ensure_running()
 
 
@@ -142,7 +142,7 @@ def connect(scheduler: str | None = None, jobs: int = 1,
 
     address = scheduler_address(scheduler)
     if address:
-        _check_reachable(address, timeout)
+        check_reachable(address, timeout)
         try:
             client = Client(address, timeout=f"{timeout}s", set_as_default=False)
         except Exception as exc:  # timeouts, refusals, or a server that is not a scheduler

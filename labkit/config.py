@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from labkit.errors import ParameterError
-
-PROFILE_NAMES = ("smoke", "default", "paper")
+from labkit.params import PROFILE_NAMES
 
 
 def active_profile(profile: str | None = None) -> str:

@@ -21,8 +21,25 @@ ENV = "LABKIT_DEVICE"
 MIXED_PRECISION_ENV = "LABKIT_MIXED_PRECISION"
 FALLBACK = "cpu"
 _KINDS = ("cpu", "cuda", "mps")
+#: the accepted spellings, in words (the grammar is :func:`device_problem`)
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N, mps"
 _OFF = ("0", "false", "no", "off")
 _ON = ("1", "true", "yes", "on", "")
+
+
+def device_problem(value: str) -> str | None:
+    """Why ``value`` is not a device name labkit accepts, or None (no torch needed).
+
+    >>> device_problem("cuda:1"), device_problem("tpu")
+    (None, 'must be one of auto, cpu, cuda, cuda:N, mps')
+    """
+    kind, _, index = str(value).strip().lower().partition(":")
+    if kind == AUTO and not index:
+        return None
+    if kind not in _KINDS or (index and not (kind == "cuda" and index.isdigit())) \
+            or (":" in str(value) and not index):
+        return f"must be one of {DEVICE_FORMS}"
+    return None
 
 
 def resolve_device(preference: str | None = AUTO) -> str:
@@ -47,8 +64,8 @@ def resolve_device(preference: str | None = AUTO) -> str:
         return FALLBACK
     choice = str(choice).strip().lower()
     kind, _, index = choice.partition(":")
-    if kind not in _KINDS or (index and not (kind == "cuda" and index.isdigit())):
-        raise ParameterError(f"device {choice!r} is not one of auto, cpu, cuda, cuda:N, mps "
+    if device_problem(choice):
+        raise ParameterError(f"device {choice!r} is not one of {DEVICE_FORMS} "
                              f"(parameter `device` or ${ENV})")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device {choice!r} requested (parameter `device` or ${ENV}) but "

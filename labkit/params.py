@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, get_args, get_origin
 
+from labkit.device import device_problem
 from labkit.errors import ParameterError
 
 _TYPE_WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"),
@@ -58,6 +59,9 @@ class Param:
         values: for objects with free keys: the Param every value must pass.
         check: extra rule for a value (each element of a list): returns a problem
             ("must ...") or None, or raises :class:`ParameterError`.
+        parse: for a file parameter, ``"module:function"`` that loads and validates the file
+            (raising a labkit error naming file, line and field); ``labkit run`` calls it
+            before any kernel starts (:mod:`labkit.run.checks`), imported only then.
     """
 
     name: str
@@ -72,6 +76,7 @@ class Param:
     fields: Mapping[str, "Param"] | None = None
     values: "Param | None" = None
     check: Callable[[Any], str | None] | None = None
+    parse: str | None = None
 
     @property
     def item_type(self) -> Any:
@@ -262,13 +267,14 @@ COUNTRY = Param("country", str, check=_country_problem,
 
 #: the parameters every study notebook has (``seed``, ``device`` and ``mixed_precision`` go to
 #: :func:`labkit.notebook.begin` itself, not through the profile table)
-PROFILE = Param("profile", str, choices=("smoke", "default", "paper"),
+#: the profiles every study has (sizes only, never code paths)
+PROFILE_NAMES = ("smoke", "default", "paper")
+PROFILE = Param("profile", str, choices=PROFILE_NAMES,
                 none_means="$LABKIT_PROFILE, else 'default'", help="sizes to use")
 SEED = Param("seed", int, min=0, help="seed for python, numpy and torch")
 # the device rule itself (availability) runs in the kernel: labkit.device.use in begin
 DEVICE = Param("device", str, none_means="$LABKIT_DEVICE, else CUDA if present, else CPU",
-               check=lambda v: None if re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v.strip().lower())
-               else "must be one of auto, cpu, cuda, cuda:N, mps", help="where models run")
+               check=device_problem, help="where models run")
 MIXED_PRECISION = Param("mixed_precision", bool, none_means="bf16 where the device supports it",
                         help="false: float32 everywhere")
 COMMON = (PROFILE, SEED, DEVICE, MIXED_PRECISION)
@@ -350,11 +356,6 @@ def check(study_id: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
     if schema is None:
         return dict(parameters)
     return schema.check(parameters)
-
-
-def check_many(study_ids: Sequence[str], parameters: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """:func:`check` for each study of one ``labkit run`` (same ``-p`` values for all)."""
-    return {study: check(study, parameters) for study in study_ids}
 
 
 _NUMBERISH = re.compile(r"^[+-]?[0-9.][0-9._,eE+-]*$")

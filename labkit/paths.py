@@ -58,10 +58,15 @@ def study_path() -> list[Path]:
     return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
 
 
-def cache_dir(*parts: str) -> Path:
-    """A sub-folder of labkit's cache (``$LABKIT_CACHE_DIR`` or ``~/.cache/labkit``), created."""
+def cache_root() -> Path:
+    """labkit's cache folder (``$LABKIT_CACHE_DIR`` or ``~/.cache/labkit``), not created."""
     base = os.environ.get("LABKIT_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "labkit")
-    path = Path(base).expanduser().joinpath(*parts)
+    return Path(base).expanduser()
+
+
+def cache_dir(*parts: str) -> Path:
+    """A sub-folder of labkit's cache (``$LABKIT_CACHE_DIR`` or ``~/.cache/labkit``), created."""
+    path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import pytest
 
-from labkit import cli, config, params, runner
+from labkit import config, params
+from labkit.run import cli, runner
 from labkit.errors import DataError, LabkitError, ModelError, ParameterError, ProviderError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def _tripwire(*args: Any, **kwargs: Any) -> Any:
 
 def run_cli(monkeypatch, capsys, *argv: str) -> str:
     """``labkit run ...`` in process with kernel execution replaced by a tripwire; the stderr."""
-    for name in ("_run_dask", "_run_pool", "run_one"):
+    for name in ("_run_on_dask", "run_one"):
         monkeypatch.setattr(runner, name, _tripwire, raising=False)
     assert cli.main(list(argv)) == 2
     return capsys.readouterr().err
@@ -161,9 +162,9 @@ CASES: list[tuple[str, tuple[str, str | bytes] | None, Callable[[Path], Any], ty
     ("pairs label 2", ("pairs.csv", "question_1,question_2,label\na,b,1\nc,d,2\n"),
      _parse("parse_pairs_csv"), DataError, "pairs.csv: line 3, field 'label' must be 0 or 1, got '2'"),
     ("pairs not UTF-8", ("pairs.csv", b"question_1,question_2,label\na,b,1\nc\xff,d,0\n"),
-     _parse("parse_pairs_csv"), DataError, "pairs.csv: line 3, column 2: not UTF-8 text (byte 0xff)"),
+     _parse("parse_pairs_csv"), DataError, "pairs.csv: line 3, column 2: not UTF-8 text (byte 0xff:"),
     ("qmsum not UTF-8", ("q/test/M.json", _meeting().replace("hello", "h\udce9llo").encode("utf-8", "surrogateescape")),
-     _load("qmsum", splits=("test",)), DataError, "M.json: line 5, column 20: not UTF-8 text (byte 0xe9)"),
+     _load("qmsum", splits=("test",)), DataError, "M.json: line 5, column 20: not UTF-8 text (byte 0xe9: 'é' in Latin-1)"),
     ("qmsum query not an object", ("q/test/M.json", _meeting(general_query_list=["a string"])),
      _load("qmsum", splits=("test",)), DataError,
      "M.json: line 9: general_query_list[0] must be an object with 'query' and 'answer', got a string"),
@@ -237,7 +238,7 @@ SUBPROCESS_CASES = [
 @pytest.mark.parametrize("argv, message", SUBPROCESS_CASES, ids=[" ".join(a) for a, _ in SUBPROCESS_CASES])
 def test_command_line_prints_one_line_and_exits_2(argv, message, figures):
     env = {**os.environ, "LABKIT_FIGURES_DIR": str(figures)}
-    done = subprocess.run([sys.executable, "-m", "labkit.cli", *argv], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "labkit.run.cli", *argv], capture_output=True,
                           text=True, timeout=120, cwd=ROOT, env=env)
     assert done.returncode == 2 and done.stderr.startswith(message), done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

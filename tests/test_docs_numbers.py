@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import reference, studies
+from labkit import studies
+from labkit.run import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_A_RESULT = "<!-- not a result -->"
@@ -248,7 +249,7 @@ def test_study_pages_quote_only_numbers_in_the_reference_record():
     results = ROOT / reference.RESULTS_DIR
     if not results.is_dir():
         pytest.skip("no results/ yet: run `make figures` (default profile), `make reference` and "
-                    "`python -m labkit.reference --update-docs`, then commit results/ and docs/")
+                    "`python -m labkit.run.reference --update-docs`, then commit results/ and docs/")
     problems = [p for page in study_pages() for p in check_page(page, results)]
     assert not problems, "numbers on study pages that the reference record lacks:\n" + "\n".join(problems)
 
@@ -257,9 +258,9 @@ def test_generated_blocks_match_the_reference_record(tmp_path):
     results = ROOT / reference.RESULTS_DIR
     if not results.is_dir():
         pytest.skip("no results/ yet: the generated blocks are filled by "
-                    "`python -m labkit.reference --update-docs` once it exists")
+                    "`python -m labkit.run.reference --update-docs` once it exists")
     docs = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", docs)
     stale = reference.update_docs(docs, results)
-    assert not stale, ("generated blocks out of date (run `python -m labkit.reference "
+    assert not stale, ("generated blocks out of date (run `python -m labkit.run.reference "
                        f"--update-docs`): {', '.join('docs/' + p.name for p in stale)}")

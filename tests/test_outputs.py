@@ -6,7 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from labkit import carbon, config, figures, gallery, io, notebook, records
+from labkit import carbon, config, figures, io, notebook, records
+from labkit.run import gallery
 from labkit.errors import LabkitError, ParameterError
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from labkit import cli, config, params, studies
+from labkit import config, params, studies
+from labkit.run import cli
 from labkit.errors import ParameterError
 from labkit.params import Param
 
@@ -166,7 +167,7 @@ def test_labkit_params_lists_types_defaults_per_profile_and_help(capsys):
 
 
 def test_labkit_params_as_a_command():
-    done = subprocess.run([sys.executable, "-m", "labkit.cli", "params", "embeddings_medical"],
+    done = subprocess.run([sys.executable, "-m", "labkit.run.cli", "params", "embeddings_medical"],
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
     assert "finetune_epochs" in done.stdout and "int >= 1 | None" in done.stdout

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import reference
+from labkit.run import reference
 from tests.test_studies import THROWAWAY_CELLS, write_throwaway_study
 
 EXTRA_CELLS = [
@@ -39,7 +39,7 @@ def run_folder(tmp_path_factory) -> Path:
     folder = write_throwaway_study(tmp, cells, figures=["line"])
     figs = tmp / "figs"
     env = {**os.environ, "LABKIT_STUDY_PATH": str(folder), "LABKIT_FIGURES_DIR": str(figs)}
-    done = subprocess.run([sys.executable, "-m", "labkit.cli", "run", "throwaway", "--profile",
+    done = subprocess.run([sys.executable, "-m", "labkit.run.cli", "run", "throwaway", "--profile",
                            "smoke"], env=env, capture_output=True, text=True, cwd=tmp)
     assert done.returncode == 0, done.stdout + done.stderr
     return figs

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import reference, studies
+from labkit import studies
+from labkit.run import reference
 from labkit.errors import DataError, ParameterError
 from labkit.records import RECORD_NAME
 
@@ -191,14 +192,14 @@ def test_command_line(tmp_path, capsys):
     figs = write_run(tmp_path / "figs", profile="smoke")
     assert reference.main(["--figures", str(figs), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("labkit.reference: error:") and err.count("\n") == 1
+    assert err.startswith("labkit.run.reference: error:") and err.count("\n") == 1
     assert reference.main(["--figures", str(figs), "--out", str(tmp_path / "r"), "--allow-partial"]) == 0
     assert (tmp_path / "r" / "data_overview" / "record.json").is_file()
 
 
 # ------------------------------------------- the gallery shows what the records say, in full
 def test_gallery_notes_are_never_cut_mid_word():
-    from labkit.gallery import shorten
+    from labkit.run.gallery import shorten
 
     text = ("few-shot panel: piqa skipped, data unavailable (DataUnavailableError: piqa is not in "
             "the mirror and the hub is offline. Supply it under <mirror>/piqa/)")
@@ -212,7 +213,7 @@ def test_gallery_notes_are_never_cut_mid_word():
 
 
 def test_gallery_shows_device_skipped_panels_and_warnings_in_full(tmp_path):
-    from labkit import gallery
+    from labkit.run import gallery
 
     caption = "Held-out accuracy against training energy " + "with a long explanation " * 20
     record = {"study": "embeddings_medical", "parameters": {"profile": "default"},

@@ -1,7 +1,7 @@
 """``labkit run`` stops when told: SIGKILL or SIGTERM of the command leaves no worker or kernel
 behind, and the study's previous good outputs untouched (issue 14, item 3).
 
-A throwaway study whose notebook sleeps is started with ``python -m labkit.cli run`` in a
+A throwaway study whose notebook sleeps is started with ``python -m labkit.run.cli run`` in a
 session of its own; once its kernel runs, every descendant is noted, the command is signalled,
 and each noted process must be gone within 15 s.
 """
@@ -67,7 +67,7 @@ def started(tmp_path):
     (good / "run_record.json").write_text('{"study": "sleepy", "marker": "previous good run"}')
     env = {**os.environ, "LABKIT_STUDY_PATH": str(slow_study(tmp_path / "study")),
            "LABKIT_FIGURES_DIR": str(figs), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "labkit.cli", "run", "sleepy", "--profile", "smoke", "--jobs", "1"]
+    cmd = [sys.executable, "-m", "labkit.run.cli", "run", "sleepy", "--profile", "smoke", "--jobs", "1"]
     # Ctrl-C as a terminal delivers it: a test run started in the background (`nohup ... &`,
     # a non-interactive shell's `&`) inherits SIGINT *ignored*, and Python then installs no
     # KeyboardInterrupt handler in the child, so the SIGINT case would wait forever

@@ -5,7 +5,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import cli, records, runner, studies
+from labkit import records, studies
+from labkit.run import cli, plan, runner, summary
 from labkit.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,15 +22,15 @@ def make_notebook(path: Path, body: str) -> Path:
 
 
 def test_parse_assignments_json_or_string():
-    assert runner.parse_assignments(["a=1", "b=[1, 2]", "c=text", "d=null"]) == \
+    assert plan.parse_assignments(["a=1", "b=[1, 2]", "c=text", "d=null"]) == \
         {"a": 1, "b": [1, 2], "c": "text", "d": None}
     with pytest.raises(ParameterError, match="key=value"):
-        runner.parse_assignments(["novalue"])
+        plan.parse_assignments(["novalue"])
 
 
 def test_default_set_is_the_registry_without_exploration_notebooks(monkeypatch):
     monkeypatch.delenv("LABKIT_STUDY_PATH", raising=False)
-    entries = runner.discover()
+    entries = plan.discover()
     assert [s.id for s in entries] == studies.ids()
     names = [s.notebook.name for s in entries]
     assert "data_overview.ipynb" in names
@@ -37,14 +38,14 @@ def test_default_set_is_the_registry_without_exploration_notebooks(monkeypatch):
 
 
 def test_names_resolve_through_the_registry_and_paths_still_work(tmp_path):
-    assert runner.discover(["scaling_laws"]) == [studies.get("scaling_laws")]
-    assert runner.discover([str(ROOT / "notebooks" / "data_overview.ipynb")]) == \
+    assert plan.discover(["scaling_laws"]) == [studies.get("scaling_laws")]
+    assert plan.discover([str(ROOT / "notebooks" / "data_overview.ipynb")]) == \
         [studies.get("data_overview")]
     nb = make_notebook(tmp_path / "adhoc.ipynb", "print(y)")
-    (adhoc,) = runner.discover([str(nb)])
+    (adhoc,) = plan.discover([str(nb)])
     assert (adhoc.id, adhoc.notebook) == ("adhoc", nb.resolve())
     with pytest.raises(ParameterError, match=r"no notebook '.*missing.ipynb': not a file"):
-        runner.discover([str(tmp_path / "missing.ipynb")])
+        plan.discover([str(tmp_path / "missing.ipynb")])
 
 
 def test_unknown_notebook_and_unknown_parameter_are_clear_errors(tmp_path, capsys):
@@ -127,38 +128,38 @@ def light_study(folder: Path, study: str, body: str) -> Path:
 
 
 def test_parse_seeds_and_exit_codes():
-    assert runner.parse_seeds("0,1, 2") == [0, 1, 2] and runner.parse_seeds(None) is None
+    assert plan.parse_seeds("0,1, 2") == [0, 1, 2] and plan.parse_seeds(None) is None
     for bad in ("a", "1,,2", "-1", "1,1", "0.5"):
         with pytest.raises(ParameterError, match="--seeds"):
-            runner.parse_seeds(bad)
-    rows = [runner.NotebookResult("a.ipynb", "a", status, 1.0) for status in ("ok", "partial", "failed")]
-    assert runner.exit_code(rows[:1]) == 0 and runner.exit_code(rows[:2]) == 3
-    assert runner.exit_code(rows) == 1 and runner.exit_code(rows[::2]) == 1
+            plan.parse_seeds(bad)
+    rows = [summary.NotebookResult("a.ipynb", "a", status, 1.0) for status in ("ok", "partial", "failed")]
+    assert summary.exit_code(rows[:1]) == 0 and summary.exit_code(rows[:2]) == 3
+    assert summary.exit_code(rows) == 1 and summary.exit_code(rows[::2]) == 1
 
 
 def test_summary_table_shows_device_seed_and_why_partial():
-    from labkit import staging
+    from labkit.run import staging
 
     record = {"device": {"device": "cuda", "name": "NVIDIA H100", "dtype": "bfloat16",
                          "mixed_precision": True}}
     device = staging.device_text(record)
     assert "cuda" in device and "H100" in device
     assert staging.device_text({}) == ""
-    rows = [runner.NotebookResult("a.ipynb", "a", "ok", 1.0, seed=0, device=device),
-            runner.NotebookResult("a.ipynb", "a", "partial", 2.0, seed=1, device=device,
+    rows = [summary.NotebookResult("a.ipynb", "a", "ok", 1.0, seed=0, device=device),
+            summary.NotebookResult("a.ipynb", "a", "partial", 2.0, seed=1, device=device,
                                   warnings=["failed: openai: no network", "truncated 3 inputs"])]
-    table = runner.summary_table(rows)
+    table = summary.summary_table(rows)
     header = table.splitlines()[0].split()
     assert header[:4] == ["notebook", "seed", "status", "device"]
     assert "PARTIAL a.ipynb (seed 1)" in table and "failed: openai: no network" in table
     assert "truncated 3 inputs" not in table
 
 
-def test_bad_engine_jobs_and_seed_conflicts_fail_before_anything_starts(tmp_path, monkeypatch):
+def test_bad_jobs_threads_and_seed_conflicts_fail_before_anything_starts(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(light_study(tmp_path / "s", "lite", "pass")))
     figs = tmp_path / "figs"
-    with pytest.raises(ParameterError, match="engine"):
-        runner.run(["lite"], engine="threads", out_root=figs)
+    with pytest.raises(ParameterError, match="threads"):
+        runner.run(["lite"], threads=0, out_root=figs)
     with pytest.raises(ParameterError, match="jobs"):
         runner.run(["lite"], jobs=0, out_root=figs)
     with pytest.raises(ParameterError, match="--seeds or -p seed"):
@@ -172,7 +173,7 @@ def test_bad_engine_jobs_and_seed_conflicts_fail_before_anything_starts(tmp_path
 
 
 def test_promote_swaps_the_study_folder_and_keeps_its_seeds(tmp_path):
-    from labkit import staging
+    from labkit.run import staging
 
     root, stage, final = staging.locations(tmp_path, "st", None)
     final.mkdir(parents=True)
@@ -194,7 +195,7 @@ def test_promote_of_a_first_seed_creates_its_seeds_folder_for_the_shared_plotly_
     """A seed's final folder is <study>/seeds/seed-N; before the first seed lands, <study>/seeds/
     does not exist, and moving the shared plotly.min.js there must not fail (it did: every
     seed of a fresh --seeds run was reported failed and its outputs lost)."""
-    from labkit import staging
+    from labkit.run import staging
 
     root, stage, final = staging.locations(tmp_path, "st", 0)
     stage.mkdir(parents=True)
@@ -206,7 +207,7 @@ def test_promote_of_a_first_seed_creates_its_seeds_folder_for_the_shared_plotly_
 
 
 def test_executed_notebooks_carry_no_absolute_paths(tmp_path, monkeypatch):
-    from labkit import staging
+    from labkit.run import staging
 
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(tmp_path / "ext"))
     _, stage, final = staging.locations(tmp_path / "figs", "st", 2)
@@ -272,38 +273,32 @@ def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(tm
 
 
 @pytest.mark.slow
-def test_seeds_run_per_seed_folders_then_aggregate_and_match_the_pool_engine(tmp_path, monkeypatch):
+def test_seeds_run_per_seed_folders_then_aggregate_then_come_from_the_run_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(light_study(tmp_path / "ext", "lite", "pass")))
-    dask_figs, pool_figs = tmp_path / "dask", tmp_path / "pool"
-    (dask_figs / "lite").mkdir(parents=True)
-    (dask_figs / "lite" / "numbers.csv").write_text("unseeded run\n")
-    results = runner.run(["lite"], profile="smoke", seeds=[0, 1], jobs=2, out_root=dask_figs)
+    figs = tmp_path / "dask"
+    (figs / "lite").mkdir(parents=True)
+    (figs / "lite" / "numbers.csv").write_text("unseeded run\n")
+    results = runner.run(["lite"], profile="smoke", seeds=[0, 1], jobs=2, out_root=figs)
     assert [(r.seed, r.status) for r in results] == [(0, "ok"), (1, "ok"), (None, "ok")]
     for seed in (0, 1):
-        folder = dask_figs / "lite" / "seeds" / f"seed-{seed}"
+        folder = figs / "lite" / "seeds" / f"seed-{seed}"
         assert (folder / "numbers.csv").read_text() == f"i,seed\n0,{seed}\n1,{seed}\n"
         assert json.loads((folder / "run_record.json").read_text())["parameters"]["seed"] == seed
-    from labkit import seeds
+    from labkit.run import seeds
 
-    summary = (dask_figs / "lite" / f"{seeds.TABLE}.csv").read_text()
-    assert "score" in summary and "0.55" in summary  # mean of 0.5 and 0.6
-    assert (dask_figs / "lite" / "numbers.csv").read_text() == "unseeded run\n"
-    pooled = runner.run(["lite"], profile="smoke", seeds=[0, 1], jobs=2, out_root=pool_figs,
-                        engine="pool")
-    assert [r.status for r in pooled] == ["ok", "ok", "ok"]
-    for seed in (0, 1):
-        rel = Path("lite") / "seeds" / f"seed-{seed}"
-        assert sorted(p.name for p in (dask_figs / rel).iterdir()) == \
-            sorted(p.name for p in (pool_figs / rel).iterdir())
-        assert (dask_figs / rel / "numbers.csv").read_text() == (pool_figs / rel / "numbers.csv").read_text()
+    summary_csv = (figs / "lite" / f"{seeds.TABLE}.csv").read_text()
+    assert "score" in summary_csv and "0.55" in summary_csv  # mean of 0.5 and 0.6
+    assert (figs / "lite" / "numbers.csv").read_text() == "unseeded run\n"
+    again = runner.run(["lite"], profile="smoke", seeds=[0, 1], jobs=2, out_root=figs)
+    assert [(r.seed, r.status) for r in again] == [(0, "cached"), (1, "cached"), (None, "ok")]
 
 
-def test_engine_equivalence_compares_results_within_tolerance_and_leaves_out_timings(tmp_path):
-    """benchmarks/engine_equivalence.py: the check behind issue 16's 'same outputs' target."""
+def test_outputs_equivalence_compares_results_within_tolerance_and_leaves_out_timings(tmp_path):
+    """benchmarks/outputs_equivalence.py: the check behind issue 16's 'same outputs' target."""
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from engine_equivalence import compare_tables
+    from outputs_equivalence import compare_tables
 
     a, b = tmp_path / "a" / "st", tmp_path / "b" / "st"
     a.mkdir(parents=True), b.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""labkit.seeds: the per-seed aggregate table, figure and run-record entries, on synthetic
+"""labkit.run.seeds: the per-seed aggregate table, figure and run-record entries, on synthetic
 seed folders (real run_record.json files written by the test, real writers)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from labkit import gallery, seeds
+from labkit.run import gallery, seeds
 from labkit.errors import DataError, ParameterError
 from labkit.records import RECORD_NAME
 

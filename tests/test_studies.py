@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import cli, gallery, runner, studies
+from labkit import studies
+from labkit.run import cli, gallery, plan
 from labkit.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,8 +79,8 @@ def test_consumers_read_the_registry(no_external):
     assert (embeddings.STUDY, anchor.STUDY, summaries.STUDY) == \
         ("embeddings_medical", "anchor_attention", "meeting_summarization")
     assert studies.for_benchmark(ROOT / "benchmarks" / "scaling_fit.py").id == "scaling_laws"
-    assert [s.id for s in runner.discover()] == studies.ids()
-    assert runner.discover(["notebooks/scaling_laws.ipynb"])[0] is studies.get("scaling_laws")
+    assert [s.id for s in plan.discover()] == studies.ids()
+    assert plan.discover(["notebooks/scaling_laws.ipynb"])[0] is studies.get("scaling_laws")
 
 
 def test_gallery_follows_registry_order_and_titles(tmp_path, no_external):
@@ -203,10 +204,10 @@ def test_a_throwaway_study_runs_through_labkit_run_without_editing_labkit(tmp_pa
     folder = write_throwaway_study(tmp_path)
     figs = tmp_path / "figs"
     env = {**os.environ, "LABKIT_STUDY_PATH": str(folder), "LABKIT_FIGURES_DIR": str(figs)}
-    listed = subprocess.run([sys.executable, "-m", "labkit.cli", "studies"], env=env,
+    listed = subprocess.run([sys.executable, "-m", "labkit.run.cli", "studies"], env=env,
                             capture_output=True, text=True, cwd=tmp_path)
     assert listed.returncode == 0 and "A throwaway study" in listed.stdout, listed.stderr
-    done = subprocess.run([sys.executable, "-m", "labkit.cli", "run", "throwaway", "--profile",
+    done = subprocess.run([sys.executable, "-m", "labkit.run.cli", "run", "throwaway", "--profile",
                            "smoke"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     out = figs / "throwaway"

@@ -23,19 +23,32 @@ PAIR_COLUMNS = ("dr_id", "question_1", "question_2", "label")
 
 
 def read_utf8(path: Path) -> str:
-    """A file's text; a :class:`DataError` naming the file and the line of the first byte that
-    is not UTF-8 (rather than a bare ``UnicodeDecodeError`` with no file name)."""
+    """A file's text as people save it: UTF-8 with or without a byte-order mark (Excel writes
+    one), Windows (CRLF) or old Mac (CR) line ends, all read as ``\n``. A byte that is not
+    UTF-8 (a file saved as Latin-1 or Windows-1252) is one :class:`DataError` naming the file,
+    line and column, rather than a bare ``UnicodeDecodeError`` with no file name.
+
+    Why no guessing of other encodings: a wrong guess turns "é" into "Ã©" silently, and the
+    numbers computed from the text would carry it; asking for UTF-8 is one clear step.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        column = start - (raw.rfind(b"\n", 0, start) + 1) + 1
+        latin = raw[start:start + 1].decode("latin-1")
+        hint = " (in Excel: Save As, 'CSV UTF-8')" if path.suffix.lower() == ".csv" else ""
         raise DataError(f"{path}: line {line}, column {column}: not UTF-8 text (byte "
-                        f"0x{raw[exc.start]:02x}); save the file as UTF-8") from None
+                        f"0x{raw[start]:02x}: {latin!r} in Latin-1); save the file as UTF-8"
+                        f"{hint}") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def read_csv_lines(path: Path) -> list[tuple[int, list[str]]]:

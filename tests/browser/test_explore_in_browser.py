@@ -44,7 +44,7 @@ def ensure_results(notebook: Path) -> None:
     try:
         results_folder(module.STUDY, module.FILES)
     except ResultsMissing:
-        subprocess.run([sys.executable, "-m", "labkit.cli", "run", STUDIES[name], "--profile",
+        subprocess.run([sys.executable, "-m", "labkit.run.cli", "run", STUDIES[name], "--profile",
                         "smoke", "--no-gallery"], check=True, cwd=ROOT)
 
 

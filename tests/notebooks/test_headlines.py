@@ -20,7 +20,8 @@ from typing import Any, Callable
 import pandas as pd
 import pytest
 
-from labkit import records, runner
+from labkit import records
+from labkit.run import runner
 from labkit.paths import figures_dir
 
 pytestmark = pytest.mark.slow

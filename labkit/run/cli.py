@@ -1,14 +1,16 @@
 """The ``labkit`` command line.
 
     labkit run [STUDY|NOTEBOOK...] [--profile smoke|default|paper] [-p key=value ...] [--jobs N]
-               [--scheduler ADDR] [--seeds 0,1,2]
+               [--threads N] [--scheduler ADDR] [--seeds 0,1,2] [--force] [--no-wait]
     labkit studies
     labkit params STUDY
     labkit data list | fetch [KEY] | verify [KEY]
     labkit models list
     labkit gallery
 
-Errors a person can fix (LabkitError) are printed as one line, with exit code 2. ``labkit run``
+Errors a person can fix (LabkitError) are printed as one line, with exit code 2. Nothing heavy
+(papermill, Dask, torch) is imported before the arguments, parameters, folders and user files
+have been checked, so such an error comes within a second. ``labkit run``
 exits 0 when every notebook is ok, 3 when some are partial (a provider/system failed, the study
 completed) and none failed, 1 when a notebook failed (after showing the failing cell and its
 error), 130 when interrupted (SIGINT/SIGTERM).
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 from labkit.errors import LabkitError
+from labkit.params import PROFILE_NAMES
 
 
 def _interrupt_on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -29,10 +32,10 @@ def _interrupt_on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signa
 def _cmd_run(args: argparse.Namespace) -> int:
     import signal
 
-    from labkit import runner
+    from labkit.run import plan, runner, summary
 
-    overrides = runner.parse_assignments(args.param or [])
-    seeds = runner.parse_seeds(args.seeds)
+    overrides = plan.parse_assignments(args.param or [])
+    seeds = plan.parse_seeds(args.seeds)
     # SIGTERM unwinds like Ctrl-C: workers and kernels are killed, staging folders removed,
     # previous outputs left untouched (SIGKILL cannot be caught: workers and kernels then
     # notice their parent is gone, see labkit.cluster.watch_parent).
@@ -40,17 +43,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         results = runner.run(args.notebooks, profile=args.profile, overrides=overrides,
                              jobs=args.jobs, timeout=args.timeout, seeds=seeds,
-                             scheduler=args.scheduler, engine=args.engine)
+                             scheduler=args.scheduler, force=args.force, wait=args.wait,
+                             threads=args.threads)
     except KeyboardInterrupt:
         print("\nlabkit run: interrupted; previous outputs are untouched", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     print()
-    print(runner.summary_table(results))
-    code = runner.exit_code(results)
+    print(summary.summary_table(results))
+    code = summary.exit_code(results)
     if args.gallery and code != 1:
-        from labkit import gallery
+        from labkit.run import gallery
         print(f"\ngallery: {gallery.write()}")
     return code
 
@@ -155,7 +159,7 @@ def describe_params(study_id: str) -> str:
         param = schema.params.get(name)
         source = declared.get(name, {}).get("default")
         per_profile = []
-        for profile in ("smoke", "default", "paper"):
+        for profile in PROFILE_NAMES:
             table = schema.profiles.get(profile, {})
             if source not in (None, "None"):
                 per_profile.append(_compact(source.strip("\"'") if source[:1] in "\"'" else source))
@@ -188,7 +192,7 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
-    from labkit import gallery
+    from labkit.run import gallery
 
     print(gallery.write())
     return 0
@@ -201,20 +205,25 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run study notebooks through papermill")
     run.add_argument("notebooks", nargs="*", metavar="STUDY|NOTEBOOK",
                      help="study ids (see `labkit studies`) or .ipynb paths (default: all studies)")
-    run.add_argument("--profile", choices=("smoke", "default", "paper"), default=None,
+    run.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                      help="sizes to use (default: $LABKIT_PROFILE or 'default')")
     run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
                      help="override a notebook parameter (JSON value or plain string)")
     run.add_argument("--jobs", type=int, default=1,
                      help="worker processes of the embedded Dask cluster (notebooks in parallel)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="threads per notebook's kernel (default: the cores divided by --jobs)")
     run.add_argument("--scheduler", default=None, metavar="ADDR",
                      help="run on an existing Dask cluster, e.g. tcp://host:8786 "
                           "(default: $LABKIT_DASK_SCHEDULER, else an embedded local cluster)")
     run.add_argument("--seeds", default=None, metavar="0,1,2",
                      help="run each study once per seed (parameter `seed`) into "
                           "<figures>/<study>/seeds/seed-<n>/, then aggregate the spread")
-    run.add_argument("--engine", choices=("dask", "pool"), default="dask",
-                     help="dask (default) or the old local process pool (for benchmarks)")
+    run.add_argument("--force", action="store_true",
+                     help="run every notebook, even those whose inputs are unchanged (cached)")
+    run.add_argument("--no-wait", dest="wait", action="store_false",
+                     help="if another labkit run is writing a study, stop (exit 2) instead of "
+                          "waiting for it")
     run.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     run.add_argument("--no-gallery", dest="gallery", action="store_false",
                      help="do not rewrite figures/README.md afterwards")
@@ -248,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     except LabkitError as exc:
         print(f"labkit: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `labkit studies | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

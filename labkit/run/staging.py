@@ -245,13 +245,21 @@ def device_text(record: dict[str, Any]) -> str:
         return str(record["device"])
 
 
-def running_cell(path: Path) -> str:
+def running_cell(path: Path, last_started: bool = False) -> str:
+    """``cell 7 of 20 ('first line')``: the cell papermill marked running in a partial
+    notebook; with ``last_started``, else the cell that started last (after a kernel died,
+    papermill marks every cell it reached as completed)."""
     import nbformat
 
     with contextlib.suppress(Exception):
         nb = nbformat.read(path, as_version=4)
-        for index, cell in enumerate(nb.cells):
-            if cell.metadata.get("papermill", {}).get("status") == "running":
-                first = (cell.source.strip().splitlines() or [""])[0][:80]
-                return f"cell {index + 1} of {len(nb.cells)} ({first!r})"
+        marks = [(cell.metadata.get("papermill", {}), i) for i, cell in enumerate(nb.cells)]
+        hits = [i for meta, i in marks if meta.get("status") == "running"]
+        if not hits and last_started:
+            started = [(meta["start_time"], i) for meta, i in marks if meta.get("start_time")]
+            hits = [max(started)[1]] if started else []
+        if hits:
+            cell = nb.cells[hits[0]]
+            first = (cell.source.strip().splitlines() or [""])[0][:80]
+            return f"cell {hits[0] + 1} of {len(nb.cells)} ({first!r})"
     return ""

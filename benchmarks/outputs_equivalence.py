@@ -1,9 +1,9 @@
-"""Do the Dask and the pool engine produce the same tables? Compare two ``labkit run`` outputs.
+"""Do two ``labkit run``s produce the same tables? Compare their outputs (e.g. --jobs 1 vs --jobs 2).
 
-    python benchmarks/engine_equivalence.py FIGURES_A FIGURES_B [--rtol 1e-5] [--atol 1e-8]
+    python benchmarks/outputs_equivalence.py FIGURES_A FIGURES_B [--rtol 1e-5] [--atol 1e-8]
 
-Issue 16's target: a 2-worker LocalCluster smoke run of all studies gives the same outputs as
-the in-process run, "tables equal within float tolerance for deterministic parts". Every
+Used by ``benchmarks/runner_overhead.py``: two schedules of the same run (one notebook at a time
+with every thread, or two at once with one each) must give the same tables. Every
 ``*.csv`` under ``FIGURES_A`` (study tables and the figures' ``*.data.csv``) is matched by its
 relative path under ``FIGURES_B``; numbers are compared with :func:`numpy.isclose` (``rtol``,
 ``atol``, NaN equal to NaN), everything else as text.
@@ -130,8 +130,8 @@ def format_rows(rows: list[TableComparison]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("a", type=Path, help="figures folder of one run (e.g. --engine pool)")
-    parser.add_argument("b", type=Path, help="figures folder of the other (e.g. --engine dask)")
+    parser.add_argument("a", type=Path, help="figures folder of one run (e.g. --jobs 1)")
+    parser.add_argument("b", type=Path, help="figures folder of the other (e.g. --jobs 2 --threads 1)")
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--atol", type=float, default=1e-8)
     args = parser.parse_args(argv)
