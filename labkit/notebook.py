@@ -72,7 +72,11 @@ def check_outputs(study: str, figures: Iterable[str] = (), tables: Iterable[str]
 
 
 def end(record: records.RunRecord, figures: Iterable[str] = (), tables: Iterable[str] = ()) -> Path:
-    """Finish the run record, then check the promised outputs (and the record) exist."""
+    """Finish the run record (with the datasets this kernel read), then check the promised
+    outputs (and the record) exist."""
+    from labkit.data import USED  # every dataset loaded in this kernel, with its hashes
+
+    record.note_data(USED)
     path = record.finish()
     check_outputs(record.study, figures, tables)
     return path

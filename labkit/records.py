@@ -209,6 +209,12 @@ class RunRecord:
         self.energy: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.results: dict[str, Any] = {}
+        self.data: dict[str, Any] = {}
+
+    def note_data(self, used: dict[str, Any]) -> None:
+        """The datasets the run read (key -> :class:`labkit.data.Resolved`), with their hashes:
+        handed in by :func:`labkit.notebook.end`, so this module needs no data registry."""
+        self.data = {key: data_entry(resolved) for key, resolved in used.items()}
 
     def note_output(self, kind: str, name: str, caption: str, paths: dict[str, Path]) -> None:
         folder = study_dir(self.study)
@@ -231,7 +237,6 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         from labkit import __version__
-        from labkit.data import USED
 
         return {
             "record_version": RECORD_VERSION,
@@ -243,7 +248,7 @@ class RunRecord:
             "wall_time_s": round(time.perf_counter() - self._t0, 3),
             "parameters": self.params,
             "seeds": self.seeds,
-            "data": {key: data_entry(r) for key, r in USED.items()},
+            "data": self.data,
             "packages": package_versions(),
             "device": self.device,
             "hardware": hardware(),

@@ -80,7 +80,7 @@ def _builtin(id: str, title: str, package: str, explorer: str | None, benchmark:
 
 #: the studies shipped with labkit, in the order the gallery and ``labkit run`` use
 BUILTIN: tuple[Study, ...] = (
-    _builtin("data_overview", "What the datasets hold", "labkit.data", None, None,
+    _builtin("data_overview", "What the datasets hold", "labkit.overview", None, None,
              ("mqp_label_balance", "mqp_lengths", "chinchilla_points", "qmsum_lengths"),
              ("datasets", "mqp_by_doctor", "tinyshakespeare", "qmsum_meetings",
               "qmsum_context_coverage"), None),

@@ -37,7 +37,7 @@ import plotly.graph_objects as go
 
 import labkit.data as data
 from labkit import notebook
-from labkit.data import overview
+from labkit import overview
 from labkit.figures import save_figure, save_table
 
 STUDY = "data_overview"

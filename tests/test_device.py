@@ -329,17 +329,18 @@ def portable_home(rest: str) -> str:
 
 def test_record_is_portable(clean_env, tmp_path):
     from labkit import records
-    from labkit.data import USED, Resolved
+    from labkit.data import Resolved
     from labkit.paths import project_root
 
     mine = tmp_path / "mine.csv"
-    clean_env.setitem(USED, "mqp", Resolved("mqp", tmp_path / "mirror" / "mqp", "mirror",
-                                            {"mqp.csv": "94ec"}))
-    clean_env.setitem(USED, "own", Resolved("own", mine, "path", {"mine.csv": "ab"}, False))
+    used = {"mqp": Resolved("mqp", tmp_path / "mirror" / "mqp", "mirror", {"mqp.csv": "94ec"}),
+            "own": Resolved("own", mine, "path", {"mine.csv": "ab"}, False)}
     home_model = str(Path.home() / "models" / "m")
-    record = records.RunRecord("unit_portable", {
+    run = records.RunRecord("unit_portable", {
         "pairs_csv": str(mine), "models": [f"st:{home_model}", "st:all-MiniLM-L6-v2"],
-        "notes": str(project_root() / "data" / "x.jsonl"), "n": 3}).to_dict()
+        "notes": str(project_root() / "data" / "x.jsonl"), "n": 3})
+    run.note_data(used)
+    record = run.to_dict()
     assert record["data"]["mqp"] == {"origin": "mirror", "source": "mirror", "files": ["mqp.csv"],
                                      "sha256": {"mqp.csv": "94ec"},
                                      "verified_against_registry": True}

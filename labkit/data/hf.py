@@ -7,15 +7,13 @@ loaded with the matching ``datasets`` builder. With neither, one DataUnavailable
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from labkit import io
+from labkit.data.sources import Dataset, Resolved, candidate_roots
 from labkit.errors import DataError, DataUnavailableError
-
-if TYPE_CHECKING:
-    from labkit.data.registry import Dataset, Resolved
 
 _BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
@@ -33,10 +31,8 @@ def parse_hf(dataset: Any) -> pd.DataFrame:
     return dataset.to_pandas()
 
 
-def load_hf(ds: "Dataset", path: str | Path | None) -> tuple["Resolved", pd.DataFrame]:
-    from labkit.data.registry import Resolved, candidate_roots
-
-    import datasets
+def load_hf(ds: Dataset, path: str | Path | None) -> tuple[Resolved, pd.DataFrame]:
+    import datasets  # heavy (pyarrow): only when a Hugging Face set is asked for
 
     datasets.logging.set_verbosity_error()
     roots = [("path", Path(path))] if path else candidate_roots(ds.key)

@@ -14,7 +14,8 @@ notebook run hashes
 The data a notebook reads are known only after it ran: the run record lists each dataset's
 file hashes, so a cached run is also checked against the datasets as they are now. A run is
 reused only if its record carries the same key, it finished ``ok`` (a partial run, where a
-provider failed, is retried), and every output its record lists is there and non-empty.
+provider failed, is retried), and every file it wrote is still there, byte for byte (the key
+keeps their sha256).
 Hand-written because the units here are papermill runs of notebooks whose dependencies are
 Python imports; DVC and ploomber would need every dependency declared by hand.
 """
@@ -36,6 +37,7 @@ from labkit.run.plan import Task, _cells, _source
 LABKIT = Path(__file__).resolve().parents[1]
 KEY_VERSION = 1
 KEY_NAME = "run_key"  # the key's entry in the run record
+RECORD_NAME = "run_record.json"
 #: environment variables whose value changes what a notebook computes
 ENV_VALUES = ("LABKIT_DEVICE", "LABKIT_COUNTRY", "OPENAI_BASE_URL",
               "HF_HUB_OFFLINE")
@@ -207,19 +209,28 @@ def _data_unchanged(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _outputs_missing(record: dict[str, Any], folder: Path) -> str | None:
-    for output in record.get("outputs") or []:
-        for rel in (output.get("files") or {}).values():
-            path = folder / rel
-            if not path.is_file() or path.stat().st_size == 0:
-                return f"output {rel} is missing"
+def _written(folder: Path) -> dict[str, str]:
+    """sha256 of every file a run left in its folder (not the record itself, not seeds/)."""
+    return {p.relative_to(folder).as_posix(): io.sha256_file(p)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != RECORD_NAME
+            and p.relative_to(folder).parts[0] != "seeds"}
+
+
+def _outputs_changed(record: dict[str, Any], folder: Path) -> str | None:
+    """None when every file the run wrote is still there, byte for byte, else which is not."""
+    for rel, digest in ((record.get(KEY_NAME) or {}).get("outputs") or {}).items():
+        path = folder / rel
+        if not path.is_file():
+            return f"output {rel} is missing"
+        if io.sha256_file(path) != digest:
+            return f"output {rel} was changed"
     return None
 
 
-def check(task: Task, folder: Path, record_name: str = "run_record.json") -> Verdict:
+def check(task: Task, folder: Path) -> Verdict:
     """Can the run already in ``folder`` (``<figures>/<study>`` or a seed's folder) be reused?"""
     try:
-        record = json.loads((folder / record_name).read_text(encoding="utf-8"))
+        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return Verdict(False, "no previous run")
     old = (record.get(KEY_NAME) or {}).get("digest")
@@ -229,12 +240,14 @@ def check(task: Task, folder: Path, record_name: str = "run_record.json") -> Ver
         return Verdict(False, "previous run was partial")
     if not (folder / f"{task.entry.id}.ipynb").is_file():
         return Verdict(False, "executed notebook is missing")
-    why = _outputs_missing(record, folder) or _data_unchanged(record)
+    why = _outputs_changed(record, folder) or _data_unchanged(record)
     return Verdict(why is None, why or "unchanged")
 
 
-def stamp(record_path: Path, key: dict[str, Any]) -> None:
-    """Write the run key into a finished run's record (before it is promoted)."""
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    record[KEY_NAME] = key
-    io.write_json(record_path, record)
+def stamp(folder: Path, key: dict[str, Any]) -> None:
+    """Write the run key, and the hash of every file the run wrote, into a finished run's
+    record (in its staging folder, before it is promoted)."""
+    path = folder / RECORD_NAME
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record[KEY_NAME] = {**key, "outputs": _written(folder)}
+    io.write_json(path, record)

@@ -221,7 +221,7 @@ def run_one(notebook: str, parameters: dict[str, Any], out_root: str, progress: 
             staging.write_portable(partial, stage / f"{study}.ipynb", out_root_p, final)
             record = staging.read_record(stage)
             if key and record:
-                cache.stamp(stage / "run_record.json", key)
+                cache.stamp(stage, key)
             warnings = [str(w) for w in record.get("warnings", [])]
             status = "partial" if any(w.startswith("failed:") for w in warnings) else "ok"
             staging.promote(stage, final, root)

@@ -1,6 +1,6 @@
 """Sizes of the data overview (``notebooks/data_overview.ipynb``) per profile, and its schema.
 
-Kept apart from :mod:`labkit.data.overview` so that ``labkit params data_overview`` and the
+Kept apart from :mod:`labkit.overview.figures` so that ``labkit params data_overview`` and the
 pre-run check read them without importing pandas and the tokenizer code.
 """
 from __future__ import annotations

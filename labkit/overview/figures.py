@@ -10,8 +10,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from labkit.data.parsers import Meeting
-from labkit.data.profiles import PROFILES  # noqa: F401  (the notebook reads overview.PROFILES)
-from labkit.text import token_counter, word_count  # noqa: F401  (the notebook reads token_counter here)
+from labkit.text import word_count
 
 
 def mqp_by_doctor(pairs: pd.DataFrame) -> pd.DataFrame:
