@@ -110,7 +110,7 @@ def warm_up() -> None:
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # lets distributed set its preload first; ours replaces it
     multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["distributed", "papermill", "labkit.run.execute", "labkit.cluster"])
+        ["labkit.run.execute", "distributed", "papermill", "labkit.cluster"])
     forkserver.ensure_running()
 
 

@@ -236,3 +236,21 @@ def test_gallery_shows_device_skipped_panels_and_warnings_in_full(tmp_path):
     assert page.index("- provider openai-3-small skipped: OPENAI_API_KEY is not set") > skipped
     assert page.index("- truncated 3 transcripts to the context") > page.index("Warnings (from the run record):")
     assert " ".join(caption.split()) in page
+
+
+def test_a_default_seeds_run_enters_the_record_and_another_profile_is_refused(tmp_path):
+    from labkit.run.reference import seeds_spread
+
+    folder = tmp_path / "st"
+    assert seeds_spread(folder) is None
+    for seed in (0, 1, 2):
+        sub = folder / "seeds" / f"seed-{seed}"
+        sub.mkdir(parents=True)
+        (sub / "run_record.json").write_text(json.dumps(
+            {"parameters": {"profile": "default", "seed": seed}, "git": {"commit": "abc"}}))
+    (folder / "seeds_summary.md").write_text("| quantity | mean |\n|---|---|\n| r | 1 |\n")
+    assert seeds_spread(folder) == {"seeds": [0, 1, 2], "profile": "default", "commits": ["abc"]}
+    (folder / "seeds" / "seed-1" / "run_record.json").write_text(json.dumps(
+        {"parameters": {"profile": "smoke", "seed": 1}}))
+    with pytest.raises(DataError, match="not 'default'"):
+        seeds_spread(folder)

@@ -33,6 +33,7 @@ from labkit.run.gallery import device_line
 from labkit.errors import DataError, LabkitError, ParameterError
 from labkit.paths import figures_dir, project_root
 from labkit.records import RECORD_NAME, REDACTED
+from labkit.run.seeds import TABLE as SEEDS_TABLE
 
 RESULTS_DIR = "results"
 STUDY_RECORD = "record.json"
@@ -150,6 +151,26 @@ def study_record(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def seeds_spread(folder: Path) -> dict[str, Any] | None:
+    """What ``labkit run --seeds`` left in a study folder, if it was a default-profile run:
+    ``{"seeds": [...], "profile": "default", "commits": [...]}`` (its ``seeds_summary`` table
+    then enters the record beside the single run's tables); None without one. A seeds run of
+    another profile is an error: the record quotes default-profile runs only."""
+    table = folder / f"{SEEDS_TABLE}.md"
+    if not table.is_file():
+        return None
+    runs = sorted((folder / "seeds").glob(f"seed-*/{RECORD_NAME}"))
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in runs]
+    profiles = {(r.get("parameters") or {}).get("profile") for r in records}
+    if profiles != {"default"}:
+        raise DataError(f"{table}: comes from a --seeds run of profile(s) "
+                        f"{', '.join(sorted(map(str, profiles)))}, not 'default'; re-run "
+                        f"`labkit run {folder.name} --seeds 0,1,2` or remove it")
+    return {"seeds": sorted((r.get("parameters") or {}).get("seed") for r in records),
+            "profile": "default",
+            "commits": sorted({str((r.get("git") or {}).get("commit"))[:12] for r in records})}
+
+
 # ----------------------------------------------------------------------- no machine paths
 def machine_paths(figures: Path | None = None) -> list[str]:
     """Folders of this machine that must never appear in a committed output."""
@@ -191,7 +212,7 @@ def check_portable(folder: Path, needles: Iterable[str]) -> None:
 
 # ----------------------------------------------------------------------------------- build
 def _readme(records: dict[str, dict[str, Any]], problems: list[str], source: str,
-            left_out: list[str]) -> str:
+            left_out: list[str], seeded: dict[str, dict[str, Any]] | None = None) -> str:
     first = min(filter(None, (r.get("started_utc") for r in records.values())), default="?")
     last = max(filter(None, (r.get("finished_utc") for r in records.values())), default="?")
     commits = sorted({str((r.get("git") or {}).get("commit"))[:12] for r in records.values()})
@@ -220,11 +241,18 @@ def _readme(records: dict[str, dict[str, Any]], problems: list[str], source: str
         total += wall
         tables = [o["name"] for o in record.get("outputs", []) if o.get("kind") == "table"
                   and f"{study_id}/{o['name']}.md" not in left_out]
+        if seeded and study_id in seeded:
+            tables.append(SEEDS_TABLE)
         links = ", ".join(f"[{t}]({study_id}/{t}.md)" for t in tables) or "—"
         lines.append(f"| [{study_id}]({study_id}/{STUDY_RECORD}) | "
                      f"{(record.get('parameters') or {}).get('profile')} | {wall / 60:.1f} min | "
                      f"{device_line(record)} | {len(record.get('warnings', []))} | {links} |")
     lines += ["", f"Total notebook wall time: {total / 60:.1f} min.", ""]
+    for study_id, spread in (seeded or {}).items():
+        lines += [f"`{study_id}` was also run once per seed ({', '.join(map(str, spread['seeds']))}; "
+                  f"`labkit run {study_id} --seeds ...`, default profile): its "
+                  f"[{SEEDS_TABLE}]({study_id}/{SEEDS_TABLE}.md) gives each headline's mean, "
+                  "standard deviation, min and max over the seeds.", ""]
     if left_out:
         lines += [f"Left out (per-item tables over {MAX_TABLE_BYTES // 1000} kB: data, not "
                   "results; they stay in the run's figures folder): "
@@ -262,6 +290,7 @@ def build(figures: Path | None = None, out: Path | None = None,
     staging = Path(tempfile.mkdtemp(prefix=".reference-", dir=out.parent))  # same file system
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the record is for everyone to read
     left_out: list[str] = []
+    seeded: dict[str, dict[str, Any]] = {}
     try:
         for study_id, record in records.items():
             folder = staging / study_id
@@ -279,8 +308,15 @@ def build(figures: Path | None = None, out: Path | None = None,
                     shutil.copyfile(figures / study_id / md, folder / Path(md).name)
             for bench in sorted((figures / study_id).glob("benchmark_*.json")):
                 shutil.copyfile(bench, folder / bench.name)  # written by benchmarks/, if run
-            io.write_json(folder / STUDY_RECORD, study_record(record))
-        io.write_text(staging / README, _readme(records, problems, figures.name, left_out))
+            summary = study_record(record)
+            spread = seeds_spread(figures / study_id)
+            if spread:
+                shutil.copyfile(figures / study_id / f"{SEEDS_TABLE}.md",
+                                folder / f"{SEEDS_TABLE}.md")
+                summary["seeds_run"] = spread
+                seeded[study_id] = spread
+            io.write_json(folder / STUDY_RECORD, summary)
+        io.write_text(staging / README, _readme(records, problems, figures.name, left_out, seeded))
         check_portable(staging, machine_paths(figures))
         if out.exists():
             shutil.rmtree(out)
