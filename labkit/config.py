@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from labkit.errors import ParameterError
-from labkit.params import PROFILE_NAMES
+from labkit.params import PROFILE_NAMES, schema_for_profiles, validate
 
 
 def active_profile(profile: str | None = None) -> str:
@@ -54,7 +54,6 @@ def resolve(profiles: Mapping[str, Mapping[str, Any]], profile: str | None = Non
     known = set().union(*(p.keys() for p in profiles.values()))
     # the study's typed schema (declared next to this very table), so a value typed into
     # JupyterLab gets the same one-line error as `labkit run -p` does before any kernel starts
-    from labkit.params import schema_for_profiles
 
     schema = schema_for_profiles(profiles)
     for key, value in overrides.items():
@@ -65,7 +64,6 @@ def resolve(profiles: Mapping[str, Mapping[str, Any]], profile: str | None = Non
             raise ParameterError(f"unknown parameter {key!r}"
                                  + (f"; did you mean {hint[0]!r}?" if hint else ""))
         if schema is not None and key in schema.params:
-            from labkit.params import validate
 
             checked = validate(schema.params[key], value)
             # a path stays as the user wrote it (the record shows that, not this machine's root)

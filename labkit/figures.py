@@ -20,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from labkit import device as devices
 from labkit import io, records
 from labkit.errors import LabkitError
 from labkit.figcheck import LOG_DECADES, MIN_LOG_DECADES, check_figure, readable
@@ -163,7 +164,6 @@ def device_caption(device: dict | None = None) -> str:
     dict, the run record's ``device`` entry; by default the package's device rule now, which
     is the device the study's models were loaded on. The CPU is named by its model.
     """
-    from labkit import device as devices
 
     info = dict(device) if device else devices.describe()
     kind = str(info.get("device", "cpu"))

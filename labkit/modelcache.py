@@ -35,9 +35,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from labkit.carbon import CarbonSession
 from labkit.errors import ModelError, ParameterError
 from labkit.io import sha256_file, sha256_text, write_json
+from labkit.models import labkit_models_dir, resolve
 from labkit.timing import Stopwatch
+from labkit.training import energy_summary, train_measured
 
 __all__ = ["METADATA_FILE", "BaseModel", "CachedModel", "Recipe", "TrainingJob",
            "atomic_model_dir", "base_fingerprint", "cache_key", "lookup", "train_into_cache"]
@@ -76,7 +79,6 @@ class BaseModel:
         if hasattr(base, "path") and hasattr(base, "name"):
             name, path = str(base.name), Path(base.path)
         elif isinstance(base, (str, os.PathLike)) and str(base):
-            from labkit.models import resolve
             name, path = str(base), Path(resolve(str(base)).path)
         else:
             raise ParameterError(f"base must be a trained labkit model or a model name / path, "
@@ -119,7 +121,6 @@ def _check_kind(kind: str) -> None:
 
 
 def _folder(kind: str, key: str) -> Path:
-    from labkit.models import labkit_models_dir
     return labkit_models_dir() / f"{kind}-{key[:KEY_CHARS]}"
 
 
@@ -240,7 +241,6 @@ class TrainingJob:
         """``trainer.train()`` measured by :func:`labkit.training.train_measured`; returns its
         summary (``train_loss``, ``loss_curve``, ``energy``...). ``per_epoch`` records one carbon
         task per epoch (``epoch_<k>``) instead of one for the run."""
-        from labkit.training import train_measured
 
         run = train_measured(trainer, self.task, carbon=self.carbon, progress=self.progress,
                              per_epoch=per_epoch)
@@ -250,7 +250,6 @@ class TrainingJob:
     @contextlib.contextmanager
     def measure(self) -> Iterator[None]:
         """Measure a training loop that is not a Hugging Face Trainer as one carbon task."""
-        from labkit.carbon import CarbonSession
 
         session = self.carbon if self.carbon is not None else CarbonSession()
         with contextlib.ExitStack() as stack:
@@ -259,7 +258,6 @@ class TrainingJob:
             before = len(session.measurements)
             with session.task(self.task):
                 yield
-            from labkit.training import energy_summary
             self._add(energy_summary(session, session.measurements[before:]))
 
     def _add(self, energy: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.device import resolve_device
 from labkit.errors import ModelError
 from labkit.paths import cache_dir
 
@@ -130,7 +131,6 @@ def _available_summary() -> str:
 def pick_device(preference: str | None = "auto") -> str:
     """The package's device rule (:func:`labkit.device.resolve_device`): ``"auto"``/None is a
     notebook's ``device`` parameter or ``$LABKIT_DEVICE``, else CUDA when present, else CPU."""
-    from labkit.device import resolve_device
 
     return resolve_device(preference)
 

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 from labkit import config, params, records
 from labkit import device as device_rule
 from labkit.errors import LabkitError
+from labkit.figures import browser_path
 from labkit.paths import study_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +46,6 @@ def check_outputs(study: str, figures: Iterable[str] = (), tables: Iterable[str]
 
     PNGs are required when a Chromium is available (``require_png=None``), else only HTML.
     """
-    from labkit.figures import browser_path
 
     folder = study_dir(study)
     need_png = (browser_path() is not None) if require_png is None else require_png

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, get_args, get_origin
 
+from labkit import studies
 from labkit.device import device_problem
 from labkit.errors import ParameterError
 
@@ -319,7 +320,6 @@ def _load_profiles_module(package: str) -> None:
 def schema_for(study: str) -> Schema | None:
     """The declared schema of a study id, or None (an external study that declares none)."""
     if study not in _SCHEMAS:
-        from labkit import studies
 
         try:
             entry = studies.get(study)

@@ -21,8 +21,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from labkit import io
-from labkit.paths import project_root, study_dir
+from labkit import __version__, io
+from labkit.device import describe
+from labkit.errors import DataError, ParameterError
+from labkit.paths import cache_dir, figures_dir, project_root, study_dir
 
 RECORD_VERSION = 1
 RECORD_NAME = "run_record.json"
@@ -61,7 +63,6 @@ def redact(value: Any, name: str = "") -> Any:
 def path_placeholders() -> list[tuple[str, str]]:
     """(absolute folder, placeholder), most specific first: data mirrors, the cache, the
     checkout, the temp dir, home."""
-    from labkit.paths import cache_dir
 
     roots = [(str(Path(m).resolve()), "<mirror>")
              for m in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep) if m.strip()]
@@ -136,8 +137,6 @@ def device_line(record: dict[str, Any]) -> str:
 
 def current_device() -> dict[str, Any] | None:
     """The device rule's answer now (for records not started by ``notebook.begin``)."""
-    from labkit.device import describe
-    from labkit.errors import ParameterError
 
     try:
         return describe()
@@ -236,7 +235,6 @@ class RunRecord:
         print(f"WARNING: {message}")
 
     def to_dict(self) -> dict[str, Any]:
-        from labkit import __version__
 
         return {
             "record_version": RECORD_VERSION,
@@ -288,8 +286,6 @@ def note_output(kind: str, study: str, name: str, caption: str, paths: dict[str,
 def read(study: str, root: Path | None = None) -> dict[str, Any]:
     """Load a study's run record (for tests, the gallery and exploration notebooks)."""
     import json
-    from labkit.errors import DataError
-    from labkit.paths import figures_dir
 
     path = (root or figures_dir()) / study / RECORD_NAME
     if not path.is_file():

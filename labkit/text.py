@@ -22,6 +22,7 @@ import re
 from typing import Callable
 
 from labkit.errors import ParameterError
+from labkit.models import resolve
 
 __all__ = ["one_sentence_per_line", "sentence_spans", "split_sentences", "token_counter",
            "transcript_sentences", "word_count"]
@@ -136,7 +137,6 @@ def token_counter(model_name: str) -> Callable[[str], int]:
     all systems keeps tokens per second comparable)."""
     from transformers import AutoTokenizer  # heavy import, only when a counter is asked for
 
-    from labkit.models import resolve
 
     tokenizer = AutoTokenizer.from_pretrained(str(resolve(model_name).path))
     tokenizer.model_max_length = 10**9  # we count, we do not feed a model

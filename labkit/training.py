@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from labkit.carbon import CarbonSession, epoch_callback
+from labkit.device import compute_dtype, resolve_device
 from labkit.errors import ParameterError
 
 
@@ -45,7 +47,6 @@ def training_arguments(output_dir: Path, *, seed: int, progress: bool,
             ``SentenceTransformerTrainingArguments``...
         **kwargs: anything else the arguments class takes; overrides the defaults.
     """
-    from labkit.device import compute_dtype, resolve_device
 
     if (max_steps is None) == (epochs is None):
         raise ParameterError("training_arguments needs exactly one of max_steps and epochs, got "
@@ -96,7 +97,6 @@ def train_measured(trainer, task: str, *, carbon=None, progress: bool = True,
         was logged), ``loss_curve`` ([step, loss] pairs), ``energy`` (:func:`energy_summary`),
         ``energy_kwh``, ``power_method`` and ``train_runtime_s``.
     """
-    from labkit.carbon import CarbonSession, epoch_callback
 
     if not progress:  # Trainer prints every log dict when its tqdm bar is off
         from transformers.trainer_callback import PrinterCallback

@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from labkit.data.parsers import Meeting
+from labkit.figcheck import MIN_LOG_DECADES
+from labkit.figures import PALETTE, axis_type_for
 from labkit.text import word_count
 
 
@@ -78,8 +80,6 @@ def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokeni
     import numpy as np
     import plotly.graph_objects as go
 
-    from labkit.figcheck import MIN_LOG_DECADES
-    from labkit.figures import PALETTE, axis_type_for
 
     tokens = meetings["tokens"].to_numpy(float)
     tokens = tokens[np.isfinite(tokens) & (tokens > 0)]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import io
+from labkit.errors import LabkitError
 from labkit.run.plan import Task, _cells, _source
 
 LABKIT = Path(__file__).resolve().parents[1]
@@ -195,7 +196,6 @@ class Verdict:
 def _data_unchanged(record: dict[str, Any]) -> str | None:
     """None when every dataset the record read still has the same file hashes, else why not."""
     from labkit.data import registry  # pandas and the parsers: only once a cache hit is likely
-    from labkit.errors import LabkitError
 
     for key, entry in (record.get("data") or {}).items():
         if entry.get("origin") not in ("mirror", "cache", "download"):

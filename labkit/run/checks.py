@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import DataError, LabkitError, ParameterError
+from labkit.params import schema_for
+from labkit.paths import cache_root
 
 
 def _problem(path: Path) -> str | None:
@@ -55,7 +57,6 @@ def output_root(path: Path) -> Path:
 def environment_folders() -> None:
     """The cache folder (``LABKIT_CACHE_DIR``, where trained models go) must be writable; each
     ``LABKIT_DATA_MIRROR`` entry must be an existing, readable folder."""
-    from labkit.paths import cache_root
 
     writable_folder(cache_root(), "cache folder", "LABKIT_CACHE_DIR")
     for entry in filter(None, (p.strip() for p in
@@ -76,7 +77,6 @@ def _loader(spec: str):
 def user_files(study: str, params: dict[str, Any]) -> None:
     """Parse every file a parameter names with the loader its schema declares
     (``Param(parse="module:function")``), so bad data fails before any kernel starts."""
-    from labkit.params import schema_for
 
     schema = schema_for(study)
     if schema is None:

@@ -21,8 +21,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from labkit import models, studies
 from labkit.errors import LabkitError
-from labkit.params import PROFILE_NAMES
+from labkit.params import PROFILE_NAMES, schema_for
 
 
 def _interrupt_on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -32,7 +33,11 @@ def _interrupt_on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signa
 def _cmd_run(args: argparse.Namespace) -> int:
     import signal
 
-    from labkit.run import plan, runner, summary
+    from labkit.run import (  # each command imports only what it needs (a bad value refused < 1 s)
+        plan,
+        runner,
+        summary,
+    )
 
     overrides = plan.parse_assignments(args.param or [])
     seeds = plan.parse_seeds(args.seeds)
@@ -54,7 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(summary.summary_table(results))
     code = summary.exit_code(results)
     if args.gallery and code != 1:
-        from labkit.run import gallery
+        from labkit.run import gallery  # plotly, via the figure writers: only after a run
         print(f"\ngallery: {gallery.write()}")
     return code
 
@@ -62,7 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_data(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from labkit import data
+    from labkit import data  # pandas and the parsers: only for `labkit data`
 
     keys = [args.key] if args.key else data.keys()
     if args.action == "list":
@@ -96,7 +101,6 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from labkit import models
 
     rows = [(r.name, r.source, r.path) for r in models.available()]
     print(tabulate(rows, headers=["model (available offline)", "source", "path"]))
@@ -108,7 +112,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_studies(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from labkit import studies
 
     rows = [(s.id, s.title, studies.display_path(s.notebook),
              studies.display_path(s.explorer_notebook) if s.explorer else "—",
@@ -141,8 +144,6 @@ def describe_params(study_id: str) -> str:
     profile (the notebook's own default when it sets one, else the profile's) and its meaning."""
     from tabulate import tabulate
 
-    from labkit import studies
-    from labkit.params import schema_for
 
     entry = studies.get(study_id)
     declared = _notebook_defaults(entry.notebook) if entry.notebook.is_file() else {}
@@ -179,7 +180,6 @@ def describe_params(study_id: str) -> str:
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
-    from labkit import studies
 
     name = args.study
     if name.endswith(".ipynb"):
@@ -192,7 +192,7 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
-    from labkit.run import gallery
+    from labkit.run import gallery  # plotly, via the figure writers: only for `labkit gallery`
 
     print(gallery.write())
     return 0

@@ -16,10 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labkit import io, studies
+from labkit import io, records, studies
 from labkit.paths import figures_dir
 from labkit.records import RECORD_NAME
-
 
 _SKIPPED = re.compile(r"\bskip(?:ped|s|ping)?\b", re.I)
 #: longest note shown whole; longer ones are cut at a word boundary, with an ellipsis
@@ -45,7 +44,6 @@ def shorten(text: str, width: int = NOTE_WIDTH) -> str:
 
 def device_line(record: dict[str, Any]) -> str:
     """Where the numbers were measured: the record's ``device`` entry, one line."""
-    from labkit import records
 
     if hasattr(records, "device_line"):
         return records.device_line(record)

@@ -28,11 +28,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from labkit import io, studies
-from labkit.run.gallery import device_line
+from labkit import config, io, studies
 from labkit.errors import DataError, LabkitError, ParameterError
 from labkit.paths import figures_dir, project_root
 from labkit.records import RECORD_NAME, REDACTED
+from labkit.run.gallery import device_line
 from labkit.run.seeds import TABLE as SEEDS_TABLE
 
 RESULTS_DIR = "results"
@@ -53,7 +53,6 @@ def default_parameters(study: studies.Study) -> dict[str, Any] | None:
     Looked up as ``<package>.PROFILES`` or ``<package>.profiles.PROFILES``; a study without
     either (e.g. an external study) is not checked for overridden parameters.
     """
-    from labkit import config
 
     for name in filter(None, (study.package, study.package and f"{study.package}.profiles")):
         try:

@@ -242,7 +242,7 @@ def _abandon_unfinished(tasks: list[Task], results: list[NotebookResult], out_ro
 def _aggregate(entry: studies.Study, seeds: list[int], results: list[NotebookResult],
                out_root: Path) -> NotebookResult:
     """One summary row per study: the seed spread table and figure (labkit.run.seeds)."""
-    from labkit.run import seeds as seeds_mod
+    from labkit.run import seeds as seeds_mod  # pandas and plotly: only after a --seeds run
 
     done = {r.seed for r in results if r.study == entry.id and r.status not in FAILED_STATUSES}
     dirs = {s: staging.locations(out_root, entry.id, s)[2] for s in seeds if s in done}

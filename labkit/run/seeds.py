@@ -28,8 +28,9 @@ from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
+from labkit import io, studies
 from labkit.errors import DataError, ParameterError
-from labkit.records import RECORD_NAME
+from labkit.records import RECORD_NAME, RunRecord
 
 __all__ = ["MAX_PANELS", "HEADLINE_PATTERN", "aggregate", "flatten_numbers", "headline_keys",
            "read_seed_results", "summary_table"]
@@ -151,7 +152,6 @@ def headline_keys(study: str, keys: list[str], limit: int = MAX_PANELS) -> list[
     :data:`HEADLINE_PATTERN`, in result order, at most ``limit``."""
     chosen: list[str] = []
     try:
-        from labkit import studies
         listed = getattr(studies.get(study), "headlines", None)
     except Exception:  # an unregistered study (run by path): fall back to the pattern
         listed = None
@@ -167,7 +167,7 @@ def spread_figure(per_seed: Mapping[int, Mapping[str, float]], keys: list[str], 
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from labkit.figures import PALETTE
+    from labkit.figures import PALETTE  # plotly: only when the spread is drawn
 
     cols = min(4, len(keys))
     rows = math.ceil(len(keys) / cols)
@@ -271,9 +271,7 @@ def aggregate(study: str, seed_dirs: dict[int, Path], out_dir: Path) -> list[Pat
         ParameterError: no seeds given, or a seed that is not an int.
         DataError: not one seed has numeric results (names every seed and why).
     """
-    from labkit import io
-    from labkit.figures import save_figure, save_table
-    from labkit.records import RunRecord
+    from labkit.figures import save_figure, save_table  # plotly: only when the spread is drawn
 
     if not seed_dirs:
         raise ParameterError(f"seeds aggregate of {study!r}: seed_dirs is empty")

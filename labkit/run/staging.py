@@ -17,8 +17,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from labkit import studies
+from labkit import io, records, studies
 from labkit.paths import project_root, study_path
+from labkit.records import RECORD_NAME
 
 STAGING = ".staging"
 
@@ -105,7 +106,6 @@ def write_portable(executed: Path, dest: Path, out_root: Path, final: Path) -> P
     """
     import nbformat
 
-    from labkit import io
 
     nb = nbformat.read(executed, as_version=4)
     meta = nb.metadata.get("papermill", {})
@@ -143,7 +143,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def promote(stage: Path, final: Path, root: Path) -> None:
     """Make the staging folder the study folder (keeping the old ``seeds/``), then drop the old."""
-    from labkit.figures import PLOTLY_JS
+    from labkit.figures import (
+        PLOTLY_JS,  # plotly: kept off the pre-run checks (a bad value refused < 1 s)
+    )
 
     js, shared = root / PLOTLY_JS, final.parent / PLOTLY_JS  # the HTMLs load ../plotly.min.js
     final.parent.mkdir(parents=True, exist_ok=True)  # first: a seed's final.parent is new
@@ -194,7 +196,6 @@ def tidy(out_root: Path) -> None:
 
 
 def read_record(folder: Path) -> dict[str, Any]:
-    from labkit.records import RECORD_NAME
 
     with contextlib.suppress(OSError, ValueError):
         return json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
@@ -235,7 +236,6 @@ def last_words(out_root: Path, study: str, seed: int | None) -> tuple[str, Path 
 
 def device_text(record: dict[str, Any]) -> str:
     """The run record's device as one short line (:func:`labkit.records.device_line`)."""
-    from labkit import records
 
     if not record.get("device"):
         return ""
