@@ -6,6 +6,7 @@ under test run on the ``smoke`` profile, write its outputs to a temporary folder
 check rejects (``LABKIT_STRICT_FIGURES=1``), and read data from the mirror beside the checkout
 when one is there.
 """
+
 import os
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ HEADLINES = ROOT / "tests" / "notebooks"
 collect_ignore_glob = ["notebooks/*.py"]
 
 
-def pytest_configure(config):
+def pytest_configure(config):  # noqa: ARG001 - pytest hook signature
     os.environ.setdefault("LABKIT_PROFILE", "smoke")
     os.environ.setdefault("LABKIT_BATCH", "1")
     # A figure that fails the figure check (labkit.figcheck) raises instead of warning, so the
@@ -50,5 +51,5 @@ def _run_order(item) -> int:
     return 0
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
     items.sort(key=_run_order)

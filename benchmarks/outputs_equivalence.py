@@ -1,4 +1,4 @@
-"""Do two ``labkit run``s produce the same tables? Compare their outputs (e.g. --jobs 1 vs --jobs 2).
+"""Do two ``labkit run``s produce the same tables? Compare their outputs (--jobs 1 vs 2, say).
 
     python benchmarks/outputs_equivalence.py FIGURES_A FIGURES_B [--rtol 1e-5] [--atol 1e-8]
 
@@ -14,11 +14,12 @@ whose name names a measurement of the machine or of the moment (timings such as 
 ``kwh``, emissions, CO2, power; dates and times; the device; paths and file names), and a
 whole file whose name does (``latency.csv``, ``epoch_energy.data.csv``, ...), and a row whose
 first column is text that does (a figure trace ``speed-up vs no cache`` in ``*.data.csv``).
-Those are left out and counted per table, so a reader sees what was not compared. Anything else that differs is
-reported with its columns, the number of cells and the largest absolute difference: for a
-``*.data.csv`` (figure traces ``trace,x,y``) or a long table whose text cells quote a
-measured value, the cause is usually that an axis or a cell is a timing; the report says where.
-"""
+Those are left out and counted per table, so a reader sees what was not compared. Anything else
+that differs is reported with its columns, the number of cells and the largest absolute
+difference: for a ``*.data.csv`` (figure traces ``trace,x,y``) or a long table whose text cells
+quote a measured value, the cause is usually that an axis or a cell is a timing; the report
+says where. """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ import pandas as pd
 MEASURED = re.compile(
     r"(?:^|_)s$|second|wall|latency|ms_per|speed-?up|throughput|per_s\b|"
     r"energy|kwh|emission|co2|carbon|power|(?<![a-z])date|(?<![a-z])time|device|path|"
-    r"file_?name", re.I)
+    r"file_?name",
+    re.I,
+)
 
 
 @dataclass
@@ -51,16 +54,24 @@ class TableComparison:
     note: str = ""
 
 
-def _compare_frames(name: str, a: pd.DataFrame, b: pd.DataFrame, rtol: float,
-                    atol: float) -> TableComparison:
+def _compare_frames(
+    name: str, a: pd.DataFrame, b: pd.DataFrame, rtol: float, atol: float
+) -> TableComparison:
     excluded = [c for c in a.columns if MEASURED.search(str(c))]
     if list(a.columns) != list(b.columns) or a.shape != b.shape:
-        return TableComparison(name, "differs", excluded, note=f"shape/columns differ: "
-                               f"{a.shape} {list(a.columns)} vs {b.shape} {list(b.columns)}")
+        return TableComparison(
+            name,
+            "differs",
+            excluded,
+            note=f"shape/columns differ: "
+            f"{a.shape} {list(a.columns)} vs {b.shape} {list(b.columns)}",
+        )
     first = a.columns[0] if len(a.columns) else None
     keep = np.ones(len(a), bool)
     if first is not None and not pd.api.types.is_numeric_dtype(a[first]):
-        keep = ~a[first].fillna("").astype(str).map(lambda v: bool(MEASURED.search(v))).to_numpy(bool)
+        keep = ~a[first].fillna("").astype(str).map(lambda v: bool(MEASURED.search(v))).to_numpy(
+            bool
+        )
     a, b = a[keep], b[keep]
     differing, cells, worst = [], 0, None
     for column in [c for c in a.columns if c not in excluded]:
@@ -76,19 +87,29 @@ def _compare_frames(name: str, a: pd.DataFrame, b: pd.DataFrame, rtol: float,
         if bad.any():
             differing.append(str(column))
             cells += int(bad.sum())
-    return TableComparison(name, "differs" if differing else "equal", [str(c) for c in excluded],
-                           int((~keep).sum()), differing, cells, worst)
+    return TableComparison(
+        name,
+        "differs" if differing else "equal",
+        [str(c) for c in excluded],
+        int((~keep).sum()),
+        differing,
+        cells,
+        worst,
+    )
 
 
-def compare_tables(a: Path, b: Path, rtol: float = 1e-5, atol: float = 1e-8
-                   ) -> list[TableComparison]:
+def compare_tables(
+    a: Path, b: Path, rtol: float = 1e-5, atol: float = 1e-8
+) -> list[TableComparison]:
     """Compare every CSV under folder ``a`` with the same relative path under ``b``.
 
     A file whose name matches :data:`MEASURED` is reported ``excluded`` without reading it.
     """
     a, b = Path(a), Path(b)
-    names = sorted({p.relative_to(a).as_posix() for p in a.rglob("*.csv")}
-                   | {p.relative_to(b).as_posix() for p in b.rglob("*.csv")})
+    names = sorted(
+        {p.relative_to(a).as_posix() for p in a.rglob("*.csv")}
+        | {p.relative_to(b).as_posix() for p in b.rglob("*.csv")}
+    )
     out = []
     for name in names:
         if not (a / name).is_file() or not (b / name).is_file():
@@ -131,7 +152,9 @@ def format_rows(rows: list[TableComparison]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("a", type=Path, help="figures folder of one run (e.g. --jobs 1)")
-    parser.add_argument("b", type=Path, help="figures folder of the other (e.g. --jobs 2 --threads 1)")
+    parser.add_argument(
+        "b", type=Path, help="figures folder of the other (e.g. --jobs 2 --threads 1)"
+    )
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--atol", type=float, default=1e-8)
     args = parser.parse_args(argv)

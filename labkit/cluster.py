@@ -12,6 +12,7 @@ A kernel never joins the runner's embedded cluster by itself: a notebook task th
 sweep tasks submitted to the cluster it occupies can deadlock (every worker thread waiting),
 so :func:`map_tasks` uses only a client it is given or an explicit ``$LABKIT_DASK_SCHEDULER``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,18 +48,24 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     try:
         host, port = parts.hostname, parts.port
     except ValueError as exc:  # a port that is not a number
-        raise ParameterError(f"Dask scheduler address {address!r} is malformed ({exc}); "
-                             "expected e.g. tcp://host:8786") from None
+        raise ParameterError(
+            f"Dask scheduler address {address!r} is malformed ({exc}); "
+            "expected e.g. tcp://host:8786"
+        ) from None
     if not host or port is None:
-        raise ParameterError(f"Dask scheduler address {address!r} is malformed: expected "
-                             "e.g. tcp://host:8786 (host and port)")
+        raise ParameterError(
+            f"Dask scheduler address {address!r} is malformed: expected "
+            "e.g. tcp://host:8786 (host and port)"
+        )
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
     except OSError as exc:
-        raise ParameterError(f"Dask scheduler {address!r} is unreachable ({exc.strerror or exc}); "
-                             f"start one (`dask scheduler`) or unset --scheduler/${SCHEDULER_ENV} "
-                             "to run on an embedded local cluster") from None
+        raise ParameterError(
+            f"Dask scheduler {address!r} is unreachable ({exc.strerror or exc}); "
+            f"start one (`dask scheduler`) or unset --scheduler/${SCHEDULER_ENV} "
+            "to run on an embedded local cluster"
+        ) from None
 
 
 def _local_cluster(jobs: int):
@@ -79,9 +86,12 @@ def _local_cluster(jobs: int):
     from distributed import LocalCluster
 
     settings = {
-        "distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536,
-                                                "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None,
-                                                "OPENBLAS_NUM_THREADS": None},
+        "distributed.nanny.pre-spawn-environ": {
+            "MALLOC_TRIM_THRESHOLD_": 65536,
+            "OMP_NUM_THREADS": None,
+            "MKL_NUM_THREADS": None,
+            "OPENBLAS_NUM_THREADS": None,
+        },
         "distributed.scheduler.allowed-failures": 0,
         # one task per worker thread: a worker that dies takes only its running notebook
         "distributed.scheduler.worker-saturation": 1.0,
@@ -93,9 +103,16 @@ def _local_cluster(jobs: int):
         warm_up()
         # the scheduler's HTTP routes fall back to a free port when 8787 is taken: not news
         warnings.filterwarnings("ignore", message="Port .* is already in use")
-        return LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                            dashboard_address=None, memory_limit=0, silence_logs=50,
-                            env=_environment(), preload=["labkit.cluster"])
+        return LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            memory_limit=0,
+            silence_logs=50,
+            env=_environment(),
+            preload=["labkit.cluster"],
+        )
 
 
 def warm_up() -> None:
@@ -110,7 +127,8 @@ def warm_up() -> None:
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # lets distributed set its preload first; ours replaces it
     multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["labkit.run.execute", "distributed", "papermill", "labkit.cluster"])
+        ["labkit.run.execute", "distributed", "papermill", "labkit.cluster"]
+    )
     forkserver.ensure_running()
 
 
@@ -127,8 +145,9 @@ def _environment() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None = None, jobs: int = 1,
-            timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
+def connect(
+    scheduler: str | None = None, jobs: int = 1, timeout: float = CONNECT_TIMEOUT_S
+) -> Iterator[Any]:
     """Yield a :class:`distributed.Client`: the named scheduler, or an embedded LocalCluster.
 
     Args:
@@ -146,8 +165,10 @@ def connect(scheduler: str | None = None, jobs: int = 1,
         try:
             client = Client(address, timeout=f"{timeout}s", set_as_default=False)
         except Exception as exc:  # timeouts, refusals, or a server that is not a scheduler
-            raise ParameterError(f"Dask scheduler {address!r} is unreachable or not a Dask "
-                                 f"scheduler: {type(exc).__name__}: {exc}") from None
+            raise ParameterError(
+                f"Dask scheduler {address!r} is unreachable or not a Dask "
+                f"scheduler: {type(exc).__name__}: {exc}"
+            ) from None
         try:
             yield client
         finally:
@@ -156,8 +177,9 @@ def connect(scheduler: str | None = None, jobs: int = 1,
     try:
         cluster = _local_cluster(jobs)
     except Exception as exc:  # e.g. a worker that cannot start: one line, not a traceback
-        raise LabkitError(f"could not start a local Dask cluster of {jobs} worker(s): "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise LabkitError(
+            f"could not start a local Dask cluster of {jobs} worker(s): {type(exc).__name__}: {exc}"
+        ) from exc
     client = Client(cluster, set_as_default=False)
     try:
         yield client
@@ -187,8 +209,9 @@ def _close_quietly(client, cluster) -> None:
         log.setLevel(level)
 
 
-def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], desc: str,
-              client: Any | None = None) -> list:
+def map_tasks(
+    fn: Callable[[Any], Any], items: Iterable[Any], desc: str, client: Any | None = None
+) -> list:
     """``[fn(item) for item in items]`` as Dask tasks, with a tqdm bar, results in input order.
 
     Runs on ``client`` if given, else on the cluster named by ``$LABKIT_DASK_SCHEDULER``, else
@@ -213,8 +236,10 @@ def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], desc: str,
 
     from distributed import as_completed
 
-    futures = [client.submit(fn, item, pure=False, key=f"{desc}-{i}-{os.urandom(4).hex()}")
-               for i, item in enumerate(items)]
+    futures = [
+        client.submit(fn, item, pure=False, key=f"{desc}-{i}-{os.urandom(4).hex()}")
+        for i, item in enumerate(items)
+    ]
     index = {f.key: i for i, f in enumerate(futures)}
     results: list[Any] = [None] * len(items)
     with tqdm(total=len(items), desc=desc, unit="task") as bar:

@@ -8,13 +8,15 @@ inside the parameters cell keep their defaults).
 Profiles set sizes, never code paths: ``smoke`` (CI, seconds to a few minutes), ``default``
 (``labkit run``), ``paper`` (full size, big machine).
 """
+
 from __future__ import annotations
 
 import difflib
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from labkit.errors import ParameterError
 from labkit.params import PROFILE_NAMES, schema_for_profiles, validate
@@ -26,12 +28,14 @@ def active_profile(profile: str | None = None) -> str:
     if name not in PROFILE_NAMES:
         raise ParameterError(
             f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}"
-            + (" (from $LABKIT_PROFILE)" if not profile else ""))
+            + (" (from $LABKIT_PROFILE)" if not profile else "")
+        )
     return name
 
 
-def resolve(profiles: Mapping[str, Mapping[str, Any]], profile: str | None = None,
-            **overrides: Any) -> dict[str, Any]:
+def resolve(
+    profiles: Mapping[str, Mapping[str, Any]], profile: str | None = None, **overrides: Any
+) -> dict[str, Any]:
     """Merge a study's profile table with explicit overrides (``None`` means "not given").
 
     >>> table = {"smoke": {"n": 10}, "default": {"n": 100}, "paper": {"n": 1000}}
@@ -61,10 +65,10 @@ def resolve(profiles: Mapping[str, Mapping[str, Any]], profile: str | None = Non
             continue
         if key not in known:
             hint = difflib.get_close_matches(key, known, n=1)
-            raise ParameterError(f"unknown parameter {key!r}"
-                                 + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            raise ParameterError(
+                f"unknown parameter {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+            )
         if schema is not None and key in schema.params:
-
             checked = validate(schema.params[key], value)
             # a path stays as the user wrote it (the record shows that, not this machine's root)
             value = value if schema.params[key].type is Path else checked
@@ -78,11 +82,13 @@ def set_seed(seed: int) -> dict[str, int]:
     random.seed(seed)
     try:
         import numpy as np
+
         np.random.seed(seed % (2**32))
     except ImportError:  # pragma: no cover
         pass
     try:
         import torch
+
         torch.manual_seed(seed)
     except ImportError:  # pragma: no cover
         pass

@@ -9,6 +9,7 @@ only place labkit falls back to ``"cpu"``). Mixed precision follows the device
 record names both (:func:`describe`), so every number says where it was measured.
 :func:`synchronize` is the one wait-for-the-device used by every timer (:mod:`labkit.timing`).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,11 @@ def device_problem(value: str) -> str | None:
     kind, _, index = str(value).strip().lower().partition(":")
     if kind == AUTO and not index:
         return None
-    if kind not in _KINDS or (index and not (kind == "cuda" and index.isdigit())) \
-            or (":" in str(value) and not index):
+    if (
+        kind not in _KINDS
+        or (index and not (kind == "cuda" and index.isdigit()))
+        or (":" in str(value) and not index)
+    ):
         return f"must be one of {DEVICE_FORMS}"
     return None
 
@@ -47,10 +51,10 @@ def resolve_device(preference: str | None = AUTO) -> str:
 
     >>> resolve_device("cpu")
     'cpu'
-    >>> resolve_device("tpu")
+    >>> resolve_device("tpu")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    labkit.errors.ParameterError: device 'tpu' is not one of auto, cpu, cuda, cuda:N, mps (parameter `device` or $LABKIT_DEVICE)
+    labkit.errors.ParameterError: device 'tpu' is not one of auto, cpu, cuda, cuda:N, mps ...
     """
     import torch
 
@@ -65,18 +69,26 @@ def resolve_device(preference: str | None = AUTO) -> str:
     choice = str(choice).strip().lower()
     kind, _, index = choice.partition(":")
     if device_problem(choice):
-        raise ParameterError(f"device {choice!r} is not one of {DEVICE_FORMS} "
-                             f"(parameter `device` or ${ENV})")
+        raise ParameterError(
+            f"device {choice!r} is not one of {DEVICE_FORMS} (parameter `device` or ${ENV})"
+        )
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {choice!r} requested (parameter `device` or ${ENV}) but "
-                             "torch sees no CUDA device here; use 'auto' or 'cpu'")
+        raise ParameterError(
+            f"device {choice!r} requested (parameter `device` or ${ENV}) but "
+            "torch sees no CUDA device here; use 'auto' or 'cpu'"
+        )
     if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
-        raise ParameterError(f"device {choice!r} requested (parameter `device` or ${ENV}) but "
-                             f"torch sees {torch.cuda.device_count()} CUDA device(s)")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None)
-                              and torch.backends.mps.is_available()):
-        raise ParameterError(f"device {choice!r} requested (parameter `device` or ${ENV}) but "
-                             "torch sees no MPS device here; use 'auto' or 'cpu'")
+        raise ParameterError(
+            f"device {choice!r} requested (parameter `device` or ${ENV}) but "
+            f"torch sees {torch.cuda.device_count()} CUDA device(s)"
+        )
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ParameterError(
+            f"device {choice!r} requested (parameter `device` or ${ENV}) but "
+            "torch sees no MPS device here; use 'auto' or 'cpu'"
+        )
     return choice
 
 
@@ -129,8 +141,9 @@ def dtype_name(dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def describe(device: str | None = None, dtype=None,
-             mixed_precision: bool | None = None) -> dict[str, Any]:
+def describe(
+    device: str | None = None, dtype=None, mixed_precision: bool | None = None
+) -> dict[str, Any]:
     """What the run record and the runner's summary say about where numbers were measured.
 
     ``device`` defaults to the device rule; ``dtype`` to :func:`compute_dtype` (the dtype
@@ -152,8 +165,12 @@ def describe(device: str | None = None, dtype=None,
         name = torch.cuda.get_device_name(torch.device(device))
     elif str(device).startswith("mps"):
         name = "Apple MPS"
-    return {"device": str(device), "name": name, "dtype": dtype_name(dtype),
-            "mixed_precision": bool(mixed_precision) and dtype_name(dtype) != "float32"}
+    return {
+        "device": str(device),
+        "name": name,
+        "dtype": dtype_name(dtype),
+        "mixed_precision": bool(mixed_precision) and dtype_name(dtype) != "float32",
+    }
 
 
 def as_torch_device(device: Any):
@@ -189,8 +206,11 @@ def synchronize(device: Any = None) -> None:
         return
     if dev.type == "cuda" and torch.cuda.is_available():
         torch.cuda.synchronize(dev)
-    elif dev.type == "mps" and getattr(torch.backends, "mps", None) \
-            and torch.backends.mps.is_available():
+    elif (
+        dev.type == "mps"
+        and getattr(torch.backends, "mps", None)
+        and torch.backends.mps.is_available()
+    ):
         torch.mps.synchronize()
 
 

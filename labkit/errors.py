@@ -5,6 +5,7 @@ no network and no mirror) raises a subclass of :class:`LabkitError` whose messag
 was wrong and where, and how to fix it. Notebooks and the CLI show only that message, never a
 traceback from deep inside a library.
 """
+
 from __future__ import annotations
 
 
@@ -30,4 +31,3 @@ class ParameterError(LabkitError):
 
 class ProviderError(LabkitError):
     """A remote API (embeddings, chat) failed after retries, or is misconfigured."""
-

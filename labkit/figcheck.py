@@ -21,10 +21,12 @@ Rules (each unit-tested in ``tests/test_figcheck.py``):
 
 Axes whose type is ``category``/``date``/``multicategory`` are not range-checked.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -52,9 +54,17 @@ def readable(fig: go.Figure) -> go.Figure:
             # A container-anchored title with automargin sits at y=1, yanchor "top", pad 0: its
             # first line is cut by the canvas edge. Anchored to the plot area's top instead,
             # automargin grows the top margin to fit it (however many lines it has).
-            fig.update_layout(title=dict(yref="paper", y=1, yanchor="bottom",
-                                         pad=dict(b=TITLE_GAP + _top_annotation_height(fig)),
-                                         xref="paper", x=0, xanchor="left"))
+            fig.update_layout(
+                title=dict(
+                    yref="paper",
+                    y=1,
+                    yanchor="bottom",
+                    pad=dict(b=TITLE_GAP + _top_annotation_height(fig)),
+                    xref="paper",
+                    x=0,
+                    xanchor="left",
+                )
+            )
     for trace in fig.data:
         mode = getattr(trace, "mode", None)
         if mode and "text" in mode and hasattr(trace, "cliponaxis"):
@@ -67,8 +77,13 @@ def _top_annotation_height(fig: go.Figure) -> int:
     titles of ``make_subplots``), which a paper-anchored title must clear."""
     lines = 0
     for note in fig.layout.annotations or ():
-        if note.yref == "paper" and note.y is not None and note.y >= 0.99 \
-                and note.yanchor == "bottom" and note.text:
+        if (
+            note.yref == "paper"
+            and note.y is not None
+            and note.y >= 0.99
+            and note.yanchor == "bottom"
+            and note.text
+        ):
             lines = max(lines, note.text.count("<br>") + 1)
     return 22 * lines
 
@@ -85,8 +100,12 @@ def _finite(values: Any) -> np.ndarray:
 
 def _error_extent(values: np.ndarray, error: Any) -> list[np.ndarray]:
     """Ends of visible error bars (``array`` / ``arrayminus`` kinds) around ``values``."""
-    if error is None or error.visible is False or error.type not in ("data", None) \
-            or error.array is None:
+    if (
+        error is None
+        or error.visible is False
+        or error.type not in ("data", None)
+        or error.array is None
+    ):
         return []
     out = []
     plus = _finite(error.array)
@@ -145,12 +164,20 @@ def check_axes(fig: go.Figure, full: go.Figure) -> list[str]:
             if (values <= 0).any():
                 problems.append(f"{title}: log axis with {int((values <= 0).sum())} value(s) <= 0")
             values = np.log10(values[values > 0])
-            if len(values) and values.max() - values.min() < MIN_LOG_DECADES - _TOL and len(values) > 1:
-                problems.append(f"{title}: log axis over {values.max() - values.min():.2f} "
-                                f"decade(s); use a linear axis below {MIN_LOG_DECADES:g}")
+            if (
+                len(values)
+                and values.max() - values.min() < MIN_LOG_DECADES - _TOL
+                and len(values) > 1
+            ):
+                problems.append(
+                    f"{title}: log axis over {values.max() - values.min():.2f} "
+                    f"decade(s); use a linear axis below {MIN_LOG_DECADES:g}"
+                )
         elif _decades(values) > LOG_DECADES and (values > 0).all():
-            problems.append(f"{title}: data span {_decades(values):.1f} decades on a linear axis "
-                            f"(use a log axis above {LOG_DECADES:g})")
+            problems.append(
+                f"{title}: data span {_decades(values):.1f} decades on a linear axis "
+                f"(use a log axis above {LOG_DECADES:g})"
+            )
         if not len(values):
             continue
         if layout.type != "log":
@@ -160,14 +187,18 @@ def check_axes(fig: go.Figure, full: go.Figure) -> list[str]:
         low, high = min(low, high), max(low, high)
         span = max(high - low, _TOL)
         if values.min() < low - _TOL * span or values.max() > high + _TOL * span:
-            problems.append(f"{title}: axis range [{low:.4g}, {high:.4g}] does not contain the "
-                            f"data [{values.min():.4g}, {values.max():.4g}]"
-                            + (" (log10 units)" if layout.type == "log" else ""))
+            problems.append(
+                f"{title}: axis range [{low:.4g}, {high:.4g}] does not contain the "
+                f"data [{values.min():.4g}, {values.max():.4g}]"
+                + (" (log10 units)" if layout.type == "log" else "")
+            )
         data_span = values.max() - values.min()
         zero_anchored = low <= 0 <= high and span <= MAX_PADDING * max(abs(values).max(), _TOL)
         if data_span > 0 and span > MAX_PADDING * data_span and not zero_anchored:
-            problems.append(f"{title}: axis range [{low:.4g}, {high:.4g}] is over "
-                            f"{MAX_PADDING:g}x wider than the data")
+            problems.append(
+                f"{title}: axis range [{low:.4g}, {high:.4g}] is over "
+                f"{MAX_PADDING:g}x wider than the data"
+            )
     return problems
 
 
@@ -195,16 +226,22 @@ def check_legend(fig: go.Figure, full: go.Figure) -> list[str]:
     vertical = (legend.orientation or "v") == "v"
     right = legend.x is None or legend.x >= 1.0
     if vertical and right:
-        return ["the legend sits in the right margin over the colourbar: put it below the plot "
-                "(legend orientation 'h', y < 0) or move the colourbar"]
+        return [
+            "the legend sits in the right margin over the colourbar: put it below the plot "
+            "(legend orientation 'h', y < 0) or move the colourbar"
+        ]
     return []
 
 
 def check_labels(fig: go.Figure) -> list[str]:
     """Point labels clipped at the plot area."""
-    return [f"trace {t.name or i!r}: text labels are clipped at the plot area (cliponaxis)"
-            for i, t in enumerate(fig.data)
-            if getattr(t, "mode", None) and "text" in t.mode and getattr(t, "cliponaxis", None) is not False]
+    return [
+        f"trace {t.name or i!r}: text labels are clipped at the plot area (cliponaxis)"
+        for i, t in enumerate(fig.data)
+        if getattr(t, "mode", None)
+        and "text" in t.mode
+        and getattr(t, "cliponaxis", None) is not False
+    ]
 
 
 def check_title(fig: go.Figure, full: go.Figure) -> list[str]:
@@ -213,15 +250,23 @@ def check_title(fig: go.Figure, full: go.Figure) -> list[str]:
     if not (fig.layout.title and fig.layout.title.text):  # ``full`` holds a placeholder text
         return []
     title = full.layout.title
-    if title.automargin and title.yref == "container" and (title.y is None or title.y >= 1) \
-            and title.yanchor in ("top", "auto", None) and not (title.pad and title.pad.t):
-        return [f"title {title.text[:40]!r} is cut at the top of the canvas: anchor it to the "
-                "plot area (yref 'paper', y 1, yanchor 'bottom'), as readable() does"]
+    if (
+        title.automargin
+        and title.yref == "container"
+        and (title.y is None or title.y >= 1)
+        and title.yanchor in ("top", "auto", None)
+        and not (title.pad and title.pad.t)
+    ):
+        return [
+            f"title {title.text[:40]!r} is cut at the top of the canvas: anchor it to the "
+            "plot area (yref 'paper', y 1, yanchor 'bottom'), as readable() does"
+        ]
     return []
 
 
-def check_figure(fig: go.Figure, full: go.Figure | None = None,
-                 skip: Iterable[str] = ()) -> list[str]:
+def check_figure(
+    fig: go.Figure, full: go.Figure | None = None, skip: Iterable[str] = ()
+) -> list[str]:
     """Every problem found in ``fig`` (empty list: it reads right).
 
     Args:
@@ -232,6 +277,10 @@ def check_figure(fig: go.Figure, full: go.Figure | None = None,
     """
     if full is None:
         full = fig.full_figure_for_development(warn=False)
-    checks = {"axes": lambda: check_axes(fig, full), "legend": lambda: check_legend(fig, full),
-              "labels": lambda: check_labels(fig), "title": lambda: check_title(fig, full)}
+    checks = {
+        "axes": lambda: check_axes(fig, full),
+        "legend": lambda: check_legend(fig, full),
+        "labels": lambda: check_labels(fig),
+        "title": lambda: check_title(fig, full),
+    }
     return [p for name, check in checks.items() if name not in set(skip) for p in check()]

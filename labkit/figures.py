@@ -1,14 +1,15 @@
 """Plotly house style and writers for figures (PNG + HTML) and tables (CSV + Markdown).
 
 Every figure is written twice: a standalone HTML (one ``plotly.min.js`` at the root of the
-figures folder serves every study's HTML, so it works offline and costs 4.6 MB once) and a PNG rendered by kaleido through a system Chromium (Debian's
-``chromium``; ``BROWSER_PATH`` points kaleido at it). One kaleido browser serves the whole
-process. Without a browser, PNGs are skipped with one warning and the HTML is still written.
-Every write is atomic, and each output is noted in the current run record with its caption.
-Before a figure is written, :mod:`labkit.figcheck` checks that it reads right (axis ranges hold
-the data, log axes where data span decades, no legend over a colourbar, no clipped labels);
-problems go to the run record's warnings, or raise with ``LABKIT_STRICT_FIGURES=1`` (tests).
-"""
+figures folder serves every study's HTML, so it works offline and costs 4.6 MB once) and a PNG
+rendered by kaleido through a system Chromium (Debian's ``chromium``; ``BROWSER_PATH`` points
+kaleido at it). One kaleido browser serves the whole process. Without a browser, PNGs are
+skipped with one warning and the HTML is still written. Every write is atomic, and each output
+is noted in the current run record with its caption. Before a figure is written,
+:mod:`labkit.figcheck` checks that it reads right (axis ranges hold the data, log axes where
+data span decades, no legend over a colourbar, no clipped labels); problems go to the run
+record's warnings, or raise with ``LABKIT_STRICT_FIGURES=1`` (tests). """
+
 from __future__ import annotations
 
 import os
@@ -34,14 +35,30 @@ pio.templates["labkit"] = go.layout.Template(
         font=dict(family="DejaVu Sans, Arial, sans-serif", size=13, color="#222"),
         title=dict(font=dict(size=16), x=0.01, xanchor="left"),
         colorway=PALETTE,
-        paper_bgcolor="white", plot_bgcolor="white",
-        xaxis=dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False, linecolor="#444",
-                   ticks="outside", showline=True, mirror=False),
-        yaxis=dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False, linecolor="#444",
-                   ticks="outside", showline=True, mirror=False),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        xaxis=dict(
+            showgrid=True,
+            gridcolor="#e5e5e5",
+            zeroline=False,
+            linecolor="#444",
+            ticks="outside",
+            showline=True,
+            mirror=False,
+        ),
+        yaxis=dict(
+            showgrid=True,
+            gridcolor="#e5e5e5",
+            zeroline=False,
+            linecolor="#444",
+            ticks="outside",
+            showline=True,
+            mirror=False,
+        ),
         legend=dict(bgcolor="rgba(255,255,255,0.8)", borderwidth=0),
         margin=dict(l=70, r=30, t=70, b=60),
-    ))
+    )
+)
 pio.templates.default = "plotly_white+labkit"
 
 _PNG_STATE = {"checked": False, "ok": False}
@@ -78,8 +95,10 @@ def axis_type_for(values, log_above: float = LOG_DECADES) -> str:
     import numpy as np
 
     if log_above < MIN_LOG_DECADES:
-        raise LabkitError(f"axis_type_for: log_above={log_above} is below {MIN_LOG_DECADES}, "
-                          "where the figure check rejects a log axis")
+        raise LabkitError(
+            f"axis_type_for: log_above={log_above} is below {MIN_LOG_DECADES}, "
+            "where the figure check rejects a log axis"
+        )
     x = np.asarray(values, dtype=float).ravel()
     x = x[np.isfinite(x)]
     return "log" if len(x) and (x > 0).all() and decades(x) > log_above else "linear"
@@ -87,8 +106,12 @@ def axis_type_for(values, log_above: float = LOG_DECADES) -> str:
 
 def browser_path() -> str | None:
     """The Chromium kaleido will drive: ``$BROWSER_PATH`` or a chromium on PATH."""
-    for candidate in (os.environ.get("BROWSER_PATH"), shutil.which("chromium"),
-                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+    for candidate in (
+        os.environ.get("BROWSER_PATH"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ):
         if candidate and Path(candidate).exists():
             return candidate
     return None
@@ -100,23 +123,31 @@ def _png_server() -> bool:
         _PNG_STATE["checked"] = True
         path = browser_path()
         if path is None:
-            warnings.warn("no Chromium found (install Debian's `chromium` or set BROWSER_PATH): "
-                          "figures are written as HTML only, without PNG", stacklevel=3)
+            warnings.warn(
+                "no Chromium found (install Debian's `chromium` or set BROWSER_PATH): "
+                "figures are written as HTML only, without PNG",
+                stacklevel=3,
+            )
             return False
         os.environ["BROWSER_PATH"] = path
         import kaleido
+
         kaleido.start_sync_server(mathjax=False, n=1, timeout=120, silence_warnings=True)
         _PNG_STATE["ok"] = True
     return _PNG_STATE["ok"]
 
 
-def render_png(fig: go.Figure, width: int = 900, height: int = 520, scale: float = 2.0) -> bytes | None:
+def render_png(
+    fig: go.Figure, width: int = 900, height: int = 520, scale: float = 2.0
+) -> bytes | None:
     """PNG bytes of ``fig``, or None when no browser is available."""
     if not _png_server():
         return None
     import kaleido
-    return kaleido.calc_fig_sync(fig, opts={"format": "png", "width": width, "height": height,
-                                            "scale": scale})
+
+    return kaleido.calc_fig_sync(
+        fig, opts={"format": "png", "width": width, "height": height, "scale": scale}
+    )
 
 
 def label_positions(x, y, near: tuple[float, float] = (0.06, 0.06)) -> list[str]:
@@ -141,8 +172,11 @@ def label_positions(x, y, near: tuple[float, float] = (0.06, 0.06)) -> list[str]
     sy = max(float(np.ptp(y)) if len(y) else 0.0, 1e-9)
     places: list[str | None] = [None] * len(x)
     for i in np.lexsort((-y, x)):
-        close = [j for j in range(len(x)) if j != i and abs(x[j] - x[i]) < near[0] * sx
-                 and abs(y[j] - y[i]) < near[1] * sy]
+        close = [
+            j
+            for j in range(len(x))
+            if j != i and abs(x[j] - x[i]) < near[0] * sx and abs(y[j] - y[i]) < near[1] * sy
+        ]
         on_right = any(x[j] > x[i] for j in close)
         on_left = any(x[j] < x[i] for j in close)
         if on_right and on_left:
@@ -223,7 +257,11 @@ def figure_data(fig: go.Figure) -> pd.DataFrame:
         else:
             for key in TRACE_COLUMNS:
                 value = values.get(key)
-                if value is not None and not isinstance(value, (str, bytes)) and np.ndim(value) == 1:
+                if (
+                    value is not None
+                    and not isinstance(value, (str, bytes))
+                    and np.ndim(value) == 1
+                ):
                     columns[key] = list(value)
             lengths = {len(v) for v in columns.values()}
             if len(lengths) != 1:  # mismatched or empty: keep the longest coordinate only
@@ -268,9 +306,17 @@ def _check(fig: go.Figure, study: str, name: str, skip) -> list[str]:
     return problems
 
 
-def save_figure(fig: go.Figure, study: str, name: str, caption: str, *, width: int = 900,
-                height: int = 520, show: bool = True, check_skip: tuple[str, ...] = ()
-                ) -> dict[str, Path]:
+def save_figure(
+    fig: go.Figure,
+    study: str,
+    name: str,
+    caption: str,
+    *,
+    width: int = 900,
+    height: int = 520,
+    show: bool = True,
+    check_skip: tuple[str, ...] = (),
+) -> dict[str, Path]:
     """Write ``figures/<study>/<name>.{html,png}`` plus the plotted numbers as
     ``<name>.data.csv``, and note them (with caption) in the record.
 
@@ -284,8 +330,12 @@ def save_figure(fig: go.Figure, study: str, name: str, caption: str, *, width: i
     _check(fig, study, name, check_skip)
     paths = {"html": folder / f"{name}.html"}
     with io.atomic_path(paths["html"]) as tmp:
-        fig.write_html(tmp, include_plotlyjs=shared_plotlyjs(), full_html=True,
-                       config={"displaylogo": False, "responsive": True})
+        fig.write_html(
+            tmp,
+            include_plotlyjs=shared_plotlyjs(),
+            full_html=True,
+            config={"displaylogo": False, "responsive": True},
+        )
     try:
         points = figure_data(fig)
     except (TypeError, ValueError):  # exotic trace types: the figure still counts
@@ -329,19 +379,28 @@ def _escape_pipes(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         if not pd.api.types.is_numeric_dtype(out[column]):
-            out[column] = out[column].map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
+            out[column] = out[column].map(
+                lambda v: v.replace("|", "\\|") if isinstance(v, str) else v
+            )
     return out
 
 
-def save_table(frame: pd.DataFrame, study: str, name: str, caption: str, *,
-               float_format: str = ".4g", index: bool = False) -> dict[str, Path]:
+def save_table(
+    frame: pd.DataFrame,
+    study: str,
+    name: str,
+    caption: str,
+    *,
+    float_format: str = ".4g",
+    index: bool = False,
+) -> dict[str, Path]:
     """Write ``figures/<study>/<name>.{csv,md}`` (Markdown headed by the caption).
 
     Object columns are passed through :func:`plain` first, so a column of lists of numpy
     integers (a split's doctors) reads ``2, 5`` in both files, not ``[np.int64(2), ...]``.
     """
     folder = study_dir(study)
-    objects = [i for i, dtype in enumerate(frame.dtypes) if dtype == object]
+    objects = [i for i, dtype in enumerate(frame.dtypes) if pd.api.types.is_object_dtype(dtype)]
     if objects:
         frame = frame.copy()
         for i in objects:
@@ -350,12 +409,12 @@ def save_table(frame: pd.DataFrame, study: str, name: str, caption: str, *,
     io.write_text(paths["csv"], frame.to_csv(index=index))
     # pandas hands tabulate rows, so an integer column in a frame that also has floats arrives
     # as floats: give integer columns their own format or 32768 would print as 3.277e+04.
-    formats = [".0f" if pd.api.types.is_integer_dtype(frame[c]) else float_format
-               for c in frame.columns]
+    formats = [
+        ".0f" if pd.api.types.is_integer_dtype(frame[c]) else float_format for c in frame.columns
+    ]
     if index:
         formats.insert(0, ".0f" if pd.api.types.is_integer_dtype(frame.index) else float_format)
     markdown = _escape_pipes(frame).to_markdown(index=index, floatfmt=formats)
     io.write_text(paths["md"], f"**{caption}**\n\n{markdown}\n")
     records.note_output("table", study, name, caption, paths)
     return paths
-

@@ -4,6 +4,7 @@ Everything labkit writes (figures, tables, run records, caches, downloads) goes 
 file in the destination folder first and is renamed into place with :func:`os.replace`, which is
 atomic on POSIX and Windows when source and target share a file system.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -53,7 +55,9 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
 
 def write_json(target: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (numpy scalars and paths become plain values)."""
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text(
+        target, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
 
 
 def _json_default(obj: Any) -> Any:

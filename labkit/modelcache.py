@@ -21,6 +21,7 @@ were a false hit. Here there is one answer for all of them:
 Folders live in ``labkit.models.labkit_models_dir()/<kind>-<key[:12]>``, so
 ``labkit.models.resolve("labkit/<kind>-<key12>")`` finds them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,11 +30,12 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from labkit.carbon import CarbonSession
 from labkit.errors import ModelError, ParameterError
@@ -42,8 +44,18 @@ from labkit.models import labkit_models_dir, resolve
 from labkit.timing import Stopwatch
 from labkit.training import energy_summary, train_measured
 
-__all__ = ["METADATA_FILE", "BaseModel", "CachedModel", "Recipe", "TrainingJob",
-           "atomic_model_dir", "base_fingerprint", "cache_key", "lookup", "train_into_cache"]
+__all__ = [
+    "METADATA_FILE",
+    "BaseModel",
+    "CachedModel",
+    "Recipe",
+    "TrainingJob",
+    "atomic_model_dir",
+    "base_fingerprint",
+    "cache_key",
+    "lookup",
+    "train_into_cache",
+]
 
 METADATA_FILE = "labkit_model.json"
 KEY_CHARS = 12  # characters of the key in the folder name; the full key is in the metadata
@@ -57,8 +69,10 @@ def base_fingerprint(folder: str | os.PathLike) -> str:
     This is what "the same base" means: the bytes, not the folder's name or location.
     """
     folder = Path(folder)
-    parts = [f"{path.relative_to(folder)}:{sha256_file(path)}"
-             for path in sorted(folder.glob("config.json")) + sorted(folder.rglob("*.safetensors"))]
+    parts = [
+        f"{path.relative_to(folder)}:{sha256_file(path)}"
+        for path in sorted(folder.glob("config.json")) + sorted(folder.rglob("*.safetensors"))
+    ]
     if not parts:
         raise ModelError(f"{folder} holds no config.json / *.safetensors to fingerprint")
     return sha256_text(*parts)
@@ -73,7 +87,7 @@ class BaseModel:
     fingerprint: str
 
     @classmethod
-    def of(cls, base: Any) -> "BaseModel":
+    def of(cls, base: Any) -> BaseModel:
         """From a trained labkit model (anything with ``.name`` and ``.path``), a model name
         (resolved by :func:`labkit.models.resolve`) or a local folder."""
         if hasattr(base, "path") and hasattr(base, "name"):
@@ -81,8 +95,10 @@ class BaseModel:
         elif isinstance(base, (str, os.PathLike)) and str(base):
             name, path = str(base), Path(resolve(str(base)).path)
         else:
-            raise ParameterError(f"base must be a trained labkit model or a model name / path, "
-                                 f"got {type(base).__name__}")
+            raise ParameterError(
+                f"base must be a trained labkit model or a model name / path, "
+                f"got {type(base).__name__}"
+            )
         return cls(name, path, base_fingerprint(path))
 
     def as_dict(self) -> dict[str, str]:
@@ -90,8 +106,14 @@ class BaseModel:
 
 
 # --------------------------------------------------------------------------- the key
-def cache_key(kind: str, *, config: Mapping[str, Any], code_version: str,
-              base: BaseModel | str | None = None, data_sha256: str | None = None) -> str:
+def cache_key(
+    kind: str,
+    *,
+    config: Mapping[str, Any],
+    code_version: str,
+    base: BaseModel | str | None = None,
+    data_sha256: str | None = None,
+) -> str:
     """The full hex sha256 that names a trained model.
 
     Args:
@@ -106,18 +128,29 @@ def cache_key(kind: str, *, config: Mapping[str, Any], code_version: str,
     _check_kind(kind)
     fingerprint = base.fingerprint if isinstance(base, BaseModel) else base
     try:
-        payload = json.dumps({"kind": kind, "code_version": code_version, "config": dict(config),
-                              "base": fingerprint, "data": data_sha256}, sort_keys=True)
+        payload = json.dumps(
+            {
+                "kind": kind,
+                "code_version": code_version,
+                "config": dict(config),
+                "base": fingerprint,
+                "data": data_sha256,
+            },
+            sort_keys=True,
+        )
     except (TypeError, ValueError) as exc:
-        raise ParameterError(f"the training config of {kind!r} is not JSON-serialisable, so it "
-                             f"cannot key the model cache: {exc}") from None
+        raise ParameterError(
+            f"the training config of {kind!r} is not JSON-serialisable, so it "
+            f"cannot key the model cache: {exc}"
+        ) from None
     return sha256_text(payload)
 
 
 def _check_kind(kind: str) -> None:
     if not isinstance(kind, str) or not _KIND.match(kind):
-        raise ParameterError(f"model cache kind must be lowercase letters, digits and '-', got "
-                             f"{kind!r}")
+        raise ParameterError(
+            f"model cache kind must be lowercase letters, digits and '-', got {kind!r}"
+        )
 
 
 def _folder(kind: str, key: str) -> Path:
@@ -139,8 +172,13 @@ class Recipe:
 
     @cached_property
     def key(self) -> str:
-        return cache_key(self.kind, config=self.config, code_version=self.code_version,
-                         base=self.base, data_sha256=self.data_sha256)
+        return cache_key(
+            self.kind,
+            config=self.config,
+            code_version=self.code_version,
+            base=self.base,
+            data_sha256=self.data_sha256,
+        )
 
     @property
     def name(self) -> str:
@@ -242,8 +280,9 @@ class TrainingJob:
         summary (``train_loss``, ``loss_curve``, ``energy``...). ``per_epoch`` records one carbon
         task per epoch (``epoch_<k>``) instead of one for the run."""
 
-        run = train_measured(trainer, self.task, carbon=self.carbon, progress=self.progress,
-                             per_epoch=per_epoch)
+        run = train_measured(
+            trainer, self.task, carbon=self.carbon, progress=self.progress, per_epoch=per_epoch
+        )
         self._add(run["energy"])
         return run
 
@@ -269,8 +308,14 @@ class TrainingJob:
         self.energy["tasks"] = self.energy["tasks"] + energy["tasks"]
 
 
-def train_into_cache(recipe: Recipe, train_fn: Callable[[TrainingJob], dict[str, Any]], *,
-                     force: bool = False, carbon=None, progress: bool = True) -> CachedModel:
+def train_into_cache(
+    recipe: Recipe,
+    train_fn: Callable[[TrainingJob], dict[str, Any]],
+    *,
+    force: bool = False,
+    carbon=None,
+    progress: bool = True,
+) -> CachedModel:
     """The cached model of ``recipe``, training it with ``train_fn`` on a miss.
 
     Args:
@@ -293,19 +338,29 @@ def train_into_cache(recipe: Recipe, train_fn: Callable[[TrainingJob], dict[str,
         job = TrainingJob(recipe, out, carbon=carbon, progress=progress)
         metrics = train_fn(job)
         if job.energy is None:
-            raise RuntimeError(f"{recipe.kind}: train_fn must train through job.train(trainer) "
-                               f"or `with job.measure():` so its energy is recorded")
+            raise RuntimeError(
+                f"{recipe.kind}: train_fn must train through job.train(trainer) "
+                f"or `with job.measure():` so its energy is recorded"
+            )
         if not any(out.rglob("*.safetensors")):
             raise ModelError(f"{recipe.kind}: training saved no *.safetensors weights in {out}")
-        write_json(out / METADATA_FILE, {
-            "key": recipe.key, "kind": recipe.kind, "name": recipe.name,
-            "code_version": recipe.code_version, "config": dict(recipe.config),
-            "base": recipe.base.as_dict() if recipe.base else None,
-            "data_sha256": recipe.data_sha256,
-            "metrics": {**metrics, "energy_kwh": job.energy["energy_kwh"]},
-            "energy": job.energy, "power_method": job.energy["power_method"],
-            "train_wall_s": clock.stop(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        write_json(
+            out / METADATA_FILE,
+            {
+                "key": recipe.key,
+                "kind": recipe.kind,
+                "name": recipe.name,
+                "code_version": recipe.code_version,
+                "config": dict(recipe.config),
+                "base": recipe.base.as_dict() if recipe.base else None,
+                "data_sha256": recipe.data_sha256,
+                "metrics": {**metrics, "energy_kwh": job.energy["energy_kwh"]},
+                "energy": job.energy,
+                "power_method": job.energy["power_method"],
+                "train_wall_s": clock.stop(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
     hit = lookup(recipe.kind, recipe.key)
     if hit is None:  # pragma: no cover - only if another process broke the folder meanwhile
         raise ModelError(f"{recipe.folder} vanished right after training")

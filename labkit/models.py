@@ -13,6 +13,7 @@ Only safetensors weights are accepted: pickled ``pytorch_model.bin`` files can r
 loaded. An unknown or unreachable model raises one :class:`ModelError` that lists what is
 available offline.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,15 @@ from labkit.paths import cache_dir
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 ALIASES = {"all-MiniLM-L6-v2": MINILM, "minilm": MINILM, "all-minilm-l6-v2": MINILM}
-_WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "1_Pooling/*",
-                    "*.py"]
+_WEIGHT_PATTERNS = [
+    "*.json",
+    "*.safetensors",
+    "*.txt",
+    "*.model",
+    "tokenizer*",
+    "1_Pooling/*",
+    "*.py",
+]
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,17 @@ def labkit_models_dir() -> Path:
 
 def _check_safetensors(ref: ModelRef) -> ModelRef:
     if not any(ref.path.rglob("*.safetensors")):
-        raise ModelError(f"model {ref.name!r} at {ref.path} has no *.safetensors weights; labkit "
-                         f"loads safetensors only (convert with `transformers` save_pretrained)")
+        raise ModelError(
+            f"model {ref.name!r} at {ref.path} has no *.safetensors weights; labkit "
+            f"loads safetensors only (convert with `transformers` save_pretrained)"
+        )
     return ref
 
 
 def _from_hf_cache(name: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
+
         return Path(snapshot_download(name, local_files_only=True, allow_patterns=_WEIGHT_PATTERNS))
     except Exception:  # not cached (LocalEntryNotFoundError) or an invalid repo id
         return None
@@ -72,6 +83,7 @@ def _from_hub(name: str) -> tuple[Path | None, str]:
         return None, "HF_HUB_OFFLINE is set"
     try:
         from huggingface_hub import snapshot_download
+
         return Path(snapshot_download(name, allow_patterns=_WEIGHT_PATTERNS)), ""
     except Exception as exc:  # offline, gated, missing repo: all "not available"
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
@@ -89,8 +101,10 @@ def resolve(name: str) -> ModelRef:
         path = labkit_models_dir() / canonical.removeprefix("labkit/")
         if (path / "config.json").is_file():
             return _check_safetensors(ModelRef(name, path, "labkit"))
-        raise ModelError(f"labkit model {name!r} not found in {labkit_models_dir()}; the notebook "
-                         f"that trains it creates it. Available offline: {_available_summary()}")
+        raise ModelError(
+            f"labkit model {name!r} not found in {labkit_models_dir()}; the notebook "
+            f"that trains it creates it. Available offline: {_available_summary()}"
+        )
     cached = _from_hf_cache(canonical)
     if cached is not None:
         return _check_safetensors(ModelRef(name, cached, "hf cache"))
@@ -99,9 +113,11 @@ def resolve(name: str) -> ModelRef:
     downloaded, why = _from_hub(canonical)
     if downloaded is not None:
         return _check_safetensors(ModelRef(name, downloaded, "hub"))
-    raise ModelError(f"model {name!r} is not available: not a local folder, not in the Hugging "
-                     f"Face cache, and the hub could not be reached ({why}). Available offline: "
-                     f"{_available_summary()}")
+    raise ModelError(
+        f"model {name!r} is not available: not a local folder, not in the Hugging "
+        f"Face cache, and the hub could not be reached ({why}). Available offline: "
+        f"{_available_summary()}"
+    )
 
 
 def available() -> list[ModelRef]:
@@ -113,6 +129,7 @@ def available() -> list[ModelRef]:
         refs.append(ModelRef("labkit/" + config.parent.name, config.parent, "labkit"))
     try:
         from huggingface_hub import scan_cache_dir
+
         for repo in scan_cache_dir().repos:
             if repo.repo_type == "model":
                 for revision in repo.revisions:
@@ -140,5 +157,6 @@ def load_sentence_transformer(name: str = MINILM, device: str = "auto"):
     from sentence_transformers import SentenceTransformer
 
     ref = resolve(name)
-    return SentenceTransformer(str(ref.path), device=pick_device(device),
-                               model_kwargs={"use_safetensors": True})
+    return SentenceTransformer(
+        str(ref.path), device=pick_device(device), model_kwargs={"use_safetensors": True}
+    )

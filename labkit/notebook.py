@@ -5,10 +5,12 @@ and starts the run record; ``end`` writes the record and checks that every figur
 the notebook promised exists and is readable, so a notebook test fails when an output is
 missing or empty rather than when a printed number drifts.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from labkit import config, params, records
 from labkit import device as device_rule
@@ -19,9 +21,16 @@ from labkit.paths import study_dir
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def begin(study: str, profiles: Mapping[str, Mapping[str, Any]], profile: str | None = None,
-          seed: int = 0, *, device: str | None = None, mixed_precision: Any = None,
-          **overrides: Any) -> tuple[dict[str, Any], records.RunRecord]:
+def begin(
+    study: str,
+    profiles: Mapping[str, Mapping[str, Any]],
+    profile: str | None = None,
+    seed: int = 0,
+    *,
+    device: str | None = None,
+    mixed_precision: Any = None,
+    **overrides: Any,
+) -> tuple[dict[str, Any], records.RunRecord]:
     """Resolve parameters, seed python/numpy/torch, start ``figures/<study>/run_record.json``.
 
     ``device`` (``None``/``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``) and
@@ -40,8 +49,12 @@ def begin(study: str, profiles: Mapping[str, Mapping[str, Any]], profile: str | 
     return cfg, record
 
 
-def check_outputs(study: str, figures: Iterable[str] = (), tables: Iterable[str] = (),
-                  require_png: bool | None = None) -> list[Path]:
+def check_outputs(
+    study: str,
+    figures: Iterable[str] = (),
+    tables: Iterable[str] = (),
+    require_png: bool | None = None,
+) -> list[Path]:
     """Raise :class:`LabkitError` unless each named figure / table exists and is non-empty.
 
     PNGs are required when a Chromium is available (``require_png=None``), else only HTML.

@@ -18,6 +18,7 @@ Why not pydantic or jsonschema: both are fine validators, but their messages nam
 fields and JSON pointers, not "the notebook parameter you passed with -p"; the accepted form
 here is also what ``labkit params STUDY`` prints, so one small table serves both.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -28,17 +29,23 @@ import math
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from labkit import studies
 from labkit.device import device_problem
 from labkit.errors import ParameterError
 
-_TYPE_WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"),
-               str: ("a string", "strings"), bool: ("true or false", "booleans"),
-               dict: ("an object", "objects"), Path: ("the path of an existing file", "paths")}
+_TYPE_WORDS = {
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    str: ("a string", "strings"),
+    bool: ("true or false", "booleans"),
+    dict: ("an object", "objects"),
+    Path: ("the path of an existing file", "paths"),
+}
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,8 @@ class Param:
     help: str = ""
     min_items: int = 0
     exclusive_min: bool = False
-    fields: Mapping[str, "Param"] | None = None
-    values: "Param | None" = None
+    fields: Mapping[str, Param] | None = None
+    values: Param | None = None
     check: Callable[[Any], str | None] | None = None
     parse: str | None = None
 
@@ -89,7 +96,11 @@ class Param:
         return get_origin(self.type) is list or self.type is list
 
     def _bounds(self) -> str:
-        low = None if self.min is None else (f"> {self.min:g}" if self.exclusive_min else f">= {self.min:g}")
+        low = (
+            None
+            if self.min is None
+            else (f"> {self.min:g}" if self.exclusive_min else f">= {self.min:g}")
+        )
         high = None if self.max is None else f"<= {self.max:g}"
         if low and high and not self.exclusive_min:
             return f" between {self.min:g} and {self.max:g}"
@@ -110,8 +121,11 @@ class Param:
         """The accepted form in words: ``an integer >= 1``, ``a non-empty list of strings``."""
         if not self.is_list:
             return self._scalar_words(plural=False)
-        size = "a non-empty list" if self.min_items == 1 else (
-            f"a list of at least {self.min_items}" if self.min_items > 1 else "a list")
+        size = (
+            "a non-empty list"
+            if self.min_items == 1
+            else (f"a list of at least {self.min_items}" if self.min_items > 1 else "a list")
+        )
         return f"{size} of {self._scalar_words(plural=True)}"
 
     def type_label(self) -> str:
@@ -158,14 +172,19 @@ def _check_scalar(where: str, param: Param, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(where, param, value)
         if not math.isfinite(value):
-            raise _fail(where, param, value, f"a finite {param.expected().removeprefix('a ')}"
-                        if kind is float else None)
+            raise _fail(
+                where,
+                param,
+                value,
+                f"a finite {param.expected().removeprefix('a ')}" if kind is float else None,
+            )
         if kind is int:
             if isinstance(value, float) and not value.is_integer():
                 raise _fail(where, param, value)
             value = int(value)
-        low_bad = param.min is not None and (value <= param.min if param.exclusive_min
-                                             else value < param.min)
+        low_bad = param.min is not None and (
+            value <= param.min if param.exclusive_min else value < param.min
+        )
         if low_bad or (param.max is not None and value > param.max):
             raise _fail(where, param, value)
     elif kind is Path:
@@ -174,9 +193,11 @@ def _check_scalar(where: str, param: Param, value: Any) -> Any:
         path = Path(value).expanduser()
         if not path.is_file():
             reason = "is a folder" if path.is_dir() else "does not exist"
-            raise ParameterError(f"{where}: expected the path of an existing file, got "
-                                 f"{_show(str(value))}, which {reason} (relative paths start at "
-                                 f"{Path.cwd().name or '/'}/)")
+            raise ParameterError(
+                f"{where}: expected the path of an existing file, got "
+                f"{_show(str(value))}, which {reason} (relative paths start at "
+                f"{Path.cwd().name or '/'}/)"
+            )
         value = str(path.resolve())
     elif kind is str:
         if not isinstance(value, str):
@@ -187,8 +208,10 @@ def _check_scalar(where: str, param: Param, value: Any) -> Any:
         value = _check_object(where, param, value)
     if param.choices is not None and value not in param.choices:
         hint = difflib.get_close_matches(str(value), [str(c) for c in param.choices], n=1)
-        raise ParameterError(f"{where}: expected {param._scalar_words(False)}, got {_show(value)}"
-                             + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        raise ParameterError(
+            f"{where}: expected {param._scalar_words(False)}, got {_show(value)}"
+            + (f"; did you mean {hint[0]!r}?" if hint else "")
+        )
     if param.check is not None:
         try:
             problem = param.check(value)
@@ -205,9 +228,11 @@ def _check_object(where: str, param: Param, value: dict) -> dict:
         if param.fields is not None:
             if key not in param.fields:
                 hint = difflib.get_close_matches(str(key), list(param.fields), n=1)
-                raise ParameterError(f"{where}: unknown key {key!r}"
-                                     + (f"; did you mean {hint[0]!r}?" if hint else "")
-                                     + f" (keys: {', '.join(param.fields)})")
+                raise ParameterError(
+                    f"{where}: unknown key {key!r}"
+                    + (f"; did you mean {hint[0]!r}?" if hint else "")
+                    + f" (keys: {', '.join(param.fields)})"
+                )
             out[key] = validate(param.fields[key], item, f"{where}.{key}")
         elif param.values is not None:
             out[key] = validate(param.values, item, f"{where}[{key!r}]")
@@ -229,9 +254,18 @@ def validate(param: Param, value: Any, where: str | None = None) -> Any:
             raise _fail(where, param, value)
         if len(value) < param.min_items:
             raise _fail(where, param, value)
-        element = Param(param.name, param.item_type, param.min, param.max, param.choices, None,
-                        exclusive_min=param.exclusive_min, fields=param.fields, values=param.values,
-                        check=param.check)
+        element = Param(
+            param.name,
+            param.item_type,
+            param.min,
+            param.max,
+            param.choices,
+            None,
+            exclusive_min=param.exclusive_min,
+            fields=param.fields,
+            values=param.values,
+            check=param.check,
+        )
         return [_check_scalar(f"{where}[{i}]", element, v) for i, v in enumerate(value)]
     return _check_scalar(where, param, value)
 
@@ -250,41 +284,66 @@ class Schema:
         for key, value in parameters.items():
             if key not in self.params:
                 hint = difflib.get_close_matches(key, list(self.params), n=1)
-                raise ParameterError(f"{self.study} has no parameter {key!r}"
-                                     + (f"; did you mean {hint[0]!r}?" if hint else "")
-                                     + f" (its parameters: {', '.join(self.params)}; "
-                                       f"see `labkit params {self.study}`)")
+                raise ParameterError(
+                    f"{self.study} has no parameter {key!r}"
+                    + (f"; did you mean {hint[0]!r}?" if hint else "")
+                    + f" (its parameters: {', '.join(self.params)}; "
+                    f"see `labkit params {self.study}`)"
+                )
             out[key] = validate(self.params[key], value)
         return out
 
 
 def _country_problem(value: str) -> str | None:
-    return None if re.fullmatch(r"[A-Z]{3}", value) else "must be a 3-letter upper-case ISO code such as 'USA'"
+    return (
+        None
+        if re.fullmatch(r"[A-Z]{3}", value)
+        else "must be a 3-letter upper-case ISO code such as 'USA'"
+    )
 
 
 #: the ``country`` parameter of the studies that measure energy (codecarbon's ISO-3 code)
-COUNTRY = Param("country", str, check=_country_problem,
-                help="ISO-3 country of the grid for the CO2 estimate (codecarbon)")
+COUNTRY = Param(
+    "country",
+    str,
+    check=_country_problem,
+    help="ISO-3 country of the grid for the CO2 estimate (codecarbon)",
+)
 
 #: the parameters every study notebook has (``seed``, ``device`` and ``mixed_precision`` go to
 #: :func:`labkit.notebook.begin` itself, not through the profile table)
 #: the profiles every study has (sizes only, never code paths)
 PROFILE_NAMES = ("smoke", "default", "paper")
-PROFILE = Param("profile", str, choices=PROFILE_NAMES,
-                none_means="$LABKIT_PROFILE, else 'default'", help="sizes to use")
+PROFILE = Param(
+    "profile",
+    str,
+    choices=PROFILE_NAMES,
+    none_means="$LABKIT_PROFILE, else 'default'",
+    help="sizes to use",
+)
 SEED = Param("seed", int, min=0, help="seed for python, numpy and torch")
 # the device rule itself (availability) runs in the kernel: labkit.device.use in begin
-DEVICE = Param("device", str, none_means="$LABKIT_DEVICE, else CUDA if present, else CPU",
-               check=device_problem, help="where models run")
-MIXED_PRECISION = Param("mixed_precision", bool, none_means="bf16 where the device supports it",
-                        help="false: float32 everywhere")
+DEVICE = Param(
+    "device",
+    str,
+    none_means="$LABKIT_DEVICE, else CUDA if present, else CPU",
+    check=device_problem,
+    help="where models run",
+)
+MIXED_PRECISION = Param(
+    "mixed_precision",
+    bool,
+    none_means="bf16 where the device supports it",
+    help="false: float32 everywhere",
+)
 COMMON = (PROFILE, SEED, DEVICE, MIXED_PRECISION)
 
 _SCHEMAS: dict[str, Schema] = {}
 
 
-def declare(study: str, profiles: Mapping[str, Mapping[str, Any]],
-            params: Sequence[Param]) -> Schema:
+def declare(
+    study: str, profiles: Mapping[str, Mapping[str, Any]], params: Sequence[Param]
+) -> Schema:
     """Register a study's schema (``profile`` and ``seed`` are added); called once in its
     profiles module. Declaring the same study again (a module re-imported) replaces it."""
     table = {p.name: p for p in COMMON}
@@ -307,8 +366,11 @@ def _load_profiles_module(package: str) -> None:
         return
     if spec is None:
         return
-    path = (Path(list(spec.submodule_search_locations)[0]) / "profiles.py"
-            if spec.submodule_search_locations else None)
+    path = (
+        Path(list(spec.submodule_search_locations)[0]) / "profiles.py"
+        if spec.submodule_search_locations
+        else None
+    )
     if package in sys.modules or path is None or not path.is_file():
         importlib.import_module(name if path is not None and path.is_file() else package)
         return
@@ -320,7 +382,6 @@ def _load_profiles_module(package: str) -> None:
 def schema_for(study: str) -> Schema | None:
     """The declared schema of a study id, or None (an external study that declares none)."""
     if study not in _SCHEMAS:
-
         try:
             entry = studies.get(study)
         except ParameterError:
@@ -368,9 +429,9 @@ def parse_value(key: str, raw: str) -> Any:
 
     >>> parse_value("epochs", "3"), parse_value("name", "minilm"), parse_value("m", '["a"]')
     (3, 'minilm', ['a'])
-    >>> parse_value("sweep_sizes", "[not json")
+    >>> parse_value("sweep_sizes", "[not json")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    labkit.errors.ParameterError: sweep_sizes: value '[not json' looks like JSON but does not parse: Expecting value: line 1 column 2 (char 1)
+    labkit.errors.ParameterError: sweep_sizes: value '[not json' looks like JSON but does not ...
     """
     text = raw.strip()
 
@@ -381,12 +442,13 @@ def parse_value(key: str, raw: str) -> Any:
         return json.loads(text, parse_constant=no_constant)
     except (json.JSONDecodeError, ValueError) as exc:
         if text in _PYTHON_WORDS:
-            raise ParameterError(f"{key}: value {raw!r} is Python, not JSON; write "
-                                 f"{key}={_PYTHON_WORDS[text]}") from None
+            raise ParameterError(
+                f"{key}: value {raw!r} is Python, not JSON; write {key}={_PYTHON_WORDS[text]}"
+            ) from None
         constant = not isinstance(exc, json.JSONDecodeError)  # NaN / Infinity
-        if text[:1] in "[{\"" or _NUMBERISH.match(text) or constant:
+        if text[:1] in '[{"' or _NUMBERISH.match(text) or constant:
             why = str(exc)
-            raise ParameterError(f"{key}: value {raw!r} looks like JSON but does not parse: "
-                                 f"{why}") from None
+            raise ParameterError(
+                f"{key}: value {raw!r} looks like JSON but does not parse: {why}"
+            ) from None
         return raw
-

@@ -14,6 +14,7 @@ variable                    meaning                                         defa
                             ``os.pathsep``-separated
 ==========================  ==============================================  =====================
 """
+
 from __future__ import annotations
 
 import os
@@ -61,7 +62,8 @@ def study_path() -> list[Path]:
 def cache_root() -> Path:
     """labkit's cache folder (``$LABKIT_CACHE_DIR`` or ``~/.cache/labkit``), not created."""
     base = os.environ.get("LABKIT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "labkit")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "labkit"
+    )
     return Path(base).expanduser()
 
 

@@ -8,6 +8,7 @@ gallery, or a test) finds and trusts them. Records are portable: no absolute mac
 them (datasets are named by where they came from and their files relative to that root;
 paths in parameters become ``<home>/…``, ``<tmp>/…`` or ``<project>/…``).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,17 +29,40 @@ from labkit.paths import cache_dir, figures_dir, project_root, study_dir
 
 RECORD_VERSION = 1
 RECORD_NAME = "run_record.json"
-PACKAGES = ("labkit", "torch", "transformers", "sentence-transformers", "tokenizers", "datasets",
-            "codecarbon", "numpy", "pandas", "scipy", "scikit-learn", "plotly", "kaleido",
-            "papermill", "rouge-score", "accelerate")
+PACKAGES = (
+    "labkit",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "tokenizers",
+    "datasets",
+    "codecarbon",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "plotly",
+    "kaleido",
+    "papermill",
+    "rouge-score",
+    "accelerate",
+)
 # whole name parts, so "api_key"/"hf_token" are secrets but "tokenizer"/"monkey" are not
-_SECRET_NAME = re.compile(r"(?:^|[_\-.])(?:api_?key|key|token|secret|password|passwd|credentials?|"
-                          r"auth)(?:$|[_\-.])", re.I)
+_SECRET_NAME = re.compile(
+    r"(?:^|[_\-.])(?:api_?key|key|token|secret|password|passwd|credentials?|"
+    r"auth)(?:$|[_\-.])",
+    re.I,
+)
 _SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|hf_[A-Za-z0-9]{20,})$")
 REDACTED = "<redacted>"
 #: how :class:`labkit.data.Resolved` origins read in a record (where the files came from)
-DATA_SOURCES = {"mirror": "mirror", "cache": "cache", "download": "download", "hf": "download",
-                "path": "user path"}
+DATA_SOURCES = {
+    "mirror": "mirror",
+    "cache": "cache",
+    "download": "download",
+    "hf": "download",
+    "path": "user path",
+}
 
 
 def redact(value: Any, name: str = "") -> Any:
@@ -64,8 +88,11 @@ def path_placeholders() -> list[tuple[str, str]]:
     """(absolute folder, placeholder), most specific first: data mirrors, the cache, the
     checkout, the temp dir, home."""
 
-    roots = [(str(Path(m).resolve()), "<mirror>")
-             for m in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep) if m.strip()]
+    roots = [
+        (str(Path(m).resolve()), "<mirror>")
+        for m in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep)
+        if m.strip()
+    ]
     roots.append((str(cache_dir().resolve()), "<cache>"))
     project = project_root(Path(__file__).parent)
     if project is not None:
@@ -110,10 +137,13 @@ def portable(value: Any, roots: list[tuple[str, str]] | None = None) -> Any:
 def data_entry(resolved) -> dict[str, Any]:
     """A dataset in the record: where it came from, its files (relative names) and hashes."""
     files = sorted(resolved.sha256)
-    return {"origin": resolved.origin,
-            "source": DATA_SOURCES.get(resolved.origin, resolved.origin),
-            "files": portable(files), "sha256": resolved.sha256,
-            "verified_against_registry": resolved.verified}
+    return {
+        "origin": resolved.origin,
+        "source": DATA_SOURCES.get(resolved.origin, resolved.origin),
+        "files": portable(files),
+        "sha256": resolved.sha256,
+        "verified_against_registry": resolved.verified,
+    }
 
 
 def device_line(record: dict[str, Any]) -> str:
@@ -152,10 +182,21 @@ def git_commit() -> dict[str, Any]:
     if root is None:
         return {"commit": None, "dirty": None}
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    cwd=root, capture_output=True, text=True, timeout=10).stdout)
+        sha = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout
+        )
         return {"commit": sha, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -172,9 +213,14 @@ def package_versions() -> dict[str, str | None]:
 
 
 def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count(), "cpu_model": None, "ram_gb": None,
-                            "gpu": None}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": None,
+        "ram_gb": None,
+        "gpu": None,
+    }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -186,6 +232,7 @@ def hardware() -> dict[str, Any]:
         pass
     try:
         import torch
+
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     except ImportError:  # pragma: no cover
@@ -196,8 +243,13 @@ def hardware() -> dict[str, Any]:
 class RunRecord:
     """Collects what a notebook did; :meth:`finish` writes it atomically beside the figures."""
 
-    def __init__(self, study: str, params: dict[str, Any], seeds: dict[str, int] | None = None,
-                 device: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        study: str,
+        params: dict[str, Any],
+        seeds: dict[str, int] | None = None,
+        device: dict[str, Any] | None = None,
+    ):
         self.study = study
         self.params = portable(redact(dict(params)))
         self.device = dict(device) if device else current_device()
@@ -263,8 +315,12 @@ class RunRecord:
 _CURRENT: dict[str, RunRecord] = {}
 
 
-def start(study: str, params: dict[str, Any], seeds: dict[str, int] | None = None,
-          device: dict[str, Any] | None = None) -> RunRecord:
+def start(
+    study: str,
+    params: dict[str, Any],
+    seeds: dict[str, int] | None = None,
+    device: dict[str, Any] | None = None,
+) -> RunRecord:
     """Begin the record of ``study`` (the notebook's first labkit call); ``device`` is
     :func:`labkit.device.describe` of the notebook's choice (default: the device rule now)."""
     record = RunRecord(study, params, seeds, device)

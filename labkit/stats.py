@@ -29,10 +29,11 @@ Three entry points cover the studies:
 >>> grouped.low, grouped.high
 (1.0, 5.0)
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats as _scipy_stats
@@ -44,9 +45,19 @@ N_RESAMPLES = 1000
 #: Two-sided coverage of every interval unless a caller says otherwise.
 CONFIDENCE = 0.95
 
-__all__ = ["CONFIDENCE", "Interval", "N_RESAMPLES", "PairedDifference", "distribution",
-           "from_samples", "group_codes", "interval", "paired_difference", "paired_from_samples",
-           "percentile_bounds"]
+__all__ = [
+    "CONFIDENCE",
+    "Interval",
+    "N_RESAMPLES",
+    "PairedDifference",
+    "distribution",
+    "from_samples",
+    "group_codes",
+    "interval",
+    "paired_difference",
+    "paired_from_samples",
+    "percentile_bounds",
+]
 
 
 @dataclass(frozen=True)
@@ -104,15 +115,20 @@ def group_codes(groups: Sequence | None, n: int) -> np.ndarray | None:
         return None
     labels = np.asarray(groups, dtype=object)
     if labels.shape != (n,):
-        raise ParameterError(f"groups must give one label per item ({n} items, "
-                             f"got {labels.shape[0] if labels.ndim else 'a scalar'})")
+        raise ParameterError(
+            f"groups must give one label per item ({n} items, "
+            f"got {labels.shape[0] if labels.ndim else 'a scalar'})"
+        )
     _, codes = np.unique(labels.astype(str), return_inverse=True)
     return codes.ravel()
 
 
 def _check(n_resamples: int, confidence: float) -> None:
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
-            or n_resamples < 1:
+    if (
+        isinstance(n_resamples, bool)
+        or not isinstance(n_resamples, (int, np.integer))
+        or n_resamples < 1
+    ):
         raise ParameterError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
     if not 0 < confidence < 1:
         raise ParameterError(f"confidence must lie in (0, 1), got {confidence!r}")
@@ -133,9 +149,14 @@ def from_samples(estimate: float, samples, confidence: float = CONFIDENCE) -> In
     return Interval(float(estimate), low, high, confidence, int(np.asarray(samples).size))
 
 
-def distribution(statistic: Callable[[np.ndarray], float | np.ndarray], n: int, *,
-                 groups: Sequence | None = None, n_resamples: int = N_RESAMPLES,
-                 seed: int = 0) -> np.ndarray:
+def distribution(
+    statistic: Callable[[np.ndarray], float | np.ndarray],
+    n: int,
+    *,
+    groups: Sequence | None = None,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> np.ndarray:
     """Bootstrap distribution of ``statistic(indices)`` over ``n`` items.
 
     ``statistic`` receives an integer array of item indices (a resample, with repeats) and
@@ -163,8 +184,9 @@ def distribution(statistic: Callable[[np.ndarray], float | np.ndarray], n: int, 
             items = np.concatenate([members[int(g)] for g in idx])
             return np.asarray(statistic(items), dtype=float)
 
-    res = _scipy_stats.bootstrap((units,), on_units, vectorized=False, method="percentile",
-                                 n_resamples=n_resamples, rng=rng)
+    res = _scipy_stats.bootstrap(
+        (units,), on_units, vectorized=False, method="percentile", n_resamples=n_resamples, rng=rng
+    )
     return np.moveaxis(np.asarray(res.bootstrap_distribution, dtype=float), -1, 0)
 
 
@@ -174,13 +196,20 @@ def _mean_by_units(values: np.ndarray, codes: np.ndarray | None):
         return values, lambda x, axis=-1: np.mean(x, axis=axis)
     sums = np.bincount(codes, weights=values)
     counts = np.bincount(codes).astype(float)
-    return np.arange(sums.size), lambda g, axis=-1: (np.sum(sums[g], axis=axis)
-                                                     / np.sum(counts[g], axis=axis))
+    return np.arange(
+        sums.size
+    ), lambda g, axis=-1: np.sum(sums[g], axis=axis) / np.sum(counts[g], axis=axis)
 
 
-def interval(values: Sequence[float], statistic: Callable | None = None, *,
-             groups: Sequence | None = None, n_resamples: int = N_RESAMPLES,
-             confidence: float = CONFIDENCE, seed: int = 0) -> Interval:
+def interval(
+    values: Sequence[float],
+    statistic: Callable | None = None,
+    *,
+    groups: Sequence | None = None,
+    n_resamples: int = N_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> Interval:
     """``statistic`` of ``values`` (default: the mean) with its percentile-bootstrap interval.
 
     ``statistic`` must take an array and an ``axis`` keyword, like ``np.median``; with
@@ -201,16 +230,32 @@ def interval(values: Sequence[float], statistic: Callable | None = None, *,
     elif codes is None:
         data, stat = x, statistic
     else:  # a general statistic of clustered data: expand the drawn groups, resample by resample
-        samples = distribution(lambda idx: statistic(x[idx], axis=-1), x.size, groups=groups,
-                               n_resamples=n_resamples, seed=seed)
+        samples = distribution(
+            lambda idx: statistic(x[idx], axis=-1),
+            x.size,
+            groups=groups,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
         return from_samples(estimate, samples, confidence)
     if data.size < 2:
         return Interval(estimate, float("nan"), float("nan"), confidence, n_resamples)
-    res = _scipy_stats.bootstrap((data,), stat, vectorized=True, method="percentile",
-                                 n_resamples=n_resamples, confidence_level=confidence,
-                                 rng=np.random.default_rng(seed))
-    return Interval(estimate, float(res.confidence_interval.low),
-                    float(res.confidence_interval.high), confidence, n_resamples)
+    res = _scipy_stats.bootstrap(
+        (data,),
+        stat,
+        vectorized=True,
+        method="percentile",
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        rng=np.random.default_rng(seed),
+    )
+    return Interval(
+        estimate,
+        float(res.confidence_interval.low),
+        float(res.confidence_interval.high),
+        confidence,
+        n_resamples,
+    )
 
 
 def _paired_from_samples(estimate: float, samples, confidence: float) -> PairedDifference:
@@ -221,13 +266,21 @@ def _paired_from_samples(estimate: float, samples, confidence: float) -> PairedD
         return PairedDifference(float(estimate), nan, nan, confidence, 0, nan, nan)
     low, high = percentile_bounds(s, confidence)
     p_value = min(1.0, 2 * min(float(np.mean(s <= 0)), float(np.mean(s >= 0))))
-    return PairedDifference(float(estimate), low, high, confidence, int(s.size),
-                            float(np.mean(s > 0)), p_value)
+    return PairedDifference(
+        float(estimate), low, high, confidence, int(s.size), float(np.mean(s > 0)), p_value
+    )
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], statistic: Callable | None = None,
-                      *, groups: Sequence | None = None, n_resamples: int = N_RESAMPLES,
-                      confidence: float = CONFIDENCE, seed: int = 0) -> PairedDifference:
+def paired_difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    statistic: Callable | None = None,
+    *,
+    groups: Sequence | None = None,
+    n_resamples: int = N_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> PairedDifference:
     """``statistic(a) - statistic(b)`` on the same items, both computed on each resample.
 
     ``a[i]`` and ``b[i]`` must be scores of the same item (the same prompt, pair or query), so
@@ -237,8 +290,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], statistic: Callabl
     _check(n_resamples, confidence)
     xa, xb = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     if xa.shape != xb.shape:
-        raise ParameterError(f"a paired comparison needs scores on the same items "
-                             f"({xa.size} vs {xb.size})")
+        raise ParameterError(
+            f"a paired comparison needs scores on the same items ({xa.size} vs {xb.size})"
+        )
     if xa.size == 0:
         raise ParameterError("a paired comparison needs at least one item")
     stat = statistic if statistic is not None else (lambda v, axis=-1: np.mean(v, axis=axis))
@@ -248,18 +302,29 @@ def paired_difference(a: Sequence[float], b: Sequence[float], statistic: Callabl
         nan = float("nan")
         return PairedDifference(estimate, nan, nan, confidence, n_resamples, nan, nan)
     if statistic is None and groups is None:  # the common case, vectorised
-        res = _scipy_stats.bootstrap((xa - xb,), stat, vectorized=True, method="percentile",
-                                     n_resamples=n_resamples, confidence_level=confidence,
-                                     rng=np.random.default_rng(seed))
+        res = _scipy_stats.bootstrap(
+            (xa - xb,),
+            stat,
+            vectorized=True,
+            method="percentile",
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            rng=np.random.default_rng(seed),
+        )
         return _paired_from_samples(estimate, res.bootstrap_distribution, confidence)
-    samples = distribution(lambda idx: stat(xa[idx], axis=-1) - stat(xb[idx], axis=-1), xa.size,
-                           groups=groups, n_resamples=n_resamples, seed=seed)
+    samples = distribution(
+        lambda idx: stat(xa[idx], axis=-1) - stat(xb[idx], axis=-1),
+        xa.size,
+        groups=groups,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
     return _paired_from_samples(estimate, samples, confidence)
 
 
-def paired_from_samples(estimate: float, samples,
-                        confidence: float = CONFIDENCE) -> PairedDifference:
+def paired_from_samples(
+    estimate: float, samples, confidence: float = CONFIDENCE
+) -> PairedDifference:
     """A :class:`PairedDifference` from a bootstrap sample of a difference (see
     :func:`distribution`, e.g. two metrics of the same resample subtracted)."""
     return _paired_from_samples(estimate, samples, confidence)
-

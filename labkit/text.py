@@ -16,26 +16,35 @@ the same rules.
 >>> one_sentence_per_line("First one. Second one!\nThird")
 'First one.\nSecond one!\nThird'
 """
+
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from labkit.errors import ParameterError
 from labkit.models import resolve
 
-__all__ = ["one_sentence_per_line", "sentence_spans", "split_sentences", "token_counter",
-           "transcript_sentences", "word_count"]
+__all__ = [
+    "one_sentence_per_line",
+    "sentence_spans",
+    "split_sentences",
+    "token_counter",
+    "transcript_sentences",
+    "word_count",
+]
 
 # Rule-based, punkt-like: a sentence ends at . ! ? (runs of them, e.g. "?!" or "..."), optionally
 # followed by closing quotes / brackets, when whitespace and then a plausible sentence start follow,
 # or at a blank line. Known abbreviations, single-letter initials and numbers ("3.5") do not end
 # a sentence.
-_ABBREVIATIONS = frozenset("""
+_ABBREVIATIONS = frozenset(
+    """
 mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf al fig figs no nos vol vols ed eds approx
 dept est inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m ph.d
 gen col lt capt sgt rev hon
-""".split())
+""".split()
+)
 _BOUNDARY = re.compile(r"""([.!?]+|…)(["'”’)\]]*)(?=\s+|$)|\n\s*\n""")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 
@@ -77,8 +86,11 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     if token in _ABBREVIATIONS:
         return True
     # A single capital letter before the dot is an initial ("J. R. R. Tolkien").
-    return len(token) == 1 and word.group(1).isupper() and (dot - len(word.group(1)) == 0
-                                                            or not text[dot - 2].isalpha())
+    return (
+        len(token) == 1
+        and word.group(1).isupper()
+        and (dot - len(word.group(1)) == 0 or not text[dot - 2].isalpha())
+    )
 
 
 def _next_starts_sentence(text: str, end: int) -> bool:
@@ -103,7 +115,9 @@ def split_sentences(text: str, *, split_before_lowercase: bool = False) -> list[
     >>> split_sentences("Dr. Smith arrived at 3.5 p.m. today. Was it late? Yes!")
     ['Dr. Smith arrived at 3.5 p.m. today.', 'Was it late?', 'Yes!']
     """
-    return [text[a:b] for a, b in sentence_spans(text, split_before_lowercase=split_before_lowercase)]
+    return [
+        text[a:b] for a, b in sentence_spans(text, split_before_lowercase=split_before_lowercase)
+    ]
 
 
 def one_sentence_per_line(text: str) -> str:
@@ -127,8 +141,11 @@ def transcript_sentences(transcript: str, min_words: int = 5) -> list[str]:
     for line in transcript.splitlines():
         speaker, sep, content = line.partition(": ")
         text = content if sep and len(speaker.split()) <= 4 else line
-        out.extend(s for s in split_sentences(text, split_before_lowercase=True)
-                   if word_count(s) >= min_words)
+        out.extend(
+            s
+            for s in split_sentences(text, split_before_lowercase=True)
+            if word_count(s) >= min_words
+        )
     return out
 
 
@@ -136,7 +153,6 @@ def token_counter(model_name: str) -> Callable[[str], int]:
     """Count tokens with a real tokenizer resolved through the model registry (one counter for
     all systems keeps tokens per second comparable)."""
     from transformers import AutoTokenizer  # heavy import, only when a counter is asked for
-
 
     tokenizer = AutoTokenizer.from_pretrained(str(resolve(model_name).path))
     tokenizer.model_max_length = 10**9  # we count, we do not feed a model

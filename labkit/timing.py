@@ -8,10 +8,12 @@ helpers here, so speed-ups compare finished work on every machine. The wait itse
 Only this module, the run record's and runner's whole-notebook wall time and the carbon
 tracker read ``time.perf_counter()`` (``tests/test_timing.py`` checks).
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from labkit.device import as_torch_device, resolve_device, synchronize
 
@@ -47,7 +49,7 @@ class Stopwatch:
         synchronize(self.device)
         return time.perf_counter()
 
-    def start(self) -> "Stopwatch":
+    def start(self) -> Stopwatch:
         self._start = self._last = self.now()
         return self
 
@@ -66,7 +68,7 @@ class Stopwatch:
         self.lap()
         return self.seconds
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         return self.start()
 
     def __exit__(self, *exc) -> None:

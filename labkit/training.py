@@ -6,12 +6,14 @@ are made, whatever the arguments class), energy measured by codecarbon per run o
 the logged loss curve (:func:`train_measured`), and safetensors weights (:func:`save_model`).
 Where the result is kept, and under which key, is :mod:`labkit.modelcache`'s job.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from labkit.carbon import CarbonSession, epoch_callback
 from labkit.device import compute_dtype, resolve_device
@@ -25,9 +27,17 @@ def use_torch_threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get("LABKIT_TORCH_THREADS", os.cpu_count() or 1))))
 
 
-def training_arguments(output_dir: Path, *, seed: int, progress: bool,
-                       max_steps: int | None = None, epochs: float | None = None,
-                       steps_per_epoch: int | None = None, args_class=None, **kwargs):
+def training_arguments(
+    output_dir: Path,
+    *,
+    seed: int,
+    progress: bool,
+    max_steps: int | None = None,
+    epochs: float | None = None,
+    steps_per_epoch: int | None = None,
+    args_class=None,
+    **kwargs,
+):
     """Arguments for a run that saves nothing itself: no checkpoints, no evaluation, no
     reporting integrations, on the package's device, about 50 loss logs per run.
 
@@ -49,8 +59,10 @@ def training_arguments(output_dir: Path, *, seed: int, progress: bool,
     """
 
     if (max_steps is None) == (epochs is None):
-        raise ParameterError("training_arguments needs exactly one of max_steps and epochs, got "
-                             f"max_steps={max_steps!r}, epochs={epochs!r}")
+        raise ParameterError(
+            "training_arguments needs exactly one of max_steps and epochs, got "
+            f"max_steps={max_steps!r}, epochs={epochs!r}"
+        )
     device = resolve_device()
     if args_class is None:
         from transformers import TrainingArguments as args_class
@@ -60,27 +72,38 @@ def training_arguments(output_dir: Path, *, seed: int, progress: bool,
         length = dict(num_train_epochs=epochs)
         total = math.ceil(epochs * steps_per_epoch) if steps_per_epoch else 500
     defaults = dict(
-        output_dir=str(output_dir), logging_steps=max(1, total // 50),
-        save_strategy="no", eval_strategy="no", report_to=[],
-        use_cpu=device == "cpu", bf16=str(compute_dtype(device)) == "torch.bfloat16",
-        seed=seed, data_seed=seed,
-        dataloader_num_workers=0, disable_tqdm=not progress, remove_unused_columns=False,
-        **length)
+        output_dir=str(output_dir),
+        logging_steps=max(1, total // 50),
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        use_cpu=device == "cpu",
+        bf16=str(compute_dtype(device)) == "torch.bfloat16",
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=not progress,
+        remove_unused_columns=False,
+        **length,
+    )
     return args_class(**{**defaults, **kwargs})
 
 
 def energy_summary(session, measurements: Sequence) -> dict[str, Any]:
     """Energy, emissions and time summed over ``measurements`` of a carbon ``session``."""
-    return {"energy_kwh": float(sum(m.energy_kwh for m in measurements)),
-            "emissions_g": float(sum(m.emissions_g for m in measurements)),
-            "duration_s": float(sum(m.duration_s for m in measurements)),
-            "tasks": [m.task for m in measurements],
-            "power_method": getattr(session, "power_method", None),
-            "country": getattr(session, "country", None)}
+    return {
+        "energy_kwh": float(sum(m.energy_kwh for m in measurements)),
+        "emissions_g": float(sum(m.emissions_g for m in measurements)),
+        "duration_s": float(sum(m.duration_s for m in measurements)),
+        "tasks": [m.task for m in measurements],
+        "power_method": getattr(session, "power_method", None),
+        "country": getattr(session, "country", None),
+    }
 
 
-def train_measured(trainer, task: str, *, carbon=None, progress: bool = True,
-                   per_epoch: bool = False) -> dict[str, Any]:
+def train_measured(
+    trainer, task: str, *, carbon=None, progress: bool = True, per_epoch: bool = False
+) -> dict[str, Any]:
     """Run ``trainer.train()`` measured by codecarbon and summarise the run.
 
     Args:
@@ -100,6 +123,7 @@ def train_measured(trainer, task: str, *, carbon=None, progress: bool = True,
 
     if not progress:  # Trainer prints every log dict when its tqdm bar is off
         from transformers.trainer_callback import PrinterCallback
+
         trainer.remove_callback(PrinterCallback)
     own = carbon is None
     session = CarbonSession() if own else carbon
@@ -118,12 +142,16 @@ def train_measured(trainer, task: str, *, carbon=None, progress: bool = True,
         if own:
             session.__exit__(None, None, None)
     losses = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
-    tail = [loss for _, loss in losses[-max(1, len(losses) // 10):]]
+    tail = [loss for _, loss in losses[-max(1, len(losses) // 10) :]]
     energy = energy_summary(session, measured)
-    return {"train_loss": float(sum(tail) / len(tail)) if tail else float(result.training_loss),
-            "loss_curve": losses, "energy": energy, "energy_kwh": energy["energy_kwh"],
-            "power_method": energy["power_method"],
-            "train_runtime_s": float(result.metrics.get("train_runtime", float("nan")))}
+    return {
+        "train_loss": float(sum(tail) / len(tail)) if tail else float(result.training_loss),
+        "loss_curve": losses,
+        "energy": energy,
+        "energy_kwh": energy["energy_kwh"],
+        "power_method": energy["power_method"],
+        "train_runtime_s": float(result.metrics.get("train_runtime", float("nan"))),
+    }
 
 
 def save_model(model, tokenizer, folder: Path) -> None:

@@ -1,4 +1,5 @@
 """labkit.cluster: joining or starting a Dask cluster, and mapping tasks over it (real clusters)."""
+
 import os
 import socket
 import subprocess
@@ -18,12 +19,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("address, says", [
-    (f"tcp://127.0.0.1:{_free_port()}", "unreachable"),
-    ("tcp://no-such-host.invalid:8786", "unreachable"),
-    ("tcp://127.0.0.1:notaport", "malformed"),
-    ("tcp://:8786", "malformed"),
-])
+@pytest.mark.parametrize(
+    "address, says",
+    [
+        (f"tcp://127.0.0.1:{_free_port()}", "unreachable"),
+        ("tcp://no-such-host.invalid:8786", "unreachable"),
+        ("tcp://127.0.0.1:notaport", "malformed"),
+        ("tcp://:8786", "malformed"),
+    ],
+)
 def test_an_unreachable_scheduler_is_one_quick_error_naming_it(address, says):
     t0 = time.perf_counter()
     with pytest.raises(ParameterError, match=says) as err:
@@ -77,7 +81,9 @@ def test_two_worker_local_cluster_runs_tasks_in_their_processes_and_reports_fail
         out = cluster.map_tasks(_square, [5, 0, 2, 1, 6], "squares", client=client)
         assert [v for _, v in out] == [25, 0, 4, 1, 36]
         assert os.getpid() not in {pid for pid, _ in out}
-        with pytest.raises(LabkitError, match=r"the task for 3 failed: ValueError: no square for 3"):
+        with pytest.raises(
+            LabkitError, match=r"the task for 3 failed: ValueError: no square for 3"
+        ):
             cluster.map_tasks(_square, [0, 3, 1], "squares", client=client)
         with pytest.raises(DataError, match=r"the task for 4 failed: DataError: row 4 of pairs"):
             cluster.map_tasks(_square, [4], "squares", client=client)
@@ -97,9 +103,19 @@ def test_workers_keep_the_callers_thread_settings(monkeypatch):
     monkeypatch.setenv("LABKIT_PROBE_NEW", "set later")
     monkeypatch.delenv("LABKIT_PROBE")
     with cluster.connect(jobs=1) as client:
-        env = client.submit(lambda: tuple(os.environ.get(k) for k in (
-            "OMP_NUM_THREADS", "MKL_NUM_THREADS", cluster.PARENT_ENV, "LABKIT_PROBE",
-            "LABKIT_PROBE_NEW")), pure=False).result()
+        env = client.submit(
+            lambda: tuple(
+                os.environ.get(k)
+                for k in (
+                    "OMP_NUM_THREADS",
+                    "MKL_NUM_THREADS",
+                    cluster.PARENT_ENV,
+                    "LABKIT_PROBE",
+                    "LABKIT_PROBE_NEW",
+                )
+            ),
+            pure=False,
+        ).result()
     assert env == ("2", None, str(os.getpid()), None, "set later")
 
 
@@ -123,14 +139,17 @@ def test_watch_parent_ends_a_process_and_its_children_when_the_parent_dies(tmp_p
     parent = subprocess.Popen([sys.executable, str(path), "parent"])
     try:
         deadline = time.time() + 30
-        while not (pids.is_file() and len(pids.read_text().split()) == 2) and time.time() < deadline:
+        while (
+            not (pids.is_file() and len(pids.read_text().split()) == 2) and time.time() < deadline
+        ):
             time.sleep(0.1)
         child, grand = map(int, pids.read_text().split())
         parent.kill()
         parent.wait()
         psutil = pytest.importorskip("psutil")
-        _, alive = psutil.wait_procs([psutil.Process(p) for p in (child, grand)
-                                      if psutil.pid_exists(p)], timeout=5)
+        _, alive = psutil.wait_procs(
+            [psutil.Process(p) for p in (child, grand) if psutil.pid_exists(p)], timeout=5
+        )
         assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
     finally:
         parent.kill()

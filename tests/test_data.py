@@ -1,4 +1,5 @@
 """Data registry: resolution order, checksums, parsers and their errors."""
+
 import hashlib
 import json
 import os
@@ -12,8 +13,10 @@ from labkit.data import parsers, registry
 from labkit.errors import DataError, DataUnavailableError, ParameterError
 
 MIRROR = os.environ.get("LABKIT_DATA_MIRROR", "")
-needs_mirror = pytest.mark.skipif(not any(Path(p, "mqp", "mqp.csv").is_file() for p in MIRROR.split(":") if p),
-                                  reason="real data mirror not found (set LABKIT_DATA_MIRROR)")
+needs_mirror = pytest.mark.skipif(
+    not any(Path(p, "mqp", "mqp.csv").is_file() for p in MIRROR.split(":") if p),
+    reason="real data mirror not found (set LABKIT_DATA_MIRROR)",
+)
 
 
 @pytest.fixture
@@ -28,7 +31,9 @@ def fake_mqp_entry(monkeypatch, content: bytes, url="http://127.0.0.1:9/mqp.csv"
     """Point the mqp entry at given bytes (hash of those bytes) and an unreachable URL."""
     entry = registry.get("mqp")
     file = registry.DataFile("mqp.csv", url, hashlib.sha256(content).hexdigest())
-    monkeypatch.setitem(registry._REGISTRY, "mqp", registry.Dataset(**{**entry.__dict__, "files": (file,)}))
+    monkeypatch.setitem(
+        registry._REGISTRY, "mqp", registry.Dataset(**{**entry.__dict__, "files": (file,)})
+    )
 
 
 @needs_mirror
@@ -102,17 +107,23 @@ def test_explicit_path_is_parsed_validated_and_recorded(tmp_path):
     assert data.USED["mqp"].origin == "path" and not data.USED["mqp"].verified
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "file is empty"),
-    ("1,What is flu?,Is flu bad?\n", "line 1 has 3 fields, expected 4"),
-    ("1,What is flu?,Is flu bad?,2\n", "line 1, field 'label' must be 0 or 1, got '2'"),
-    ("1,What is flu?,,1\n", "line 1, field 'question_2' is empty"),
-    ("x,What is flu?,Is flu bad?,1\n", "line 1, field 'dr_id' must be an integer"),
-    # file lines, not data rows: a blank line and a two-line quoted field come first
-    ('1,a,b,1\n\n1,"two\nlines",c,0\n1,a,c,7\n', "line 5, field 'label' must be 0 or 1, got '7'"),
-    ("question_1,label\nWhat?,1\n", "header lacks column\\(s\\) question_2"),
-    ("question_1,question_2,label\n", "no data rows"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "file is empty"),
+        ("1,What is flu?,Is flu bad?\n", "line 1 has 3 fields, expected 4"),
+        ("1,What is flu?,Is flu bad?,2\n", "line 1, field 'label' must be 0 or 1, got '2'"),
+        ("1,What is flu?,,1\n", "line 1, field 'question_2' is empty"),
+        ("x,What is flu?,Is flu bad?,1\n", "line 1, field 'dr_id' must be an integer"),
+        # file lines, not data rows: a blank line and a two-line quoted field come first
+        (
+            '1,a,b,1\n\n1,"two\nlines",c,0\n1,a,c,7\n',
+            "line 5, field 'label' must be 0 or 1, got '7'",
+        ),
+        ("question_1,label\nWhat?,1\n", "header lacks column\\(s\\) question_2"),
+        ("question_1,question_2,label\n", "no data rows"),
+    ],
+)
 def test_bad_pair_csvs_name_the_row_and_field(tmp_path, content, message):
     path = tmp_path / "pairs.csv"
     path.write_text(content)
@@ -127,16 +138,22 @@ def test_chinchilla_parser_rejects_missing_columns_and_non_positive_values(tmp_p
     with pytest.raises(DataError, match="missing column\\(s\\) Training FLOP"):
         registry.get("chinchilla").parser(path)
     path.write_text("Model Size,Training FLOP,loss\n1e9,1e20,2.0\n1e9,-1,2.0\n")
-    with pytest.raises(DataError, match="line 3, field 'Training FLOP' must be a positive finite "
-                                        "number, got '-1'"):
+    with pytest.raises(
+        DataError, match="line 3, field 'Training FLOP' must be a positive finite number, got '-1'"
+    ):
         registry.get("chinchilla").parser(path)
 
 
-@pytest.mark.parametrize("value, why", [("inf", "must be a positive finite number, got 'inf'"),
-                                        ("-inf", "must be a positive finite number, got '-inf'"),
-                                        ("nan", "must be a positive finite number, got 'nan'"),
-                                        ("two", "is not a number, got 'two'"),
-                                        ("", "is missing, got ''")])
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("inf", "must be a positive finite number, got 'inf'"),
+        ("-inf", "must be a positive finite number, got '-inf'"),
+        ("nan", "must be a positive finite number, got 'nan'"),
+        ("two", "is not a number, got 'two'"),
+        ("", "is missing, got ''"),
+    ],
+)
 def test_chinchilla_parser_names_the_file_line_and_prints_plain_values(tmp_path, value, why):
     path = tmp_path / "points.csv"
     # line 4 of the file is the third data row, after a blank line
@@ -149,9 +166,12 @@ def test_chinchilla_parser_names_the_file_line_and_prints_plain_values(tmp_path,
 
 
 def write_meeting(path: Path, **fields) -> Path:
-    meeting = {"meeting_transcripts": [{"speaker": "A", "content": "hello there"}],
-               "general_query_list": [{"query": "Summarize.", "answer": "They met."}],
-               "specific_query_list": [], "topic_list": [{"topic": "t"}]}
+    meeting = {
+        "meeting_transcripts": [{"speaker": "A", "content": "hello there"}],
+        "general_query_list": [{"query": "Summarize.", "answer": "They met."}],
+        "specific_query_list": [],
+        "topic_list": [{"topic": "t"}],
+    }
     meeting.update(fields)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(meeting, indent=2))
@@ -171,23 +191,43 @@ def test_qmsum_non_utf8_bytes_name_the_file_and_line(tmp_path):
 
 
 def test_qmsum_item_that_is_not_an_object_names_file_and_line(tmp_path):
-    path = write_meeting(tmp_path / "q" / "test" / "M1.json", general_query_list=[
-        {"query": "Summarize.", "answer": "They met."}, "just a string"])
-    line = 1 + next(i for i, text in enumerate(path.read_text().splitlines()) if "just a string" in text)
+    path = write_meeting(
+        tmp_path / "q" / "test" / "M1.json",
+        general_query_list=[{"query": "Summarize.", "answer": "They met."}, "just a string"],
+    )
+    line = 1 + next(
+        i for i, text in enumerate(path.read_text().splitlines()) if "just a string" in text
+    )
     with pytest.raises(DataError) as info:
         data.load("qmsum", path=tmp_path / "q", splits=("test",))
-    assert str(info.value) == (f"{path}: line {line}: general_query_list[1] must be an object with "
-                               "'query' and 'answer', got a string")
+    assert str(info.value) == (
+        f"{path}: line {line}: general_query_list[1] must be an object with "
+        "'query' and 'answer', got a string"
+    )
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"specific_query_list": [{"query": "q", "answer": "a", "relevant_text_span": [["x", "2"]]}]},
-     "specific_query_list[0].relevant_text_span[0] must be a pair of turn numbers"),
-    ({"meeting_transcripts": [{"speaker": "A", "content": 3}]},
-     "meeting_transcripts[0] field 'content' must be a string, got a number"),
-    ({"general_query_list": [{"query": "q"}]}, "general_query_list[0] lacks 'answer'"),
-    ({"general_query_list": {"query": "q"}}, "general_query_list must be a list, got an object"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (
+            {
+                "specific_query_list": [
+                    {"query": "q", "answer": "a", "relevant_text_span": [["x", "2"]]}
+                ]
+            },
+            "specific_query_list[0].relevant_text_span[0] must be a pair of turn numbers",
+        ),
+        (
+            {"meeting_transcripts": [{"speaker": "A", "content": 3}]},
+            "meeting_transcripts[0] field 'content' must be a string, got a number",
+        ),
+        ({"general_query_list": [{"query": "q"}]}, "general_query_list[0] lacks 'answer'"),
+        (
+            {"general_query_list": {"query": "q"}},
+            "general_query_list must be a list, got an object",
+        ),
+    ],
+)
 def test_qmsum_fields_are_checked_with_lines(tmp_path, fields, message):
     path = write_meeting(tmp_path / "M2.json", **fields)
     with pytest.raises(DataError, match=re.escape(message)) as info:
@@ -198,7 +238,9 @@ def test_qmsum_fields_are_checked_with_lines(tmp_path, fields, message):
 def test_qmsum_syntax_error_names_line_and_column(tmp_path):
     path = tmp_path / "M3.json"
     path.write_text('{\n  "meeting_transcripts": [\n    {"speaker": "A" "content": "x"}\n  ]\n}\n')
-    with pytest.raises(DataError, match=r"M3.json: line 3, column 21: not valid JSON \(Expecting .,. delimiter\)"):
+    with pytest.raises(
+        DataError, match=r"M3.json: line 3, column 21: not valid JSON \(Expecting .,. delimiter\)"
+    ):
         parsers.parse_qmsum_meeting(path, "test")
 
 
@@ -208,12 +250,19 @@ def test_users_own_qmsum_folder_loads_with_each_file_validated(tmp_path, isolate
         for name in names:
             write_meeting(root / split / f"{name}.json")
     meetings = data.load("qmsum", path=root)
-    assert {k: [m.meeting_id for m in v] for k, v in meetings.items()} == \
-        {"train": ["T1", "T2"], "val": ["V1"], "test": ["Bro001"]}
+    assert {k: [m.meeting_id for m in v] for k, v in meetings.items()} == {
+        "train": ["T1", "T2"],
+        "val": ["V1"],
+        "test": ["Bro001"],
+    }
     assert meetings["test"][0].domain == "Academic" and meetings["test"][0].general_queries
     used = data.USED["qmsum"]
-    assert used.origin == "path" and not used.verified and sorted(used.sha256) == \
-        ["test/Bro001.json", "train/T1.json", "train/T2.json", "val/V1.json"]
+    assert (
+        used.origin == "path"
+        and not used.verified
+        and sorted(used.sha256)
+        == ["test/Bro001.json", "train/T1.json", "train/T2.json", "val/V1.json"]
+    )
     only_test = data.load("qmsum", path=root, splits=("test",))
     assert list(only_test) == ["test"]
     write_meeting(root / "val" / "V2.json", meeting_transcripts=[])
@@ -231,10 +280,13 @@ def test_qmsum_meeting_errors(tmp_path):
     (root / "train").mkdir()
     (root / "val").mkdir()
     for split in ("train", "val"):
-        (root / split / "A.json").write_text('{"meeting_transcripts": [{"speaker": "a", "content": "hi"}],'
-                                             '"general_query_list": [], "specific_query_list": []}')
-    (root / "test" / "B.json").write_text('{"meeting_transcripts": [], "general_query_list": [],'
-                                          '"specific_query_list": []}')
+        (root / split / "A.json").write_text(
+            '{"meeting_transcripts": [{"speaker": "a", "content": "hi"}],'
+            '"general_query_list": [], "specific_query_list": []}'
+        )
+    (root / "test" / "B.json").write_text(
+        '{"meeting_transcripts": [], "general_query_list": [],"specific_query_list": []}'
+    )
     with pytest.raises(DataError, match="B.json: transcript is empty"):
         registry.get("qmsum").parser(root)
     (root / "test" / "B.json").write_text('{"general_query_list": []}')
@@ -244,15 +296,19 @@ def test_qmsum_meeting_errors(tmp_path):
 
 def test_hf_dataset_offline_is_one_clear_error(isolated, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(DataUnavailableError, match="'boolq' not available.*LABKIT_DATA_MIRROR/boolq"):
+    with pytest.raises(
+        DataUnavailableError, match="'boolq' not available.*LABKIT_DATA_MIRROR/boolq"
+    ):
         data.load("boolq")
 
 
 def test_hf_dataset_from_a_mirror_folder(isolated, monkeypatch):
     folder = isolated / "m" / "biosses"
     folder.mkdir(parents=True)
-    (folder / "test.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "score": 2.5}\n'
-                                       '{"sentence1": "c", "sentence2": "d", "score": 0.5}\n')
+    (folder / "test.jsonl").write_text(
+        '{"sentence1": "a", "sentence2": "b", "score": 2.5}\n'
+        '{"sentence1": "c", "sentence2": "d", "score": 0.5}\n'
+    )
     monkeypatch.setenv("LABKIT_DATA_MIRROR", str(isolated / "m"))
     frame = data.load("biosses")
     assert list(frame.score) == [2.5, 0.5]

@@ -4,6 +4,7 @@ No GPU here: CUDA is faked (``torch.cuda.is_available`` / ``is_bf16_supported`` 
 ``Module.to`` is recorded instead of run, so these tests check where labkit *would* place each
 model, without moving a tensor. Tiny random-weight models, for unit tests only.
 """
+
 from __future__ import annotations
 
 import ast
@@ -53,6 +54,7 @@ def placements(fake_cuda):
 
 # --- the rule ---------------------------------------------------------------------------
 
+
 def test_auto_is_cpu_here_and_cuda_with_bf16_when_there_is_one(clean_env, monkeypatch):
     if not torch.cuda.is_available():
         assert dev.resolve_device() == "cpu" == dev.resolve_device("auto")
@@ -99,8 +101,12 @@ def test_mixed_precision_values(clean_env):
 
 
 def test_describe_names_device_dtype_and_precision(fake_cuda):
-    assert dev.describe() == {"device": "cuda", "name": "Fake GPU", "dtype": "bfloat16",
-                              "mixed_precision": True}
+    assert dev.describe() == {
+        "device": "cuda",
+        "name": "Fake GPU",
+        "dtype": "bfloat16",
+        "mixed_precision": True,
+    }
     assert dev.describe("cpu")["dtype"] == "float32"
     assert dev.describe("cuda", mixed_precision=False)["mixed_precision"] is False
 
@@ -113,21 +119,29 @@ PROFILES = {"smoke": {"n": 1}, "default": {"n": 2}, "paper": {"n": 3}}
 def test_begin_sets_the_device_for_the_kernel_and_the_record(fake_cuda):
     from labkit import notebook, records
 
-    cfg, record = notebook.begin("unit_device", PROFILES, "smoke", 0, device=None,
-                                 mixed_precision=False, n=None)
+    cfg, record = notebook.begin(
+        "unit_device", PROFILES, "smoke", 0, device=None, mixed_precision=False, n=None
+    )
     assert (cfg["device"], cfg["dtype"], cfg["n"]) == ("cuda", "float32", 1)
     assert dev.resolve_device() == "cuda" and not dev.mixed_precision_enabled()
-    assert record.to_dict()["device"] == {"device": "cuda", "name": "Fake GPU",
-                                          "dtype": "float32", "mixed_precision": False}
+    assert record.to_dict()["device"] == {
+        "device": "cuda",
+        "name": "Fake GPU",
+        "dtype": "float32",
+        "mixed_precision": False,
+    }
     cfg, record = notebook.begin("unit_device", PROFILES, "smoke", 0, device="cpu")
     assert (cfg["device"], cfg["dtype"]) == ("cpu", "float32")
     import os
+
     assert os.environ[dev.ENV] == "cpu"
     assert records.device_line(record.to_dict()) == "cpu (CPU, float32)"
 
 
-@pytest.mark.parametrize("kwargs, names", [({"device": "tpu"}, "device"),
-                                           ({"mixed_precision": "often"}, "mixed_precision")])
+@pytest.mark.parametrize(
+    "kwargs, names",
+    [({"device": "tpu"}, "device"), ({"mixed_precision": "often"}, "mixed_precision")],
+)
 def test_begin_rejects_bad_device_parameters_before_any_work(clean_env, kwargs, names):
     from labkit import notebook
 
@@ -137,10 +151,13 @@ def test_begin_rejects_bad_device_parameters_before_any_work(clean_env, kwargs, 
 
 # --- training asks for bf16 on CUDA, the CPU otherwise ------------------------------------
 
+
 def _args(**kwargs):
     from labkit.training import training_arguments
-    return training_arguments(Path("unused"), seed=0, progress=False, max_steps=2,
-                              args_class=lambda **kw: kw, **kwargs)
+
+    return training_arguments(
+        Path("unused"), seed=0, progress=False, max_steps=2, args_class=lambda **kw: kw, **kwargs
+    )
 
 
 def test_training_arguments_follow_the_device_rule(fake_cuda):
@@ -162,6 +179,7 @@ def test_training_arguments_on_this_cpu_are_real_trainer_arguments(clean_env, tm
 
 # --- every loader places its model on the resolved device --------------------------------
 
+
 def _tiny_causal_lm(folder: Path) -> Path:
     """A random 1-layer Llama plus a word-level tokenizer, saved as safetensors."""
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -170,12 +188,20 @@ def _tiny_causal_lm(folder: Path) -> Path:
     vocab = {w: i for i, w in enumerate(["<unk>", "<eos>", "a", "b", "c"])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>",
-                            eos_token="<eos>", pad_token="<eos>").save_pretrained(folder)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>"
+    ).save_pretrained(folder)
     torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2,
-                                 max_position_embeddings=32)).save_pretrained(folder)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+        )
+    ).save_pretrained(folder)
     return folder
 
 
@@ -194,8 +220,9 @@ def test_causal_lm_loaders_place_the_model_on_cuda(placements, tmp_path):
 
 def test_causal_lm_dtype_auto_is_the_compute_dtype(fake_cuda, tmp_path):
     casts = []
-    fake_cuda.setattr(torch.nn.Module, "to",
-                      lambda self, *a, **k: casts.append(k.get("dtype")) or self)
+    fake_cuda.setattr(
+        torch.nn.Module, "to", lambda self, *a, **k: casts.append(k.get("dtype")) or self
+    )
     from labkit.lm import load_causal_lm
 
     folder = _tiny_causal_lm(tmp_path / "lm")
@@ -217,8 +244,11 @@ def test_anchor_setup_and_anchored_models_load_on_the_rule(fake_cuda, tmp_path):
     assert inspect.signature(load_causal_lm).parameters["device"].default == "auto"
     assert inspect.signature(AnchoredLM.load).parameters["device"].default == "auto"
     calls = []
-    fake_cuda.setattr(labkit.lm.load, "load_causal_lm",
-                      lambda name, device="auto", dtype=None: calls.append(device))
+    fake_cuda.setattr(
+        labkit.lm.load,
+        "load_causal_lm",
+        lambda name, device="auto", dtype=None: calls.append(device),
+    )
     AnchoredLM.load(type("A", (), {"path": tmp_path})())
     assert calls == ["auto"]
     for call in ast.walk(ast.parse(inspect.getsource(study))):
@@ -264,10 +294,18 @@ def test_encoder_embedder_places_its_model_on_cuda(placements, tmp_path):
     for f in folder.glob("*.safetensors"):
         f.unlink()
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=5, hidden_size=16, intermediate_size=32,
-                         num_hidden_layers=1, num_attention_heads=2)).save_pretrained(folder)
-    (folder / "config.json").write_text(json.dumps(
-        {**json.loads((folder / "config.json").read_text()), "model_type": "bert"}))
+    BertModel(
+        BertConfig(
+            vocab_size=5,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+        )
+    ).save_pretrained(folder)
+    (folder / "config.json").write_text(
+        json.dumps({**json.loads((folder / "config.json").read_text()), "model_type": "bert"})
+    )
     vectors = PooledEncoderEmbedder(str(folder), "mean", cache=False)._embed_batch(["a b", "c"])
     assert placements[-1] == "cuda" and vectors.shape == (2, 16)
 
@@ -281,8 +319,7 @@ def test_siamese_head_trains_on_the_rule(clean_env):
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
     split = np.array(["train"] * 30 + ["val"] * 10)
-    out = train_head(a, b, rng.integers(0, 2, 40), split, HeadConfig(max_epochs=2, hidden=8,
-                                                                      out=4))
+    out = train_head(a, b, rng.integers(0, 2, 40), split, HeadConfig(max_epochs=2, hidden=8, out=4))
     assert out.scores.shape == (40,) and all(e["seconds"] >= 0 for e in out.epochs)
     with pytest.raises(ParameterError, match="device"):
         train_head(a, b, np.zeros(40), split, device="tpu")
@@ -303,28 +340,43 @@ def test_no_function_defaults_its_device_to_cpu():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 args = node.args.args + node.args.kwonlyargs
-                defaults = ([None] * (len(node.args.args) - len(node.args.defaults))
-                            + list(node.args.defaults) + list(node.args.kw_defaults))
+                defaults = (
+                    [None] * (len(node.args.args) - len(node.args.defaults))
+                    + list(node.args.defaults)
+                    + list(node.args.kw_defaults)
+                )
                 for arg, default in zip(args, defaults):
-                    if "device" in arg.arg and isinstance(default, ast.Constant) \
-                            and default.value == "cpu":
+                    if (
+                        "device" in arg.arg
+                        and isinstance(default, ast.Constant)
+                        and default.value == "cpu"
+                    ):
                         found.add((rel, node.name))
             elif isinstance(node, ast.Call):
                 for kw in node.keywords:
-                    if kw.arg == "device" and isinstance(kw.value, ast.Constant) \
-                            and kw.value.value == "cpu":
+                    if (
+                        kw.arg == "device"
+                        and isinstance(kw.value, ast.Constant)
+                        and kw.value.value == "cpu"
+                    ):
                         found.add((rel, f"call at line {node.lineno}"))
-    assert found - KNOWN_CPU_DEFAULTS == set(), \
+    assert found - KNOWN_CPU_DEFAULTS == set(), (
         f"hard-coded 'cpu' device outside the device rule: {sorted(found - KNOWN_CPU_DEFAULTS)}"
+    )
 
 
 # --- the run record: device entry, portable data and parameters ---------------------------
 
+
 def portable_home(rest: str) -> str:
     """What ``st:$HOME/<rest>`` becomes (``<home>``, unless $HOME lies in the checkout or /tmp)."""
     from labkit.records import portable
-    return portable("st:" + str(Path.home() / rest)) if str(Path.home()).startswith("/tmp") \
+
+    return (
+        portable("st:" + str(Path.home() / rest))
+        if str(Path.home()).startswith("/tmp")
         else "st:<home>/" + rest
+    )
 
 
 def test_record_is_portable(clean_env, tmp_path):
@@ -333,17 +385,29 @@ def test_record_is_portable(clean_env, tmp_path):
     from labkit.paths import project_root
 
     mine = tmp_path / "mine.csv"
-    used = {"mqp": Resolved("mqp", tmp_path / "mirror" / "mqp", "mirror", {"mqp.csv": "94ec"}),
-            "own": Resolved("own", mine, "path", {"mine.csv": "ab"}, False)}
+    used = {
+        "mqp": Resolved("mqp", tmp_path / "mirror" / "mqp", "mirror", {"mqp.csv": "94ec"}),
+        "own": Resolved("own", mine, "path", {"mine.csv": "ab"}, False),
+    }
     home_model = str(Path.home() / "models" / "m")
-    run = records.RunRecord("unit_portable", {
-        "pairs_csv": str(mine), "models": [f"st:{home_model}", "st:all-MiniLM-L6-v2"],
-        "notes": str(project_root() / "data" / "x.jsonl"), "n": 3})
+    run = records.RunRecord(
+        "unit_portable",
+        {
+            "pairs_csv": str(mine),
+            "models": [f"st:{home_model}", "st:all-MiniLM-L6-v2"],
+            "notes": str(project_root() / "data" / "x.jsonl"),
+            "n": 3,
+        },
+    )
     run.note_data(used)
     record = run.to_dict()
-    assert record["data"]["mqp"] == {"origin": "mirror", "source": "mirror", "files": ["mqp.csv"],
-                                     "sha256": {"mqp.csv": "94ec"},
-                                     "verified_against_registry": True}
+    assert record["data"]["mqp"] == {
+        "origin": "mirror",
+        "source": "mirror",
+        "files": ["mqp.csv"],
+        "sha256": {"mqp.csv": "94ec"},
+        "verified_against_registry": True,
+    }
     assert record["data"]["own"]["source"] == "user path"
     params = record["parameters"]
     assert params["pairs_csv"].startswith("<tmp>/") and params["pairs_csv"].endswith("/mine.csv")
@@ -358,7 +422,11 @@ def test_record_is_portable(clean_env, tmp_path):
 def test_portable_leaves_other_values_alone():
     from labkit.records import portable
 
-    assert portable({"a": "/usr/share/x", "b": 1.5, "c": None, "d": "cpu"}) == \
-        {"a": "/usr/share/x", "b": 1.5, "c": None, "d": "cpu"}
+    assert portable({"a": "/usr/share/x", "b": 1.5, "c": None, "d": "cpu"}) == {
+        "a": "/usr/share/x",
+        "b": 1.5,
+        "c": None,
+        "d": "cpu",
+    }
     home = str(Path.home())
     assert portable(home + "fs/x") == home + "fs/x"  # a sibling that only starts like $HOME

@@ -1,12 +1,14 @@
 """The figure check: each rule fires on a figure that breaks it and stays quiet on a good one."""
+
 import plotly.graph_objects as go
 import pytest
 
 from labkit import figcheck, figures
 from labkit.errors import LabkitError
 
-pytestmark = pytest.mark.skipif(figures.browser_path() is None,
-                                reason="the figure check lays figures out in kaleido's Chromium")
+pytestmark = pytest.mark.skipif(
+    figures.browser_path() is None, reason="the figure check lays figures out in kaleido's Chromium"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -114,8 +116,13 @@ def test_tables_print_plain_numbers(tmp_path, monkeypatch):
     import pandas as pd
 
     monkeypatch.setenv("LABKIT_FIGURES_DIR", str(tmp_path))
-    split = pd.DataFrame({"split": ["test", "train"], "pairs": [np.int64(260), np.int64(2788)],
-                          "doctors": [[np.int64(5)], [np.int64(1), np.int64(2)]]})
+    split = pd.DataFrame(
+        {
+            "split": ["test", "train"],
+            "pairs": [np.int64(260), np.int64(2788)],
+            "doctors": [[np.int64(5)], [np.int64(1), np.int64(2)]],
+        }
+    )
     paths = figures.save_table(split, "figcheck_study", "split", "Doctor-wise split")
     text = paths["md"].read_text() + paths["csv"].read_text()
     assert "np.int64" not in text and "[" not in text
@@ -124,8 +131,10 @@ def test_tables_print_plain_numbers(tmp_path, monkeypatch):
 
 
 def test_device_caption_names_the_device():
-    assert figures.device_caption({"device": "cuda", "name": "NVIDIA H100", "dtype": "bfloat16"}) \
+    assert (
+        figures.device_caption({"device": "cuda", "name": "NVIDIA H100", "dtype": "bfloat16"})
         == "Measured on cuda (NVIDIA H100, bfloat16)."
+    )
     cpu = figures.device_caption({"device": "cpu", "name": "CPU", "dtype": "float32"})
     assert cpu.startswith("Measured on cpu (") and "float32" in cpu
 
@@ -151,16 +160,33 @@ def test_study_figures_pick_their_axis_from_the_data():
     from labkit.anchor.figures import latency_figure
     from labkit.embeddings.study import epoch_figure
 
-    heads = pd.DataFrame({"system": ["a+siamese"] * 3, "epoch": [1, 2, 3],
-                          "energy_kwh": [1.4e-6, 1.2e-6, 1.5e-6], "emissions_g": [5e-4] * 3})
-    tuned = pd.DataFrame({"system": ["a-finetuned"] * 2, "epoch": [1, 2],
-                          "energy_kwh": [3.0e-3, 2.8e-3], "emissions_g": [1.0, 1.0]})
+    heads = pd.DataFrame(
+        {
+            "system": ["a+siamese"] * 3,
+            "epoch": [1, 2, 3],
+            "energy_kwh": [1.4e-6, 1.2e-6, 1.5e-6],
+            "emissions_g": [5e-4] * 3,
+        }
+    )
+    tuned = pd.DataFrame(
+        {
+            "system": ["a-finetuned"] * 2,
+            "epoch": [1, 2],
+            "energy_kwh": [3.0e-3, 2.8e-3],
+            "emissions_g": [1.0, 1.0],
+        }
+    )
     for epochs, kind in ((heads, "linear"), (pd.concat([heads, tuned]), "log")):
         fig = figcheck.readable(epoch_figure(epochs, "estimated"))
         assert (fig.layout.yaxis.type or "linear") == kind
         assert figcheck.check_figure(fig) == []
-    latency = pd.DataFrame([{"method": m, "context": c, "ms_per_token": base * (1 + c / 500) + r}
-                            for m, base in (("no_cache", 2.0), ("full_cache", 0.8), ("anchor_cache", 1.0))
-                            for c in (64, 128, 240) for r in (0.0, 0.1, 0.3)])
+    latency = pd.DataFrame(
+        [
+            {"method": m, "context": c, "ms_per_token": base * (1 + c / 500) + r}
+            for m, base in (("no_cache", 2.0), ("full_cache", 0.8), ("anchor_cache", 1.0))
+            for c in (64, 128, 240)
+            for r in (0.0, 0.1, 0.3)
+        ]
+    )
     fig = figcheck.readable(latency_figure(latency))
     assert fig.layout.yaxis.type == "linear" and figcheck.check_figure(fig) == []

@@ -15,6 +15,7 @@ A function-local ``import labkit...`` hides an edge from a reader (and hid two c
 it is allowed only with a comment on the same line saying why (an optional heavy dependency,
 typically torch or transformers, that a light caller must not pay for).
 """
+
 from __future__ import annotations
 
 import ast
@@ -25,10 +26,32 @@ ROOT = Path(__file__).resolve().parents[1]
 LABKIT = ROOT / "labkit"
 
 LAYERS = {
-    0: {"errors", "io", "paths", "stats", "device", "timing", "studies", "params", "config",
-        "__init__"},
-    1: {"text", "data", "models", "modelcache", "training", "carbon", "lm", "records", "figcheck",
-        "figures", "notebook", "cluster"},
+    0: {
+        "errors",
+        "io",
+        "paths",
+        "stats",
+        "device",
+        "timing",
+        "studies",
+        "params",
+        "config",
+        "__init__",
+    },
+    1: {
+        "text",
+        "data",
+        "models",
+        "modelcache",
+        "training",
+        "carbon",
+        "lm",
+        "records",
+        "figcheck",
+        "figures",
+        "notebook",
+        "cluster",
+    },
     2: {"embeddings", "anchor", "summarize", "scaling", "overview"},
     3: {"explore", "run"},
 }
@@ -41,7 +64,8 @@ def _module(path: Path) -> str:
 
 
 def _unit(module: str) -> str:
-    """The layer unit of a module: ``labkit.anchor.cache`` -> ``anchor``, ``labkit`` -> ``__init__``."""
+    """The layer unit of a module: ``labkit.anchor.cache`` -> ``anchor``, ``labkit`` itself ->
+    ``__init__``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 
@@ -64,18 +88,25 @@ def edges() -> tuple[dict[str, set[str]], list[str]]:
         tree = ast.parse(source)
         module = _module(path)
         package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-        local = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+        local = {
+            id(n)
+            for f in ast.walk(tree)
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for n in ast.walk(f)
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(up + ([node.module] if node.module else []))
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                           for a in node.names]
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                    for a in node.names
+                ]
             else:
                 continue
             targets = [t for t in targets if t == "labkit" or t.startswith("labkit.")]
@@ -129,7 +160,9 @@ def test_there_is_no_import_circle():
                 if top == node:
                     break
             # a package importing its own submodules and back is how __init__ re-exports work
-            real = [m for m in component if not any(o != m and o.startswith(m + ".") for o in component)]
+            real = [
+                m for m in component if not any(o != m and o.startswith(m + ".") for o in component)
+            ]
             if len(real) > 1:
                 circles.append(" <-> ".join(sorted(component)))
 
@@ -141,5 +174,7 @@ def test_there_is_no_import_circle():
 
 def test_function_local_labkit_imports_say_why():
     _, unexplained = edges()
-    assert not unexplained, (f"{len(unexplained)} function-local labkit imports without a reason "
-                             "comment on the line:\n" + "\n".join(unexplained))
+    assert not unexplained, (
+        f"{len(unexplained)} function-local labkit imports without a reason "
+        "comment on the line:\n" + "\n".join(unexplained)
+    )

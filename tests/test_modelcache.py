@@ -3,6 +3,7 @@
 The trainer here is a real (tiny, random-weight) Llama fine-tuned for a few steps with HF
 Trainer through ``job.train``: the cache's own code paths, at unit-test size.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,15 @@ import shutil
 import pytest
 
 from labkit.errors import ParameterError
-from labkit.modelcache import (METADATA_FILE, BaseModel, Recipe, base_fingerprint, cache_key,
-                               lookup, train_into_cache)
+from labkit.modelcache import (
+    METADATA_FILE,
+    BaseModel,
+    Recipe,
+    base_fingerprint,
+    cache_key,
+    lookup,
+    train_into_cache,
+)
 
 CONFIG = {"learning_rate": 1e-3, "steps": 2, "seed": 0}
 
@@ -30,10 +38,17 @@ def tiny_base(tmp_path_factory):
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("base") / "tiny-llama"
-    LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2,
-                                 num_key_value_heads=2, max_position_embeddings=32)
-                     ).save_pretrained(folder, safe_serialization=True)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=32,
+        )
+    ).save_pretrained(folder, safe_serialization=True)
     return folder
 
 
@@ -48,10 +63,17 @@ def make_train_fn(base_path, calls: list, fail: bool = False):
 
         calls.append(job.folder)
         model = LlamaForCausalLM.from_pretrained(base_path, use_safetensors=True)
-        data = [{"input_ids": torch.arange(i, i + 8) % 64, "labels": torch.arange(i, i + 8) % 64}
-                for i in range(8)]
-        args = training_arguments(job.scratch, max_steps=CONFIG["steps"], seed=0,
-                                  progress=False, per_device_train_batch_size=4)
+        data = [
+            {"input_ids": torch.arange(i, i + 8) % 64, "labels": torch.arange(i, i + 8) % 64}
+            for i in range(8)
+        ]
+        args = training_arguments(
+            job.scratch,
+            max_steps=CONFIG["steps"],
+            seed=0,
+            progress=False,
+            per_device_train_batch_size=4,
+        )
         run = job.train(Trainer(model=model, args=args, train_dataset=data))
         model.save_pretrained(job.folder, safe_serialization=True)
         if fail:
@@ -62,8 +84,9 @@ def make_train_fn(base_path, calls: list, fail: bool = False):
 
 
 def recipe_for(base_path, config=CONFIG) -> Recipe:
-    return Recipe("unit-lm", "unit-lm-v1", config, base=BaseModel.of(str(base_path)),
-                  data_sha256="d" * 64)
+    return Recipe(
+        "unit-lm", "unit-lm-v1", config, base=BaseModel.of(str(base_path)), data_sha256="d" * 64
+    )
 
 
 def test_same_inputs_hit_and_metadata_has_everything(tiny_base):
@@ -80,11 +103,13 @@ def test_same_inputs_hit_and_metadata_has_everything(tiny_base):
     assert meta["base"] == {"name": str(tiny_base), "fingerprint": base_fingerprint(tiny_base)}
     assert meta["data_sha256"] == "d" * 64 and meta["created"]
     assert meta["energy"]["energy_kwh"] > 0 and meta["energy"]["tasks"] == [
-        f"train_unit-lm-{first.key[:12]}"]
+        f"train_unit-lm-{first.key[:12]}"
+    ]
     assert meta["metrics"]["energy_kwh"] == meta["energy"]["energy_kwh"]
     assert meta["power_method"] and meta["power_method"] == meta["energy"]["power_method"]
     # the registry finds it by its labkit name; the Trainer scratch folder is gone
     from labkit.models import resolve
+
     assert resolve(first.name).path == first.path
     assert not any(p.name.startswith(".") for p in first.path.parent.iterdir())
 
@@ -93,8 +118,13 @@ def test_the_key_covers_every_part():
     parts = dict(config=CONFIG, code_version="v1", base="b" * 64, data_sha256="d" * 64)
     key = cache_key("unit-lm", **parts)
     assert len(key) == 64 and key == cache_key("unit-lm", **dict(reversed(parts.items())))
-    for change in (dict(config={**CONFIG, "seed": 1}), dict(code_version="v2"),
-                   dict(base="c" * 64), dict(data_sha256="e" * 64), dict(base=None)):
+    for change in (
+        dict(config={**CONFIG, "seed": 1}),
+        dict(code_version="v2"),
+        dict(base="c" * 64),
+        dict(data_sha256="e" * 64),
+        dict(base=None),
+    ):
         assert cache_key("unit-lm", **{**parts, **change}) != key, change
     assert cache_key("other-lm", **parts) != key
     with pytest.raises(ParameterError, match="kind"):
@@ -170,6 +200,7 @@ def test_hit_rule_needs_metadata_weights_and_the_same_key(tiny_base):
 def test_train_fn_must_measure_its_energy(tiny_base):
     def unmeasured(job):
         from transformers import LlamaForCausalLM
+
         LlamaForCausalLM.from_pretrained(tiny_base).save_pretrained(job.folder)
         return {}
 
@@ -195,8 +226,10 @@ def test_siamese_finetune_keys_on_the_base_bytes_not_its_folder_name(tmp_path):
     base = tmp_path / "all-MiniLM-L6-v2"
     shutil.copytree(resolve("all-MiniLM-L6-v2").path, base)
     q1 = [f"is drug {i} safe in pregnancy" for i in range(8)]
-    q2 = [f"can I take drug {i} while pregnant" if i % 2 else f"what does drug {i} cost"
-          for i in range(8)]
+    q2 = [
+        f"can I take drug {i} while pregnant" if i % 2 else f"what does drug {i} cost"
+        for i in range(8)
+    ]
     y = [i % 2 for i in range(8)]
     cfg = FineTuneConfig(base_model=str(base), epochs=2, batch_size=4)
     with CarbonSession() as carbon:

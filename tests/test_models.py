@@ -1,4 +1,5 @@
 """Model registry: offline MiniLM, local folders, safetensors only, clear errors."""
+
 import pytest
 
 from labkit import models
@@ -14,8 +15,10 @@ def test_minilm_resolves_offline_to_safetensors(name):
 
 def test_minilm_loads_and_embeds_for_real():
     model = models.load_sentence_transformer("all-MiniLM-L6-v2", device="cpu")
-    vectors = model.encode(["chest pain after running", "pain in the chest when jogging",
-                            "how to bake bread"], normalize_embeddings=True)
+    vectors = model.encode(
+        ["chest pain after running", "pain in the chest when jogging", "how to bake bread"],
+        normalize_embeddings=True,
+    )
     assert vectors.shape == (3, 384)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
 
@@ -44,8 +47,10 @@ def test_empty_name_and_bad_device():
     with pytest.raises(ModelError):
         models.resolve("")
     import torch
+
     if not torch.cuda.is_available():
         from labkit.errors import ParameterError
+
         with pytest.raises(ParameterError, match="torch sees no CUDA device"):
             models.pick_device("cuda")
         with pytest.raises(ParameterError, match="not one of auto"):

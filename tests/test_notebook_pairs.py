@@ -6,6 +6,7 @@ JupyterLab with jupytext) re-syncs them; this test fails until that has been don
 checks that notebooks are committed without outputs, so that a diff never carries numbers
 that were not produced by the committed code.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -38,17 +39,21 @@ def pair_differences(ipynb: Path) -> list[str]:
     for i, (a, b) in enumerate(zip(left, right)):
         for what, x, y in zip(("type", "source", "tags"), a, b):
             if x != y:
-                problems.append(f"cell {i} {what} differs between {ipynb.name} and {script.name}:"
-                                f"\n  ipynb: {x!r:.200}\n  py:    {y!r:.200}")
+                problems.append(
+                    f"cell {i} {what} differs between {ipynb.name} and {script.name}:"
+                    f"\n  ipynb: {x!r:.200}\n  py:    {y!r:.200}"
+                )
     return problems
 
 
 def output_problems(ipynb: Path) -> list[str]:
     """Outputs or execution counts left in a committed notebook."""
     nb = nbformat.read(ipynb, as_version=4)
-    return [f"{ipynb.name} cell {i} has outputs or an execution count; clear them before committing"
-            for i, c in enumerate(nb.cells)
-            if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    return [
+        f"{ipynb.name} cell {i} has outputs or an execution count; clear them before committing"
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
 
 
 def test_there_are_notebooks_and_no_orphan_scripts():

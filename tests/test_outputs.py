@@ -1,14 +1,14 @@
 """Atomic io, config/profiles, carbon, figures, tables, run records, gallery, notebook checks."""
+
 import json
-import os
 
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
 from labkit import carbon, config, figures, io, notebook, records
-from labkit.run import gallery
 from labkit.errors import LabkitError, ParameterError
+from labkit.run import gallery
 
 
 @pytest.fixture
@@ -29,7 +29,11 @@ def test_atomic_write_keeps_old_content_on_failure(tmp_path):
 
 
 def test_profiles_resolve_overrides_and_reject_unknowns(monkeypatch):
-    table = {"smoke": {"n": 1, "m": 2}, "default": {"n": 10, "m": 20}, "paper": {"n": 100, "m": 200}}
+    table = {
+        "smoke": {"n": 1, "m": 2},
+        "default": {"n": 10, "m": 20},
+        "paper": {"n": 100, "m": 200},
+    }
     assert config.resolve(table, "smoke", n=None, m=5) == {"n": 1, "m": 5, "profile": "smoke"}
     monkeypatch.setenv("LABKIT_PROFILE", "paper")
     assert config.resolve(table)["n"] == 100
@@ -52,7 +56,9 @@ def test_carbon_measures_each_task_and_says_how():
 
 
 def test_figure_and_table_are_written_and_recorded(out):
-    record = records.start("unit", {"profile": "smoke", "hf_token": "hf_abcdefghijklmnopqrstuvwxyz"}, {"python": 0})
+    record = records.start(
+        "unit", {"profile": "smoke", "hf_token": "hf_abcdefghijklmnopqrstuvwxyz"}, {"python": 0}
+    )
     fig = go.Figure(go.Scatter(x=[1, 2], y=[2, 1]))
     paths = figures.save_figure(fig, "unit", "line", "A line.", show=False)
     figures.save_table(pd.DataFrame({"a": [1.5, 2.25]}), "unit", "numbers", "Two numbers.")
@@ -81,17 +87,26 @@ def test_markdown_tables_keep_integers_whole_beside_floats(out):
 def test_figure_data_flattens_heatmaps_and_names_traces():
     heat = go.Figure(go.Heatmap(z=[[1, 2], [3, 4]], x=["a", "b"], y=["r", "s"]))
     frame = figures.figure_data(heat)
-    assert frame[["x", "y", "z"]].values.tolist() == [["a", "r", 1], ["b", "r", 2],
-                                                      ["a", "s", 3], ["b", "s", 4]]
+    assert frame[["x", "y", "z"]].values.tolist() == [
+        ["a", "r", 1],
+        ["b", "r", 2],
+        ["a", "s", 3],
+        ["b", "s", 4],
+    ]
     hist = go.Figure(go.Histogram(x=[0.1, 0.2, 0.2], name="scores"))
-    assert figures.figure_data(hist).to_dict("list") == {"trace": ["scores"] * 3,
-                                                         "x": [0.1, 0.2, 0.2]}
+    assert figures.figure_data(hist).to_dict("list") == {
+        "trace": ["scores"] * 3,
+        "x": [0.1, 0.2, 0.2],
+    }
 
 
 def test_secrets_from_the_environment_never_reach_a_record(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_TOKEN", "s3cr3t-value-123")
     assert records.redact({"note": "called with s3cr3t-value-123"}) == {"note": records.REDACTED}
-    assert records.redact({"model": "gpt", "api_key": "x"}) == {"model": "gpt", "api_key": records.REDACTED}
+    assert records.redact({"model": "gpt", "api_key": "x"}) == {
+        "model": "gpt",
+        "api_key": records.REDACTED,
+    }
 
 
 def test_notebook_end_fails_when_a_promised_output_is_missing(out, monkeypatch):
@@ -99,7 +114,9 @@ def test_notebook_end_fails_when_a_promised_output_is_missing(out, monkeypatch):
 
     monkeypatch.setenv("LABKIT_DEVICE", "")  # begin() sets it for the kernel; undo after the test
     monkeypatch.setenv("LABKIT_MIXED_PRECISION", "1")
-    cfg, record = notebook.begin("unit2", {"smoke": {"k": 1}, "default": {"k": 2}, "paper": {"k": 3}}, "smoke", 7)
+    cfg, record = notebook.begin(
+        "unit2", {"smoke": {"k": 1}, "default": {"k": 2}, "paper": {"k": 3}}, "smoke", 7
+    )
     assert {k: cfg[k] for k in ("k", "profile", "seed")} == {"k": 1, "profile": "smoke", "seed": 7}
     assert cfg["device"] == device.resolve_device()
     with pytest.raises(LabkitError, match="missing or empty figure file .*ghost.html"):

@@ -1,10 +1,12 @@
 """Every distribution labkit imports is declared in pyproject.toml (issue 24)."""
+
 import ast
 import re
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

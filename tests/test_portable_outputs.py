@@ -6,6 +6,7 @@ runs differ. One ``labkit run`` of the throwaway study from ``tests/test_studies
 real dataset read from the mirror when there is one, and a figure) writes into a temporary
 figures folder; then every text file under it is searched for those folders.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,14 +21,18 @@ from labkit.run import reference
 from tests.test_studies import THROWAWAY_CELLS, write_throwaway_study
 
 EXTRA_CELLS = [
-    'import plotly.express as px\nfrom labkit.figures import save_figure\n'
+    "import plotly.express as px\nfrom labkit.figures import save_figure\n"
     'save_figure(px.line(x=[1, 2, 3], y=[3, 1, 2]), "throwaway", "line", "A line.")',
 ]
 DATA_CELL = 'import labkit.data\nprint(len(labkit.data.load("chinchilla")))'
 
 
 def _mirror_has(key: str) -> bool:
-    return any((Path(m) / key).is_dir() for m in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep) if m)
+    return any(
+        (Path(m) / key).is_dir()
+        for m in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep)
+        if m
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +44,13 @@ def run_folder(tmp_path_factory) -> Path:
     folder = write_throwaway_study(tmp, cells, figures=["line"])
     figs = tmp / "figs"
     env = {**os.environ, "LABKIT_STUDY_PATH": str(folder), "LABKIT_FIGURES_DIR": str(figs)}
-    done = subprocess.run([sys.executable, "-m", "labkit.run.cli", "run", "throwaway", "--profile",
-                           "smoke"], env=env, capture_output=True, text=True, cwd=tmp)
+    done = subprocess.run(
+        [sys.executable, "-m", "labkit.run.cli", "run", "throwaway", "--profile", "smoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return figs
 
@@ -67,7 +77,7 @@ def leaks(root: Path, needles: list[str]) -> list[str]:
         text = path.read_text(encoding="utf-8")
         for needle in reference.path_leaks(text, needles):
             at = text.index(needle)
-            context = text[max(0, at - 50):at + len(needle) + 30].replace("\n", "\\n")
+            context = text[max(0, at - 50) : at + len(needle) + 30].replace("\n", "\\n")
             found.append(f"{path.relative_to(root)}: {needle} in ...{context}...")
     return found
 
@@ -89,7 +99,10 @@ def test_no_output_of_a_run_holds_a_machine_path(run_folder):
 def test_the_reference_record_of_that_run_is_portable(run_folder, tmp_path):
     out = reference.build(run_folder, tmp_path / "results", allow_partial=True)
     record = json.loads((out / "throwaway" / "record.json").read_text())
-    assert record["profile"] == "smoke" and sorted(o["name"] for o in record["outputs"]) == ["line", "numbers"]
+    assert record["profile"] == "smoke" and sorted(o["name"] for o in record["outputs"]) == [
+        "line",
+        "numbers",
+    ]
     assert (out / "throwaway" / "numbers.md").read_text().startswith("**The first n integers.**")
     assert not leaks(out, reference.machine_paths(run_folder))
 

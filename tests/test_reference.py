@@ -4,6 +4,7 @@ The figures folders here are written by the test in the run-record format (one p
 study, promising what the registry promises); ``tests/test_portable_outputs.py`` builds one
 from a real ``labkit run`` of a throwaway study.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from labkit import studies
-from labkit.run import reference
 from labkit.errors import DataError, ParameterError
 from labkit.records import RECORD_NAME
+from labkit.run import reference
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +23,7 @@ def builtin_only(monkeypatch):
     monkeypatch.delenv("LABKIT_STUDY_PATH", raising=False)
 
 
-def write_run(root: Path, profile: str = "default", skip: tuple[str, ...] = (),
-              edit=None) -> Path:
+def write_run(root: Path, profile: str = "default", skip: tuple[str, ...] = (), edit=None) -> Path:
     """A finished run of every registered study, as ``labkit run`` leaves it."""
     for i, study in enumerate(studies.all_studies()):
         if study.id in skip:
@@ -37,24 +37,56 @@ def write_run(root: Path, profile: str = "default", skip: tuple[str, ...] = (),
         outputs = []
         for name in study.figures:
             for ext in ("png", "html"):
-                (folder / f"{name}.{ext}").write_bytes(b"\x89PNG binary" if ext == "png" else b"<html>")
-            outputs.append({"kind": "figure", "name": name, "caption": f"Figure {name}.",
-                            "files": {"png": f"{name}.png", "html": f"{name}.html"}})
+                (folder / f"{name}.{ext}").write_bytes(
+                    b"\x89PNG binary" if ext == "png" else b"<html>"
+                )
+            outputs.append(
+                {
+                    "kind": "figure",
+                    "name": name,
+                    "caption": f"Figure {name}.",
+                    "files": {"png": f"{name}.png", "html": f"{name}.html"},
+                }
+            )
         for name in study.tables:
             (folder / f"{name}.csv").write_text("a,b\n1,2.5\n")
-            (folder / f"{name}.md").write_text(f"**Table {name}.**\n\n| a | b |\n|--:|--:|\n| {i} | 0.{i}25 |\n")
-            outputs.append({"kind": "table", "name": name, "caption": f"Table {name}.",
-                            "files": {"csv": f"{name}.csv", "md": f"{name}.md"}})
+            (folder / f"{name}.md").write_text(
+                f"**Table {name}.**\n\n| a | b |\n|--:|--:|\n| {i} | 0.{i}25 |\n"
+            )
+            outputs.append(
+                {
+                    "kind": "table",
+                    "name": name,
+                    "caption": f"Table {name}.",
+                    "files": {"csv": f"{name}.csv", "md": f"{name}.md"},
+                }
+            )
         (folder / f"{study.id}.ipynb").write_text("{}")
         record = {
-            "study": study.id, "labkit_version": "0.1.0",
+            "study": study.id,
+            "labkit_version": "0.1.0",
             "git": {"commit": "0123456789abcdef", "dirty": False},
-            "started_utc": f"2026-01-01T10:0{i}:00+00:00", "finished_utc": f"2026-01-01T10:0{i}:30+00:00",
-            "wall_time_s": 60.0 * (i + 1), "parameters": params, "seeds": {"python": 0},
-            "data": {"mqp": {"origin": "mirror", "location": "/somewhere/data/mqp",
-                             "sha256": {"mqp.csv": "ab" * 32}, "verified_against_registry": True}},
-            "packages": {"torch": "2.13.0"}, "hardware": {"platform": "Linux", "cpu_count": 2},
-            "device": {"device": "cpu", "name": "CPU", "dtype": "float32", "mixed_precision": False},
+            "started_utc": f"2026-01-01T10:0{i}:00+00:00",
+            "finished_utc": f"2026-01-01T10:0{i}:30+00:00",
+            "wall_time_s": 60.0 * (i + 1),
+            "parameters": params,
+            "seeds": {"python": 0},
+            "data": {
+                "mqp": {
+                    "origin": "mirror",
+                    "location": "/somewhere/data/mqp",
+                    "sha256": {"mqp.csv": "ab" * 32},
+                    "verified_against_registry": True,
+                }
+            },
+            "packages": {"torch": "2.13.0"},
+            "hardware": {"platform": "Linux", "cpu_count": 2},
+            "device": {
+                "device": "cpu",
+                "name": "CPU",
+                "dtype": "float32",
+                "mixed_precision": False,
+            },
             "energy": {"train": {"energy_kwh": 0.0031}},
             "results": {"headline": {"median": 1.2345, "ci95": [1.1, 1.4]}},
             "warnings": ["few-shot panel: piqa skipped, data unavailable"],
@@ -71,26 +103,38 @@ def test_a_complete_default_run_becomes_a_small_portable_record(tmp_path):
     (figs / "scaling_laws" / "benchmark_scaling_fit.json").write_text('{"refits_s": 16.2}')
     row = "| What is the dose of a drug for a cough? | 0.5 |\n"
     (figs / "embeddings_medical" / "pair_scores.md").write_text(
-        "**Every pair**\n\n| q | s |\n|--|--|\n" + row * (reference.MAX_TABLE_BYTES // len(row)))
+        "**Every pair**\n\n| q | s |\n|--|--|\n" + row * (reference.MAX_TABLE_BYTES // len(row))
+    )
     out = reference.build(figs, tmp_path / "results")
     for study in studies.all_studies():
         folder = out / study.id
         bench = ["benchmark_scaling_fit.json"] if study.id == "scaling_laws" else []
         big = ["pair_scores"] if study.id == "embeddings_medical" else []
         assert sorted(p.name for p in folder.iterdir()) == sorted(
-            [f"{t}.md" for t in study.tables if t not in big] + ["record.json"] + bench), study.id
+            [f"{t}.md" for t in study.tables if t not in big] + ["record.json"] + bench
+        ), study.id
         record = json.loads((folder / "record.json").read_text())
         assert record["profile"] == "default" and record["device"]["device"] == "cpu"
         assert record["results"]["headline"]["median"] == 1.2345
-        assert record["packages"] == {"torch": "2.13.0"} and record["git"]["commit"] == "0123456789abcdef"
+        assert (
+            record["packages"] == {"torch": "2.13.0"}
+            and record["git"]["commit"] == "0123456789abcdef"
+        )
         assert record["warnings"] == ["few-shot panel: piqa skipped, data unavailable"]
         assert [o["name"] for o in record["outputs"]] == [*study.figures, *study.tables]
         assert all(set(o) == {"kind", "name", "caption"} for o in record["outputs"])
         assert record["data"]["mqp"]["files"] == 1 and "location" not in record["data"]["mqp"]
-    assert not list(out.rglob("*.png")) and not list(out.rglob("*.html")) and not list(out.rglob("*.csv"))
+    assert (
+        not list(out.rglob("*.png"))
+        and not list(out.rglob("*.html"))
+        and not list(out.rglob("*.csv"))
+    )
     readme = (out / "README.md").read_text()
     assert reference.GENERATED_MARK in readme and "Partial" not in readme
-    assert "| [scaling_laws](scaling_laws/record.json) | default | 5.0 min | cpu (CPU, float32) |" in readme
+    assert (
+        "| [scaling_laws](scaling_laws/record.json) | default | 5.0 min | cpu (CPU, float32) |"
+        in readme
+    )
     assert "`figs/`" in readme and "0123456789ab" in readme
     assert "Left out" in readme and "`embeddings_medical/pair_scores.md`" in readme
     assert "[pair_scores](embeddings_medical/pair_scores.md)" not in readme
@@ -98,17 +142,39 @@ def test_a_complete_default_run_becomes_a_small_portable_record(tmp_path):
     assert reference.build(figs, out) == out
 
 
-@pytest.mark.parametrize("profile, skip, edit, reason", [
-    ("smoke", (), None, "profile 'smoke', not 'default'"),
-    ("default", ("anchor_attention",), None, "anchor_attention: no figs/anchor_attention/run_record.json"),
-    ("default", (), lambda s, r: r["outputs"].pop() if s.id == "scaling_laws" else None,
-     "scaling_laws: promised outputs not in its record"),
-    ("default", (), lambda s, r: r["parameters"].update(repeats=99) if s.id == "anchor_attention" else None,
-     "anchor_attention: parameters differ from the default profile: repeats=99"),
-    ("default", (), lambda s, r: r["git"].update(commit="fedcba") if s.id == "data_overview" else None,
-     "records come from 2 different commits"),
-])
-def test_an_incomplete_or_non_default_run_is_refused_with_the_reason(tmp_path, profile, skip, edit, reason):
+@pytest.mark.parametrize(
+    "profile, skip, edit, reason",
+    [
+        ("smoke", (), None, "profile 'smoke', not 'default'"),
+        (
+            "default",
+            ("anchor_attention",),
+            None,
+            "anchor_attention: no figs/anchor_attention/run_record.json",
+        ),
+        (
+            "default",
+            (),
+            lambda s, r: r["outputs"].pop() if s.id == "scaling_laws" else None,
+            "scaling_laws: promised outputs not in its record",
+        ),
+        (
+            "default",
+            (),
+            lambda s, r: r["parameters"].update(repeats=99) if s.id == "anchor_attention" else None,
+            "anchor_attention: parameters differ from the default profile: repeats=99",
+        ),
+        (
+            "default",
+            (),
+            lambda s, r: r["git"].update(commit="fedcba") if s.id == "data_overview" else None,
+            "records come from 2 different commits",
+        ),
+    ],
+)
+def test_an_incomplete_or_non_default_run_is_refused_with_the_reason(
+    tmp_path, profile, skip, edit, reason
+):
     if "repeats" in reason:
         assert "repeats" in reference.default_parameters(studies.get("anchor_attention"))
     figs = write_run(tmp_path / "figs", profile, skip, edit)
@@ -124,8 +190,12 @@ def test_an_incomplete_or_non_default_run_is_refused_with_the_reason(tmp_path, p
 
 def test_a_machine_path_anywhere_stops_the_build_naming_file_and_path(tmp_path, monkeypatch):
     leak = str(tmp_path / "cache" / "x.bin")
-    figs = write_run(tmp_path / "figs", edit=lambda s, r: r["warnings"].append(f"read {leak}")
-                     if s.id == "embeddings_medical" else None)
+    figs = write_run(
+        tmp_path / "figs",
+        edit=lambda s, r: (
+            r["warnings"].append(f"read {leak}") if s.id == "embeddings_medical" else None
+        ),
+    )
     with pytest.raises(DataError) as err:
         reference.build(figs, tmp_path / "results")
     message = str(err.value)
@@ -140,9 +210,13 @@ def test_a_machine_path_anywhere_stops_the_build_naming_file_and_path(tmp_path, 
 
 
 def test_path_leaks_match_whole_components_only():
-    assert reference.path_leaks("/work/main/figures and /work/mainline", ["/work/main"]) == ["/work/main"]
+    assert reference.path_leaks("/work/main/figures and /work/mainline", ["/work/main"]) == [
+        "/work/main"
+    ]
     assert reference.path_leaks("/work/mainline /work/main_x", ["/work/main"]) == []
-    assert "/tmp" in reference.machine_paths() and str(studies.CHECKOUT) in reference.machine_paths()
+    assert (
+        "/tmp" in reference.machine_paths() and str(studies.CHECKOUT) in reference.machine_paths()
+    )
 
 
 def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
@@ -176,15 +250,21 @@ def test_update_docs_fills_blocks_from_the_record_and_is_idempotent(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     page = docs / "scaling_laws.md"
-    page.write_text("# S\n\nBefore.\n\n<!-- results:scaling_laws/fit_params.md -->\nstale 9.99\n"
-                    "<!-- /results -->\n\nAfter.\n")
+    page.write_text(
+        "# S\n\nBefore.\n\n<!-- results:scaling_laws/fit_params.md -->\nstale 9.99\n"
+        "<!-- /results -->\n\nAfter.\n"
+    )
     assert reference.update_docs(docs, results) == [page]
     text = page.read_text()
     assert "stale" not in text and "**Table fit_params.**" in text and "| 4 | 0.425 |" in text
-    assert "(../results/scaling_laws/fit_params.md)" in text and text.endswith("<!-- /results -->\n\nAfter.\n")
+    assert "(../results/scaling_laws/fit_params.md)" in text and text.endswith(
+        "<!-- /results -->\n\nAfter.\n"
+    )
     assert reference.update_docs(docs, results) == []
     page.write_text("# S\n\n\n<!-- results:scaling_laws/nope.md -->\n<!-- /results -->\n")
-    with pytest.raises(DataError, match=r"scaling_laws.md line 4: block names scaling_laws/nope.md"):
+    with pytest.raises(
+        DataError, match=r"scaling_laws.md line 4: block names scaling_laws/nope.md"
+    ):
         reference.update_docs(docs, results)
 
 
@@ -193,7 +273,10 @@ def test_command_line(tmp_path, capsys):
     assert reference.main(["--figures", str(figs), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("labkit.run.reference: error:") and err.count("\n") == 1
-    assert reference.main(["--figures", str(figs), "--out", str(tmp_path / "r"), "--allow-partial"]) == 0
+    assert (
+        reference.main(["--figures", str(figs), "--out", str(tmp_path / "r"), "--allow-partial"])
+        == 0
+    )
     assert (tmp_path / "r" / "data_overview" / "record.json").is_file()
 
 
@@ -201,8 +284,10 @@ def test_command_line(tmp_path, capsys):
 def test_gallery_notes_are_never_cut_mid_word():
     from labkit.run.gallery import shorten
 
-    text = ("few-shot panel: piqa skipped, data unavailable (DataUnavailableError: piqa is not in "
-            "the mirror and the hub is offline. Supply it under <mirror>/piqa/)")
+    text = (
+        "few-shot panel: piqa skipped, data unavailable (DataUnavailableError: piqa is not in "
+        "the mirror and the hub is offline. Supply it under <mirror>/piqa/)"
+    )
     assert shorten(text) == text
     for width in range(10, len(text), 7):
         short = shorten(text, width)
@@ -216,25 +301,47 @@ def test_gallery_shows_device_skipped_panels_and_warnings_in_full(tmp_path):
     from labkit.run import gallery
 
     caption = "Held-out accuracy against training energy " + "with a long explanation " * 20
-    record = {"study": "embeddings_medical", "parameters": {"profile": "default"},
-              "wall_time_s": 12.0,
-              "device": {"device": "cuda", "name": "NVIDIA H100", "dtype": "bfloat16",
-                         "mixed_precision": True},
-              "warnings": ["BIOSSES panel skipped: DataUnavailableError: biosses is not in the "
-                           "mirror (Supply it under <mirror>/biosses/)",
-                           "provider openai-3-small skipped: OPENAI_API_KEY is not set",
-                           "truncated 3 transcripts\nto the context"],
-              "outputs": [{"kind": "figure", "name": "accuracy_energy", "caption": caption,
-                           "files": {"png": "accuracy_energy.png", "html": "accuracy_energy.html"}}]}
+    record = {
+        "study": "embeddings_medical",
+        "parameters": {"profile": "default"},
+        "wall_time_s": 12.0,
+        "device": {
+            "device": "cuda",
+            "name": "NVIDIA H100",
+            "dtype": "bfloat16",
+            "mixed_precision": True,
+        },
+        "warnings": [
+            "BIOSSES panel skipped: DataUnavailableError: biosses is not in the "
+            "mirror (Supply it under <mirror>/biosses/)",
+            "provider openai-3-small skipped: OPENAI_API_KEY is not set",
+            "truncated 3 transcripts\nto the context",
+        ],
+        "outputs": [
+            {
+                "kind": "figure",
+                "name": "accuracy_energy",
+                "caption": caption,
+                "files": {"png": "accuracy_energy.png", "html": "accuracy_energy.html"},
+            }
+        ],
+    }
     (tmp_path / "embeddings_medical").mkdir()
     (tmp_path / "embeddings_medical" / RECORD_NAME).write_text(json.dumps(record))
     page = gallery.write(tmp_path).read_text()
     assert "NVIDIA H100" in page and "bfloat16" in page
     skipped = page.index("Skipped (from the run record):")
-    assert page.index("- BIOSSES panel skipped: DataUnavailableError: biosses is not in the mirror "
-                      "(Supply it under <mirror>/biosses/)") > skipped
+    assert (
+        page.index(
+            "- BIOSSES panel skipped: DataUnavailableError: biosses is not in the mirror "
+            "(Supply it under <mirror>/biosses/)"
+        )
+        > skipped
+    )
     assert page.index("- provider openai-3-small skipped: OPENAI_API_KEY is not set") > skipped
-    assert page.index("- truncated 3 transcripts to the context") > page.index("Warnings (from the run record):")
+    assert page.index("- truncated 3 transcripts to the context") > page.index(
+        "Warnings (from the run record):"
+    )
     assert " ".join(caption.split()) in page
 
 
@@ -246,11 +353,15 @@ def test_a_default_seeds_run_enters_the_record_and_another_profile_is_refused(tm
     for seed in (0, 1, 2):
         sub = folder / "seeds" / f"seed-{seed}"
         sub.mkdir(parents=True)
-        (sub / "run_record.json").write_text(json.dumps(
-            {"parameters": {"profile": "default", "seed": seed}, "git": {"commit": "abc"}}))
+        (sub / "run_record.json").write_text(
+            json.dumps(
+                {"parameters": {"profile": "default", "seed": seed}, "git": {"commit": "abc"}}
+            )
+        )
     (folder / "seeds_summary.md").write_text("| quantity | mean |\n|---|---|\n| r | 1 |\n")
     assert seeds_spread(folder) == {"seeds": [0, 1, 2], "profile": "default", "commits": ["abc"]}
-    (folder / "seeds" / "seed-1" / "run_record.json").write_text(json.dumps(
-        {"parameters": {"profile": "smoke", "seed": 1}}))
+    (folder / "seeds" / "seed-1" / "run_record.json").write_text(
+        json.dumps({"parameters": {"profile": "smoke", "seed": 1}})
+    )
     with pytest.raises(DataError, match="not 'default'"):
         seeds_spread(folder)

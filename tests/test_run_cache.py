@@ -1,14 +1,15 @@
 """The run cache (issue 25): unchanged inputs + complete outputs -> ``cached``; a changed
 parameter, code file, data file or missing output re-runs exactly what depends on it."""
+
 import json
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+from test_runner import light_study
 
 from labkit.run import cache, cli, plan, runner
-from test_runner import light_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +19,9 @@ def statuses(results):
 
 
 @pytest.mark.slow
-def test_second_run_is_cached_and_a_changed_parameter_or_missing_output_reruns(tmp_path, monkeypatch):
+def test_second_run_is_cached_and_a_changed_parameter_or_missing_output_reruns(
+    tmp_path, monkeypatch
+):
     ext = tmp_path / "ext"
     light_study(ext / "one", "one", "pass")
     light_study(ext / "two", "two", "pass")
@@ -36,14 +39,20 @@ def test_second_run_is_cached_and_a_changed_parameter_or_missing_output_reruns(t
     assert all(r.note == "unchanged" for r in again)
 
     # another parameter: both re-run (the same -p goes to every named study)
-    assert statuses(runner.run(["one", "two"], profile="default", out_root=figs)) == \
-        {"one": "ok", "two": "ok"}
+    assert statuses(runner.run(["one", "two"], profile="default", out_root=figs)) == {
+        "one": "ok",
+        "two": "ok",
+    }
     # one study's output gone: only that study re-runs
     (figs / "two" / "numbers.csv").unlink()
-    assert statuses(runner.run(["one", "two"], profile="default", out_root=figs)) == \
-        {"one": "cached", "two": "ok"}
+    assert statuses(runner.run(["one", "two"], profile="default", out_root=figs)) == {
+        "one": "cached",
+        "two": "ok",
+    }
     # --force re-runs even what is cached
-    assert statuses(runner.run(["one"], profile="default", out_root=figs, force=True)) == {"one": "ok"}
+    assert statuses(runner.run(["one"], profile="default", out_root=figs, force=True)) == {
+        "one": "ok"
+    }
     # a partial run is never reused
     record = figs / "one" / "run_record.json"
     data = json.loads(record.read_text())
@@ -86,28 +95,39 @@ def _notebook(path: Path, code: str) -> Path:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("profile = None", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(code)]
+    nb.cells = [
+        nbformat.v4.new_code_cell("profile = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(code),
+    ]
     nbformat.write(nb, path)
     return path
 
 
 def test_a_changed_code_file_changes_exactly_the_keys_of_the_notebooks_that_can_run_it(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     pkg = _fake_labkit(tmp_path / "src")
     monkeypatch.setattr(cache, "LABKIT", pkg)
     cache._module_imports.cache_clear()
     from labkit.studies import Study
 
     tasks = {
-        "uses_a": plan.Task(Study("uses_a", "a", None, _notebook(tmp_path / "a.ipynb",
-                                                                 "import labkit.a")), {"profile": "smoke"}),
-        "uses_c": plan.Task(Study("uses_c", "c", None, _notebook(tmp_path / "c.ipynb",
-                                                                 "from labkit import c")), {"profile": "smoke"}),
-        "uses_d": plan.Task(Study("uses_d", "d", None, _notebook(tmp_path / "d.ipynb",
-                                                                 "from labkit.d import Y")), {"profile": "smoke"}),
-        "package": plan.Task(Study("package", "p", "labkit.study", _notebook(tmp_path / "p.ipynb",
-                                                                             "x = 1")), {"profile": "smoke"}),
+        "uses_a": plan.Task(
+            Study("uses_a", "a", None, _notebook(tmp_path / "a.ipynb", "import labkit.a")),
+            {"profile": "smoke"},
+        ),
+        "uses_c": plan.Task(
+            Study("uses_c", "c", None, _notebook(tmp_path / "c.ipynb", "from labkit import c")),
+            {"profile": "smoke"},
+        ),
+        "uses_d": plan.Task(
+            Study("uses_d", "d", None, _notebook(tmp_path / "d.ipynb", "from labkit.d import Y")),
+            {"profile": "smoke"},
+        ),
+        "package": plan.Task(
+            Study("package", "p", "labkit.study", _notebook(tmp_path / "p.ipynb", "x = 1")),
+            {"profile": "smoke"},
+        ),
     }
 
     def keys():
@@ -132,8 +152,10 @@ def test_a_user_file_named_by_a_parameter_is_part_of_the_key(tmp_path):
 
     data = tmp_path / "pairs.csv"
     data.write_text("question_1,question_2,label\na,b,1\n")
-    task = plan.Task(Study("s", "s", None, _notebook(tmp_path / "s.ipynb", "x = 1")),
-                     {"profile": "smoke", "pairs_csv": str(data)})
+    task = plan.Task(
+        Study("s", "s", None, _notebook(tmp_path / "s.ipynb", "x = 1")),
+        {"profile": "smoke", "pairs_csv": str(data)},
+    )
     before = cache.key_for(task)
     data.write_text("question_1,question_2,label\na,b,0\n")
     assert cache.key_for(task)["digest"] != before["digest"]
@@ -141,7 +163,9 @@ def test_a_user_file_named_by_a_parameter_is_part_of_the_key(tmp_path):
 
 
 def test_changed_mirror_data_invalidates_a_cached_run(tmp_path, monkeypatch):
-    source = Path(__import__("os").environ.get("LABKIT_DATA_MIRROR", ROOT.parent / "shared" / "data"))
+    source = Path(
+        __import__("os").environ.get("LABKIT_DATA_MIRROR", ROOT.parent / "shared" / "data")
+    )
     if not (source / "tinyshakespeare" / "input.txt").is_file():
         pytest.skip("real data mirror not found")
     mirror = tmp_path / "mirror"

@@ -5,6 +5,7 @@ A throwaway study whose notebook sleeps is started with ``python -m labkit.run.c
 session of its own; once its kernel runs, every descendant is noted, the command is signalled,
 and each noted process must be gone within 15 s.
 """
+
 import json
 import os
 import signal
@@ -24,14 +25,22 @@ pytestmark = pytest.mark.slow
 def slow_study(folder: Path) -> Path:
     folder.mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("profile = None\nseed = 0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("import os, time\nprint('kernel', os.getpid(), flush=True)\n"
-                                          "time.sleep(120)"),
-                nbformat.v4.new_code_cell("import labkit.notebook\nlabkit.notebook.end(None)")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("profile = None\nseed = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os, time\nprint('kernel', os.getpid(), flush=True)\ntime.sleep(120)"
+        ),
+        nbformat.v4.new_code_cell("import labkit.notebook\nlabkit.notebook.end(None)"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, folder / "sleepy.ipynb")
-    (folder / "study.json").write_text(json.dumps(
-        {"id": "sleepy", "title": "Sleeps", "notebook": "sleepy.ipynb", "tables": []}))
+    (folder / "study.json").write_text(
+        json.dumps({"id": "sleepy", "title": "Sleeps", "notebook": "sleepy.ipynb", "tables": []})
+    )
     return folder
 
 
@@ -65,15 +74,36 @@ def started(tmp_path):
     good = figs / "sleepy"
     good.mkdir(parents=True)
     (good / "run_record.json").write_text('{"study": "sleepy", "marker": "previous good run"}')
-    env = {**os.environ, "LABKIT_STUDY_PATH": str(slow_study(tmp_path / "study")),
-           "LABKIT_FIGURES_DIR": str(figs), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "labkit.run.cli", "run", "sleepy", "--profile", "smoke", "--jobs", "1"]
+    env = {
+        **os.environ,
+        "LABKIT_STUDY_PATH": str(slow_study(tmp_path / "study")),
+        "LABKIT_FIGURES_DIR": str(figs),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "labkit.run.cli",
+        "run",
+        "sleepy",
+        "--profile",
+        "smoke",
+        "--jobs",
+        "1",
+    ]
     # Ctrl-C as a terminal delivers it: a test run started in the background (`nohup ... &`,
     # a non-interactive shell's `&`) inherits SIGINT *ignored*, and Python then installs no
     # KeyboardInterrupt handler in the child, so the SIGINT case would wait forever
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     parent = psutil.Process(proc.pid)
     deadline = time.time() + 120
     while not _kernels(parent) and time.time() < deadline and proc.poll() is None:

@@ -1,4 +1,5 @@
 """The papermill runner and the command line, on real notebooks."""
+
 import json
 from pathlib import Path
 
@@ -6,24 +7,35 @@ import nbformat
 import pytest
 
 from labkit import records, studies
-from labkit.run import cli, plan, runner, summary
 from labkit.errors import ParameterError
+from labkit.run import cli, plan, runner, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_notebook(path: Path, body: str) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("profile = None\nx = 1", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("y = x * 2"), nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("profile = None\nx = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("y = x * 2"),
+        nbformat.v4.new_code_cell(body),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 
 
 def test_parse_assignments_json_or_string():
-    assert plan.parse_assignments(["a=1", "b=[1, 2]", "c=text", "d=null"]) == \
-        {"a": 1, "b": [1, 2], "c": "text", "d": None}
+    assert plan.parse_assignments(["a=1", "b=[1, 2]", "c=text", "d=null"]) == {
+        "a": 1,
+        "b": [1, 2],
+        "c": "text",
+        "d": None,
+    }
     with pytest.raises(ParameterError, match="key=value"):
         plan.parse_assignments(["novalue"])
 
@@ -39,8 +51,9 @@ def test_default_set_is_the_registry_without_exploration_notebooks(monkeypatch):
 
 def test_names_resolve_through_the_registry_and_paths_still_work(tmp_path):
     assert plan.discover(["scaling_laws"]) == [studies.get("scaling_laws")]
-    assert plan.discover([str(ROOT / "notebooks" / "data_overview.ipynb")]) == \
-        [studies.get("data_overview")]
+    assert plan.discover([str(ROOT / "notebooks" / "data_overview.ipynb")]) == [
+        studies.get("data_overview")
+    ]
     nb = make_notebook(tmp_path / "adhoc.ipynb", "print(y)")
     (adhoc,) = plan.discover([str(nb)])
     assert (adhoc.id, adhoc.notebook) == ("adhoc", nb.resolve())
@@ -50,7 +63,9 @@ def test_names_resolve_through_the_registry_and_paths_still_work(tmp_path):
 
 def test_unknown_notebook_and_unknown_parameter_are_clear_errors(tmp_path, capsys):
     assert cli.main(["run", "data_overveiw"]) == 2
-    assert "unknown study 'data_overveiw' (did you mean 'data_overview'?)" in capsys.readouterr().err
+    assert (
+        "unknown study 'data_overveiw' (did you mean 'data_overview'?)" in capsys.readouterr().err
+    )
     nb = make_notebook(tmp_path / "tiny.ipynb", "print(y)")
     assert cli.main(["run", str(nb), "-p", "epochs=3"]) == 2
     assert "has no parameter 'epochs'" in capsys.readouterr().err
@@ -70,7 +85,10 @@ def test_failing_notebook_exits_1_and_shows_the_cell_and_error(tmp_path, capsys,
 
 @pytest.mark.slow
 def test_data_overview_runs_end_to_end_and_writes_every_output(tmp_path, monkeypatch, capsys):
-    if not (ROOT.parent / "shared" / "data").is_dir() and "LABKIT_DATA_MIRROR" not in __import__("os").environ:
+    if (
+        not (ROOT.parent / "shared" / "data").is_dir()
+        and "LABKIT_DATA_MIRROR" not in __import__("os").environ
+    ):
         pytest.skip("real data mirror not found")
     monkeypatch.setenv("LABKIT_FIGURES_DIR", str(tmp_path))
     code = cli.main(["run", "data_overview", "--profile", "smoke", "-p", "max_meetings=3"])
@@ -103,27 +121,43 @@ def light_study(folder: Path, study: str, body: str) -> Path:
     (no labkit import in the kernel, so each run takes a kernel start, not a labkit import)."""
     folder.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("profile = None\nseed = 0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(
-                    "import json, os, pathlib\n"
-                    f"out = pathlib.Path(os.environ['LABKIT_FIGURES_DIR']) / {study!r}\n"
-                    "out.mkdir(parents=True, exist_ok=True)\n"
-                    "record = {'study': %r, 'parameters': {'profile': profile, 'seed': seed},\n"
-                    "          'results': {'score': 0.5 + seed / 10}, 'warnings': [],\n"
-                    "          'device': {'device': 'cpu', 'name': 'CPU', 'dtype': 'float32',\n"
-                    "                     'mixed_precision': False}}" % study),
-                nbformat.v4.new_code_cell(body),
-                nbformat.v4.new_code_cell(
-                    "(out / 'numbers.csv').write_text('i,seed\\n0,%d\\n1,%d\\n' % (seed, seed))\n"
-                    "(out / 'numbers.md').write_text('| i |\\n|---|\\n| 0 |\\n')\n"
-                    "(out / 'run_record.json').write_text(json.dumps(record))\n"
-                    "print('wrote', out)"),
-                # the registry reads a study's promised outputs from this call (never run here)
-                nbformat.v4.new_code_cell("if False:\n    labkit.notebook.end(None, tables=['numbers'])")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("profile = None\nseed = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import json, os, pathlib\n"
+            f"out = pathlib.Path(os.environ['LABKIT_FIGURES_DIR']) / {study!r}\n"
+            "out.mkdir(parents=True, exist_ok=True)\n"
+            "record = {'study': %r, 'parameters': {'profile': profile, 'seed': seed},\n"
+            "          'results': {'score': 0.5 + seed / 10}, 'warnings': [],\n"
+            "          'device': {'device': 'cpu', 'name': 'CPU', 'dtype': 'float32',\n"
+            "                     'mixed_precision': False}}" % study
+        ),
+        nbformat.v4.new_code_cell(body),
+        nbformat.v4.new_code_cell(
+            "(out / 'numbers.csv').write_text('i,seed\\n0,%d\\n1,%d\\n' % (seed, seed))\n"
+            "(out / 'numbers.md').write_text('| i |\\n|---|\\n| 0 |\\n')\n"
+            "(out / 'run_record.json').write_text(json.dumps(record))\n"
+            "print('wrote', out)"
+        ),
+        # the registry reads a study's promised outputs from this call (never run here)
+        nbformat.v4.new_code_cell("if False:\n    labkit.notebook.end(None, tables=['numbers'])"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, folder / f"{study}.ipynb")
-    (folder / "study.json").write_text(json.dumps(
-        {"id": study, "title": f"Throwaway {study}", "notebook": f"{study}.ipynb", "tables": ["numbers"]}))
+    (folder / "study.json").write_text(
+        json.dumps(
+            {
+                "id": study,
+                "title": f"Throwaway {study}",
+                "notebook": f"{study}.ipynb",
+                "tables": ["numbers"],
+            }
+        )
+    )
     return folder
 
 
@@ -132,7 +166,10 @@ def test_parse_seeds_and_exit_codes():
     for bad in ("a", "1,,2", "-1", "1,1", "0.5"):
         with pytest.raises(ParameterError, match="--seeds"):
             plan.parse_seeds(bad)
-    rows = [summary.NotebookResult("a.ipynb", "a", status, 1.0) for status in ("ok", "partial", "failed")]
+    rows = [
+        summary.NotebookResult("a.ipynb", "a", status, 1.0)
+        for status in ("ok", "partial", "failed")
+    ]
     assert summary.exit_code(rows[:1]) == 0 and summary.exit_code(rows[:2]) == 3
     assert summary.exit_code(rows) == 1 and summary.exit_code(rows[::2]) == 1
 
@@ -140,14 +177,29 @@ def test_parse_seeds_and_exit_codes():
 def test_summary_table_shows_device_seed_and_why_partial():
     from labkit.run import staging
 
-    record = {"device": {"device": "cuda", "name": "NVIDIA H100", "dtype": "bfloat16",
-                         "mixed_precision": True}}
+    record = {
+        "device": {
+            "device": "cuda",
+            "name": "NVIDIA H100",
+            "dtype": "bfloat16",
+            "mixed_precision": True,
+        }
+    }
     device = staging.device_text(record)
     assert "cuda" in device and "H100" in device
     assert staging.device_text({}) == ""
-    rows = [summary.NotebookResult("a.ipynb", "a", "ok", 1.0, seed=0, device=device),
-            summary.NotebookResult("a.ipynb", "a", "partial", 2.0, seed=1, device=device,
-                                  warnings=["failed: openai: no network", "truncated 3 inputs"])]
+    rows = [
+        summary.NotebookResult("a.ipynb", "a", "ok", 1.0, seed=0, device=device),
+        summary.NotebookResult(
+            "a.ipynb",
+            "a",
+            "partial",
+            2.0,
+            seed=1,
+            device=device,
+            warnings=["failed: openai: no network", "truncated 3 inputs"],
+        ),
+    ]
     table = summary.summary_table(rows)
     header = table.splitlines()[0].split()
     assert header[:4] == ["notebook", "seed", "status", "device"]
@@ -213,15 +265,30 @@ def test_executed_notebooks_carry_no_absolute_paths(tmp_path, monkeypatch):
     _, stage, final = staging.locations(tmp_path / "figs", "st", 2)
     stage.mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
-    params = {"profile": "smoke", "pairs": str(Path.home() / "data" / "pairs.csv"),
-              "models": [str(ROOT / "notebooks"), "all-MiniLM-L6-v2"]}
-    nb.cells = [nbformat.v4.new_code_cell(f"pairs = {params['pairs']!r}",
-                                          metadata={"tags": ["injected-parameters"]}),
-                nbformat.v4.new_code_cell("print(out)", outputs=[nbformat.v4.new_output(
-                    "stream", name="stdout", text=f"wrote {stage}/t.csv\nfrom {ROOT}/labkit/io.py\n")])]
-    nb.metadata["papermill"] = {"input_path": str(tmp_path / "ext" / "st" / "st.ipynb"),
-                                "output_path": str(stage / ".st.executing.ipynb"),
-                                "cwd": str(ROOT / "notebooks"), "parameters": params}
+    params = {
+        "profile": "smoke",
+        "pairs": str(Path.home() / "data" / "pairs.csv"),
+        "models": [str(ROOT / "notebooks"), "all-MiniLM-L6-v2"],
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"pairs = {params['pairs']!r}", metadata={"tags": ["injected-parameters"]}
+        ),
+        nbformat.v4.new_code_cell(
+            "print(out)",
+            outputs=[
+                nbformat.v4.new_output(
+                    "stream", name="stdout", text=f"wrote {stage}/t.csv\nfrom {ROOT}/labkit/io.py\n"
+                )
+            ],
+        ),
+    ]
+    nb.metadata["papermill"] = {
+        "input_path": str(tmp_path / "ext" / "st" / "st.ipynb"),
+        "output_path": str(stage / ".st.executing.ipynb"),
+        "cwd": str(ROOT / "notebooks"),
+        "parameters": params,
+    }
     executing = stage / ".st.executing.ipynb"
     nbformat.write(nb, executing)
     staging.write_portable(executing, stage / "st.ipynb", tmp_path / "figs", final)
@@ -232,28 +299,38 @@ def test_executed_notebooks_carry_no_absolute_paths(tmp_path, monkeypatch):
     assert meta["input_path"] == "$LABKIT_STUDY_PATH/st/st.ipynb"
     assert meta["output_path"] == "<figures>/st/seeds/seed-2/st.ipynb"
     assert meta["cwd"] == "notebooks"
-    assert meta["parameters"] == {"profile": "smoke", "pairs": "~/data/pairs.csv",
-                                  "models": ["notebooks", "all-MiniLM-L6-v2"]}
+    assert meta["parameters"] == {
+        "profile": "smoke",
+        "pairs": "~/data/pairs.csv",
+        "models": ["notebooks", "all-MiniLM-L6-v2"],
+    }
     assert "wrote <figures>/st/seeds/seed-2/t.csv" in text and "<project>/labkit/io.py" in text
 
 
 @pytest.mark.slow
-def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(tmp_path, monkeypatch, capsys):
+def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(
+    tmp_path, monkeypatch, capsys
+):
     """2-worker LocalCluster: ok, partial, failing (previous outputs kept) and worker-killing
     notebooks; the others complete, the summary says what happened, the exit code is 1."""
     ext = tmp_path / "ext"
     light_study(ext / "good", "good", "pass")
     light_study(ext / "part", "part", "record['warnings'].append('failed: provider x: no network')")
     light_study(ext / "bad", "bad", "raise ValueError(f'boom {seed}')")
-    light_study(ext / "dies", "dies", "import os, signal, time\nprint('last words', flush=True)\n"
-                                      "time.sleep(0.3)\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(30)")
+    light_study(
+        ext / "dies",
+        "dies",
+        "import os, signal, time\nprint('last words', flush=True)\n"
+        "time.sleep(0.3)\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(30)",
+    )
     figs = tmp_path / "figs"
     (figs / "bad").mkdir(parents=True)
     (figs / "bad" / "numbers.csv").write_text("previous good run\n")
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(ext))
     monkeypatch.setenv("LABKIT_FIGURES_DIR", str(figs))
-    code = cli.main(["run", "good", "part", "bad", "dies", "--profile", "smoke", "--jobs", "2",
-                     "--no-gallery"])
+    code = cli.main(
+        ["run", "good", "part", "bad", "dies", "--profile", "smoke", "--jobs", "2", "--no-gallery"]
+    )
     out = capsys.readouterr().out
     assert code == 1, out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if ".ipynb " in line[:12]}
@@ -265,15 +342,21 @@ def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(tm
     assert (figs / "bad" / "numbers.csv").read_text() == "previous good run\n"
     assert sorted(p.name for p in (figs / "bad").iterdir()) == ["bad.failed.ipynb", "numbers.csv"]
     assert (figs / "dies" / "dies.failed.ipynb").is_file()
-    assert sorted(p.name for p in (figs / "good").iterdir()) == \
-        ["good.ipynb", "numbers.csv", "numbers.md", "run_record.json"]
+    assert sorted(p.name for p in (figs / "good").iterdir()) == [
+        "good.ipynb",
+        "numbers.csv",
+        "numbers.md",
+        "run_record.json",
+    ]
     assert not (figs / ".staging").exists()
     executed = (figs / "good" / "good.ipynb").read_text()
     assert str(tmp_path) not in executed and "<figures>/good" in executed
 
 
 @pytest.mark.slow
-def test_seeds_run_per_seed_folders_then_aggregate_then_come_from_the_run_cache(tmp_path, monkeypatch):
+def test_seeds_run_per_seed_folders_then_aggregate_then_come_from_the_run_cache(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(light_study(tmp_path / "ext", "lite", "pass")))
     figs = tmp_path / "dask"
     (figs / "lite").mkdir(parents=True)
@@ -303,14 +386,18 @@ def test_outputs_equivalence_compares_results_within_tolerance_and_leaves_out_ti
     a, b = tmp_path / "a" / "st", tmp_path / "b" / "st"
     a.mkdir(parents=True), b.mkdir(parents=True)
     tables = {  # name: (run a, run b)
-        "same.csv": ("system,accuracy,wall_s,energy_kwh\nx,0.8,1.0,0.1\n",
-                     "system,accuracy,wall_s,energy_kwh\nx,0.8000000001,9.0,0.7\n"),
+        "same.csv": (
+            "system,accuracy,wall_s,energy_kwh\nx,0.8,1.0,0.1\n",
+            "system,accuracy,wall_s,energy_kwh\nx,0.8000000001,9.0,0.7\n",
+        ),
         "moved.csv": ("system,accuracy\nx,0.8\ny,0.7\n", "system,accuracy\nx,0.8\ny,0.71\n"),
         "renamed.csv": ("system,accuracy\nx,0.8\n", "system,accuracy\nz,0.8\n"),
         "shorter.csv": ("n\n1\n2\n", "n\n1\n"),
         "latency.csv": ("seconds\n1\n", "seconds\n2\n"),
-        "fig.data.csv": ("trace,x,y\nkv,1,2\nspeed-up vs cache,1,1.9\n",
-                         "trace,x,y\nkv,1,2\nspeed-up vs cache,1,2.4\n"),
+        "fig.data.csv": (
+            "trace,x,y\nkv,1,2\nspeed-up vs cache,1,1.9\n",
+            "trace,x,y\nkv,1,2\nspeed-up vs cache,1,2.4\n",
+        ),
     }
     for name, (x, y) in tables.items():
         (a / name).write_text(x)
@@ -318,9 +405,14 @@ def test_outputs_equivalence_compares_results_within_tolerance_and_leaves_out_ti
     (a / "only.csv").write_text("n\n1\n")
     rows = {r.table: r for r in compare_tables(tmp_path / "a", tmp_path / "b")}
     assert {k: r.verdict for k, r in rows.items()} == {
-        "st/same.csv": "equal", "st/moved.csv": "differs", "st/renamed.csv": "differs",
-        "st/shorter.csv": "differs", "st/latency.csv": "excluded", "st/only.csv": "only_in_a",
-        "st/fig.data.csv": "equal"}
+        "st/same.csv": "equal",
+        "st/moved.csv": "differs",
+        "st/renamed.csv": "differs",
+        "st/shorter.csv": "differs",
+        "st/latency.csv": "excluded",
+        "st/only.csv": "only_in_a",
+        "st/fig.data.csv": "equal",
+    }
     assert rows["st/fig.data.csv"].excluded_rows == 1 and rows["st/same.csv"].excluded_rows == 0
     assert rows["st/same.csv"].excluded_columns == ["wall_s", "energy_kwh"]
     moved = rows["st/moved.csv"]

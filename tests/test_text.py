@@ -1,4 +1,5 @@
 """labkit.text: the one sentence splitter and the text helpers."""
+
 from labkit import text
 from labkit.anchor import split_sentences as anchor_split
 from labkit.summarize import metrics
@@ -17,7 +18,11 @@ def test_abbreviations_numbers_and_initials_do_not_split():
 def test_transcripts_split_before_lowercase_and_drop_speakers():
     transcript = "Grad A: OK . so we start with the nets . Right .\nProfessor B: yeah , sure ."
     assert text.transcript_sentences(transcript, min_words=1) == [
-        "OK .", "so we start with the nets .", "Right .", "yeah , sure ."]
+        "OK .",
+        "so we start with the nets .",
+        "Right .",
+        "yeah , sure .",
+    ]
     assert text.transcript_sentences(transcript, min_words=5) == ["so we start with the nets ."]
 
 

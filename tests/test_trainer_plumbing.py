@@ -1,4 +1,5 @@
 """The shared Trainer plumbing: model folders appear whole or not at all."""
+
 import pytest
 
 from labkit.modelcache import atomic_model_dir
@@ -36,8 +37,15 @@ def test_training_arguments_one_place_for_every_arguments_class(tmp_path):
     assert type(by_steps) is TrainingArguments and by_steps.max_steps == 200
     assert by_steps.logging_steps == 4 and by_steps.save_strategy == "no" and by_steps.seed == 3
     for cls in (Seq2SeqTrainingArguments, SentenceTransformerTrainingArguments):
-        args = training_arguments(tmp_path, epochs=2, steps_per_epoch=100, seed=0, progress=False,
-                                  args_class=cls, learning_rate=1e-4)
+        args = training_arguments(
+            tmp_path,
+            epochs=2,
+            steps_per_epoch=100,
+            seed=0,
+            progress=False,
+            args_class=cls,
+            learning_rate=1e-4,
+        )
         assert type(args) is cls and args.num_train_epochs == 2 and args.logging_steps == 4
         assert args.learning_rate == 1e-4 and args.report_to == []
     with pytest.raises(ParameterError, match="max_steps"):

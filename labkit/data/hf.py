@@ -4,6 +4,7 @@ Online, ``datasets.load_dataset(name, config, split=...)`` fetches and caches th
 cache or mirror folder ``<root>/<key>/`` holding parquet / JSONL / CSV files of that split is
 loaded with the matching ``datasets`` builder. With neither, one DataUnavailableError.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,13 +40,20 @@ def load_hf(ds: Dataset, path: str | Path | None) -> tuple[Resolved, pd.DataFram
     looked = []
     for origin, root in roots:
         looked.append(str(root))
-        found = _local_files(root) if root.is_dir() else (
-            (_BUILDERS.get(root.suffix), [root]) if root.is_file() else None)
+        found = (
+            _local_files(root)
+            if root.is_dir()
+            else ((_BUILDERS.get(root.suffix), [root]) if root.is_file() else None)
+        )
         if found and found[0]:
             builder, files = found
-            table = datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
-            hashes = {str(f.relative_to(root) if root.is_dir() else f.name): io.sha256_file(f)
-                      for f in files}
+            table = datasets.load_dataset(
+                builder, data_files=[str(f) for f in files], split="train"
+            )
+            hashes = {
+                str(f.relative_to(root) if root.is_dir() else f.name): io.sha256_file(f)
+                for f in files
+            }
             return Resolved(ds.key, root, origin, hashes, verified=False), parse_hf(table)
     try:
         table = datasets.load_dataset(ds.hf_name, ds.hf_config, split=ds.hf_split)
@@ -55,8 +63,11 @@ def load_hf(ds: Dataset, path: str | Path | None) -> tuple[Resolved, pd.DataFram
             f"dataset {ds.key!r} not available. Looked in: {'; '.join(looked)}. Supply it by "
             f"putting its {ds.hf_split} split as parquet/JSONL/CSV under "
             f"$LABKIT_DATA_MIRROR/{ds.key}/, passing path=..., or going online so that "
-            f"datasets.load_dataset({ds.hf_name!r}) can fetch it.") from None
+            f"datasets.load_dataset({ds.hf_name!r}) can fetch it."
+        ) from None
     if len(table) == 0:
         raise DataError(f"dataset {ds.key!r} split {ds.hf_split!r} is empty")
     fingerprint = getattr(table, "_fingerprint", "")
-    return Resolved(ds.key, Path(ds.hf_name), "hf", {"fingerprint": fingerprint}, False), parse_hf(table)
+    return Resolved(ds.key, Path(ds.hf_name), "hf", {"fingerprint": fingerprint}, False), parse_hf(
+        table
+    )

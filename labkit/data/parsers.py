@@ -4,6 +4,7 @@ Each parser turns a file (or folder) into typed records or a pandas frame and ra
 :class:`~labkit.errors.DataError` naming the file, the row and the field for bad input, so a
 user's own CSV in the same format gets the same checks as the mirrored original.
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,11 +44,13 @@ def read_utf8(path: Path) -> str:
         start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
         line = raw.count(b"\n", 0, start) + 1
         column = start - (raw.rfind(b"\n", 0, start) + 1) + 1
-        latin = raw[start:start + 1].decode("latin-1")
+        latin = raw[start : start + 1].decode("latin-1")
         hint = " (in Excel: Save As, 'CSV UTF-8')" if path.suffix.lower() == ".csv" else ""
-        raise DataError(f"{path}: line {line}, column {column}: not UTF-8 text (byte "
-                        f"0x{raw[start]:02x}: {latin!r} in Latin-1); save the file as UTF-8"
-                        f"{hint}") from None
+        raise DataError(
+            f"{path}: line {line}, column {column}: not UTF-8 text (byte "
+            f"0x{raw[start]:02x}: {latin!r} in Latin-1); save the file as UTF-8"
+            f"{hint}"
+        ) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -93,10 +96,12 @@ def parse_pairs_csv(path: Path) -> pd.DataFrame:
         index = {name: header.index(name) for name in header}
         body = rows[1:]
     elif any(name in header for name in PAIR_COLUMNS) or any(
-            name in header for name in ("question1", "text_1", "sentence1")):
+        name in header for name in ("question1", "text_1", "sentence1")
+    ):
         missing = [c for c in ("question_1", "question_2", "label") if c not in header]
-        raise DataError(f"{path}: header lacks column(s) {', '.join(missing)} "
-                        f"(found: {', '.join(header)})")
+        raise DataError(
+            f"{path}: header lacks column(s) {', '.join(missing)} (found: {', '.join(header)})"
+        )
     else:
         index = {name: i for i, name in enumerate(PAIR_COLUMNS)}
         body = rows
@@ -105,8 +110,10 @@ def parse_pairs_csv(path: Path) -> pd.DataFrame:
     records = []
     for line, row in body:
         if len(row) < max(index.values()) + 1:
-            raise DataError(f"{path}: line {line} has {len(row)} fields, expected "
-                            f"{max(index.values()) + 1} ({', '.join(index)}); truncated file?")
+            raise DataError(
+                f"{path}: line {line} has {len(row)} fields, expected "
+                f"{max(index.values()) + 1} ({', '.join(index)}); truncated file?"
+            )
         record = {}
         for name in ("question_1", "question_2"):
             text = row[index[name]].strip()
@@ -122,13 +129,15 @@ def parse_pairs_csv(path: Path) -> pd.DataFrame:
             try:
                 record["dr_id"] = int(raw)
             except ValueError:
-                raise DataError(f"{path}: line {line}, field 'dr_id' must be an integer, "
-                                f"got {raw!r}") from None
+                raise DataError(
+                    f"{path}: line {line}, field 'dr_id' must be an integer, got {raw!r}"
+                ) from None
         else:
             record["dr_id"] = line
         records.append((line, record))
-    frame = pd.DataFrame([r for _, r in records], index=[i for i, _ in records],
-                         columns=list(PAIR_COLUMNS))
+    frame = pd.DataFrame(
+        [r for _, r in records], index=[i for i, _ in records], columns=list(PAIR_COLUMNS)
+    )
     frame.index.name = "row"
     return frame.astype({"dr_id": int, "label": int})
 
@@ -157,8 +166,9 @@ def positive_finite(path: Path, line: int, field: str, raw: str) -> float:
         why = "is missing" if not text else "is not a number"
         raise DataError(f"{path}: line {line}, field {field!r} {why}, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise DataError(f"{path}: line {line}, field {field!r} must be a positive finite number, "
-                        f"got {text!r}")
+        raise DataError(
+            f"{path}: line {line}, field {field!r} must be a positive finite number, got {text!r}"
+        )
     return value
 
 
@@ -173,18 +183,25 @@ def parse_chinchilla(path: Path) -> pd.DataFrame:
     header = [c.strip() for c in header]
     missing = [c for c in CHINCHILLA_COLUMNS if c not in header]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
-                        f"(found: {', '.join(header)})")
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)})"
+        )
     if not body:
         raise DataError(f"{path}: no data rows")
     where = {column: header.index(column) for column in CHINCHILLA_COLUMNS}
     records, lines = [], []
     for line, row in body:
         if len(row) != len(header):
-            raise DataError(f"{path}: line {line} has {len(row)} fields, expected {len(header)} "
-                            f"({', '.join(header)})")
-        records.append({CHINCHILLA_COLUMNS[c]: positive_finite(path, line, c, row[i])
-                        for c, i in where.items()})
+            raise DataError(
+                f"{path}: line {line} has {len(row)} fields, expected {len(header)} "
+                f"({', '.join(header)})"
+            )
+        records.append(
+            {
+                CHINCHILLA_COLUMNS[c]: positive_finite(path, line, c, row[i])
+                for c, i in where.items()
+            }
+        )
         lines.append(line)
     out = pd.DataFrame(records, columns=list(CHINCHILLA_COLUMNS.values()))
     out["D"] = out["C"] / (6.0 * out["N"])
@@ -254,11 +271,11 @@ def json_line(text: str, where: tuple[str | int, ...]) -> int | None:
         pos = _WS.match(text, 0).end()
         for step in where:
             if isinstance(step, str):
-                if text[pos:pos + 1] != "{":
+                if text[pos : pos + 1] != "{":
                     return None
                 pos = _WS.match(text, pos + 1).end()
                 while True:
-                    if text[pos:pos + 1] == "}":
+                    if text[pos : pos + 1] == "}":
                         return None
                     key, pos = decoder.raw_decode(text, pos)
                     pos = _WS.match(text, _WS.match(text, pos).end() + 1).end()  # past ':'
@@ -266,16 +283,16 @@ def json_line(text: str, where: tuple[str | int, ...]) -> int | None:
                         break
                     _, pos = decoder.raw_decode(text, pos)
                     pos = _WS.match(text, pos).end()
-                    if text[pos:pos + 1] == ",":
+                    if text[pos : pos + 1] == ",":
                         pos = _WS.match(text, pos + 1).end()
             else:
-                if text[pos:pos + 1] != "[":
+                if text[pos : pos + 1] != "[":
                     return None
                 pos = _WS.match(text, pos + 1).end()
                 for _ in range(step):
                     _, pos = decoder.raw_decode(text, pos)
                     pos = _WS.match(text, pos).end()
-                    if text[pos:pos + 1] != ",":
+                    if text[pos : pos + 1] != ",":
                         return None
                     pos = _WS.match(text, pos + 1).end()
     except (json.JSONDecodeError, ValueError):
@@ -284,8 +301,13 @@ def json_line(text: str, where: tuple[str | int, ...]) -> int | None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), "a number")
 
 
 class _Where:
@@ -295,8 +317,9 @@ class _Where:
         self.path, self.text = path, text
 
     def error(self, steps: tuple[str | int, ...], message: str) -> DataError:
-        label = "".join(f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s)
-                        for i, s in enumerate(steps))
+        label = "".join(
+            f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s) for i, s in enumerate(steps)
+        )
         line = json_line(self.text, steps)
         at = f"line {line}: " if line else ""
         return DataError(f"{self.path}: {at}{label} {message}")
@@ -309,10 +332,13 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON "
-                        f"({exc.msg})") from None
+        raise DataError(
+            f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
     if not isinstance(raw, dict):
-        raise DataError(f"{path}: line 1: expected a JSON object (a QMSum meeting), got {_kind(raw)}")
+        raise DataError(
+            f"{path}: line 1: expected a JSON object (a QMSum meeting), got {_kind(raw)}"
+        )
     where = _Where(path, text)
     for key in ("meeting_transcripts", "general_query_list", "specific_query_list"):
         if key not in raw:
@@ -323,10 +349,16 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
     for i, turn in enumerate(raw["meeting_transcripts"]):
         steps = ("meeting_transcripts", i)
         if not isinstance(turn, dict):
-            raise where.error(steps, f"must be an object with 'speaker' and 'content', got {_kind(turn)}")
+            raise where.error(
+                steps, f"must be an object with 'speaker' and 'content', got {_kind(turn)}"
+            )
         if not isinstance(turn.get("content"), str):
-            raise where.error(steps, "lacks 'content'" if "content" not in turn
-                              else f"field 'content' must be a string, got {_kind(turn['content'])}")
+            raise where.error(
+                steps,
+                "lacks 'content'"
+                if "content" not in turn
+                else f"field 'content' must be a string, got {_kind(turn['content'])}",
+            )
         turns.append(Turn(str(turn.get("speaker", "")), turn["content"]))
     if not turns:
         raise DataError(f"{path}: transcript is empty")
@@ -335,11 +367,17 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
         for i, item in enumerate(raw[f"{kind}_query_list"]):
             steps = (f"{kind}_query_list", i)
             if not isinstance(item, dict):
-                raise where.error(steps, f"must be an object with 'query' and 'answer', got {_kind(item)}")
+                raise where.error(
+                    steps, f"must be an object with 'query' and 'answer', got {_kind(item)}"
+                )
             for name in ("query", "answer"):
                 if not isinstance(item.get(name), str):
-                    raise where.error(steps, f"lacks {name!r}" if name not in item else
-                                      f"field {name!r} must be a string, got {_kind(item[name])}")
+                    raise where.error(
+                        steps,
+                        f"lacks {name!r}"
+                        if name not in item
+                        else f"field {name!r} must be a string, got {_kind(item[name])}",
+                    )
             if not item["answer"].strip():
                 raise where.error(steps, "has an empty 'answer'")
             spans = []
@@ -348,8 +386,10 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
                     a, b = span
                     spans.append((int(a), int(b)))
                 except (TypeError, ValueError):
-                    raise where.error((*steps, "relevant_text_span", j),
-                                      f"must be a pair of turn numbers, got {json.dumps(span)}") from None
+                    raise where.error(
+                        (*steps, "relevant_text_span", j),
+                        f"must be a pair of turn numbers, got {json.dumps(span)}",
+                    ) from None
             queries.append(Query(item["query"], item["answer"], kind, spans))
     topics = []
     for i, topic in enumerate(raw.get("topic_list", [])):
@@ -360,7 +400,9 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
     return Meeting(meeting_id, split, qmsum_domain(meeting_id), turns, queries, topics)
 
 
-def parse_qmsum(root: Path, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, list[Meeting]]:
+def parse_qmsum(
+    root: Path, splits: tuple[str, ...] = ("train", "val", "test")
+) -> dict[str, list[Meeting]]:
     """All QMSum meetings under ``root/{train,val,test}/*.json``, split as published.
 
     The same checks apply to the registry's copy and to a user's own folder in QMSum's layout
@@ -372,8 +414,10 @@ def parse_qmsum(root: Path, splits: tuple[str, ...] = ("train", "val", "test")) 
     for split in splits:
         folder = root / split
         if not folder.is_dir():
-            raise DataError(f"{root}: no {split}/ folder (QMSum layout is {{train,val,test}}/*.json; "
-                            f"pass splits=(...) to load only the splits you have)")
+            raise DataError(
+                f"{root}: no {split}/ folder (QMSum layout is {{train,val,test}}/*.json; "
+                f"pass splits=(...) to load only the splits you have)"
+            )
         out[split] = [parse_qmsum_meeting(p, split) for p in sorted(folder.glob("*.json"))]
         if not out[split]:
             raise DataError(f"{folder}: no meeting JSON files")

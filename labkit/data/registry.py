@@ -12,23 +12,27 @@ is parsed and validated but not checked (it is different data by design) and its
 recorded in the run record. With no network and no mirror, one :class:`DataUnavailableError`
 says which key, where labkit looked and how to supply the data.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from labkit import io
 from labkit.data.hf import load_hf
-from labkit.data.sources import (DataFile, Dataset, Resolved, cache_root,  # noqa: F401 (API)
-                                 candidate_roots, mirror_roots)
+from labkit.data.sources import (
+    DataFile,
+    Dataset,
+    Resolved,
+    cache_root,  # noqa: F401 (API)
+    candidate_roots,
+)
 from labkit.errors import DataError, DataUnavailableError, ParameterError
-
 
 # Every dataset loaded in this process, for the run record (key -> Resolved).
 USED: dict[str, Resolved] = {}
@@ -48,10 +52,13 @@ def get(key: str) -> Dataset:
         return _REGISTRY[key]
     except KeyError:
         import difflib
+
         hint = difflib.get_close_matches(key, _REGISTRY, n=1)
         raise ParameterError(
-            f"unknown dataset key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-            + f" (known: {', '.join(sorted(_REGISTRY))})") from None
+            f"unknown dataset key {key!r}"
+            + (f"; did you mean {hint[0]!r}?" if hint else "")
+            + f" (known: {', '.join(sorted(_REGISTRY))})"
+        ) from None
 
 
 def keys() -> list[str]:
@@ -72,7 +79,8 @@ def _verify(ds: Dataset, root: Path) -> dict[str, str]:
             raise DataError(
                 f"{path}: sha256 mismatch for dataset {ds.key!r} (expected {f.sha256}, got {got}). "
                 f"The file is corrupt or a different version; delete it and run "
-                f"`labkit data fetch {ds.key}`, or fix the mirror.")
+                f"`labkit data fetch {ds.key}`, or fix the mirror."
+            )
         hashes[f.relpath] = got
     return hashes
 
@@ -91,8 +99,10 @@ def _download(ds: Dataset, root: Path, timeout: float = 30.0) -> dict[str, str]:
                     out.write(block)
             got = io.sha256_file(tmp)
             if got != f.sha256:
-                raise DataError(f"download of {f.url} has sha256 {got}, expected {f.sha256}; "
-                                f"the source changed or the transfer was corrupted")
+                raise DataError(
+                    f"download of {f.url} has sha256 {got}, expected {f.sha256}; "
+                    f"the source changed or the transfer was corrupted"
+                )
         hashes[f.relpath] = got
     return hashes
 
@@ -120,7 +130,8 @@ def resolve(key: str, path: str | os.PathLike | None = None, download: bool = Tr
         f"dataset {key!r} not found. Looked in: {'; '.join(looked)}. "
         f"Supply it by (a) setting LABKIT_DATA_MIRROR to a folder that holds {key}/"
         f"{ds.files[0].relpath}, (b) passing path=... to labkit.data.load, or (c) running "
-        f"`labkit data fetch {key}` on a machine with internet access.")
+        f"`labkit data fetch {key}` on a machine with internet access."
+    )
 
 
 def _resolve_explicit(ds: Dataset, path: Path) -> Resolved:
@@ -137,8 +148,10 @@ def _resolve_explicit(ds: Dataset, path: Path) -> Resolved:
         # recorded, not checked (the manifest describes the registry's copy only)
         files = sorted(p for p in root.glob(ds.user_files) if p.is_file())
         if not files:
-            raise DataError(f"{root}: folder given for dataset {ds.key!r} holds no files matching "
-                            f"{ds.user_files!r} (the registry copy's layout)")
+            raise DataError(
+                f"{root}: folder given for dataset {ds.key!r} holds no files matching "
+                f"{ds.user_files!r} (the registry copy's layout)"
+            )
         hashes = {p.relative_to(root).as_posix(): io.sha256_file(p) for p in files}
         return Resolved(ds.key, root, "path", hashes, verified=False)
     missing = next(f.relpath for f in ds.files if not (root / f.relpath).is_file())
@@ -188,7 +201,8 @@ def fetch(key: str) -> Resolved:
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DataUnavailableError(
             f"could not download dataset {key!r} from {ds.files[0].url}: "
-            f"{getattr(exc, 'reason', exc)}. Use LABKIT_DATA_MIRROR or path=... offline.") from None
+            f"{getattr(exc, 'reason', exc)}. Use LABKIT_DATA_MIRROR or path=... offline."
+        ) from None
 
 
 def manifest_files(name: str, url_prefix: str) -> tuple[DataFile, ...]:

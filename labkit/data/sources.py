@@ -3,12 +3,14 @@
 Apart from :mod:`labkit.data.registry` (resolution, download, hashes) and
 :mod:`labkit.data.hf` (Hugging Face sets) so both can use them without importing each other.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from labkit.paths import cache_dir
 

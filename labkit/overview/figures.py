@@ -3,9 +3,10 @@
 The computations behind ``notebooks/data_overview.ipynb``; each returns a pandas frame so the
 notebook only plots and saves.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -28,30 +29,49 @@ def mqp_lengths(pairs: pd.DataFrame) -> pd.DataFrame:
     """Long form: one row per question with its word count, label and side."""
     rows = []
     for side in ("question_1", "question_2"):
-        rows.append(pd.DataFrame({"side": side, "label": pairs["label"].map({0: "different", 1: "similar"}),
-                                  "words": pairs[side].map(word_count)}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "side": side,
+                    "label": pairs["label"].map({0: "different", 1: "similar"}),
+                    "words": pairs[side].map(word_count),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
 def text_summary(text: str) -> dict[str, float]:
     lines = [line for line in text.splitlines() if line.strip()]
-    return {"characters": len(text), "words": word_count(text), "non_empty_lines": len(lines),
-            "unique_words": len(set(text.split()))}
+    return {
+        "characters": len(text),
+        "words": word_count(text),
+        "non_empty_lines": len(lines),
+        "unique_words": len(set(text.split())),
+    }
 
 
-def qmsum_lengths(splits: dict[str, list[Meeting]], count_tokens: Callable[[str], int],
-                  max_meetings: int = 0) -> pd.DataFrame:
+def qmsum_lengths(
+    splits: dict[str, list[Meeting]], count_tokens: Callable[[str], int], max_meetings: int = 0
+) -> pd.DataFrame:
     """One row per meeting: split, domain, turns, words, tokens, queries."""
     rows = []
     for split, meetings in splits.items():
-        for meeting in meetings[:max_meetings or None]:
+        for meeting in meetings[: max_meetings or None]:
             text = meeting.transcript
-            rows.append({"meeting": meeting.meeting_id, "split": split, "domain": meeting.domain,
-                         "turns": len(meeting.turns), "words": word_count(text),
-                         "tokens": count_tokens(text),
-                         "general_queries": len(meeting.general_queries),
-                         "specific_queries": len(meeting.specific_queries),
-                         "summary_words": sum(word_count(q.answer) for q in meeting.general_queries)})
+            rows.append(
+                {
+                    "meeting": meeting.meeting_id,
+                    "split": split,
+                    "domain": meeting.domain,
+                    "turns": len(meeting.turns),
+                    "words": word_count(text),
+                    "tokens": count_tokens(text),
+                    "general_queries": len(meeting.general_queries),
+                    "specific_queries": len(meeting.specific_queries),
+                    "summary_words": sum(word_count(q.answer) for q in meeting.general_queries),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -60,14 +80,20 @@ def context_coverage(lengths: pd.DataFrame, contexts: Sequence[int]) -> pd.DataF
     rows = []
     for context in contexts:
         fits = lengths["tokens"] <= context
-        rows.append({"context_tokens": context, "meetings": len(lengths),
-                     "fit_share": float(fits.mean()),
-                     "median_length_over_context": float((lengths["tokens"] / context).median())})
+        rows.append(
+            {
+                "context_tokens": context,
+                "meetings": len(lengths),
+                "fit_share": float(fits.mean()),
+                "median_length_over_context": float((lengths["tokens"] / context).median()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokenizer: str,
-                         bins: int = 30):
+def qmsum_lengths_figure(
+    meetings: pd.DataFrame, contexts: Sequence[int], tokenizer: str, bins: int = 30
+):
     """Transcript tokens per meeting (one histogram per split) against the context sizes.
 
     Why not ``px.histogram`` with ``add_vline`` labels: the context labels (512, 2,048) printed
@@ -79,7 +105,6 @@ def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokeni
     """
     import numpy as np
     import plotly.graph_objects as go
-
 
     tokens = meetings["tokens"].to_numpy(float)
     tokens = tokens[np.isfinite(tokens) & (tokens > 0)]
@@ -98,27 +123,47 @@ def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokeni
         for i, (split, part) in enumerate(meetings.groupby("split", sort=False)):
             counts, _ = np.histogram(part["tokens"].to_numpy(float), bins=edges)
             top = max(top, float(counts.max()))
-            fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
-                                 name=f"{split} meetings", opacity=0.75,
-                                 marker=dict(color=PALETTE[i % len(PALETTE)],
-                                             line=dict(width=0.5, color="white")),
-                                 customdata=np.stack([edges[:-1], edges[1:]], axis=1),
-                                 hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} tokens: "
-                                               "%{y} meetings<extra></extra>"))
+            fig.add_trace(
+                go.Bar(
+                    x=(edges[:-1] + edges[1:]) / 2,
+                    y=counts,
+                    width=np.diff(edges),
+                    name=f"{split} meetings",
+                    opacity=0.75,
+                    marker=dict(
+                        color=PALETTE[i % len(PALETTE)], line=dict(width=0.5, color="white")
+                    ),
+                    customdata=np.stack([edges[:-1], edges[1:]], axis=1),
+                    hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} tokens: "
+                    "%{y} meetings<extra></extra>",
+                )
+            )
     colours = [PALETTE[3], PALETTE[4], PALETTE[2], PALETTE[7]]  # no pale yellow line
     for i, context in enumerate(contexts):
-        fig.add_trace(go.Scatter(x=[context, context], y=[0, top * 1.05], mode="lines",
-                                 line=dict(color=colours[i % len(colours)], dash="dot", width=2),
-                                 name=f"context {context:,} tokens"))
-    fig.update_xaxes(type=kind, dtick="D2" if kind == "log" else None,
-                     title=f"tokens ({tokenizer} tokenizer)"
-                     + (", log scale" if kind == "log" else ""))
+        fig.add_trace(
+            go.Scatter(
+                x=[context, context],
+                y=[0, top * 1.05],
+                mode="lines",
+                line=dict(color=colours[i % len(colours)], dash="dot", width=2),
+                name=f"context {context:,} tokens",
+            )
+        )
+    fig.update_xaxes(
+        type=kind,
+        dtick="D2" if kind == "log" else None,
+        title=f"tokens ({tokenizer} tokenizer)" + (", log scale" if kind == "log" else ""),
+    )
     if len(everything) and kind == "log":
         lo, hi = np.log10(everything.min()), np.log10(everything.max())
         fig.update_xaxes(range=[lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)])
     elif len(everything):
         fig.update_xaxes(range=[0, everything.max() * 1.05])
     fig.update_yaxes(title="meetings", rangemode="tozero")
-    fig.update_layout(title="QMSum transcript length in tokens vs model context", barmode="overlay",
-                      bargap=0, legend=dict(orientation="h", y=-0.2, yanchor="top", x=0))
+    fig.update_layout(
+        title="QMSum transcript length in tokens vs model context",
+        barmode="overlay",
+        bargap=0,
+        legend=dict(orientation="h", y=-0.2, yanchor="top", x=0),
+    )
     return fig

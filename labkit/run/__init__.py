@@ -11,6 +11,7 @@ The layer above the studies: it knows studies only through the registry
 - :mod:`.reference` -- the committed reference record (``results/``) and the docs blocks;
 - :mod:`.gallery` -- ``figures/README.md``, every figure with its caption.
 """
+
 import sys
 
 # rfc3987-syntax (an optional extra of jsonschema that jupyter-events pulls in) compiles an

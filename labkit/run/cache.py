@@ -19,6 +19,7 @@ keeps their sha256).
 Hand-written because the units here are papermill runs of notebooks whose dependencies are
 Python imports; DVC and ploomber would need every dependency declared by hand.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,7 +27,7 @@ import json
 import os
 import platform
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,7 @@ KEY_VERSION = 1
 KEY_NAME = "run_key"  # the key's entry in the run record
 RECORD_NAME = "run_record.json"
 #: environment variables whose value changes what a notebook computes
-ENV_VALUES = ("LABKIT_DEVICE", "LABKIT_COUNTRY", "OPENAI_BASE_URL",
-              "HF_HUB_OFFLINE")
+ENV_VALUES = ("LABKIT_DEVICE", "LABKIT_COUNTRY", "OPENAI_BASE_URL", "HF_HUB_OFFLINE")
 #: environment variables whose presence (never value) changes it: an API provider runs or not
 ENV_PRESENT = ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 VERSIONED = ("torch", "transformers")
@@ -70,7 +70,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = module.split(".") if is_package else module.split(".")[:-1]
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -79,7 +79,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return {n for n in found if n == "labkit" or n.startswith("labkit.")}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _module_imports(path: Path) -> frozenset[str]:
     rel = path.relative_to(LABKIT.parent).with_suffix("")
     parts = list(rel.parts)
@@ -141,8 +141,11 @@ def _notebook_digest(notebook: Path) -> str:
 def _path_digest(path: Path) -> str:
     if path.is_file():
         return io.sha256_file(path)
-    listing = [f"{p.relative_to(path).as_posix()} {io.sha256_file(p)}"
-               for p in sorted(path.rglob("*")) if p.is_file()]
+    listing = [
+        f"{p.relative_to(path).as_posix()} {io.sha256_file(p)}"
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    ]
     return io.sha256_text(*listing)
 
 
@@ -167,8 +170,9 @@ def _version(name: str) -> str | None:
 def key_for(task: Task) -> dict[str, Any]:
     """``{"digest": ..., "parts": {...}}``: the run key of one task (module docstring)."""
     files = code_files(task.entry.notebook, task.entry.package)
-    code = io.sha256_text(*[f"{p.relative_to(LABKIT.parent).as_posix()} {io.sha256_file(p)}"
-                            for p in files])
+    code = io.sha256_text(
+        *[f"{p.relative_to(LABKIT.parent).as_posix()} {io.sha256_file(p)}" for p in files]
+    )
     parts = {
         "key_version": KEY_VERSION,
         "notebook": _notebook_digest(task.entry.notebook),
@@ -176,10 +180,14 @@ def key_for(task: Task) -> dict[str, Any]:
         "code": code,
         "code_files": len(files),
         "files": _file_parameters(task.run_params),
-        "versions": {"python": platform.python_version(),
-                     **{name: _version(name) for name in VERSIONED}},
-        "environment": {**{k: os.environ.get(k) for k in ENV_VALUES},
-                        **{k: k in os.environ for k in ENV_PRESENT}},
+        "versions": {
+            "python": platform.python_version(),
+            **{name: _version(name) for name in VERSIONED},
+        },
+        "environment": {
+            **{k: os.environ.get(k) for k in ENV_VALUES},
+            **{k: k in os.environ for k in ENV_PRESENT},
+        },
     }
     return {"digest": io.sha256_text(json.dumps(parts, sort_keys=True)), "parts": parts}
 
@@ -211,9 +219,11 @@ def _data_unchanged(record: dict[str, Any]) -> str | None:
 
 def _written(folder: Path) -> dict[str, str]:
     """sha256 of every file a run left in its folder (not the record itself, not seeds/)."""
-    return {p.relative_to(folder).as_posix(): io.sha256_file(p)
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != RECORD_NAME
-            and p.relative_to(folder).parts[0] != "seeds"}
+    return {
+        p.relative_to(folder).as_posix(): io.sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != RECORD_NAME and p.relative_to(folder).parts[0] != "seeds"
+    }
 
 
 def _outputs_changed(record: dict[str, Any], folder: Path) -> str | None:

@@ -6,6 +6,7 @@ file as a notebook failure 16 s in. Here each is one line naming the path (and t
 and field), raised as :class:`labkit.errors.ParameterError` (exit code 2), in well under a
 second for folders and within a second or two for a file parse.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,8 +26,11 @@ def _problem(path: Path) -> str | None:
     for parent in [path, *path.parents]:
         if parent.exists():
             if not parent.is_dir():
-                return f"{parent} is a file, not a folder" if parent == path else \
-                    f"{parent} is a file, so no folder can be made under it"
+                return (
+                    f"{parent} is a file, not a folder"
+                    if parent == path
+                    else f"{parent} is a file, so no folder can be made under it"
+                )
             break
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -59,12 +63,15 @@ def environment_folders() -> None:
     ``LABKIT_DATA_MIRROR`` entry must be an existing, readable folder."""
 
     writable_folder(cache_root(), "cache folder", "LABKIT_CACHE_DIR")
-    for entry in filter(None, (p.strip() for p in
-                               os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep))):
+    for entry in filter(
+        None, (p.strip() for p in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep))
+    ):
         mirror = Path(entry).expanduser()
         if not mirror.is_dir():
-            raise ParameterError(f"LABKIT_DATA_MIRROR entry {mirror}: "
-                                 f"{'is a file, not a folder' if mirror.exists() else 'no such folder'}")
+            raise ParameterError(
+                f"LABKIT_DATA_MIRROR entry {mirror}: "
+                f"{'is a file, not a folder' if mirror.exists() else 'no such folder'}"
+            )
         if not os.access(mirror, os.R_OK | os.X_OK):
             raise ParameterError(f"LABKIT_DATA_MIRROR entry {mirror}: not readable")
 

@@ -15,6 +15,7 @@ exits 0 when every notebook is ok, 3 when some are partial (a provider/system fa
 completed) and none failed, 1 when a notebook failed (after showing the failing cell and its
 error), 130 when interrupted (SIGINT/SIGTERM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,10 +47,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # notice their parent is gone, see labkit.cluster.watch_parent).
     previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
-        results = runner.run(args.notebooks, profile=args.profile, overrides=overrides,
-                             jobs=args.jobs, timeout=args.timeout, seeds=seeds,
-                             scheduler=args.scheduler, force=args.force, wait=args.wait,
-                             threads=args.threads)
+        results = runner.run(
+            args.notebooks,
+            profile=args.profile,
+            overrides=overrides,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            seeds=seeds,
+            scheduler=args.scheduler,
+            force=args.force,
+            wait=args.wait,
+            threads=args.threads,
+        )
     except KeyboardInterrupt:
         print("\nlabkit run: interrupted; previous outputs are untouched", file=sys.stderr)
         return 130
@@ -60,6 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     code = summary.exit_code(results)
     if args.gallery and code != 1:
         from labkit.run import gallery  # plotly, via the figure writers: only after a run
+
         print(f"\ngallery: {gallery.write()}")
     return code
 
@@ -98,27 +108,36 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
+def _cmd_models(args: argparse.Namespace) -> int:  # noqa: ARG001 - every command takes args
     from tabulate import tabulate
-
 
     rows = [(r.name, r.source, r.path) for r in models.available()]
     print(tabulate(rows, headers=["model (available offline)", "source", "path"]))
-    print("\nAny other Hugging Face model name or local folder also works when it can be "
-          "resolved (local path, HF cache, or the hub when online).")
+    print(
+        "\nAny other Hugging Face model name or local folder also works when it can be "
+        "resolved (local path, HF cache, or the hub when online)."
+    )
     return 0
 
 
-def _cmd_studies(args: argparse.Namespace) -> int:
+def _cmd_studies(args: argparse.Namespace) -> int:  # noqa: ARG001 - every command takes args
     from tabulate import tabulate
 
-
-    rows = [(s.id, s.title, studies.display_path(s.notebook),
-             studies.display_path(s.explorer_notebook) if s.explorer else "—",
-             studies.display_path(s.benchmark)) for s in studies.all_studies()]
+    rows = [
+        (
+            s.id,
+            s.title,
+            studies.display_path(s.notebook),
+            studies.display_path(s.explorer_notebook) if s.explorer else "—",
+            studies.display_path(s.benchmark),
+        )
+        for s in studies.all_studies()
+    ]
     print(tabulate(rows, headers=["id", "title", "notebook", "explorer", "benchmark"]))
-    print(f"\nAdd a study with a study.json in a folder listed in ${studies.STUDY_PATH_ENV} "
-          "(see docs/CONVENTIONS.md, 'Adding a study').")
+    print(
+        f"\nAdd a study with a study.json in a folder listed in ${studies.STUDY_PATH_ENV} "
+        "(see docs/CONVENTIONS.md, 'Adding a study')."
+    )
     return 0
 
 
@@ -129,7 +148,7 @@ def _compact(value: object, width: int = 20) -> str:
     if value is None:
         return "None"
     text = json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _notebook_defaults(notebook: Path) -> dict[str, dict[str, str]]:
@@ -144,17 +163,24 @@ def describe_params(study_id: str) -> str:
     profile (the notebook's own default when it sets one, else the profile's) and its meaning."""
     from tabulate import tabulate
 
-
     entry = studies.get(study_id)
     declared = _notebook_defaults(entry.notebook) if entry.notebook.is_file() else {}
     schema = schema_for(study_id)
     rows = []
     if schema is None:
         for name, info in declared.items():
-            rows.append((name, info.get("inferred_type_name", ""), info.get("default", ""),
-                         info.get("help", "")))
-        return (tabulate(rows, headers=["parameter", "type", "notebook default", "description"])
-                + f"\n\n{study_id} declares no schema: values are passed to the notebook unchecked.")
+            rows.append(
+                (
+                    name,
+                    info.get("inferred_type_name", ""),
+                    info.get("default", ""),
+                    info.get("help", ""),
+                )
+            )
+        return (
+            tabulate(rows, headers=["parameter", "type", "notebook default", "description"])
+            + f"\n\n{study_id} declares no schema: values are passed to the notebook unchecked."
+        )
     names = list(schema.params) + [n for n in declared if n not in schema.params]
     for name in names:
         param = schema.params.get(name)
@@ -174,9 +200,15 @@ def describe_params(study_id: str) -> str:
         if param is not None and param.none_means is not None:
             text += f" (None: {param.none_means})"
         rows.append((name, param.type_label() if param else "(not in schema)", *per_profile, text))
-    head = f"{study_id}: {entry.title}\nset with `labkit run {study_id} -p name=value` (JSON values)\n\n"
-    return head + tabulate(rows, headers=["parameter", "type", "smoke", "default", "paper",
-                                          "description"], maxcolwidths=[None, 18, 20, 20, 20, 44])
+    head = (
+        f"{study_id}: {entry.title}\n"
+        f"set with `labkit run {study_id} -p name=value` (JSON values)\n\n"
+    )
+    return head + tabulate(
+        rows,
+        headers=["parameter", "type", "smoke", "default", "paper", "description"],
+        maxcolwidths=[None, 18, 20, 20, 20, 44],
+    )
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
@@ -191,7 +223,7 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_gallery(args: argparse.Namespace) -> int:
+def _cmd_gallery(args: argparse.Namespace) -> int:  # noqa: ARG001 - every command takes args
     from labkit.run import gallery  # plotly, via the figure writers: only for `labkit gallery`
 
     print(gallery.write())
@@ -203,30 +235,69 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run study notebooks through papermill")
-    run.add_argument("notebooks", nargs="*", metavar="STUDY|NOTEBOOK",
-                     help="study ids (see `labkit studies`) or .ipynb paths (default: all studies)")
-    run.add_argument("--profile", choices=PROFILE_NAMES, default=None,
-                     help="sizes to use (default: $LABKIT_PROFILE or 'default')")
-    run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
-                     help="override a notebook parameter (JSON value or plain string)")
-    run.add_argument("--jobs", type=int, default=1,
-                     help="worker processes of the embedded Dask cluster (notebooks in parallel)")
-    run.add_argument("--threads", type=int, default=None,
-                     help="threads per notebook's kernel (default: the cores divided by --jobs)")
-    run.add_argument("--scheduler", default=None, metavar="ADDR",
-                     help="run on an existing Dask cluster, e.g. tcp://host:8786 "
-                          "(default: $LABKIT_DASK_SCHEDULER, else an embedded local cluster)")
-    run.add_argument("--seeds", default=None, metavar="0,1,2",
-                     help="run each study once per seed (parameter `seed`) into "
-                          "<figures>/<study>/seeds/seed-<n>/, then aggregate the spread")
-    run.add_argument("--force", action="store_true",
-                     help="run every notebook, even those whose inputs are unchanged (cached)")
-    run.add_argument("--no-wait", dest="wait", action="store_false",
-                     help="if another labkit run is writing a study, stop (exit 2) instead of "
-                          "waiting for it")
+    run.add_argument(
+        "notebooks",
+        nargs="*",
+        metavar="STUDY|NOTEBOOK",
+        help="study ids (see `labkit studies`) or .ipynb paths (default: all studies)",
+    )
+    run.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default=None,
+        help="sizes to use (default: $LABKIT_PROFILE or 'default')",
+    )
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a notebook parameter (JSON value or plain string)",
+    )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes of the embedded Dask cluster (notebooks in parallel)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per notebook's kernel (default: the cores divided by --jobs)",
+    )
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDR",
+        help="run on an existing Dask cluster, e.g. tcp://host:8786 "
+        "(default: $LABKIT_DASK_SCHEDULER, else an embedded local cluster)",
+    )
+    run.add_argument(
+        "--seeds",
+        default=None,
+        metavar="0,1,2",
+        help="run each study once per seed (parameter `seed`) into "
+        "<figures>/<study>/seeds/seed-<n>/, then aggregate the spread",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="run every notebook, even those whose inputs are unchanged (cached)",
+    )
+    run.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="if another labkit run is writing a study, stop (exit 2) instead of waiting for it",
+    )
     run.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
-    run.add_argument("--no-gallery", dest="gallery", action="store_false",
-                     help="do not rewrite figures/README.md afterwards")
+    run.add_argument(
+        "--no-gallery",
+        dest="gallery",
+        action="store_false",
+        help="do not rewrite figures/README.md afterwards",
+    )
     run.set_defaults(func=_cmd_run)
 
     stu = sub.add_parser("studies", help="list the registered studies and where their parts are")
@@ -241,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("action", choices=("list",))
     mod.set_defaults(func=_cmd_models)
 
-    par = sub.add_parser("params", help="list a study's parameters: type, value per profile, meaning")
+    par = sub.add_parser(
+        "params", help="list a study's parameters: type, value per profile, meaning"
+    )
     par.add_argument("study", metavar="STUDY|NOTEBOOK", help="study id (see `labkit studies`)")
     par.set_defaults(func=_cmd_params)
 

@@ -10,6 +10,7 @@ This runs inside a Dask worker (or in-process for one notebook). What it adds to
   cell it was running, its peak memory, what to try; whatever it had started is killed too;
 - a finished run gets its cache key written into its run record before it is promoted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,8 +71,9 @@ class KernelWatch:
             return
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
-                rss = root.memory_info().rss + sum(c.memory_info().rss for c in
-                                                    root.children(recursive=True))
+                rss = root.memory_info().rss + sum(
+                    c.memory_info().rss for c in root.children(recursive=True)
+                )
                 self.peak_rss = max(self.peak_rss, rss)
             if self._stop.wait(self.interval_s):
                 break
@@ -139,13 +141,19 @@ def _signal_name(code: int) -> str:
 def death_message(returncode: int | None, running: str, peak_rss: int) -> str:
     """One line for a kernel that died, with what to try.
 
-    >>> death_message(-9, "cell 7 of 20 ('fit = sweep(cfg)')", 3 * 2**30)
-    "died (signal 9: killed from outside, often out of memory) in cell 7 of 20 ('fit = sweep(cfg)'), peak memory 3.0 GiB; try a smaller profile (--profile smoke), fewer notebooks at once (--jobs 1), or more memory"
+    >>> print(death_message(-9, "cell 7 of 20 ('fit = sweep(cfg)')", 3 * 2**30))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    died (signal 9: killed from outside, often out of memory) in cell 7 of 20
+    ('fit = sweep(cfg)'), peak memory 3.0 GiB; try a smaller profile (--profile smoke),
+    fewer notebooks at once (--jobs 1), or more memory
     """
     if returncode is not None and returncode < 0:
         sig = -returncode
-        why = ("killed from outside, often out of memory" if sig == signal.SIGKILL
-               else _signal_name(sig))
+        why = (
+            "killed from outside, often out of memory"
+            if sig == signal.SIGKILL
+            else _signal_name(sig)
+        )
         what = f"died (signal {sig}: {why})"
     elif returncode is not None:
         what = f"died (exit status {returncode})"
@@ -153,8 +161,10 @@ def death_message(returncode: int | None, running: str, peak_rss: int) -> str:
         what = "died (exit status unknown)"
     where = f" in {running}" if running else ""
     memory = f", peak memory {peak_rss / 2**30:.1f} GiB" if peak_rss else ""
-    return (f"{what}{where}{memory}; try a smaller profile (--profile smoke), fewer notebooks "
-            "at once (--jobs 1), or more memory")
+    return (
+        f"{what}{where}{memory}; try a smaller profile (--profile smoke), fewer notebooks "
+        "at once (--jobs 1), or more memory"
+    )
 
 
 def _outputs(final: Path) -> int:
@@ -163,9 +173,17 @@ def _outputs(final: Path) -> int:
     return sum(1 for p in final.iterdir() if p.suffix in (".png", ".html", ".csv", ".md"))
 
 
-def run_one(notebook: str, parameters: dict[str, Any], out_root: str, progress: bool = False,
-            timeout: int | None = None, study: str | None = None, seed: int | None = None,
-            key: dict[str, Any] | None = None, threads: int | None = None) -> NotebookResult:
+def run_one(
+    notebook: str,
+    parameters: dict[str, Any],
+    out_root: str,
+    progress: bool = False,
+    timeout: int | None = None,
+    study: str | None = None,
+    seed: int | None = None,
+    key: dict[str, Any] | None = None,
+    threads: int | None = None,
+) -> NotebookResult:
     """Execute one notebook. Never raises a notebook's error (KeyboardInterrupt still
     propagates, after :func:`labkit.run.staging.abandon`).
 
@@ -187,25 +205,39 @@ def run_one(notebook: str, parameters: dict[str, Any], out_root: str, progress: 
     partial = stage / f".{study}.executing.ipynb"
     env = {"LABKIT_FIGURES_DIR": str(root), "LABKIT_BATCH": "1"}
     if threads:
-        env.update({THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads),
-                    "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)})
+        env.update(
+            {
+                THREADS_ENV: str(threads),
+                "OMP_NUM_THREADS": str(threads),
+                "MKL_NUM_THREADS": str(threads),
+                "OPENBLAS_NUM_THREADS": str(threads),
+            }
+        )
     watch = KernelWatch()
     t0 = time.perf_counter()
     try:
         with open(staging.log_path(root, study), "w", encoding="utf-8", buffering=1) as log:
-            pm.execute_notebook(str(nb), str(partial), parameters=params, kernel_name="python3",
-                                progress_bar=progress, cwd=str(nb.parent),
-                                execution_timeout=timeout, stdout_file=log, stderr_file=log,
-                                kernel_manager_class=kernel_manager(env, watch))
+            pm.execute_notebook(
+                str(nb),
+                str(partial),
+                parameters=params,
+                kernel_name="python3",
+                progress_bar=progress,
+                cwd=str(nb.parent),
+                execution_timeout=timeout,
+                stdout_file=log,
+                stderr_file=log,
+                kernel_manager_class=kernel_manager(env, watch),
+            )
         status, cell, error = "ok", None, ""
     except Exception as exc:  # a failing notebook is a result, not a crash of the runner
         cell, error = _failing_cell(exc)
         status = "failed"
         if type(exc).__name__ == "DeadKernelError":
             watch.stop()
-            error = "the kernel " + death_message(watch.returncode(),
-                                                  staging.running_cell(partial, last_started=True),
-                                                  watch.peak_rss)
+            error = "the kernel " + death_message(
+                watch.returncode(), staging.running_cell(partial, last_started=True), watch.peak_rss
+            )
             watch.kill_leftovers()
         elif not getattr(exc, "ename", None):
             error += "\n" + traceback.format_exc(limit=3)
@@ -232,8 +264,19 @@ def run_one(notebook: str, parameters: dict[str, Any], out_root: str, progress: 
     else:
         executed = staging.abandon(out_root_p, study, seed) or final / f"{study}.failed.ipynb"
     staging.log_path(root, study).unlink(missing_ok=True)
-    result = NotebookResult(nb.name, study, status, round(time.perf_counter() - t0, 1),
-                            _outputs(final), str(executed), cell, error, params, seed,
-                            staging.device_text(record), warnings)
+    result = NotebookResult(
+        nb.name,
+        study,
+        status,
+        round(time.perf_counter() - t0, 1),
+        _outputs(final),
+        str(executed),
+        cell,
+        error,
+        params,
+        seed,
+        staging.device_text(record),
+        warnings,
+    )
     io.write_json(staging.result_path(out_root_p, study, seed), asdict(result))
     return result

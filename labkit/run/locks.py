@@ -8,6 +8,7 @@ study; a second run waits for it, saying for whom, or with ``--no-wait`` stops a
 the other run. A small JSON beside each lock names its holder (pid, start time, command) for
 those messages; a holder file left by a process that died is reported once, as taken over.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -77,8 +78,12 @@ class StudyLock:
         if previous and previous.get("pid") != os.getpid() and not _alive(int(previous["pid"])):
             self.taken_over = previous  # its process died while holding it: say so once
         started = dt.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")
-        self.info.write_text(json.dumps({"pid": os.getpid(), "started": started,
-                                         "command": " ".join(sys.argv)[:200]}), encoding="utf-8")
+        self.info.write_text(
+            json.dumps(
+                {"pid": os.getpid(), "started": started, "command": " ".join(sys.argv)[:200]}
+            ),
+            encoding="utf-8",
+        )
         return True
 
     def release(self) -> None:
@@ -105,8 +110,9 @@ class Locks:
         lock = self.get(study)
         ok = lock.try_acquire()
         if ok and lock.taken_over:
-            self.warnings.append(f"{study}: took over the lock of a run that died "
-                                 f"({describe(lock.taken_over)})")
+            self.warnings.append(
+                f"{study}: took over the lock of a run that died ({describe(lock.taken_over)})"
+            )
             print(f"labkit run: warning: {self.warnings[-1]}", file=sys.stderr)
             lock.taken_over = None
         return ok
@@ -119,7 +125,8 @@ class Locks:
                 self.release_all()
                 raise ParameterError(
                     f"{self.out_root / study} is being written by another labkit run "
-                    f"({describe(holder)}); wait for it, or run again without --no-wait")
+                    f"({describe(holder)}); wait for it, or run again without --no-wait"
+                )
 
     def release(self, study: str) -> None:
         if study in self._locks:

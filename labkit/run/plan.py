@@ -6,6 +6,7 @@ Why this module imports neither papermill nor Dask nor torch: papermill alone co
 of imports (nbformat's validator), and a typo in ``-p bootstrap=abc`` should be answered at
 once, not after a cluster has started.
 """
+
 from __future__ import annotations
 
 import ast
@@ -61,8 +62,10 @@ def _resolve(name: str) -> Study:
     registered = [s for s in studies.all_studies() if s.notebook.name == path.name]
     if len(registered) == 1:
         return registered[0]
-    raise ParameterError(f"no notebook {name!r}: not a file, and not a registered study's "
-                         f"notebook (registered studies: {', '.join(studies.ids())})")
+    raise ParameterError(
+        f"no notebook {name!r}: not a file, and not a registered study's "
+        f"notebook (registered studies: {', '.join(studies.ids())})"
+    )
 
 
 def discover(names: list[str] | None = None) -> list[Study]:
@@ -74,8 +77,10 @@ def discover(names: list[str] | None = None) -> list[Study]:
     found = [_resolve(name) for name in names] if names else studies.all_studies()
     for entry in found:
         if not entry.notebook.is_file():
-            raise ParameterError(f"study {entry.id!r}: its notebook {entry.notebook} is missing "
-                                 "(built-in studies run from a labkit checkout, not a wheel)")
+            raise ParameterError(
+                f"study {entry.id!r}: its notebook {entry.notebook} is missing "
+                "(built-in studies run from a labkit checkout, not a wheel)"
+            )
     return found
 
 
@@ -109,8 +114,9 @@ def parse_seeds(text: str | None) -> list[int] | None:
     seeds: list[int] = []
     for part in (p.strip() for p in str(text).split(",")):
         if not part.isdigit():
-            raise ParameterError(f"--seeds: expected comma-separated integers >= 0 such as "
-                                 f"0,1,2, got {text!r}")
+            raise ParameterError(
+                f"--seeds: expected comma-separated integers >= 0 such as 0,1,2, got {text!r}"
+            )
         if int(part) in seeds:
             raise ParameterError(f"--seeds: seed {part} is listed twice in {text!r}")
         seeds.append(int(part))
@@ -121,8 +127,9 @@ def _cells(notebook: Path) -> list[dict[str, Any]]:
     try:
         return json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ParameterError(f"{notebook}: not a readable notebook ({type(exc).__name__}: {exc})") \
-            from None
+        raise ParameterError(
+            f"{notebook}: not a readable notebook ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _source(cell: dict[str, Any]) -> str:
@@ -134,16 +141,25 @@ def notebook_parameters(notebook: Path) -> list[str]:
     """Names assigned in the notebook's cell tagged ``parameters`` (what papermill would
     inspect, read with :mod:`ast` instead: no papermill import)."""
     for cell in _cells(notebook):
-        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get(
+            "tags", []
+        ):
             try:
                 tree = ast.parse(_source(cell))
             except SyntaxError as exc:
-                raise ParameterError(f"{notebook.name}: its parameters cell does not parse "
-                                     f"(line {exc.lineno}: {exc.msg})") from None
+                raise ParameterError(
+                    f"{notebook.name}: its parameters cell does not parse "
+                    f"(line {exc.lineno}: {exc.msg})"
+                ) from None
             names: list[str] = []
             for node in tree.body:
-                targets = node.targets if isinstance(node, ast.Assign) else \
-                    [node.target] if isinstance(node, ast.AnnAssign) else []
+                targets = (
+                    node.targets
+                    if isinstance(node, ast.Assign)
+                    else [node.target]
+                    if isinstance(node, ast.AnnAssign)
+                    else []
+                )
                 names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
             return names
     raise ParameterError(f"{notebook.name} has no cell tagged 'parameters'")
@@ -154,14 +170,21 @@ def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
     declared = notebook_parameters(notebook)
     for key, value in parameters.items():
         if key not in declared:
-            raise ParameterError(f"{notebook.name} has no parameter {key!r} "
-                                 f"(its parameters: {', '.join(declared)})")
+            raise ParameterError(
+                f"{notebook.name} has no parameter {key!r} (its parameters: {', '.join(declared)})"
+            )
         if not isinstance(value, JSON_TYPES):
-            raise ParameterError(f"parameter {key!r} must be a JSON type, got {type(value).__name__}")
+            raise ParameterError(
+                f"parameter {key!r} must be a JSON type, got {type(value).__name__}"
+            )
 
 
-def plan(names: list[str] | None = None, profile: str | None = None,
-         overrides: dict[str, Any] | None = None, seeds: list[int] | None = None) -> list[Task]:
+def plan(
+    names: list[str] | None = None,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    seeds: list[int] | None = None,
+) -> list[Task]:
     """The tasks of one run, every name and value checked (no kernel, no cluster yet)."""
     entries = discover(names)
     profile = active_profile(profile)

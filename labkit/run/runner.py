@@ -16,6 +16,7 @@ A run goes through four steps, and only the last one is heavy:
    seed ``n`` lands in ``<figures>/<study>/seeds/seed-<n>/`` and
    :func:`labkit.run.seeds.aggregate` summarises them.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,11 +42,19 @@ def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-def run(names: list[str] | None = None, profile: str | None = None,
-        overrides: dict[str, Any] | None = None, jobs: int = 1, out_root: Path | None = None,
-        timeout: int | None = None, seeds: list[int] | None = None,
-        scheduler: str | None = None, force: bool = False, wait: bool = True,
-        threads: int | None = None) -> list[NotebookResult]:
+def run(
+    names: list[str] | None = None,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    jobs: int = 1,
+    out_root: Path | None = None,
+    timeout: int | None = None,
+    seeds: list[int] | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
+    wait: bool = True,
+    threads: int | None = None,
+) -> list[NotebookResult]:
     """Run studies' notebooks (x ``seeds``); see the module docstring for the steps.
 
     Args:
@@ -56,8 +65,9 @@ def run(names: list[str] | None = None, profile: str | None = None,
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ParameterError(f"--jobs: expected an integer >= 1, got {jobs!r}")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
-                                or threads < 1):
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
         raise ParameterError(f"--threads: expected an integer >= 1, got {threads!r}")
     tasks = plan(names, profile, overrides, seeds)
     if cluster.scheduler_address(scheduler):
@@ -71,9 +81,17 @@ def run(names: list[str] | None = None, profile: str | None = None,
     if not wait:
         held.acquire_all_or_fail([t.entry.id for t in tasks])
     try:
-        results = _dispatch(tasks, out_root, jobs, timeout, scheduler, force, held,
-                            threads or default_threads(jobs),
-                            f"labkit run ({tasks[0].params['profile'] if tasks else '-'})")
+        results = _dispatch(
+            tasks,
+            out_root,
+            jobs,
+            timeout,
+            scheduler,
+            force,
+            held,
+            threads or default_threads(jobs),
+            f"labkit run ({tasks[0].params['profile'] if tasks else '-'})",
+        )
         order = {t.id: i for i, t in enumerate(tasks)}
         results.sort(key=lambda r: order[(r.study, r.seed)])
         if seeds:
@@ -95,12 +113,21 @@ def _cached(task: Task, out_root: Path, force: bool) -> NotebookResult | None:
     if not verdict.reusable:
         return None
     record = staging.read_record(final)
-    return NotebookResult(task.entry.notebook.name, task.entry.id, "cached", 0.0,
-                          sum(1 for p in final.iterdir() if p.suffix in (".png", ".html", ".csv",
-                                                                           ".md")),
-                          str(final / f"{task.entry.id}.ipynb"), None, "", task.run_params,
-                          task.seed, staging.device_text(record),
-                          [str(w) for w in record.get("warnings", [])], verdict.why)
+    return NotebookResult(
+        task.entry.notebook.name,
+        task.entry.id,
+        "cached",
+        0.0,
+        sum(1 for p in final.iterdir() if p.suffix in (".png", ".html", ".csv", ".md")),
+        str(final / f"{task.entry.id}.ipynb"),
+        None,
+        "",
+        task.run_params,
+        task.seed,
+        staging.device_text(record),
+        [str(w) for w in record.get("warnings", [])],
+        verdict.why,
+    )
 
 
 class _Progress:
@@ -113,24 +140,37 @@ class _Progress:
         self._noted: dict[str, float] = {}
 
     def done(self, r: NotebookResult) -> None:
-        self.bar.set_postfix_str(f"{r.notebook}{'' if r.seed is None else f' seed {r.seed}'}: "
-                                 f"{r.status} ({r.wall_s:.0f}s)")
+        self.bar.set_postfix_str(
+            f"{r.notebook}{'' if r.seed is None else f' seed {r.seed}'}: "
+            f"{r.status} ({r.wall_s:.0f}s)"
+        )
         self.bar.update()
 
     def waiting(self, study: str, holder: dict | None) -> None:
         now = time.monotonic()
         if now - self._noted.get(study, -1e9) >= WAIT_NOTE_EVERY_S:
             self._noted[study] = now
-            self.bar.write(f"labkit run: waiting for {study}: another labkit run is writing it "
-                           f"({locks.describe(holder)})", file=sys.stderr)
+            self.bar.write(
+                f"labkit run: waiting for {study}: another labkit run is writing it "
+                f"({locks.describe(holder)})",
+                file=sys.stderr,
+            )
 
     def close(self) -> None:
         self.bar.close()
 
 
-def _dispatch(tasks: list[Task], out_root: Path, jobs: int, timeout: int | None,
-              scheduler: str | None, force: bool, held: locks.Locks, threads: int,
-              desc: str) -> list[NotebookResult]:
+def _dispatch(
+    tasks: list[Task],
+    out_root: Path,
+    jobs: int,
+    timeout: int | None,
+    scheduler: str | None,
+    force: bool,
+    held: locks.Locks,
+    threads: int,
+    desc: str,
+) -> list[NotebookResult]:
     """Cached tasks first (no cluster is started when every task is cached), then the rest
     on Dask as their studies' locks allow."""
     results: list[NotebookResult] = []
@@ -153,16 +193,18 @@ def _dispatch(tasks: list[Task], out_root: Path, jobs: int, timeout: int | None,
             queue.append(task)
     try:
         if queue:
-            _run_on_dask(queue, out_root, jobs, timeout, scheduler, force, held, threads,
-                         progress, finished)
+            _run_on_dask(
+                queue, out_root, jobs, timeout, scheduler, force, held, threads, progress, finished
+            )
     finally:
         progress.close()
         _abandon_unfinished(tasks, results, out_root)
     return results
 
 
-def _next_ready(queue: list[Task], held: locks.Locks, out_root: Path, force: bool,
-                finished, progress: _Progress) -> Task | None:
+def _next_ready(
+    queue: list[Task], held: locks.Locks, out_root: Path, force: bool, finished, progress: _Progress
+) -> Task | None:
     """Pop the first queued task whose study lock this run holds or can take now (a cached
     one is finished on the spot); None when every queued study is locked by another run."""
     for task in list(queue):
@@ -178,9 +220,18 @@ def _next_ready(queue: list[Task], held: locks.Locks, out_root: Path, force: boo
     return None
 
 
-def _run_on_dask(queue: list[Task], out_root: Path, jobs: int, timeout: int | None,
-                 scheduler: str | None, force: bool, held: locks.Locks, threads: int,
-                 progress: _Progress, finished) -> None:
+def _run_on_dask(
+    queue: list[Task],
+    out_root: Path,
+    jobs: int,
+    timeout: int | None,
+    scheduler: str | None,
+    force: bool,
+    held: locks.Locks,
+    threads: int,
+    progress: _Progress,
+    finished,
+) -> None:
     if cluster.scheduler_address(scheduler) is None:
         cluster.warm_up()  # the workers' forkserver imports while the cluster starts
     with cluster.connect(scheduler, max(1, min(jobs, len(queue)))) as client:
@@ -198,9 +249,19 @@ def _run_on_dask(queue: list[Task], out_root: Path, jobs: int, timeout: int | No
                     if task is None:
                         break
                     future = client.submit(
-                        run_one, str(task.entry.notebook), task.params, str(out_root), False,
-                        timeout, task.entry.id, task.seed, task.cache_key, threads, pure=False,
-                        key=f"{task.entry.id}-seed{task.seed}-{os.urandom(4).hex()}")
+                        run_one,
+                        str(task.entry.notebook),
+                        task.params,
+                        str(out_root),
+                        False,
+                        timeout,
+                        task.entry.id,
+                        task.seed,
+                        task.cache_key,
+                        threads,
+                        pure=False,
+                        key=f"{task.entry.id}-seed{task.seed}-{os.urandom(4).hex()}",
+                    )
                     in_flight[future] = task
                 if not in_flight:
                     if queue:
@@ -215,8 +276,11 @@ def _run_on_dask(queue: list[Task], out_root: Path, jobs: int, timeout: int | No
                         result = future.result()
                     except Exception as exc:  # KilledWorker and friends: no result came back
                         saved = staging.pop_result(out_root, task.entry.id, task.seed)
-                        result = NotebookResult(**saved) if saved else _died(
-                            task, exc, out_root, round(time.perf_counter() - t0, 1))
+                        result = (
+                            NotebookResult(**saved)
+                            if saved
+                            else _died(task, exc, out_root, round(time.perf_counter() - t0, 1))
+                        )
                     staging.pop_result(out_root, task.entry.id, task.seed)
                     finished(task, result)
         except BaseException:
@@ -227,9 +291,18 @@ def _run_on_dask(queue: list[Task], out_root: Path, jobs: int, timeout: int | No
 def _died(task: Task, exc: BaseException, out_root: Path, wall_s: float) -> NotebookResult:
     """A task that never returned (its worker died): report it failed with the last words."""
     words, failed = staging.last_words(out_root, task.entry.id, task.seed)
-    return NotebookResult(task.entry.notebook.name, task.entry.id, "failed", wall_s, 0,
-                          str(failed or ""), None, f"the worker running this notebook died: "
-                          f"{type(exc).__name__}: {exc}{words}", task.run_params, task.seed)
+    return NotebookResult(
+        task.entry.notebook.name,
+        task.entry.id,
+        "failed",
+        wall_s,
+        0,
+        str(failed or ""),
+        None,
+        f"the worker running this notebook died: {type(exc).__name__}: {exc}{words}",
+        task.run_params,
+        task.seed,
+    )
 
 
 def _abandon_unfinished(tasks: list[Task], results: list[NotebookResult], out_root: Path) -> None:
@@ -239,8 +312,9 @@ def _abandon_unfinished(tasks: list[Task], results: list[NotebookResult], out_ro
         staging.pop_result(out_root, task.entry.id, task.seed)
 
 
-def _aggregate(entry: studies.Study, seeds: list[int], results: list[NotebookResult],
-               out_root: Path) -> NotebookResult:
+def _aggregate(
+    entry: studies.Study, seeds: list[int], results: list[NotebookResult], out_root: Path
+) -> NotebookResult:
     """One summary row per study: the seed spread table and figure (labkit.run.seeds)."""
     from labkit.run import seeds as seeds_mod  # pandas and plotly: only after a --seeds run
 
@@ -253,10 +327,20 @@ def _aggregate(entry: studies.Study, seeds: list[int], results: list[NotebookRes
             raise LabkitError("no seed finished")
         written = seeds_mod.aggregate(entry.id, dirs, out_dir=out_root / entry.id)
     except Exception as exc:
-        return NotebookResult(name, entry.id, "failed", 0.0, error=f"aggregate across seeds: "
-                              f"{type(exc).__name__}: {exc}")
+        return NotebookResult(
+            name,
+            entry.id,
+            "failed",
+            0.0,
+            error=f"aggregate across seeds: {type(exc).__name__}: {exc}",
+        )
     status = "ok" if len(dirs) == len(seeds) else "partial"
-    return NotebookResult(name, entry.id, status, round(time.perf_counter() - t0, 1),
-                          len(written), str(out_root / entry.id),
-                          warnings=[f"failed: seed {s} did not finish" for s in seeds
-                                    if s not in dirs])
+    return NotebookResult(
+        name,
+        entry.id,
+        status,
+        round(time.perf_counter() - t0, 1),
+        len(written),
+        str(out_root / entry.id),
+        warnings=[f"failed: seed {s} did not finish" for s in seeds if s not in dirs],
+    )

@@ -16,6 +16,7 @@ larger than the noise of training. Which numbers count: every numeric leaf of ``
 numbers (ids, curves) and booleans are not headline numbers and are skipped. A seed whose
 folder or record is missing, or whose run failed, is left out and named in the caption.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -32,13 +34,19 @@ from labkit import io, studies
 from labkit.errors import DataError, ParameterError
 from labkit.records import RECORD_NAME, RunRecord
 
-__all__ = ["MAX_PANELS", "HEADLINE_PATTERN", "aggregate", "flatten_numbers", "headline_keys",
-           "read_seed_results", "summary_table"]
+__all__ = [
+    "MAX_PANELS",
+    "HEADLINE_PATTERN",
+    "aggregate",
+    "flatten_numbers",
+    "headline_keys",
+    "read_seed_results",
+    "summary_table",
+]
 
 MAX_PANELS = 8
 #: fallback choice of the figure's headline numbers when the study registry names none
-HEADLINE_PATTERN = re.compile(r"accuracy|rouge|ratio|speedup|reduction|exponent|alpha|beta",
-                              re.I)
+HEADLINE_PATTERN = re.compile(r"accuracy|rouge|ratio|speedup|reduction|exponent|alpha|beta", re.I)
 TABLE = "seeds_summary"
 FIGURE = "seeds_spread"
 
@@ -57,8 +65,11 @@ def flatten_numbers(results: Mapping[str, Any], prefix: str = "") -> dict[str, f
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             out.update(flatten_numbers(value, f"{name}."))
-        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping)
-                                                                 for v in value):
+        elif (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(v, Mapping) for v in value)
+        ):
             labels = [_record_label(v) for v in value]
             if None in labels or len(set(labels)) < len(labels):
                 labels = [str(i) for i in range(len(value))]
@@ -74,8 +85,11 @@ def _is_number(value: Any) -> bool:
         return False
     if isinstance(value, (int, float)):
         return True
-    return hasattr(value, "dtype") and getattr(value, "shape", None) == () and \
-        value.dtype.kind in "iuf"  # numpy scalars
+    return (
+        hasattr(value, "dtype")
+        and getattr(value, "shape", None) == ()
+        and value.dtype.kind in "iuf"
+    )  # numpy scalars
 
 
 def _record_label(item: Mapping[str, Any]) -> str | None:
@@ -93,8 +107,9 @@ def _record_path(folder: Path, study: str) -> Path:
     return folder / RECORD_NAME
 
 
-def read_seed_results(study: str, seed_dirs: Mapping[int, Path]
-                      ) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
+def read_seed_results(
+    study: str, seed_dirs: Mapping[int, Path]
+) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
     """``({seed: flat numbers}, {seed: why it is missing})`` over the seed folders."""
     found: dict[int, dict[str, float]] = {}
     missing: dict[int, str] = {}
@@ -127,23 +142,27 @@ def read_seed_results(study: str, seed_dirs: Mapping[int, Path]
 def summary_table(per_seed: Mapping[int, Mapping[str, float]]) -> pd.DataFrame:
     """One row per number: ``result, mean, std`` (ddof=1; NaN for one seed), ``min, max,
     n_seeds, seeds`` (which seeds reported it), in first-seen key order."""
-    frame = pd.DataFrame({seed: pd.Series(values, dtype=float)
-                          for seed, values in per_seed.items()})
+    frame = pd.DataFrame(
+        {seed: pd.Series(values, dtype=float) for seed, values in per_seed.items()}
+    )
     order = list(dict.fromkeys(k for values in per_seed.values() for k in values))
     frame = frame.reindex(order)
     low, high, n = frame.min(axis=1), frame.max(axis=1), frame.notna().sum(axis=1)
     std = frame.std(axis=1, ddof=1).mask((high == low) & (n > 1), 0.0)  # not 1e-16 noise
     mean = frame.mean(axis=1).mask(high == low, low)
-    return pd.DataFrame({
-        "result": frame.index,
-        "mean": mean.to_numpy(),
-        "std": std.to_numpy(),
-        "min": low.to_numpy(),
-        "max": high.to_numpy(),
-        "n_seeds": n.astype(int).to_numpy(),
-        "seeds": [",".join(str(s) for s in frame.columns[row.notna()]) for _, row in
-                  frame.iterrows()],
-    })
+    return pd.DataFrame(
+        {
+            "result": frame.index,
+            "mean": mean.to_numpy(),
+            "std": std.to_numpy(),
+            "min": low.to_numpy(),
+            "max": high.to_numpy(),
+            "n_seeds": n.astype(int).to_numpy(),
+            "seeds": [
+                ",".join(str(s) for s in frame.columns[row.notna()]) for _, row in frame.iterrows()
+            ],
+        }
+    )
 
 
 def headline_keys(study: str, keys: list[str], limit: int = MAX_PANELS) -> list[str]:
@@ -176,39 +195,62 @@ def spread_figure(per_seed: Mapping[int, Mapping[str, float]], keys: list[str], 
     seeds = sorted(per_seed)
     for i, key in enumerate(keys):
         row, col = i // cols + 1, i % cols + 1
-        values = pd.Series({s: per_seed[s][key] for s in seeds if key in per_seed[s]},
-                           dtype=float)
+        values = pd.Series({s: per_seed[s][key] for s in seeds if key in per_seed[s]}, dtype=float)
         groups = values.groupby(values, sort=False)  # equal values: one point, one label
         points = [(value, list(group.index)) for value, group in groups]
-        fig.add_trace(go.Scatter(
-            x=["seeds"] * len(points), y=[v for v, _ in points], mode="markers+text",
-            text=[("seed " if len(g) == 1 else "seeds ") + ",".join(map(str, g))
-                  for _, g in points], textposition="middle right",
-            marker=dict(color=PALETTE[0], size=9), name="one seed", legendgroup="seed",
-            showlegend=i == 0, hovertemplate="%{text}: %{y:.4g}<extra></extra>"),
-            row=row, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=["seeds"] * len(points),
+                y=[v for v, _ in points],
+                mode="markers+text",
+                text=[
+                    ("seed " if len(g) == 1 else "seeds ") + ",".join(map(str, g))
+                    for _, g in points
+                ],
+                textposition="middle right",
+                marker=dict(color=PALETTE[0], size=9),
+                name="one seed",
+                legendgroup="seed",
+                showlegend=i == 0,
+                hovertemplate="%{text}: %{y:.4g}<extra></extra>",
+            ),
+            row=row,
+            col=col,
+        )
         mean, std = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
         if values.max() - values.min() <= 1e-12 * max(values.abs().max(), 1e-300):
             mean, std = float(values.iloc[0]), 0.0  # equal seeds: no rounding-sized spread
-        fig.add_trace(go.Scatter(
-            x=["mean ± std"], y=[mean], mode="markers",
-            marker=dict(color=PALETTE[1], size=11, symbol="diamond"),
-            error_y=dict(type="data", array=[std], thickness=1.5, width=8),
-            name="mean ± 1 std", legendgroup="mean", showlegend=i == 0,
-            hovertemplate="mean %{y:.4g}<extra></extra>"), row=row, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=["mean ± std"],
+                y=[mean],
+                mode="markers",
+                marker=dict(color=PALETTE[1], size=11, symbol="diamond"),
+                error_y=dict(type="data", array=[std], thickness=1.5, width=8),
+                name="mean ± 1 std",
+                legendgroup="mean",
+                showlegend=i == 0,
+                hovertemplate="mean %{y:.4g}<extra></extra>",
+            ),
+            row=row,
+            col=col,
+        )
         fig.update_yaxes(title=_short(key), row=row, col=col)
     fig.update_xaxes(type="category")
-    fig.update_layout(title=title, height=300 * rows + 140,
-                      legend=dict(orientation="h", x=0, y=-0.12 if rows > 1 else -0.25,
-                                  yanchor="top"))
+    fig.update_layout(
+        title=title,
+        height=300 * rows + 140,
+        legend=dict(orientation="h", x=0, y=-0.12 if rows > 1 else -0.25, yanchor="top"),
+    )
     return fig
 
 
 def _short(key: str, width: int = 28) -> str:
     """Subplot titles fit their panel: a long dotted key breaks before its last part onto a
     second line, and a line still too long keeps its tail behind ``…``."""
+
     def cut(text: str) -> str:
-        return text if len(text) <= width else "…" + text[-(width - 1):]
+        return text if len(text) <= width else "…" + text[-(width - 1) :]
 
     if len(key) <= width:
         return key
@@ -246,8 +288,10 @@ def _seed_parameters(study: str, seed_dirs: Mapping[int, Path], seed: int) -> di
 
 
 def _caption(study: str, used: list[int], missing: Mapping[int, str]) -> str:
-    text = (f"{study}: headline numbers across seeds {', '.join(map(str, used))} "
-            f"(mean, sample standard deviation, min and max; n = seeds that reported the number)")
+    text = (
+        f"{study}: headline numbers across seeds {', '.join(map(str, used))} "
+        f"(mean, sample standard deviation, min and max; n = seeds that reported the number)"
+    )
     if missing:
         text += "; missing seeds: " + "; ".join(f"{s} ({why})" for s, why in missing.items())
     return text
@@ -280,9 +324,10 @@ def aggregate(study: str, seed_dirs: dict[int, Path], out_dir: Path) -> list[Pat
         raise ParameterError(f"seeds aggregate of {study!r}: seeds must be ints, got {bad!r}")
     per_seed, missing = read_seed_results(study, seed_dirs)
     if not per_seed:
-        raise DataError(f"seeds aggregate of {study!r}: no seed has numeric results: "
-                        + "; ".join(f"seed {s}: {why} ({Path(seed_dirs[s])})"
-                                    for s, why in missing.items()))
+        raise DataError(
+            f"seeds aggregate of {study!r}: no seed has numeric results: "
+            + "; ".join(f"seed {s}: {why} ({Path(seed_dirs[s])})" for s, why in missing.items())
+        )
     table = summary_table(per_seed)
     caption = _caption(study, sorted(per_seed), missing)
     out_dir = Path(out_dir).resolve()
@@ -290,35 +335,57 @@ def aggregate(study: str, seed_dirs: dict[int, Path], out_dir: Path) -> list[Pat
         table_files = save_table(table, out_dir.name, TABLE, caption)
         keys = headline_keys(study, list(table["result"]))
         figure_files: dict[str, Path] = {}
-        fig_caption = (f"Spread of {len(keys)} headline number(s) of {study} across seeds "
-                       f"(points: one seed each; diamond: mean with ±1 sample std)"
-                       + (f"; missing seeds: {', '.join(map(str, missing))}" if missing else ""))
+        fig_caption = (
+            f"Spread of {len(keys)} headline number(s) of {study} across seeds "
+            f"(points: one seed each; diamond: mean with ±1 sample std)"
+            + (f"; missing seeds: {', '.join(map(str, missing))}" if missing else "")
+        )
         if keys:
-            fig = spread_figure(per_seed, keys, f"{study}: headline numbers across "
-                                                f"{len(per_seed)} seed(s)")
-            figure_files = save_figure(fig, out_dir.name, FIGURE, fig_caption, show=False,
-                                       width=1100, height=300 * math.ceil(len(keys) / 4) + 140)
+            fig = spread_figure(
+                per_seed, keys, f"{study}: headline numbers across {len(per_seed)} seed(s)"
+            )
+            figure_files = save_figure(
+                fig,
+                out_dir.name,
+                FIGURE,
+                fig_caption,
+                show=False,
+                width=1100,
+                height=300 * math.ceil(len(keys) / 4) + 140,
+            )
     # the gallery lists what a folder's run record lists: add (or replace) our two outputs
     record_path = out_dir / RECORD_NAME
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        params = {**_seed_parameters(study, seed_dirs, sorted(per_seed)[0]),
-                  "seed": sorted(seed_dirs)}
+        params = {
+            **_seed_parameters(study, seed_dirs, sorted(per_seed)[0]),
+            "seed": sorted(seed_dirs),
+        }
         record = RunRecord(study, params).to_dict()
 
     def relative(files: Mapping[str, Path]) -> dict[str, str]:
         return {k: os.path.relpath(p, out_dir) for k, p in files.items()}
 
     outputs = [o for o in record.get("outputs", []) if o.get("name") not in (TABLE, FIGURE)]
-    outputs.append({"kind": "table", "name": TABLE, "caption": caption,
-                    "files": relative(table_files)})
+    outputs.append(
+        {"kind": "table", "name": TABLE, "caption": caption, "files": relative(table_files)}
+    )
     if figure_files:
-        outputs.append({"kind": "figure", "name": FIGURE, "caption": fig_caption,
-                        "files": relative(figure_files)})
+        outputs.append(
+            {
+                "kind": "figure",
+                "name": FIGURE,
+                "caption": fig_caption,
+                "files": relative(figure_files),
+            }
+        )
     record["outputs"] = outputs
-    record["seed_aggregate"] = {"seeds": sorted(per_seed), "missing": {str(s): why for s, why
-                                                                     in missing.items()},
-                                "numbers": len(table), "figure_keys": keys}
+    record["seed_aggregate"] = {
+        "seeds": sorted(per_seed),
+        "missing": {str(s): why for s, why in missing.items()},
+        "numbers": len(table),
+        "figure_keys": keys,
+    }
     written = [*table_files.values(), *figure_files.values()]
     return written + [io.write_json(record_path, record)]

@@ -7,6 +7,7 @@ or interrupted run leaves the previous outputs as they were, with the executed n
 them as ``<study>.failed.ipynb``. Executed notebooks carry no absolute path in papermill's
 metadata (``input_path``, ``output_path``, ``cwd``, ``parameters``), so outputs can be shared.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,10 +72,13 @@ def _portable(value: Any, out_root: Path) -> Any:
 def _prefixes(out_root: Path, stage: Path, final: Path) -> list[tuple[str, str]]:
     """(absolute prefix, portable text) pairs, longest first, for paths inside cell outputs."""
     pairs = {}
-    for base, label in [(stage, display_path(final, out_root)), (out_root, "<figures>"),
-                        (project_root(studies.CHECKOUT) or studies.CHECKOUT, "<project>"),
-                        *[(folder, "$LABKIT_STUDY_PATH") for folder in study_path()],
-                        (Path.home(), "~")]:
+    for base, label in [
+        (stage, display_path(final, out_root)),
+        (out_root, "<figures>"),
+        (project_root(studies.CHECKOUT) or studies.CHECKOUT, "<project>"),
+        *[(folder, "$LABKIT_STUDY_PATH") for folder in study_path()],
+        (Path.home(), "~"),
+    ]:
         for variant in {str(base), str(Path(base).resolve())}:
             if len(variant) > 1:
                 pairs.setdefault(variant, label)
@@ -105,7 +109,6 @@ def write_portable(executed: Path, dest: Path, out_root: Path, final: Path) -> P
     ``final`` is the study folder the notebook will end up in (``dest`` may be in staging).
     """
     import nbformat
-
 
     nb = nbformat.read(executed, as_version=4)
     meta = nb.metadata.get("papermill", {})
@@ -229,8 +232,11 @@ def last_words(out_root: Path, study: str, seed: int | None) -> tuple[str, Path 
         lines = log_path(root, study).read_text(encoding="utf-8", errors="replace").splitlines()
         words = "\n    ".join(lines[-15:])
     running = running_cell(stage / f".{study}.executing.ipynb")
-    text = (f"\n  it was running {running}" if running else "") + \
-        "\n  last output of the kernel:\n    " + (words if words.strip() else "(none)")
+    text = (
+        (f"\n  it was running {running}" if running else "")
+        + "\n  last output of the kernel:\n    "
+        + (words if words.strip() else "(none)")
+    )
     return text, abandon(out_root, study, seed)
 
 

@@ -4,6 +4,7 @@ table printed for the user and the exit code.
 Kept apart from :mod:`labkit.run.runner` so the runner holds only how notebooks are
 scheduled, and :mod:`labkit.run.execute` only how one is executed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,22 +47,44 @@ def summary_table(results: list[NotebookResult]) -> str:
     from tabulate import tabulate
 
     seeded = any(r.seed is not None for r in results)
-    rows = [(r.notebook, *((("" if r.seed is None else r.seed),) if seeded else ()), r.status,
-             r.device or "—", f"{r.wall_s:.1f}", r.outputs, r.output_notebook) for r in results]
-    headers = ["notebook", *(["seed"] if seeded else []), "status", "device", "wall s",
-               "outputs", "executed notebook"]
+    rows = [
+        (
+            r.notebook,
+            *((("" if r.seed is None else r.seed),) if seeded else ()),
+            r.status,
+            r.device or "—",
+            f"{r.wall_s:.1f}",
+            r.outputs,
+            r.output_notebook,
+        )
+        for r in results
+    ]
+    headers = [
+        "notebook",
+        *(["seed"] if seeded else []),
+        "status",
+        "device",
+        "wall s",
+        "outputs",
+        "executed notebook",
+    ]
     text = tabulate(rows, headers=headers)
     for r in results:
         label = r.notebook + (f" (seed {r.seed})" if r.seed is not None else "")
         if r.status in FAILED_STATUSES:
-            where = (f" at cell In [{r.failed_cell}] of the executed notebook"
-                     if r.failed_cell is not None else "")
+            where = (
+                f" at cell In [{r.failed_cell}] of the executed notebook"
+                if r.failed_cell is not None
+                else ""
+            )
             text += f"\n\nFAILED {label}{where}:\n  {r.error.strip()}"
         elif r.status == "partial":
             failed = [w for w in r.warnings if w.startswith("failed:")]
             text += f"\n\nPARTIAL {label}: the study completed, but\n  " + "\n  ".join(failed)
     cached = [r for r in results if r.status == "cached"]
     if cached:
-        text += (f"\n\n{len(cached)} cached: inputs unchanged and outputs complete, so the "
-                 "previous outputs stand (labkit run --force re-runs them)")
+        text += (
+            f"\n\n{len(cached)} cached: inputs unchanged and outputs complete, so the "
+            "previous outputs stand (labkit run --force re-runs them)"
+        )
     return text
