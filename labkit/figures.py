@@ -8,7 +8,7 @@ skipped with one warning and the HTML is still written. Every write is atomic, a
 is noted in the current run record with its caption. Before a figure is written,
 :mod:`labkit.figcheck` checks that it reads right (axis ranges hold the data, log axes where
 data span decades, no legend over a colourbar, no clipped labels); problems go to the run
-record's warnings, or raise with ``LABKIT_STRICT_FIGURES=1`` (tests). """
+record's warnings, or raise with ``LABKIT_STRICT_FIGURES=1`` (tests)."""
 
 from __future__ import annotations
 
@@ -289,7 +289,21 @@ def shared_plotlyjs() -> str:
     return f"../{PLOTLY_JS}"
 
 
-def _check(fig: go.Figure, study: str, name: str, skip) -> list[str]:
+def _target(record: records.RunRecord | str) -> tuple[str, records.RunRecord | None]:
+    """(study id, run record) of a writer's first argument: the notebook's record (its study's
+    outputs are registered on it, so ``notebook.end`` knows what was written), or a bare study
+    id (files only, nothing registered: a script outside a notebook)."""
+    if isinstance(record, records.RunRecord):
+        return record.study, record
+    if isinstance(record, str) and record:
+        return record, records.current(record)  # transition: notebooks not yet passing records
+    raise LabkitError(
+        f"figures and tables are written for a run record or a study id, "
+        f"got {type(record).__name__}"
+    )
+
+
+def _check(fig: go.Figure, study: str, record, name: str, skip) -> list[str]:
     """Run the figure check (needs the kaleido browser); warn in the record or raise."""
     if not _png_server():
         return []
@@ -298,7 +312,6 @@ def _check(fig: go.Figure, study: str, name: str, skip) -> list[str]:
         message = f"figure {study}/{name} does not read right: " + "; ".join(problems)
         if os.environ.get("LABKIT_STRICT_FIGURES") == "1":
             raise LabkitError(message)
-        record = records.current(study)
         if record is not None:
             record.warn(message)
         else:
@@ -308,7 +321,7 @@ def _check(fig: go.Figure, study: str, name: str, skip) -> list[str]:
 
 def save_figure(
     fig: go.Figure,
-    study: str,
+    record: records.RunRecord | str,
     name: str,
     caption: str,
     *,
@@ -318,16 +331,18 @@ def save_figure(
     check_skip: tuple[str, ...] = (),
 ) -> dict[str, Path]:
     """Write ``figures/<study>/<name>.{html,png}`` plus the plotted numbers as
-    ``<name>.data.csv``, and note them (with caption) in the record.
+    ``<name>.data.csv``, and register them (with caption) on ``record``, the notebook's run
+    record (a bare study id writes the files and registers nothing).
 
     The figure is first made readable (:func:`labkit.figcheck.readable`) and checked
     (:func:`labkit.figcheck.check_figure`); ``check_skip`` names rules to leave out, for a
     figure whose caption says why.
     """
+    study, run = _target(record)
     folder = study_dir(study)
     fig.update_layout(width=None, height=None)
     readable(fig)
-    _check(fig, study, name, check_skip)
+    _check(fig, study, run, name, check_skip)
     paths = {"html": folder / f"{name}.html"}
     with io.atomic_path(paths["html"]) as tmp:
         fig.write_html(
@@ -345,7 +360,8 @@ def save_figure(
     png = render_png(fig, width=width, height=height)
     if png is not None:
         paths["png"] = io.write_bytes(folder / f"{name}.png", png)
-    records.note_output("figure", study, name, caption, paths)
+    if run is not None:
+        run.note_output("figure", name, caption, paths)
     if show:
         _display(fig, png)
     return paths
@@ -387,18 +403,20 @@ def _escape_pipes(frame: pd.DataFrame) -> pd.DataFrame:
 
 def save_table(
     frame: pd.DataFrame,
-    study: str,
+    record: records.RunRecord | str,
     name: str,
     caption: str,
     *,
     float_format: str = ".4g",
     index: bool = False,
 ) -> dict[str, Path]:
-    """Write ``figures/<study>/<name>.{csv,md}`` (Markdown headed by the caption).
+    """Write ``figures/<study>/<name>.{csv,md}`` (Markdown headed by the caption) and register
+    it on ``record``, the notebook's run record (a bare study id registers nothing).
 
     Object columns are passed through :func:`plain` first, so a column of lists of numpy
     integers (a split's doctors) reads ``2, 5`` in both files, not ``[np.int64(2), ...]``.
     """
+    study, run = _target(record)
     folder = study_dir(study)
     objects = [i for i, dtype in enumerate(frame.dtypes) if pd.api.types.is_object_dtype(dtype)]
     if objects:
@@ -416,5 +434,6 @@ def save_table(
         formats.insert(0, ".0f" if pd.api.types.is_integer_dtype(frame.index) else float_format)
     markdown = _escape_pipes(frame).to_markdown(index=index, floatfmt=formats)
     io.write_text(paths["md"], f"**{caption}**\n\n{markdown}\n")
-    records.note_output("table", study, name, caption, paths)
+    if run is not None:
+        run.note_output("table", name, caption, paths)
     return paths

@@ -60,7 +60,7 @@ registry = pd.DataFrame([
     for key, n, unit in [("mqp", len(pairs), "pairs"), ("tinyshakespeare", len(shakespeare), "characters"),
                          ("chinchilla", len(chinchilla), "runs"),
                          ("qmsum", sum(len(v) for v in qmsum.values()), "meetings")]])
-save_table(registry, STUDY, "datasets", "Datasets in the registry, as resolved for this run")
+save_table(registry, record, "datasets", "Datasets in the registry, as resolved for this run")
 registry
 
 # %% [markdown]
@@ -70,12 +70,12 @@ registry
 
 # %%
 by_doctor = overview.mqp_by_doctor(pairs)
-save_table(by_doctor, STUDY, "mqp_by_doctor", "MQP pairs per doctor and label")
+save_table(by_doctor, record, "mqp_by_doctor", "MQP pairs per doctor and label")
 fig = go.Figure([go.Bar(x=by_doctor.dr_id, y=by_doctor[f"label_{l}"], name=name)
                  for l, name in [(1, "similar (1)"), (0, "different (0)")]])
 fig.update_layout(barmode="stack", title="MQP: pairs per doctor and label",
                   xaxis_title="doctor (dr_id)", yaxis_title="pairs")
-save_figure(fig, STUDY, "mqp_label_balance", "MQP label balance per doctor: every doctor wrote "
+save_figure(fig, record, "mqp_label_balance", "MQP label balance per doctor: every doctor wrote "
             "as many similar as different pairs.");
 
 # %%
@@ -84,7 +84,7 @@ fig = px.histogram(lengths, x="words", color="label", facet_col="side", barmode=
                    nbins=40, opacity=0.7, title="MQP: question length in words")
 fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))  # "question_1", not "side=question_1"
 medians = lengths.groupby(["side", "label"])["words"].median()
-save_figure(fig, STUDY, "mqp_lengths", "Length of MQP questions in words, by side and label (median "
+save_figure(fig, record, "mqp_lengths", "Length of MQP questions in words, by side and label (median "
             + ", ".join(f"{s} {l}: {m:.0f}" for (s, l), m in medians.items()) + ").")
 lengths.groupby(["side", "label"])["words"].describe().round(1)
 
@@ -93,11 +93,11 @@ lengths.groupby(["side", "label"])["words"].describe().round(1)
 
 # %%
 text_stats = pd.DataFrame([overview.text_summary(shakespeare)])
-save_table(text_stats, STUDY, "tinyshakespeare", "Tiny Shakespeare corpus size")
+save_table(text_stats, record, "tinyshakespeare", "Tiny Shakespeare corpus size")
 fig = px.scatter(chinchilla, x="N", y="D", color="loss", log_x=True, log_y=True,
                  color_continuous_scale="Viridis", title="Chinchilla Fig. 4 points: parameters vs tokens")
 fig.update_layout(xaxis_title="parameters N", yaxis_title="training tokens D = C / (6N)")
-save_figure(fig, STUDY, "chinchilla_points", "The 245 (N, D, loss) points read off Chinchilla's "
+save_figure(fig, record, "chinchilla_points", "The 245 (N, D, loss) points read off Chinchilla's "
             "Figure 4 by Epoch AI; colour = final loss.")
 text_stats
 
@@ -111,11 +111,11 @@ count_tokens = overview.token_counter(cfg["tokenizer"])
 splits = {s: qmsum[s] for s in cfg["qmsum_splits"]}
 meetings = overview.qmsum_lengths(splits, count_tokens, cfg["max_meetings"])
 coverage = overview.context_coverage(meetings, cfg["contexts"])
-save_table(meetings, STUDY, "qmsum_meetings", f"QMSum meetings: turns, words, {cfg['tokenizer']} tokens, queries")
-save_table(coverage, STUDY, "qmsum_context_coverage", "Share of QMSum transcripts that fit each context size")
+save_table(meetings, record, "qmsum_meetings", f"QMSum meetings: turns, words, {cfg['tokenizer']} tokens, queries")
+save_table(coverage, record, "qmsum_context_coverage", "Share of QMSum transcripts that fit each context size")
 fig = overview.qmsum_lengths_figure(meetings, cfg["contexts"], cfg["tokenizer"])
 row = coverage.set_index("context_tokens").iloc[min(1, len(coverage) - 1)]
-save_figure(fig, STUDY, "qmsum_lengths", f"QMSum transcript lengths (tokens) with context sizes marked: "
+save_figure(fig, record, "qmsum_lengths", f"QMSum transcript lengths (tokens) with context sizes marked: "
             f"{row.fit_share:.0%} of {len(meetings)} meetings fit in {row.name:,} tokens; the median "
             f"transcript is {row.median_length_over_context:.1f}x that window.")
 coverage.round(3)
