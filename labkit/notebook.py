@@ -85,11 +85,27 @@ def check_outputs(
 
 
 def end(record: records.RunRecord, figures: Iterable[str] = (), tables: Iterable[str] = ()) -> Path:
-    """Finish the run record (with the datasets this kernel read), then check the promised
-    outputs (and the record) exist."""
-    from labkit.data import USED  # every dataset loaded in this kernel, with its hashes
+    """Finish the run record (with the datasets this kernel read), then check that every
+    output the notebook wrote (registered on ``record`` by ``save_figure`` / ``save_table``)
+    exists and is readable; ``figures`` / ``tables`` name more outputs that must exist.
+
+    A study notebook that wrote nothing is an error: its record would promise results that
+    no file holds.
+    """
+    from labkit.data import USED  # pandas and the parsers: every notebook has them by now
 
     record.note_data(USED)
     path = record.finish()
+    written = {
+        kind: [o["name"] for o in record.outputs if o["kind"] == kind]
+        for kind in ("figure", "table")
+    }
+    figures = list(dict.fromkeys([*written["figure"], *figures]))
+    tables = list(dict.fromkeys([*written["table"], *tables]))
+    if not figures and not tables:
+        raise LabkitError(
+            f"study {record.study!r} wrote no figure or table (save them with "
+            "labkit.figures.save_figure / save_table and the notebook's record)"
+        )
     check_outputs(record.study, figures, tables)
     return path

@@ -122,3 +122,24 @@ def test_notebook_end_fails_when_a_promised_output_is_missing(out, monkeypatch):
     with pytest.raises(LabkitError, match="missing or empty figure file .*ghost.html"):
         notebook.end(record, figures=["ghost"])
     assert (out / "unit2" / records.RECORD_NAME).is_file()
+
+
+def test_end_checks_what_the_notebook_registered_and_refuses_a_notebook_that_wrote_nothing(
+    tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    from labkit.errors import LabkitError
+    from labkit.figures import save_table
+
+    monkeypatch.setenv("LABKIT_FIGURES_DIR", str(tmp_path))
+    empty = records.RunRecord("unit_nothing", {"profile": "smoke"})
+    with pytest.raises(LabkitError, match="wrote no figure or table"):
+        notebook.end(empty)
+    record = records.RunRecord("unit_registered", {"profile": "smoke"})
+    paths = save_table(pd.DataFrame({"a": [1, 2]}), record, "numbers", "Two numbers")
+    assert [o["name"] for o in record.outputs] == ["numbers"]
+    notebook.end(record)  # no list needed: it checks what was registered
+    paths["md"].write_text("")
+    with pytest.raises(LabkitError, match="missing or empty table file"):
+        notebook.end(record)
