@@ -5,6 +5,13 @@ cannot; labkit always uses :class:`codecarbon.OfflineEmissionsTracker` with an e
 country. Without RAPL counters (as on most VMs) codecarbon *estimates* CPU power from load and
 the CPU's TDP; :attr:`Measurement.power_method` says which, so captions can say so.
 
+An estimate from load x TDP is wall time x a modelled power (a near-constant number of watts
+for a CPU-bound job), not a measurement of what the model costs: a table that shows it as
+"energy" beside a measured number misleads. :func:`energy_basis` turns a power method into
+``"estimated"`` / ``"measured"`` / ``"partly measured"``, :func:`energy_label` into a short
+table value and :func:`energy_caption` into a caption sentence, so every study names the
+estimate the same way and puts seconds first where it is one.
+
 Usage::
 
     with CarbonSession(country="USA") as session:
@@ -37,6 +44,76 @@ POWER_METHODS = {
 }
 
 
+ESTIMATED, MEASURED, PARTLY_MEASURED = "estimated", "measured", "partly measured"
+
+
+def energy_basis(power_method: str) -> str:
+    """``"measured"`` when every compute part (CPU, GPU) is read from a power counter (RAPL,
+    NVML, powermetrics), ``"estimated"`` when none is, ``"partly measured"`` otherwise. RAM is
+    always estimated from installed memory by codecarbon and does not decide it.
+
+    >>> energy_basis("CPU estimated from CPU load x TDP (no RAPL access); RAM estimated from installed memory")
+    'estimated'
+    >>> energy_basis("CPU measured (RAPL counters); GPU measured (NVML); RAM estimated from installed memory")
+    'measured'
+    >>> energy_basis("CPU estimated from CPU load x TDP (no RAPL access); GPU measured (NVML); RAM estimated from installed memory")
+    'partly measured'
+    """
+    parts = [p.strip() for p in str(power_method).split(";") if p.strip()]
+    compute = [p for p in parts if not p.startswith("RAM")]
+    measured = ["measured" in p for p in compute]
+    if not compute or not any(measured):
+        return ESTIMATED
+    return MEASURED if all(measured) else PARTLY_MEASURED
+
+
+def energy_label(power_method: str) -> str:
+    """A short table value: ``"estimated (CPU load x TDP)"``, ``"measured (RAPL)"``, ...
+
+    >>> energy_label("CPU estimated from CPU load x TDP (no RAPL access); RAM estimated from installed memory")
+    'estimated (CPU load x TDP)'
+    >>> energy_label("CPU measured (RAPL counters); GPU measured (NVML); RAM estimated from installed memory")
+    'measured (RAPL, NVML)'
+    """
+    basis = energy_basis(power_method)
+    method = str(power_method)
+    sources = [name for key, name in (("RAPL", "RAPL"), ("NVML", "NVML"),
+                                      ("Power Gadget", "Power Gadget"),
+                                      ("powermetrics", "powermetrics")) if key in method
+               and f"no {key}" not in method]
+    estimates = [name for key, name in (("CPU load x TDP", "CPU load x TDP"),
+                                        ("constant share of TDP", "constant share of TDP"))
+                 if key in method]
+    if basis == ESTIMATED:
+        return f"estimated ({', '.join(estimates) or 'no power counter'})"
+    if basis == MEASURED:
+        return f"measured ({', '.join(sources)})"
+    return f"partly measured ({', '.join(sources)}; {', '.join(estimates) or 'rest estimated'})"
+
+
+def energy_caption(power_method: str) -> str:
+    """One caption sentence saying what the energy numbers are.
+
+    >>> energy_caption("CPU estimated from CPU load x TDP (no RAPL access); RAM estimated from installed memory")[:60]
+    'Energy is estimated, not measured: no power counter is reada'
+    """
+    basis = energy_basis(power_method)
+    if basis == ESTIMATED:
+        return ("Energy is estimated, not measured: no power counter is readable here "
+                f"({power_method}), so it is seconds x a modelled power and ranks systems as "
+                "their seconds do; read seconds first.")
+    if basis == MEASURED:
+        return f"Energy measured ({power_method})."
+    return (f"Energy partly measured ({power_method}); the estimated parts are seconds x a "
+            "modelled power.")
+
+
+def mean_power_w(energy_kwh: float, seconds: float) -> float:
+    """The average power a measurement implies (W): for an estimate from load x TDP this is
+    close to one constant, which is how a reader tells an estimate from a measurement."""
+    return float(3.6e6 * energy_kwh / seconds) if seconds and seconds > 0 else float("nan")
+
+
 @dataclass
 class Measurement:
     """Energy of one task. ``emissions_g`` = energy x the country's carbon intensity."""
@@ -53,6 +130,15 @@ class Measurement:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def basis(self) -> str:
+        """``"estimated"`` / ``"measured"`` / ``"partly measured"`` (:func:`energy_basis`)."""
+        return energy_basis(self.power_method)
+
+    @property
+    def mean_power_w(self) -> float:
+        return mean_power_w(self.energy_kwh, self.duration_s)
 
 
 def _power_method(tracker) -> str:
@@ -77,6 +163,15 @@ class CarbonSession:
         self._tracker = None
         self.power_method = "not started"
 
+    def open(self) -> "CarbonSession":
+        """Start the tracker (what ``with`` does), for a session that spans notebook cells;
+        end it with :meth:`close`."""
+        return self.__enter__()
+
+    def close(self) -> None:
+        """Stop the tracker; the measurements stay."""
+        self.__exit__(None, None, None)
+
     def __enter__(self) -> "CarbonSession":
         from codecarbon import OfflineEmissionsTracker
 
@@ -94,6 +189,21 @@ class CarbonSession:
             with contextlib.suppress(Exception):
                 self._tracker.stop()
             self._tracker = None
+
+    @property
+    def basis(self) -> str:
+        """What this session's energy numbers are (:func:`energy_basis`)."""
+        return energy_basis(self.power_method)
+
+    @property
+    def label(self) -> str:
+        """Short table value (:func:`energy_label`)."""
+        return energy_label(self.power_method)
+
+    @property
+    def caption(self) -> str:
+        """Caption sentence (:func:`energy_caption`)."""
+        return energy_caption(self.power_method)
 
     def start_task(self, name: str) -> None:
         # the stopwatch waits for work already queued on the device, so it is not billed here
@@ -121,12 +231,14 @@ class CarbonSession:
             self.stop_task()
 
     def total(self) -> dict:
-        """Sums over all tasks so far (for the run record)."""
+        """Sums over all tasks so far (for the run record), with ``basis`` ("estimated",
+        "measured" or "partly measured") beside the power method, so the record names an
+        estimate as one."""
         return {"energy_kwh": sum(m.energy_kwh for m in self.measurements),
                 "emissions_g": sum(m.emissions_g for m in self.measurements),
                 "duration_s": sum(m.duration_s for m in self.measurements),
                 "tasks": len(self.measurements), "power_method": self.power_method,
-                "country": self.country}
+                "basis": self.basis, "country": self.country}
 
 
 @contextlib.contextmanager

@@ -19,15 +19,15 @@
 # Bingi & Yin 2023 (arXiv 2401.00582) compared OpenAI, Google PaLM and BERT embeddings on medical question pairs by similarity scores, added a Siamese network on top, and measured carbon per training epoch; no code was published. This notebook does it on Curai's Medical Question Pairs (3,048 pairs by 11 doctors) or your own pair CSV:
 #
 # * zero-shot cosine similarity of each provider: sentence-transformers (all-MiniLM-L6-v2), a BERT-style encoder with mean and [CLS] pooling, TF-IDF + LSA, and the OpenAI and Google APIs when their keys are set (skipped otherwise, with the reason);
-# * a Siamese head (shared MLP projector, contrastive loss, early stopping) on every provider's frozen embeddings, and a full Siamese fine-tune of MiniLM (sentence-transformers, OnlineContrastiveLoss);
-# * thresholds chosen on the training doctors, accuracy / F1 / ROC-AUC on held-out doctors (never split by row) with bootstrap 95% CIs, and paired bootstrap tests between systems;
-# * energy and CO2 per training epoch and per 1,000 embeddings (codecarbon, offline).
+# * a Siamese head (shared MLP projector, contrastive loss, early stopping on the validation doctor) on every provider's frozen embeddings, and a full Siamese fine-tune of MiniLM (sentence-transformers, OnlineContrastiveLoss);
+# * thresholds chosen on the training doctors only, accuracy / F1 / ROC-AUC on held-out doctors (never split by row) with 95% bootstrap intervals resampled by question group (each `question_1` is in two pairs), paired tests against zero-shot MiniLM and of every trained system against its own base;
+# * seconds, then energy and CO2, per training epoch and per 1,000 embeddings (codecarbon, offline; named an estimate where no power counter is readable).
 #
-# Change the parameters below, or run `labkit run embeddings_medical -p key=value`.
+# The seed also rotates which doctors are held out: `labkit run embeddings_medical --seeds 0,1,2` gives the spread over held-out doctors. Change the parameters below, or run `labkit run embeddings_medical -p key=value`.
 
 # %% tags=["parameters"]
 profile = None  # "smoke" | "default" | "paper"; None means $LABKIT_PROFILE or "default"
-seed = 0
+seed = 0  # also chooses which doctors are held out
 models = None  # embedder specs, e.g. ["st:all-MiniLM-L6-v2", "openai:text-embedding-3-large@1024"]; None: profile
 pairs_csv = None  # your own pairs: question_1, question_2, label (0/1), optional dr_id; None: MQP
 max_pairs = None  # 0: all pairs; None: profile
@@ -43,7 +43,7 @@ import pandas as pd
 
 from labkit import notebook
 from labkit.carbon import CarbonSession
-from labkit.embeddings import PROFILES, study
+from labkit.embeddings import PROFILES, figures, study
 from labkit.figures import save_figure, save_table
 from labkit.io import sha256_file
 
@@ -55,68 +55,118 @@ cfg, record = notebook.begin(STUDY, PROFILES, profile, seed, models=models, pair
 if cfg["pairs_csv"]:
     record.results["pairs_csv_sha256"] = sha256_file(cfg["pairs_csv"])
 pairs = study.load_pairs(cfg, seed)
-split = pairs.groupby("split").agg(pairs=("label", "size"), similar=("label", "sum"),
-                                     doctors=("dr_id", lambda d: sorted(d.unique())))
-record.results["split"] = {k: [int(x) for x in v] for k, v in split["doctors"].items()}
-save_table(split.reset_index(), STUDY, "split", "Doctor-wise split: pairs, similar pairs and doctors per split")
+split = study.split_table(pairs)
+record.results["split"] = {k: [int(x) for x in v] for k, v in split.set_index("split")["doctors"].items()}
+save_table(split, STUDY, "split", "Doctor-wise split: pairs, question groups, similar pairs and "
+           "doctors per split (the seed chooses the held-out doctors)")
 split
 
 # %% [markdown]
-# ## Zero-shot similarity, Siamese heads and a fine-tuned encoder
+# ## Zero-shot similarity
 #
-# Embeddings are cached on disk by provider, model, dimensions and text, so nothing is computed or paid for twice; energy per 1,000 embeddings is measured on a fresh, uncached run.
+# Embeddings are cached on disk by provider, model, dimensions and text, so nothing is computed or paid for twice; energy per 1,000 embeddings is measured on a fresh, uncached run. One codecarbon session spans this cell and the next two.
 
 # %%
-with CarbonSession(cfg["country"]) as carbon:
-    systems = study.embed_pairs(pairs, cfg["models"], carbon=carbon,
-                                energy_texts=cfg["inference_energy_texts"])
-    study.add_heads(systems, pairs, cfg["head"], carbon=carbon, seed=seed)
-    tuned = study.add_finetuned(systems, pairs, cfg["finetune_base"], cfg["finetune_epochs"],
-                                carbon=carbon, seed=seed)
-record.add_energy("embedding and training", carbon.total())
-power = carbon.power_method
+carbon = CarbonSession(cfg["country"]).open()
+systems = study.embed_pairs(pairs, cfg["models"], carbon=carbon,
+                            energy_texts=cfg["inference_energy_texts"])
 for message in systems.warnings():  # skipped (no key, no client) and failed providers
     record.warn(message)
-results = study.results_table(systems, pairs, cfg["bootstrap"], seed)
-save_table(results, STUDY, "results", "Held-out doctors: accuracy, F1 and ROC-AUC with 95% bootstrap "
-           "CIs (threshold chosen on the training doctors), and training energy per system")
-save_table(study.pair_scores(pairs, systems), STUDY, "pair_scores", "Score of every pair under every system")
-save_table(study.thresholds(results), STUDY, "thresholds", "Threshold and held-out accuracy per system")
-record.results["heldout_accuracy"] = results.dropna(subset=["accuracy"]).set_index("system")["accuracy"].to_dict()
+sorted(systems.scores)
+
+# %% [markdown]
+# ## A Siamese head on every provider's frozen vectors
+#
+# Trained on the training doctors' pairs, early-stopped on the validation doctor's AUC.
+
+# %%
+study.add_heads(systems, pairs, cfg["head"], carbon=carbon, seed=seed)
+pd.DataFrame(systems.epochs).groupby("system")["epoch"].max()
+
+# %% [markdown]
+# ## Full Siamese fine-tune of the encoder
+#
+# sentence-transformers' trainer with OnlineContrastiveLoss on the training doctors' pairs, cached by base weights, config and pairs.
+
+# %%
+tuned = study.add_finetuned(systems, pairs, cfg["finetune_base"], cfg["finetune_epochs"],
+                            carbon=carbon, seed=seed)
+carbon.close()
+record.add_energy("embedding and training", carbon.total())
+power = carbon.power_method
 record.results["finetune"] = tuned
-results[["system", "kind", "accuracy", "accuracy_low", "accuracy_high", "f1", "roc_auc", "training_energy_kwh"]]
+tuned
+
+# %% [markdown]
+# ## Held-out doctors
+#
+# Threshold chosen on the training doctors only; 95% intervals resample question groups (both pairs of a `question_1` together).
+
+# %%
+results = study.results_table(systems, pairs, cfg["bootstrap"], seed, power_method=power)
+save_table(results, STUDY, "results", "Held-out doctors: accuracy, F1 and ROC-AUC with 95% bootstrap "
+           "intervals resampled by question group (threshold chosen on the training doctors only), "
+           f"then training seconds and training energy per system. {carbon.caption}")
+save_table(study.pair_scores(pairs, systems), STUDY, "pair_scores", "Score of every pair under every system")
+save_table(study.thresholds(results), STUDY, "thresholds", "Threshold (training doctors) and held-out accuracy per system")
+study.record_headlines(record, results)
+results[["system", "kind", "accuracy", "accuracy_low", "accuracy_high", "f1", "roc_auc", "training_seconds"]]
+
+# %% [markdown]
+# ## What the resampling unit does
+#
+# The same accuracy, its interval resampled by single pairs (as before), by question group (every other table) and by doctor (3 test doctors: 10 distinct resamples, no real interval; the seed rotation is the doctor-level spread).
+
+# %%
+units = study.interval_units_table(systems, pairs, cfg["bootstrap"], seed)
+save_table(units, STUDY, "interval_units", "Held-out accuracy's 95% bootstrap interval when the "
+           "resampling unit is the pair, the question group (used in every other table) or the "
+           "doctor (3 test doctors: only 10 distinct resamples)")
+units.pivot(index="system", columns="unit", values="width")
 
 # %% [markdown]
 # ## Are the differences real?
 #
-# Paired bootstrap over the same held-out pairs, each system against zero-shot MiniLM.
+# Paired bootstrap over the same held-out pairs (resampled by question group), each system against zero-shot MiniLM, then every trained system against its own base.
 
 # %%
 reference = next(iter(systems.scores))
 paired = study.paired_table(systems, pairs, results, reference, cfg["bootstrap"], seed)
-save_table(paired, STUDY, "paired_tests", f"Paired bootstrap against {reference}: difference in "
-           "held-out accuracy and ROC-AUC, 95% CI and two-sided p-value")
-paired
+save_table(paired, STUDY, "paired_tests", f"Paired bootstrap against {reference}: verdict at 95% "
+           "(better / worse / no clear difference), difference in held-out accuracy and ROC-AUC, "
+           "95% interval and two-sided p-value, resampled by question group")
+versus_base = study.versus_base_table(systems, pairs, results, cfg["bootstrap"], seed)
+save_table(versus_base, STUDY, "versus_base", "Every trained system against its own base on the "
+           "same held-out pairs (Siamese head vs the frozen vectors it was trained on, fine-tune vs "
+           "the zero-shot encoder): verdict at 95%, difference in accuracy and ROC-AUC, interval "
+           "and two-sided p-value, resampled by question group")
+record.results["versus_base_accuracy"] = versus_base.set_index("system")["accuracy_diff"].to_dict()
+versus_base
 
 # %% [markdown]
-# ## Energy and carbon
+# ## Seconds, energy and carbon
+#
+# Seconds come first: where codecarbon has no power counter, its energy is an estimate from CPU load x TDP, seconds x a modelled power (the `mean_power_w` column shows it).
 
 # %%
-epochs = pd.DataFrame(systems.epochs)
+epochs = study.epochs_table(systems, power)
 inference = pd.DataFrame(systems.inference)
-save_table(epochs, STUDY, "epochs", f"Every training epoch: seconds, energy (kWh) and CO2 (g); {power}")
-save_table(inference, STUDY, "inference_energy", f"Energy per 1,000 embeddings of each local model; {power}")
-save_figure(study.distribution_figure(pairs, systems), STUDY, "distributions",
+save_table(epochs, STUDY, "epochs", "Every training epoch: seconds first, then loss, validation AUC, "
+           f"energy (kWh), CO2 (g) and the mean power the energy implies. {carbon.caption}")
+save_table(inference, STUDY, "inference_energy", "Seconds, energy and CO2 per 1,000 embeddings of "
+           f"each local model (fresh, uncached). {carbon.caption}")
+save_figure(figures.distribution_figure(pairs, systems), STUDY, "distributions",
             "Held-out similarity scores by label for every system (violins; doctor-wise split).")
-save_figure(study.pareto_figure(results, inference, power), STUDY, "accuracy_energy",
-            f"Held-out accuracy against energy (training + embedding 1,000 texts), Pareto front dashed. "
-            f"Power {power}.")
-save_figure(study.epoch_figure(epochs, power), STUDY, "epoch_energy",
-            f"Energy of every training epoch per system; power {power}. API embeddings cost "
-            "energy on the provider's machines, which codecarbon cannot see.")
+save_figure(figures.pareto_figure(results, inference, power), STUDY, "accuracy_energy",
+            "Held-out accuracy (95% interval by question group) against energy (training + "
+            f"embedding 1,000 texts), Pareto front dashed. {carbon.caption}")
+save_figure(figures.epoch_figure(epochs, power), STUDY, "epoch_energy",
+            f"Seconds (top) and energy (bottom) of every training epoch per system. {carbon.caption} "
+            "API embeddings cost energy on the provider's machines, which codecarbon cannot see.",
+            height=figures.EPOCH_FIGURE_HEIGHT)
 inference
 
 # %%
 notebook.end(record, figures=["distributions", "accuracy_energy", "epoch_energy"],
-             tables=["split", "results", "pair_scores", "thresholds", "paired_tests", "epochs",
-                     "inference_energy"]);
+             tables=["split", "results", "pair_scores", "thresholds", "interval_units",
+                     "paired_tests", "versus_base", "epochs", "inference_energy"]);

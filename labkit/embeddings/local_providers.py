@@ -90,12 +90,30 @@ class PooledEncoderEmbedder(Embedder):
                               return_tensors="pt").to(self._model.device)
         with torch.inference_mode():
             hidden = self._model(**enc).last_hidden_state
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return pooled.float().cpu().numpy()
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = {"cls": hidden[:, 0],
+                  "mean": (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)}
+        pooled = {k: v.float().cpu().numpy() for k, v in pooled.items()}
+        sibling = self._sibling_cache()
+        if sibling is not None:  # the other pooling of the same forward pass, for free
+            sibling.put(texts, pooled[self._other_pooling])
+        return pooled[self.pooling]
+
+    @property
+    def _other_pooling(self) -> str:
+        return "mean" if self.pooling == "cls" else "cls"
+
+    def _sibling_cache(self):
+        """The cache of the same encoder with the other pooling: one forward pass gives both
+        vectors, so the study's ``hf-mean`` and ``hf-cls`` rows (the same weights) cost one
+        pass over the texts, not two. None without a disk cache."""
+        if not self.use_cache:
+            return None
+        if getattr(self, "_sibling_db", None) is None:
+            from labkit.embeddings.cache import EmbeddingCache
+            self._sibling_db = EmbeddingCache(
+                f"hf|{self.model_name}|{self._other_pooling}|{self.max_length}")
+        return self._sibling_db
 
 
 @register_provider("tfidf-lsa", forms="tfidf-lsa[:dims]", argument_required=False,

@@ -24,6 +24,8 @@ from labkit.timing import Stopwatch
 LOSSES = ("cosine", "contrastive")
 KIND = "siamese-st"
 CODE_VERSION = "siamese-st-v2"  # v2: labkit.modelcache keys (base by content, not folder name)
+#: pairs per "megabatch" that length grouping sorts at once, in batches (transformers' default)
+LENGTH_GROUP_MEGABATCH = 50
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,44 @@ class FineTuneConfig:
     warmup_ratio: float = 0.1
     margin: float = 0.5
     seed: int = 0
+    #: batches of pairs of similar length (random batch order): MQP questions vary from a few
+    #: to 119 tokens and a random batch pads to its longest, so about half of every forward
+    #: pass was padding; grouping roughly halves the fine-tune's time (part of the time cut of
+    #: issue 25); False keeps sentence-transformers' plain random batches
+    length_grouped: bool = True
+
+
+def length_grouped_sampler(lengths: list[int]):
+    """A sentence-transformers batch sampler class whose batches hold pairs of similar length.
+
+    Indices come from transformers' :class:`~transformers.trainer_pt_utils.LengthGroupedSampler`
+    (random megabatches of ``LENGTH_GROUP_MEGABATCH`` batches, each sorted by length); it
+    returns them as one long-to-short run per megabatch, so the batches are cut here and their
+    order shuffled, reseeded every epoch, so training does not see a length curriculum.
+    """
+    import torch
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    class LengthGroupedBatchSampler(DefaultBatchSampler):
+        def _batches(self) -> list[list[int]]:
+            gen = torch.Generator().manual_seed(int(self.seed) + int(self.epoch))
+            order = get_length_grouped_indices(lengths, self.batch_size,
+                                               mega_batch_mult=LENGTH_GROUP_MEGABATCH,
+                                               generator=gen)
+            batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+                batches.pop()
+            return [batches[int(k)] for k in torch.randperm(len(batches), generator=gen)]
+
+        def __iter__(self):
+            yield from self._batches()
+
+        def __len__(self) -> int:
+            n = len(lengths)
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    return LengthGroupedBatchSampler
 
 
 def finetune_encoder(question_1, question_2, labels, cfg: FineTuneConfig = FineTuneConfig(), *,
@@ -201,11 +241,17 @@ def _finetune(job, base, q1: list[str], q2: list[str], y: list[float],
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
     model = load_sentence_transformer(str(base.path))
+    extra = {}
+    if cfg.length_grouped:  # the longer text of the pair sets both sides' padding roughly
+        tokenizer = model.tokenizer
+        lengths = [len(tokenizer(a)["input_ids"]) + len(tokenizer(b)["input_ids"])
+                   for a, b in zip(q1, q2)]
+        extra["batch_sampler"] = length_grouped_sampler(lengths)
     args = training_arguments(
         job.scratch, epochs=cfg.epochs, steps_per_epoch=math.ceil(len(y) / cfg.batch_size),
         seed=cfg.seed, progress=job.progress, args_class=SentenceTransformerTrainingArguments,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio)
+        warmup_steps=cfg.warmup_ratio, **extra)
     trainer = SentenceTransformerTrainer(
         model=model, args=args,
         train_dataset=Dataset.from_dict({"sentence1": q1, "sentence2": q2, "label": y}),

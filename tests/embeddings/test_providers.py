@@ -36,6 +36,18 @@ def test_pooled_encoder_cls_and_mean_differ_and_mean_matches_minilm():
     assert not np.allclose(cls, mean, atol=1e-2)
 
 
+def test_one_forward_pass_fills_both_poolings_of_an_encoder():
+    """hf-mean and hf-cls of the same weights share the forward pass: the second reads every
+    vector from the cache, and what it reads equals its own uncached computation."""
+    mean = make_embedder("hf-mean:all-MiniLM-L6-v2")
+    mean.embed(TEXTS, progress=False)
+    cls = make_embedder("hf-cls:all-MiniLM-L6-v2")
+    from_cache = cls.embed(TEXTS, progress=False)
+    assert mean.computed == 3 and cls.computed == 0 and cls._model is None  # never loaded
+    fresh = make_embedder("hf-cls:all-MiniLM-L6-v2", cache=False).embed(TEXTS, progress=False)
+    assert np.allclose(from_cache, fresh, atol=1e-5)
+
+
 def test_cache_keys_separate_models_and_dimensions(tmp_path):
     from labkit.embeddings.cache import EmbeddingCache
 
