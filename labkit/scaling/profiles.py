@@ -70,6 +70,7 @@ TINY_LM_FIELDS = {
     "corpus": Param("corpus", list[str], min_items=1),
     "heldout_fraction": Param("heldout_fraction", float, min=0, max=0.5, exclusive_min=True),
     "seed": Param("seed", int, min=0),
+    "heldout_tokens": Param("heldout_tokens", int, none_means="every held-out token", **_POS),
 }
 
 SCHEMA = params.declare("scaling_laws", PROFILES, [
