@@ -28,6 +28,8 @@ from labkit.scaling.bootstrap import bootstrap, intervals, refit_starts
 from labkit.scaling.diagnostics import diagnose
 from labkit.scaling.fit import (CHINCHILLA_GRID, CHINCHILLA_PARAMS, HOFFMANN_PARAMS, FitResult,
                                 fit, grid_starts, load_points)
+from labkit.scaling.report import (KAUSIK_ROWS, PAPER, REFIT, headlines_first, kausik_figure,
+                                   kausik_table, sweep_results)
 
 STUDY = "scaling_laws"
 #: Hoffmann's constants as optimiser coordinates (a, b, e, alpha, beta): always one start
@@ -128,90 +130,6 @@ def goodness_table(fits: dict[str, FitResult | None]) -> pd.DataFrame:
                      "converged": result.converged, "not_identified": _not_identified(result),
                      **{k: v for k, v in result.params.items()}})
     return pd.DataFrame(rows)
-
-
-#: rows of the Kausik table, headline first, with what each number is
-KAUSIK_ROWS = {
-    "gamma_mid": "exponent of N ~ D^γ, midpoint 1 − 1.5β (the paper's headline 0.58)",
-    "doubling_mid": "data factor that doubles the skills, 2^(1/γ_mid) (the paper's 3.3x)",
-    "beta": "data exponent β of the Chinchilla-form fit",
-    "gamma_low": "lower end of γ, 1 − 2β (agnostic PAC bound)",
-    "gamma_high": "upper end of γ, 1 − β (realizable PAC bound)",
-    "doubling_low": "2^(1/γ_high): least data that doubles the skills",
-    "doubling_high": "2^(1/γ_low): most data that doubles the skills",
-}
-REFIT = "at_refit_beta"
-PAPER = "at_paper_beta_0.28"
-
-
-def kausik_table(samples: pd.DataFrame, fitted_beta: float) -> pd.DataFrame:
-    """Kausik's numbers at labkit's refit β (with 95% bootstrap intervals) first, the paper's
-    β = 0.28 beside them, headline rows (γ_mid, doubling factor) on top.
-
-    In a notebook run it also writes ``results["kausik_refit"]`` (estimates) and
-    ``results["kausik_refit_ci95"]`` to the current record, and a warning when the paper's
-    γ_mid = 0.58 lies outside the refit's interval (:func:`labkit.scaling.kausik.paper_outside`).
-    """
-    paper = kausik.summary(kausik.CHINCHILLA_BETA)
-    spread = kausik.propagate(samples["beta"], estimate_beta=fitted_beta)
-    at = spread.set_index("quantity")
-    rows = [{"quantity": q, "what": what, REFIT: at.loc[q, "estimate"],
-             "ci95_low": at.loc[q, "low"], "ci95_high": at.loc[q, "high"], PAPER: paper[q],
-             "paper_inside_ci": bool(at.loc[q, "low"] <= paper[q] <= at.loc[q, "high"])}
-            for q, what in KAUSIK_ROWS.items()]
-    table = pd.DataFrame(rows)
-    record = records.current(STUDY)
-    if record is not None:
-        record.results["kausik_refit"] = {q: float(at.loc[q, "estimate"]) for q in KAUSIK_ROWS}
-        record.results["kausik_refit_ci95"] = {q: {"low": float(at.loc[q, "low"]),
-                                                   "high": float(at.loc[q, "high"])}
-                                               for q in KAUSIK_ROWS}
-        warning = kausik.paper_outside(spread)
-        if warning and warning not in record.warnings:
-            record.warn(warning)
-    return table
-
-
-def kausik_figure(table: pd.DataFrame) -> go.Figure:
-    """The headline at a glance: γ_mid and the doubling factor at the refit β with their 95%
-    intervals, beside the paper's values at β = 0.28; thin bars show each γ range."""
-    t = table.set_index("quantity")
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
-                        subplot_titles=("exponent γ of N ~ D^γ",
-                                        "data factor that doubles the skills"))
-    refit_label = f"labkit refit, β = {t.loc['beta', REFIT]:.3f}"
-    paper_label = f"paper, β = {kausik.CHINCHILLA_BETA}"
-    for col, (mid, low, high) in enumerate((("gamma_mid", "gamma_low", "gamma_high"),
-                                            ("doubling_mid", "doubling_low", "doubling_high")),
-                                           start=1):
-        for x, column, colour, ci in ((refit_label, REFIT, PALETTE[3], True),
-                                      (paper_label, PAPER, PALETTE[0], False)):
-            y = t.loc[mid, column]
-            error = dict(type="data", symmetric=False, array=[t.loc[mid, "ci95_high"] - y],
-                         arrayminus=[y - t.loc[mid, "ci95_low"]], thickness=2, width=10) \
-                if ci else None
-            fig.add_trace(go.Scatter(
-                x=[x], y=[y], mode="markers+text", marker=dict(color=colour, size=13),
-                error_y=error, text=[f"{y:.3g}" + ("x" if col == 2 else "")],
-                textposition="middle right", showlegend=False,
-                name=f"{mid} {column}"), row=1, col=col)
-            fig.add_trace(go.Scatter(
-                x=[x, x], y=[t.loc[low, column], t.loc[high, column]], mode="lines",
-                line=dict(color=colour, width=14), opacity=0.18, showlegend=False,
-                name=f"{low}..{high} {column}", hoverinfo="skip"), row=1, col=col)
-        fig.update_xaxes(type="category", row=1, col=col)
-    fig.update_yaxes(title="γ (midpoint; band: 1 − 2β .. 1 − β)", row=1, col=1)
-    fig.update_yaxes(title="data factor (midpoint; band: range)", row=1, col=2)
-    g = t.loc["gamma_mid"]
-    title = (f"Kausik at labkit's refit β: γ = {g[REFIT]:.2f} [{g['ci95_low']:.2f}, "
-             f"{g['ci95_high']:.2f}], doubling {t.loc['doubling_mid', REFIT]:.2f}x "
-             f"[{t.loc['doubling_mid', 'ci95_low']:.2f}, {t.loc['doubling_mid', 'ci95_high']:.2f}]")
-    fig.update_layout(title=title, margin=dict(t=110))
-    if not bool(g["paper_inside_ci"]):
-        fig.update_layout(title=dict(subtitle=dict(
-            text=f"⚠ the paper's γ = {g[PAPER]:.2f} lies outside the refit's 95% interval",
-            font=dict(color=PALETTE[3]))))
-    return fig
 
 
 # --------------------------------------------------------------------------- figures
@@ -423,8 +341,8 @@ def exponent_table(ours: FitResult | None, ours_ci: pd.DataFrame | None,
     return pd.DataFrame(rows)
 
 
-__all__ = ["KAUSIK_ROWS", "Replication", "note_diagnostics", "replication", "parameter_table",
-           "goodness_table", "kausik_table", "kausik_figure",
+__all__ = ["KAUSIK_ROWS", "PAPER", "REFIT", "Replication", "note_diagnostics", "replication", "parameter_table",
+           "goodness_table", "kausik_table", "kausik_figure", "sweep_results", "headlines_first",
            "law_figure", "contour_figure", "residual_figure", "bootstrap_figure",
            "unique_sequences_figure", "beta_figure", "sweep_figure", "exponent_table",
            "fit_starts", "refit_starts"]
