@@ -52,6 +52,7 @@ MAX_CI_FACTOR = {"E": 2.0, "alpha": 2.0, "beta": 2.0, "A": 10.0, "B": 10.0,
                  "alpha_N": 2.0, "alpha_D": 2.0, "Nc": 10.0, "Dc": 10.0}
 
 _PARAMS = {"chinchilla": ("E", "A", "B", "alpha", "beta"),
+           "chinchilla_e0": ("A", "B", "alpha", "beta"),
            "kaplan": ("Nc", "Dc", "alpha_N", "alpha_D")}
 
 
@@ -104,7 +105,8 @@ def bound_tests(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.nda
     """Every bound test of the law, each as ``(parameter, rows on the bound, reason)``.
 
     Args:
-        form: ``"chinchilla"`` or ``"kaplan"``.
+        form: ``"chinchilla"``, ``"chinchilla_e0"`` (E fixed at 0: its tests are moot) or
+            ``"kaplan"``.
         params: human parameters, one row per fit (a full fit or bootstrap refits).
         N, D: the points' sizes and tokens (term shares are measured there); ``None`` skips
             the term tests and keeps the exponent tests.
@@ -115,8 +117,9 @@ def bound_tests(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.nda
         tests.append((name, np.asarray(mask, bool).ravel(), reason))
 
     have_points = N is not None and D is not None and len(N) > 0
-    if form == "chinchilla":
-        E, A, B = _col(params, "E"), _col(params, "A"), _col(params, "B")
+    if form in ("chinchilla", "chinchilla_e0"):  # E = 0 by construction in the second
+        E = _col(params, "E") if "E" in params else np.zeros((len(params), 1))
+        A, B = _col(params, "A"), _col(params, "B")
         alpha, beta = _col(params, "alpha"), _col(params, "beta")
         if have_points:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -166,7 +169,8 @@ def on_bound(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.ndarra
     """Boolean frame (rows of ``params`` x parameters): is the parameter on any bound?"""
     out = pd.DataFrame(False, index=params.index, columns=list(_PARAMS[form]))
     for name, mask, _ in bound_tests(form, params, N, D):
-        out[name] |= mask
+        if name in out:  # E of the E = 0 form is fixed, not fitted
+            out[name] |= mask
     return out
 
 
@@ -184,7 +188,7 @@ def diagnose(result: Any, samples: pd.DataFrame | None = None, confidence: float
     one = pd.DataFrame([result.params])
     if np.all(np.isfinite(one.to_numpy(float))):
         for name, mask, reason in bound_tests(result.form, one, result.N, result.D):
-            if mask[0]:
+            if mask[0] and name in names:
                 diag.add(name, reason)
     else:
         for name in names:

@@ -25,7 +25,8 @@ STUDY = "scaling_laws"
 #: the Kausik rows whose intervals enter the run record (the rest are in the table)
 HEADLINE_ROWS = ("gamma_mid", "doubling_mid", "beta")
 #: order of the headline results in the run record
-HEADLINE_ORDER = ("sweep_fit", "sweep_fit_ci95", "sweep_identified", "kausik_refit",
+HEADLINE_ORDER = ("sweep_fit", "sweep_fit_ci95", "sweep_identified", "sweep_fit_e0",
+                  "sweep_fit_e0_ci95", "sweep_e0_identified", "kausik_refit",
                   "kausik_refit_ci95", "fit")
 
 
@@ -113,19 +114,23 @@ def kausik_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def sweep_results(result: Any, ci: pd.DataFrame | None, record=None) -> dict[str, Any]:
+def sweep_results(result: Any, ci: pd.DataFrame | None, record=None, prefix: str = "sweep",
+                  ) -> dict[str, Any]:
     """The sweep's fit as run-record results: ``sweep_fit`` (E, A, B, alpha, beta, rmse_log),
     ``sweep_fit_ci95`` (per parameter low/high) and ``sweep_identified`` (how many of the five
-    parameters the diagnostics identify; 5 is what the design is for)."""
+    parameters the diagnostics identify; 5 is what the design is for). The constrained fit
+    (E = 0) goes under ``sweep_fit_e0`` and so on (``prefix``, ``result.form`` decide)."""
     record = record if record is not None else records.current(STUDY)
-    out: dict[str, Any] = {"sweep_fit": {**result.params,
-                                         "rmse_log": result.goodness()["rmse_log"]}}
+    tag = "_e0" if result.form == "chinchilla_e0" else ""
+    out: dict[str, Any] = {f"{prefix}_fit{tag}": {**result.params,
+                                                  "rmse_log": result.goodness()["rmse_log"]}}
     if ci is not None:
-        out["sweep_fit_ci95"] = {row.parameter: {"low": float(row.low), "high": float(row.high)}
-                                 for row in ci.itertuples()}
+        out[f"{prefix}_fit{tag}_ci95"] = {row.parameter: {"low": float(row.low),
+                                                          "high": float(row.high)}
+                                          for row in ci.itertuples()}
     diag = getattr(result, "diagnostics", None)
     if diag is not None:
-        out["sweep_identified"] = len(result.params) - len(diag.flagged)
+        out[f"{prefix}{tag or ''}_identified"] = len(result.params) - len(diag.flagged)
     if record is not None:
         record.results.update(out)
     return out
@@ -141,3 +146,32 @@ def headlines_first(record) -> None:
         if key in results:
             record.results[key] = results.pop(key)
     record.results.update(results)
+
+
+def e_not_identified(full: Any, full_ci: pd.DataFrame | None, constrained: Any,
+                     runs: pd.DataFrame, record=None) -> str:
+    """When the sweep's five-parameter fit leaves a parameter unidentified, say so with the
+    numbers that show why (E's interval, how far the lowest loss of the sweep is from any
+    floor, how little E = 0 costs the fit) and point at the constrained fit; "" when all five
+    are identified. The sentence also goes to the run record as a warning."""
+    diag = getattr(full, "diagnostics", None)
+    if diag is None or diag.ok:
+        return ""
+    ci = full_ci.set_index("parameter") if full_ci is not None else None
+    e_part = (f"E = {full.params['E']:.3g}, 95% interval [{ci.loc['E', 'low']:.3g}, "
+              f"{ci.loc['E', 'high']:.3g}]" if ci is not None else f"E = {full.params['E']:.3g}")
+    best = runs.loc[runs["loss"].idxmin()]
+    free = full.goodness()["rmse_log"]
+    fixed = constrained.goodness()["rmse_log"] if constrained is not None else float("nan")
+    text = (f"the sweep's data do not identify all five parameters ({', '.join(diag.flagged)} "
+            f"flagged; {e_part}); the lowest held-out loss of the sweep is "
+            f"{best['loss']:.3f} nats/token (N = {best['N']:.3g}, D = {best['D']:.3g}, "
+            f"{best['tokens_per_param']:.3g} tokens per parameter, {best['epochs']:.2f} epochs of "
+            f"the corpus), and fixing E = 0 changes the fit's RMSE of log loss from "
+            f"{free:.4f} to {fixed:.4f}; read the constrained form L = A/N^α + B/D^β "
+            f"(sweep_fit_e0) instead, flagged as constrained: E is not measured by this corpus "
+            f"and budget")
+    record = record if record is not None else records.current(STUDY)
+    if record is not None and text not in record.warnings:
+        record.warn(text)
+    return text

@@ -118,3 +118,28 @@ def test_headlines_lead_the_run_record(monkeypatch):
     assert keys.index("sweep_fit") < keys.index("fit") < keys.index("other")
     assert record.results["sweep_identified"] == 5
     assert set(record.results["sweep_fit_ci95"]) == {"E", "A", "B", "alpha", "beta"}
+
+
+def test_the_constrained_form_fits_a_law_without_floor_and_reports_why(monkeypatch):
+    """E = 0 form: recovers its own law; the warning names the flagged parameters with numbers."""
+    from labkit import records
+    from labkit.scaling import fit as F
+
+    monkeypatch.setattr(records, "_CURRENT", {})
+    record = records.start(study.STUDY, {})
+    N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e3, 3e5, 4), np.geomspace(2.5e5, 4e6, 4)))
+    loss = 7.0 / N ** 0.1 + 250.0 / D ** 0.37
+    pts = pd.DataFrame({"N": N, "D": D, "loss": loss})
+    e0 = study.replication(pts, starts=10, n_bootstrap=20, with_kaplan=False, form="chinchilla_e0")
+    assert e0.fit.params == pytest.approx({"A": 7.0, "B": 250.0, "alpha": 0.1, "beta": 0.37},
+                                          rel=1e-3)
+    assert e0.fit.diagnostics.ok and np.allclose(e0.fit.predict(N, D), loss, rtol=1e-6)
+    full = study.replication(pts, starts=10, n_bootstrap=20, with_kaplan=False)
+    assert full.fit.diagnostics.status("E") == NOT_IDENTIFIED
+    runs = pts.assign(tokens_per_param=D / N, epochs=D / 3.7e6)
+    text = study.e_not_identified(full.fit, full.ci, e0.fit, runs, record)
+    assert "E" in text and "sweep_fit_e0" in text and text in record.warnings
+    study.sweep_results(e0.fit, e0.ci, record)
+    assert record.results["sweep_e0_identified"] == 4 and "E" not in record.results["sweep_fit_e0"]
+    with pytest.raises(ParameterError, match="chinchilla_e0"):
+        F.fit(pts, "nonsense")
