@@ -104,7 +104,8 @@ BUILTIN: tuple[Study, ...] = (
              ("law", "contours", "residuals", "bootstrap", "kausik_refit", "gamma_vs_beta",
               "sweep", "unique_sequences"),
              ("fit_params", "bootstrap_params", "goodness", "compute_optimal", "kausik",
-              "sweep_runs", "sweep_fit_params", "exponents", "unique_ngrams"),
+              "sweep_runs", "sweep_fit_params", "sweep_fit_e0", "exponents",
+              "unique_ngrams"),
              "Kausik 2024, arXiv 2402.14746"),
 )
 

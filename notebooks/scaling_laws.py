@@ -135,7 +135,7 @@ kt
 # %% [markdown]
 # ## 4. Our own sweep
 #
-# One tiny Llama-architecture decoder per (size, budget), each with its own cosine schedule, trained on real text and scored on every token of the held-out documents; N counts non-embedding parameters. The design gives every term of the law a say: the smallest models train on up to thousands of tokens per parameter (just over one epoch of the training stream), where the loss bends towards the floor E; the largest on one or two, where the data term dominates (`tokens_per_param` and `epochs` in the table). The fit has the same identification checks as Chinchilla's, including a bound on how wide an identified parameter's interval may be. The notebook's `seed` seeds the trainings too, so `--seeds` measures training noise. Models are cached, so a re-run only trains new grid points.
+# One tiny Llama-architecture decoder per (size, budget), each with its own cosine schedule, trained on real text and scored on every token of the held-out documents; N counts non-embedding parameters. The design gives every term of the law a say: the smallest models train on up to thousands of tokens per parameter (just over one epoch of the training stream), where the loss bends towards the floor E; the largest on one or two, where the data term dominates (`tokens_per_param` and `epochs` in the table). The fit has the same identification checks as Chinchilla's, including a bound on how wide an identified parameter's interval may be; the constrained form with E fixed at 0 is fitted beside it, and when the five-parameter fit leaves a parameter unidentified the run record says so with the numbers and points at the constrained one. The notebook's `seed` seeds the trainings too, so `--seeds` measures training noise. Models are cached, so a re-run only trains new grid points.
 
 # %%
 with CarbonSession(cfg["country"]) as carbon:
@@ -143,7 +143,7 @@ with CarbonSession(cfg["country"]) as carbon:
                            {"seed": seed, **cfg["sweep_base"]}, carbon=carbon)
 record.add_energy("sweep training", carbon.total())
 save_table(runs, STUDY, "sweep_runs", "Our sweep: one row per trained model (held-out loss in nats/token)")
-ours, ours_ci = None, None
+ours, ours_ci, e0 = None, None, None
 try:
     mine = study.replication(runs[["N", "D", "loss"]], starts=cfg["fit_starts"],
                              n_bootstrap=cfg["sweep_bootstrap"], seed=seed, n_jobs=cfg["n_jobs"],
@@ -152,6 +152,12 @@ try:
     save_table(study.parameter_table(mine, published=None), STUDY, "sweep_fit_params",
                "Our sweep's Chinchilla-form fit: estimates, 95% bootstrap intervals (runs "
                "resampled) and whether each parameter is identified")
+    e0 = study.replication(runs[["N", "D", "loss"]], starts=cfg["fit_starts"],
+                           n_bootstrap=cfg["sweep_bootstrap"], seed=seed, n_jobs=cfg["n_jobs"],
+                           with_kaplan=False, form="chinchilla_e0")
+    save_table(study.parameter_table(e0, published=None), STUDY, "sweep_fit_e0",
+               "Our sweep's constrained fit L = A/N^α + B/D^β (E fixed at 0): what to read when "
+               "the five-parameter fit leaves E unidentified")
 except Exception as err:  # too few runs or a fit that does not converge: say so, keep going
     record.warn(f"the sweep's law was not fitted: {err}")
 exponents = study.exponent_table(ours, ours_ci, rep.fit)
@@ -161,6 +167,9 @@ save_figure(study.sweep_figure(ours, runs), STUDY, "sweep",
             f"Training energy {carbon.total()['energy_kwh']:.2g} kWh ({carbon.power_method}).")
 if ours is not None:
     study.sweep_results(ours, ours_ci, record)
+if e0 is not None:
+    study.sweep_results(e0.fit, e0.ci, record)
+    study.e_not_identified(ours, ours_ci, e0.fit, runs, record)
 exponents
 
 # %% [markdown]
@@ -183,4 +192,4 @@ study.headlines_first(record)
 notebook.end(record, figures=["law", "contours", "residuals", "bootstrap", "kausik_refit",
                               "gamma_vs_beta", "sweep", "unique_sequences"],
              tables=["fit_params", "bootstrap_params", "goodness", "compute_optimal", "kausik",
-                     "sweep_runs", "sweep_fit_params", "exponents", "unique_ngrams"]);
+                     "sweep_runs", "sweep_fit_params", "sweep_fit_e0", "exponents", "unique_ngrams"]);
