@@ -101,10 +101,12 @@ BUILTIN: tuple[Study, ...] = (
              "Fu et al. 2024 (Tiny Titans), arXiv 2402.00841"),
     _builtin("scaling_laws", "Scaling-law fits and unique-sequence bounds", "labkit.scaling",
              "explore_scaling", "scaling_fit.py",
-             ("law", "contours", "residuals", "bootstrap", "gamma_vs_beta", "sweep",
-              "unique_sequences"),
+             ("law", "contours", "residuals", "bootstrap", "kausik_refit", "gamma_vs_beta",
+              "sweep", "unique_sequences"),
              ("fit_params", "bootstrap_params", "goodness", "compute_optimal", "kausik",
-              "sweep_runs", "exponents", "unique_ngrams"), "Kausik 2024, arXiv 2402.14746"),
+              "sweep_runs", "sweep_fit_params", "sweep_fit_e0", "exponents",
+              "unique_ngrams"),
+             "Kausik 2024, arXiv 2402.14746"),
 )
 
 _registered: dict[str, Study] = {}

@@ -21,8 +21,10 @@
 # This notebook
 #
 # 1. fits Chinchilla's approach 3 exactly as published (Huber δ = 1e-3 on log loss, summed, L-BFGS-B from the 4,500-point grid) to the 245 points read off Chinchilla's Figure 4, dropping the 5 highest-loss points as Epoch's replication did, with bootstrap intervals, Kaplan's joint form beside it, and the compute-optimal allocation;
-# 2. reproduces Kausik's numbers from β = 0.28 and carries the bootstrap distribution of the fitted β into them;
-# 3. trains its own grid of tiny decoders (labkit.lm) over model sizes N and token budgets D on real text, fits the same law, and counts unique n-grams of that text against the bounds.
+# 2. leads with Kausik's numbers at labkit's refit β (with the intervals its bootstrap distribution implies), beside the paper's β = 0.28, and warns when the paper's headline γ = 0.58 lies outside the refit's interval;
+# 3. trains its own sweep of tiny decoders (labkit.lm) on real text — small models on long budgets (up to thousands of tokens per parameter), large ones on short — fits the same law with the same identification checks, and counts unique n-grams of that text against the bounds.
+#
+# Not tested here: the paper's claims about sparsity and about emergent skills (it derives them from the same bounds; nothing in this notebook measures either).
 #
 # Bring your own runs with `points_csv` (columns N, D, loss), or run `labkit run scaling_laws -p key=value`.
 
@@ -34,8 +36,8 @@ drop_highest = None  # drop this many highest-loss points first (Epoch: 5); None
 fit_starts = None  # 0: the published 4,500-start grid; n: Hoffmann's constants + n grid points
 bootstrap = None  # bootstrap resamples of the fit; None: profile
 n_jobs = None  # processes for the bootstrap
-sweep_sizes = None  # list of {hidden_size, num_layers, num_heads}; None: profile
-sweep_budgets = None  # token budgets D of the sweep; None: profile
+sweep_sizes = None  # list of {hidden_size, num_layers, num_heads[, budgets]}; None: profile
+sweep_budgets = None  # token budgets D for sizes without their own budgets; None: profile
 sweep_base = None  # other TinyLMConfig fields (vocab_size, context_length, corpus, ...)
 country = "USA"  # for codecarbon's carbon intensity
 device = None  # "cpu", "cuda", "cuda:N", "mps"; None: $LABKIT_DEVICE, else CUDA if present, else CPU
@@ -113,16 +115,18 @@ optimal
 # %% [markdown]
 # ## 3. Kausik's bounds
 #
-# At β = 0.28 the bounds give γ ∈ [0.44, 0.72] (midpoint 0.58) and a 2.6x to 4.8x larger corpus to double the skills; the table adds our fitted β and the interval its bootstrap distribution implies.
+# The headline is Kausik's arithmetic at labkit's own refit β of Chinchilla's points (section 1), with the 95% intervals its bootstrap distribution implies; the paper's values at Hoffmann's β = 0.28 (γ ∈ [0.44, 0.72], midpoint 0.58; 2.6x to 4.8x the data to double the skills) are beside them. `paper_inside_ci` says whether the paper's number survives the refit; when γ = 0.58 does not, the run record carries a warning.
 
 # %%
 beta_fit = rep.fit.params["beta"]
 beta_ci = tuple(rep.ci.set_index("parameter").loc["beta", ["low", "high"]])
 kt = study.kausik_table(rep.samples, beta_fit)
-save_table(kt, STUDY, "kausik", "Kausik's numbers at the paper's β = 0.28, at our fitted β, and "
-           "95% intervals from the bootstrap distribution of β")
-record.results["kausik_paper"] = kausik.summary(kausik.CHINCHILLA_BETA)
-record.results["kausik_fitted"] = kausik.summary(beta_fit)
+save_table(kt, STUDY, "kausik", f"Kausik at labkit's refit β = {beta_fit:.3f} (95% intervals from "
+           "its bootstrap distribution), headline rows first, beside the paper's β = 0.28")
+save_figure(study.kausik_figure(kt), STUDY, "kausik_refit",
+            "Kausik's exponent γ of N ~ D^γ and the data factor that doubles the skills at labkit's "
+            "refit β (red, 95% bootstrap interval) beside the paper's β = 0.28 (blue); the pale bars "
+            "are each γ range 1 − 2β .. 1 − β.")
 save_figure(study.beta_figure(np.linspace(0.05, 0.45, 81), beta_fit, beta_ci), STUDY, "gamma_vs_beta",
             "How Kausik's conclusions move with β: the exponent γ of N ~ D^γ and the data factor "
             "that doubles the skills.")
@@ -131,19 +135,29 @@ kt
 # %% [markdown]
 # ## 4. Our own sweep
 #
-# One tiny Llama-architecture decoder per (size, budget), each with its own cosine schedule, trained on real text and scored on held-out documents; N counts non-embedding parameters. Models are cached, so a re-run only trains new grid points.
+# One tiny Llama-architecture decoder per (size, budget), each with its own cosine schedule, trained on real text and scored on every token of the held-out documents; N counts non-embedding parameters. The design gives every term of the law a say: the smallest models train on up to thousands of tokens per parameter (just over one epoch of the training stream), where the loss bends towards the floor E; the largest on one or two, where the data term dominates (`tokens_per_param` and `epochs` in the table). The fit has the same identification checks as Chinchilla's, including a bound on how wide an identified parameter's interval may be; the constrained form with E fixed at 0 is fitted beside it, and when the five-parameter fit leaves a parameter unidentified the run record says so with the numbers and points at the constrained one. The notebook's `seed` seeds the trainings too, so `--seeds` measures training noise. Models are cached, so a re-run only trains new grid points.
 
 # %%
 with CarbonSession(cfg["country"]) as carbon:
-    runs = sweep.run_sweep(cfg["sweep_sizes"], cfg["sweep_budgets"], cfg["sweep_base"], carbon=carbon)
+    runs = sweep.run_sweep(cfg["sweep_sizes"], cfg["sweep_budgets"],
+                           {"seed": seed, **cfg["sweep_base"]}, carbon=carbon)
 record.add_energy("sweep training", carbon.total())
 save_table(runs, STUDY, "sweep_runs", "Our sweep: one row per trained model (held-out loss in nats/token)")
-ours, ours_ci = None, None
+ours, ours_ci, e0 = None, None, None
 try:
     mine = study.replication(runs[["N", "D", "loss"]], starts=cfg["fit_starts"],
                              n_bootstrap=cfg["sweep_bootstrap"], seed=seed, n_jobs=cfg["n_jobs"],
                              with_kaplan=False)
     ours, ours_ci = mine.fit, mine.ci
+    save_table(study.parameter_table(mine, published=None), STUDY, "sweep_fit_params",
+               "Our sweep's Chinchilla-form fit: estimates, 95% bootstrap intervals (runs "
+               "resampled) and whether each parameter is identified")
+    e0 = study.replication(runs[["N", "D", "loss"]], starts=cfg["fit_starts"],
+                           n_bootstrap=cfg["sweep_bootstrap"], seed=seed, n_jobs=cfg["n_jobs"],
+                           with_kaplan=False, form="chinchilla_e0")
+    save_table(study.parameter_table(e0, published=None), STUDY, "sweep_fit_e0",
+               "Our sweep's constrained fit L = A/N^α + B/D^β (E fixed at 0): what to read when "
+               "the five-parameter fit leaves E unidentified")
 except Exception as err:  # too few runs or a fit that does not converge: say so, keep going
     record.warn(f"the sweep's law was not fitted: {err}")
 exponents = study.exponent_table(ours, ours_ci, rep.fit)
@@ -152,7 +166,10 @@ save_figure(study.sweep_figure(ours, runs), STUDY, "sweep",
             "Held-out loss of our tiny decoders against training tokens, with the fitted law. "
             f"Training energy {carbon.total()['energy_kwh']:.2g} kWh ({carbon.power_method}).")
 if ours is not None:
-    record.results["sweep_fit"] = ours.params
+    study.sweep_results(ours, ours_ci, record)
+if e0 is not None:
+    study.sweep_results(e0.fit, e0.ci, record)
+    study.e_not_identified(ours, ours_ci, e0.fit, runs, record)
 exponents
 
 # %% [markdown]
@@ -160,6 +177,8 @@ exponents
 
 # %%
 ids = sweep.corpus_token_ids(cfg["sweep_base"])
+record.results["sweep_corpus"] = {**sweep.corpus_token_counts(cfg["sweep_base"]),
+                                  "max_epochs": float(runs["epochs"].max())}
 counts = sweep.unique_ngrams(ids, cfg["ngram_orders"], sweep.token_budget_grid(len(ids), cfg["ngram_points"]))
 save_table(counts, STUDY, "unique_ngrams", "Unique token n-grams among the first D tokens of the "
            "sweep's training text")
@@ -169,7 +188,8 @@ save_figure(study.unique_sequences_figure(counts, beta_fit, beta_ci), STUDY, "un
 counts.pivot(index="D", columns="n", values="unique")
 
 # %%
-notebook.end(record, figures=["law", "contours", "residuals", "bootstrap", "gamma_vs_beta",
-                              "sweep", "unique_sequences"],
+study.headlines_first(record)
+notebook.end(record, figures=["law", "contours", "residuals", "bootstrap", "kausik_refit",
+                              "gamma_vs_beta", "sweep", "unique_sequences"],
              tables=["fit_params", "bootstrap_params", "goodness", "compute_optimal", "kausik",
-                     "sweep_runs", "exponents", "unique_ngrams"]);
+                     "sweep_runs", "sweep_fit_params", "sweep_fit_e0", "exponents", "unique_ngrams"]);

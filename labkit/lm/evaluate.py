@@ -47,8 +47,6 @@ def heldout_loss(model, tokenizer, text: str, context_length: int,
     first token of each window has no context and is not scored. ``max_tokens`` caps the
     tokens read (from the start, deterministic).
     """
-    import torch
-
     if not isinstance(context_length, int) or context_length < 2:
         raise ParameterError(f"context_length must be an int >= 2, got {context_length!r}")
     limit = max_context(model)
@@ -60,6 +58,21 @@ def heldout_loss(model, tokenizer, text: str, context_length: int,
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if max_tokens is not None:
         ids = ids[:max_tokens]
+    return heldout_loss_ids(model, ids, context_length, batch_size=batch_size)
+
+
+def heldout_loss_ids(model, ids, context_length: int, batch_size: int = 8) -> float:
+    """:func:`heldout_loss` of an already tokenized stream (a caller scoring many models on
+    the same text tokenizes it once)."""
+    import torch
+
+    ids = [int(i) for i in ids]
+    if not isinstance(context_length, int) or context_length < 2:
+        raise ParameterError(f"context_length must be an int >= 2, got {context_length!r}")
+    limit = max_context(model)
+    if limit is not None and context_length > limit:
+        raise ParameterError(f"context_length {context_length} is longer than the model's "
+                             f"context (max_position_embeddings = {limit})")
     if len(ids) < 2:
         raise ParameterError(f"text has {len(ids)} token(s); need at least 2 to score")
     windows = [ids[i:i + context_length] for i in range(0, len(ids), context_length)]

@@ -31,6 +31,9 @@ KIND = "tiny-lm"
 CODE_VERSION = "tiny-lm-v2"  # v2: labkit.modelcache keys and metadata
 MAX_CONTEXT = 8192
 HELDOUT_TOKENS = 100_000  # held-out tokens scored after training (deterministic prefix)
+#: fields added after ``tiny-lm-v2``: they enter the cache key only when set to something other
+#: than this default, so every model trained before them keeps its key
+_LATER_FIELDS = {"heldout_tokens": HELDOUT_TOKENS}
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class TinyLMConfig:
     corpus: tuple[str, ...] = ("tinyshakespeare", "qmsum")
     heldout_fraction: float = 0.05
     seed: int = 0
+    #: held-out tokens scored after training (a prefix of the held-out text); ``None``: all
+    heldout_tokens: int | None = HELDOUT_TOKENS
 
     def __post_init__(self) -> None:
         if isinstance(self.corpus, (list, str)):
@@ -83,6 +88,8 @@ class TinyLMConfig:
             positive_int(name)
         if self.intermediate_size is not None:
             positive_int("intermediate_size")
+        if self.heldout_tokens is not None:
+            positive_int("heldout_tokens")
         if self.vocab_size < MIN_VOCAB:
             raise ParameterError(f"TinyLMConfig.vocab_size must be >= {MIN_VOCAB} (byte alphabet "
                                  f"+ special tokens), got {self.vocab_size}")
@@ -109,6 +116,9 @@ class TinyLMConfig:
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["corpus"] = list(self.corpus)
+        for name, default in _LATER_FIELDS.items():
+            if out[name] == default:
+                del out[name]
         return out
 
 
@@ -172,6 +182,20 @@ def recipe(config: TinyLMConfig) -> tuple["Recipe", str, str]:
                    data_sha256=sha256_text(train_text, heldout_text)), train_text, heldout_text)
 
 
+_HELDOUT_IDS: dict[tuple, list[int]] = {}
+
+
+def heldout_ids(tokenizer, heldout_text: str, max_tokens: int | None) -> list[int]:
+    """Token ids of the held-out text (no special tokens), cut to ``max_tokens``; tokenized
+    once per process per (tokenizer, text), since every model of a sweep scores the same text."""
+    key = (tokenizer.name_or_path, len(tokenizer), sha256_text(heldout_text))
+    if key not in _HELDOUT_IDS:
+        _HELDOUT_IDS.clear()  # one held-out text at a time is all a sweep needs
+        _HELDOUT_IDS[key] = tokenizer(heldout_text, add_special_tokens=False)["input_ids"]
+    ids = _HELDOUT_IDS[key]
+    return ids if max_tokens is None else ids[:max_tokens]
+
+
 def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
                   progress: bool = True, carbon=None) -> TrainedLM:
     """Train (or load from cache) a tiny Llama LM on the config's corpus.
@@ -204,7 +228,7 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
     from transformers import LlamaForCausalLM, Trainer
 
     from labkit.lm.corpus import corpus_documents
-    from labkit.lm.evaluate import count_parameters, heldout_loss
+    from labkit.lm.evaluate import count_parameters, heldout_loss_ids
     from labkit.lm.tokenizer import encode_documents, train_tokenizer
     from labkit.training import save_model, training_arguments, use_torch_threads
 
@@ -227,13 +251,14 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
     run = job.train(Trainer(model=model, args=args, train_dataset=dataset))
     wall = clock.stop()
     model.eval()
-    held = heldout_loss(model, tokenizer, heldout_text, config.context_length,
-                        max_tokens=HELDOUT_TOKENS)
+    held_ids = heldout_ids(tokenizer, heldout_text, config.heldout_tokens)
+    held = heldout_loss_ids(model, held_ids, config.context_length)
     non_emb, total = count_parameters(model)
     save_model(model, tokenizer, job.folder)
     return {"train_loss": run["train_loss"], "heldout_loss": held,
             "non_embedding_params": non_emb, "total_params": total,
             "train_tokens": config.max_steps * config.tokens_per_step,
             "steps": config.max_steps, "wall_s": wall, "train_stream_tokens": int(len(ids)),
+            "heldout_tokens": int(len(held_ids)),
             "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
             "loss_curve": run["loss_curve"]}

@@ -1,6 +1,11 @@
 """Bootstrap confidence intervals for a scaling-law fit.
 
-Each resample draws the points with replacement and refits. A refit starts from the full-data
+Each resample draws the points with replacement and refits. The resamples are drawn by
+:func:`labkit.stats.distribution` (``scipy.stats.bootstrap``, ``numpy.random.default_rng(seed)``)
+and the intervals are :func:`labkit.stats.from_samples` percentile intervals, so "95% interval"
+means here what it means in every other study; only the refits (costly, so spread over
+processes) happen outside it. The unit is one training run (one point): runs of a sweep are
+separate trainings, not repeated measurements of one, so no clustering applies. A refit starts from the full-data
 optimum plus a few points of the published grid: the resampled optimum lies near the full-data
 one, so this finds the same minimum as the 4,500-start grid at a thousandth of the cost (the
 benchmark ``benchmarks/scaling_fit.py`` checks both: time per fit and agreement). Resamples are
@@ -13,6 +18,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from labkit import stats
 from labkit.errors import ParameterError
 from labkit.scaling.fit import (_FORMS, FitResult, HUBER_DELTA, _minimize_starts, grid_starts,
                                 load_points)
@@ -44,6 +50,13 @@ def _refit_many(indices: np.ndarray, logN, logD, logL, starts, form, delta) -> n
     return out
 
 
+def resample_indices(n: int, n_resamples: int, seed: int = 0) -> np.ndarray:
+    """``(n_resamples, n)`` point indices drawn with replacement by :func:`labkit.stats.distribution`
+    (the statistic of each resample is its own index set; the refits happen afterwards)."""
+    drawn = stats.distribution(lambda idx: idx, n, n_resamples=n_resamples, seed=seed)
+    return np.asarray(drawn, dtype=np.int64).reshape(n_resamples, n)
+
+
 def bootstrap(points: pd.DataFrame, full: FitResult, n_resamples: int = 1000, *, seed: int = 0,
               n_grid: int = 4, n_jobs: int = 1, delta: float = HUBER_DELTA) -> pd.DataFrame:
     """Refit ``full.form`` on ``n_resamples`` resamples of ``points``.
@@ -66,8 +79,7 @@ def bootstrap(points: pd.DataFrame, full: FitResult, n_resamples: int = 1000, *,
         raise ParameterError(f"n_resamples={n_resamples} must be >= 1")
     points = load_points(points, n_params=len(full.theta))
     logN, logD, logL = (np.log(points[c].to_numpy(float)) for c in ("N", "D", "loss"))
-    rng = np.random.default_rng(seed)
-    indices = rng.integers(0, len(points), size=(n_resamples, len(points)))
+    indices = resample_indices(len(points), n_resamples, seed)
     starts = refit_starts(full, n_grid, seed)
     if n_jobs > 1 and n_resamples >= 2 * n_jobs:
         from joblib import Parallel, delayed
@@ -91,14 +103,13 @@ def bootstrap(points: pd.DataFrame, full: FitResult, n_resamples: int = 1000, *,
 
 def intervals(samples: pd.DataFrame, estimate: dict[str, float], confidence: float = 0.95,
               ) -> pd.DataFrame:
-    """Percentile intervals of each human parameter beside the full-data estimate."""
-    tail = (1 - confidence) / 2 * 100
+    """Percentile intervals (:func:`labkit.stats.from_samples`) of each human parameter beside
+    the full-data estimate; refits that returned no finite value are left out."""
     rows = []
     for name, value in estimate.items():
         col = samples[name].to_numpy(float)
         col = col[np.isfinite(col)]
-        rows.append({"parameter": name, "estimate": value,
-                     "low": float(np.percentile(col, tail)) if len(col) else float("nan"),
-                     "high": float(np.percentile(col, 100 - tail)) if len(col) else float("nan"),
+        iv = stats.from_samples(value, col, confidence)
+        rows.append({"parameter": name, "estimate": value, "low": iv.low, "high": iv.high,
                      "std": float(col.std(ddof=1)) if len(col) > 1 else float("nan")})
     return pd.DataFrame(rows)

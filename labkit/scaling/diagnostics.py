@@ -15,7 +15,14 @@ figure showed it like any other fit. Every fit in :mod:`labkit.scaling` therefor
    starts (or of the bootstrap refits) did not meet scipy's convergence test, so no parameter
    can be trusted;
 3. **its bootstrap interval reaches a bound**: more than the interval's tail share (2.5% for a
-   95% interval) of the refits put it on a bound by test 1.
+   95% interval) of the refits put it on a bound by test 1;
+4. **its bootstrap interval is too wide to mean anything**: the 95% interval spans more than
+   :data:`MAX_CI_FACTOR` (high / low) for that parameter. An exponent or E is read by its
+   value, so a factor 2 is the most an "identified" one may span (the tiny-model sweep of the
+   first reference run had alpha in [0.24, 0.95], a factor 4, and read "identified"). A scale
+   A or B trades off against its exponent (a shift d alpha moves log A by about d alpha x the
+   mean log N, 10 to 25 here), so its interval may span a decade; Chinchilla's own B spans a
+   factor 5.4 with beta inside a factor 1.25.
 
 The optimiser itself stays unbounded, as published; the bounds here are where the law's form
 stops meaning what its name says.
@@ -39,8 +46,13 @@ EXPONENT_TOL = 1e-3
 EXPONENT_MAX = 2.0
 #: above this share of failed starts / refits, every parameter is flagged
 MAX_NONCONVERGED_SHARE = 0.5
+#: widest bootstrap interval (high / low) an identified parameter may have; an interval whose
+#: low end is not positive spans an unbounded factor
+MAX_CI_FACTOR = {"E": 2.0, "alpha": 2.0, "beta": 2.0, "A": 10.0, "B": 10.0,
+                 "alpha_N": 2.0, "alpha_D": 2.0, "Nc": 10.0, "Dc": 10.0}
 
 _PARAMS = {"chinchilla": ("E", "A", "B", "alpha", "beta"),
+           "chinchilla_e0": ("A", "B", "alpha", "beta"),
            "kaplan": ("Nc", "Dc", "alpha_N", "alpha_D")}
 
 
@@ -93,7 +105,8 @@ def bound_tests(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.nda
     """Every bound test of the law, each as ``(parameter, rows on the bound, reason)``.
 
     Args:
-        form: ``"chinchilla"`` or ``"kaplan"``.
+        form: ``"chinchilla"``, ``"chinchilla_e0"`` (E fixed at 0: its tests are moot) or
+            ``"kaplan"``.
         params: human parameters, one row per fit (a full fit or bootstrap refits).
         N, D: the points' sizes and tokens (term shares are measured there); ``None`` skips
             the term tests and keeps the exponent tests.
@@ -104,8 +117,9 @@ def bound_tests(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.nda
         tests.append((name, np.asarray(mask, bool).ravel(), reason))
 
     have_points = N is not None and D is not None and len(N) > 0
-    if form == "chinchilla":
-        E, A, B = _col(params, "E"), _col(params, "A"), _col(params, "B")
+    if form in ("chinchilla", "chinchilla_e0"):  # E = 0 by construction in the second
+        E = _col(params, "E") if "E" in params else np.zeros((len(params), 1))
+        A, B = _col(params, "A"), _col(params, "B")
         alpha, beta = _col(params, "alpha"), _col(params, "beta")
         if have_points:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -155,7 +169,8 @@ def on_bound(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.ndarra
     """Boolean frame (rows of ``params`` x parameters): is the parameter on any bound?"""
     out = pd.DataFrame(False, index=params.index, columns=list(_PARAMS[form]))
     for name, mask, _ in bound_tests(form, params, N, D):
-        out[name] |= mask
+        if name in out:  # E of the E = 0 form is fixed, not fitted
+            out[name] |= mask
     return out
 
 
@@ -173,7 +188,7 @@ def diagnose(result: Any, samples: pd.DataFrame | None = None, confidence: float
     one = pd.DataFrame([result.params])
     if np.all(np.isfinite(one.to_numpy(float))):
         for name, mask, reason in bound_tests(result.form, one, result.N, result.D):
-            if mask[0]:
+            if mask[0] and name in names:
                 diag.add(name, reason)
     else:
         for name in names:
@@ -201,4 +216,24 @@ def diagnose(result: Any, samples: pd.DataFrame | None = None, confidence: float
                 if share > tail:
                     diag.add(name, f"{share:.0%} of {len(rows)} bootstrap refits put it on a "
                                    f"bound, so its {confidence:.0%} interval reaches the bound")
+                reason = too_wide(name, rows[name].to_numpy(float), confidence)
+                if reason:
+                    diag.add(name, reason)
     return diag
+
+
+def too_wide(name: str, samples: np.ndarray, confidence: float = 0.95) -> str:
+    """Why the bootstrap interval of ``name`` is wider than :data:`MAX_CI_FACTOR` allows
+    ("" when it is not); the interval is :func:`labkit.stats.percentile_bounds`, the one the
+    tables print."""
+    from labkit.stats import percentile_bounds
+
+    limit = MAX_CI_FACTOR.get(name)
+    low, high = percentile_bounds(samples, confidence)
+    if limit is None or not np.isfinite(low) or not np.isfinite(high):
+        return ""
+    factor = high / low if low > 0 else float("inf")
+    if factor <= limit:
+        return ""
+    return (f"its {confidence:.0%} interval [{low:.3g}, {high:.3g}] spans a factor "
+            f"{factor:.3g}, more than the {limit:g} an identified {name} may span")

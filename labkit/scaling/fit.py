@@ -28,6 +28,7 @@ from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
 from labkit.errors import DataError, LabkitError, ParameterError
+from labkit.scaling.allocation import compute_optimal  # noqa: F401  (re-exported)
 
 HUBER_DELTA = 1e-3
 #: L-BFGS-B stopping tolerances. With delta = 1e-3 the summed objective is about 1e-3 and
@@ -210,13 +211,32 @@ def kaplan_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL
     return float(value.sum()), grad
 
 
+#: E fixed at 0, L = A/N^alpha + B/D^beta, fitted as (a, b, alpha, beta): the constrained form a
+#: sweep reports when its data cannot identify E (issue 23), flagged as such
+E0_PARAMS = ("a", "b", "alpha", "beta")
+_NO_E = -745.0  # log of the smallest positive double: the E term is exactly zero
+
+
+def e0_log_pred(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray) -> np.ndarray:
+    return np.logaddexp(theta[0] - theta[2] * logN, theta[1] - theta[3] * logD)
+
+
+def e0_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
+                 delta: float = HUBER_DELTA) -> tuple[float, np.ndarray]:
+    """Chinchilla's objective with the E term removed (its gradient without the e entry)."""
+    a, b, alpha, beta = theta
+    value, grad = chinchilla_objective(np.array([a, b, _NO_E, alpha, beta]), logN, logD, logL,
+                                       delta)
+    return value, grad[[0, 1, 3, 4]]
+
+
 # --------------------------------------------------------------------------- results
 
 @dataclass
 class FitResult:
     """One fitted law: parameters, goodness of fit, residuals and optimiser bookkeeping."""
 
-    form: str  # "chinchilla" | "kaplan"
+    form: str  # "chinchilla" | "chinchilla_e0" | "kaplan"
     theta: np.ndarray
     objective: float
     n_points: int
@@ -240,6 +260,10 @@ class FitResult:
             a, b, e, alpha, beta = t
             return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
                     "alpha": float(alpha), "beta": float(beta)}
+        if self.form == "chinchilla_e0":
+            a, b, alpha, beta = t
+            return {"A": float(np.exp(a)), "B": float(np.exp(b)), "alpha": float(alpha),
+                    "beta": float(beta)}
         lNc, lDc, ratio, alpha_D = t
         return {"Nc": float(np.exp(lNc)), "Dc": float(np.exp(lDc)),
                 "alpha_N": float(ratio * alpha_D), "alpha_D": float(alpha_D)}
@@ -247,7 +271,7 @@ class FitResult:
     def predict(self, N: Any, D: Any) -> np.ndarray:
         """Predicted loss at parameters ``N`` and tokens ``D`` (broadcast)."""
         logN, logD = np.broadcast_arrays(np.log(np.asarray(N, float)), np.log(np.asarray(D, float)))
-        fn = chinchilla_log_pred if self.form == "chinchilla" else kaplan_log_pred
+        fn = _FORMS[self.form][1]
         return np.exp(fn(self.theta, logN.ravel(), logD.ravel())).reshape(logN.shape)
 
     def goodness(self) -> dict[str, float]:
@@ -265,6 +289,8 @@ class FitResult:
 # --------------------------------------------------------------------------- fitting
 
 _FORMS = {"chinchilla": (chinchilla_objective, chinchilla_log_pred, CHINCHILLA_GRID, CHINCHILLA_PARAMS),
+          "chinchilla_e0": (e0_objective, e0_log_pred, {k: CHINCHILLA_GRID[k] for k in E0_PARAMS},
+                            E0_PARAMS),
           "kaplan": (kaplan_objective, kaplan_log_pred, KAPLAN_GRID, KAPLAN_PARAMS)}
 
 
@@ -321,7 +347,8 @@ def fit(points: pd.DataFrame | str | Path, form: str = "chinchilla", *,
 
     Args:
         points: a frame or CSV with ``N, D, loss`` (validated with :func:`load_points`).
-        form: ``"chinchilla"`` (E + A/N^alpha + B/D^beta) or ``"kaplan"`` (joint form).
+        form: ``"chinchilla"`` (E + A/N^alpha + B/D^beta), ``"chinchilla_e0"`` (the same with
+            E = 0) or ``"kaplan"`` (joint form).
         starts: initial points, rows in :data:`CHINCHILLA_PARAMS` / :data:`KAPLAN_PARAMS`
             order; default the published grid (4,500 starts for Chinchilla's form).
         delta: Huber delta on log loss (published: 1e-3).
@@ -330,7 +357,7 @@ def fit(points: pd.DataFrame | str | Path, form: str = "chinchilla", *,
         raise_on_failure: raise :class:`FitDidNotConverge` when no start converges.
     """
     if form not in _FORMS:
-        raise ParameterError(f"form={form!r}: choose 'chinchilla' or 'kaplan'")
+        raise ParameterError(f"form={form!r}: choose one of {', '.join(map(repr, _FORMS))}")
     _, log_pred, grid, order = _FORMS[form]
     points = load_points(points, n_params=len(order))
     logN, logD, logL = _arrays(points)
@@ -365,31 +392,8 @@ def fit(points: pd.DataFrame | str | Path, form: str = "chinchilla", *,
     return result
 
 
-# --------------------------------------------------------------------------- allocation
+# ------------------------------------------------ published constants (allocation: .allocation)
 
 #: Hoffmann et al. 2022's published approach-3 constants (paper body) and Chinchilla's compute
 HOFFMANN_PARAMS = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 CHINCHILLA_COMPUTE = 5.76e23  # FLOP: 70B parameters x 1.4T tokens x 6
-
-
-def compute_optimal(params: dict[str, float], compute: Any) -> pd.DataFrame:
-    """Loss-minimising N and D at fixed compute C = 6 N D under E + A/N^alpha + B/D^beta.
-
-    N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = G^-1 (C/6)^(alpha/(alpha+beta)),
-    G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, eq. 4).
-
-    Returns:
-        Columns ``C, N_opt, D_opt, tokens_per_param, loss``.
-    """
-    A, B, E = params["A"], params["B"], params["E"]
-    alpha, beta = params["alpha"], params["beta"]
-    if min(A, B, alpha, beta) <= 0:
-        raise ParameterError(f"compute_optimal needs positive A, B, alpha, beta; got {params}")
-    C = np.atleast_1d(np.asarray(compute, dtype=float))
-    if np.any(~np.isfinite(C) | (C <= 0)):
-        raise ParameterError(f"compute={compute!r} must be positive FLOP counts")
-    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-    N = G * (C / 6.0) ** (beta / (alpha + beta))
-    D = (C / 6.0) ** (alpha / (alpha + beta)) / G
-    return pd.DataFrame({"C": C, "N_opt": N, "D_opt": D, "tokens_per_param": D / N,
-                         "loss": E + A / N ** alpha + B / D ** beta})

@@ -7,8 +7,14 @@ is the number U of unique sequences in the corpus are U/D (realizable) and sqrt(
 efficient model needs N ~ U, so N ~ D^gamma with gamma in [1-2 beta, 1-beta]. Identifying
 skills with unique sequences, doubling them needs 2^(1/gamma) times more data. At Chinchilla's
 beta = 0.28 this gives gamma in [0.44, 0.72] (midpoint 0.58) and 2.6x to 4.8x, the paper's
-numbers. (The mapping of the two PAC regimes is a reconstruction that reproduces every
-published number; see docs/scaling_laws.md.)
+numbers. (The mapping of the two PAC regimes is a reconstruction, not checked against the
+paper's text: at beta = 0.28 it gives the paper's 0.44, 0.58, 0.72, 2.6x and 4.8x, which a unit
+test checks; see docs/scaling_laws.md.)
+
+What the study leads with is the same arithmetic at labkit's own refit of Chinchilla's points
+(beta near 0.37, as Epoch AI's replication found): :func:`propagate` carries the refit's
+bootstrap sample of beta into intervals on every number, and :func:`paper_outside` says when
+the paper's headline gamma = 0.58 falls outside the refit's interval.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labkit import stats
 from labkit.errors import ParameterError
 
 #: beta Kausik takes from Hoffmann et al. (rounded, as in the paper's body)
@@ -74,17 +81,20 @@ def summary(beta: float) -> dict[str, float]:
             "doubling_high": doubling_factor(lo)}
 
 
-def propagate(betas: Any, confidence: float = 0.95) -> pd.DataFrame:
+def propagate(betas: Any, confidence: float = 0.95, estimate_beta: float | None = None,
+              ) -> pd.DataFrame:
     """Carry a bootstrap sample of beta into intervals on every Kausik number.
 
     Args:
         betas: fitted beta of each bootstrap resample (values outside (0, 0.5) are dropped and
             counted, since the bounds are undefined there).
         confidence: central interval width.
+        estimate_beta: the full-data beta; the estimate of each number is its value there
+            (default: the median over the resamples).
 
     Returns:
-        One row per quantity: ``quantity, estimate`` (median), ``low, high`` (percentile
-        interval) and ``n`` (resamples used).
+        One row per quantity: ``quantity, estimate, low, high`` (percentile interval,
+        :func:`labkit.stats.from_samples`) and ``n`` (resamples used).
     """
     b = np.asarray(betas, dtype=float)
     b = b[np.isfinite(b) & (b > 0) & (b < 0.5)]
@@ -95,11 +105,30 @@ def propagate(betas: Any, confidence: float = 0.95) -> pd.DataFrame:
     values = {"beta": b, "gamma_low": lo, "gamma_mid": mid, "gamma_high": hi,
               "doubling_low": doubling_factor(hi), "doubling_mid": doubling_factor(mid),
               "doubling_high": doubling_factor(lo)}
-    tail = (1 - confidence) / 2 * 100
-    rows = [{"quantity": k, "estimate": float(np.median(v)),
-             "low": float(np.percentile(v, tail)), "high": float(np.percentile(v, 100 - tail)),
-             "n": int(len(v))} for k, v in values.items()]
+    at = summary(estimate_beta) if estimate_beta is not None else None
+    rows = []
+    for k, v in values.items():
+        iv = stats.from_samples(at[k] if at else float(np.median(v)), v, confidence)
+        rows.append({"quantity": k, "estimate": iv.estimate, "low": iv.low, "high": iv.high,
+                     "n": int(len(v))})
     return pd.DataFrame(rows)
+
+
+def paper_outside(spread: pd.DataFrame) -> str:
+    """A warning when the paper's gamma_mid (0.58 at beta = 0.28) lies outside the interval of
+    ``spread`` (:func:`propagate` at the refit), else ""."""
+    paper = summary(CHINCHILLA_BETA)
+    row = spread.set_index("quantity")
+    g, d = row.loc["gamma_mid"], row.loc["doubling_mid"]
+    if g["low"] <= paper["gamma_mid"] <= g["high"]:
+        return ""
+    b = row.loc["beta"]
+    return (f"Kausik's headline does not survive labkit's refit of Chinchilla's points: at the "
+            f"refit beta = {b['estimate']:.3f} [{b['low']:.3f}, {b['high']:.3f}] the exponent of "
+            f"N ~ D^gamma is gamma_mid = {g['estimate']:.3f} [{g['low']:.3f}, {g['high']:.3f}], "
+            f"which excludes the paper's {paper['gamma_mid']:.2f} (beta = {CHINCHILLA_BETA}), "
+            f"and doubling the skills takes {d['estimate']:.2f}x [{d['low']:.2f}, {d['high']:.2f}] "
+            f"the data, not {paper['doubling_mid']:.2f}x")
 
 
 def versus_beta(betas: Any) -> pd.DataFrame:

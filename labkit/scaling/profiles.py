@@ -13,11 +13,21 @@ from labkit.params import Param
 
 _SIZES_SMALL = [{"hidden_size": 32, "num_layers": 1, "num_heads": 2},
                 {"hidden_size": 64, "num_layers": 2, "num_heads": 2}]
-_SIZES = [{"hidden_size": 32, "num_layers": 1, "num_heads": 2},
-          {"hidden_size": 48, "num_layers": 2, "num_heads": 2},
-          {"hidden_size": 64, "num_layers": 2, "num_heads": 2},
-          {"hidden_size": 96, "num_layers": 3, "num_heads": 4},
-          {"hidden_size": 128, "num_layers": 4, "num_heads": 4}]
+_M = 1 << 20  # budgets are multiples of the 2,048 tokens of one step (16 x 128)
+#: the default sweep (issue 23): small models get the long budgets, large ones the short, so
+#: tokens per parameter run from about 2 (N = 295k) to 4,000 (N = 1k) and every term of the law
+#: matters somewhere; the longest budget is 1.1 epochs of the 3.7M-token training stream
+#: (vocab 1,024, Tiny Shakespeare + QMSum train). 15 runs, 21M tokens in all.
+_SIZES = [{"hidden_size": 8, "num_layers": 1, "num_heads": 2, "budgets": [_M // 2, 2 * _M, 4 * _M]},
+          {"hidden_size": 16, "num_layers": 1, "num_heads": 2,
+           "budgets": [_M // 2, _M, 2 * _M, 4 * _M]},
+          {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "budgets": [_M // 2, _M, 2 * _M]},
+          {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "budgets": [_M // 4, _M // 2, _M]},
+          {"hidden_size": 96, "num_layers": 2, "num_heads": 4, "budgets": [_M // 2, _M]}]
+_SIZES_PAPER = _SIZES + [{"hidden_size": 128, "num_layers": 4, "num_heads": 4,
+                          "budgets": [_M // 2, _M, 2 * _M]},
+                         {"hidden_size": 192, "num_layers": 6, "num_heads": 6,
+                          "budgets": [_M, 2 * _M, 4 * _M]}]
 
 PROFILES: dict[str, dict] = {
     "smoke": {
@@ -29,18 +39,18 @@ PROFILES: dict[str, dict] = {
     },
     "default": {
         "drop_highest": 5, "fit_starts": 0, "points_csv": None, "country": "USA", "bootstrap": 1000, "n_jobs": 2,
-        "sweep_sizes": _SIZES, "sweep_budgets": [62_500, 125_000, 250_000, 500_000, 1_000_000],
+        "sweep_sizes": _SIZES, "sweep_budgets": None,
         "sweep_base": {"vocab_size": 1024, "context_length": 128, "batch_size": 16,
-                       "learning_rate": 3e-3, "corpus": ["tinyshakespeare", "qmsum"]},
+                       "learning_rate": 3e-3, "corpus": ["tinyshakespeare", "qmsum"],
+                       "heldout_tokens": None},
         "sweep_bootstrap": 1000, "ngram_orders": [1, 2, 4, 8, 16], "ngram_points": 14,
     },
     "paper": {
         "drop_highest": 5, "fit_starts": 0, "points_csv": None, "country": "USA", "bootstrap": 4000, "n_jobs": 8,
-        "sweep_sizes": _SIZES + [{"hidden_size": 192, "num_layers": 6, "num_heads": 6},
-                                 {"hidden_size": 256, "num_layers": 8, "num_heads": 8}],
-        "sweep_budgets": [250_000, 500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000],
-        "sweep_base": {"vocab_size": 4096, "context_length": 256, "batch_size": 16,
-                       "learning_rate": 3e-3, "corpus": ["tinyshakespeare", "qmsum"]},
+        "sweep_sizes": _SIZES_PAPER, "sweep_budgets": None,
+        "sweep_base": {"vocab_size": 1024, "context_length": 128, "batch_size": 16,
+                       "learning_rate": 3e-3, "corpus": ["tinyshakespeare", "qmsum"],
+                       "heldout_tokens": None},
         "sweep_bootstrap": 4000, "ngram_orders": [1, 2, 4, 8, 16], "ngram_points": 16,
     },
 }
@@ -70,6 +80,7 @@ TINY_LM_FIELDS = {
     "corpus": Param("corpus", list[str], min_items=1),
     "heldout_fraction": Param("heldout_fraction", float, min=0, max=0.5, exclusive_min=True),
     "seed": Param("seed", int, min=0),
+    "heldout_tokens": Param("heldout_tokens", int, none_means="every held-out token", **_POS),
 }
 
 SCHEMA = params.declare("scaling_laws", PROFILES, [
@@ -83,11 +94,14 @@ SCHEMA = params.declare("scaling_laws", PROFILES, [
           help="bootstrap resamples of the fit"),
     Param("n_jobs", int, min=1, none_means="profile", help="processes for the fit and bootstrap"),
     Param("sweep_sizes", list[dict], min_items=1, none_means="profile",
-          fields={k: TINY_LM_FIELDS[k] for k in ("hidden_size", "num_layers", "num_heads",
-                                                 "intermediate_size")},
-          check=_heads_divide, help="model sizes of our own sweep: {hidden_size, num_layers, num_heads}"),
-    Param("sweep_budgets", list[int], min=1, min_items=1, none_means="profile",
-          help="token budgets D of the sweep"),
+          fields={**{k: TINY_LM_FIELDS[k] for k in ("hidden_size", "num_layers", "num_heads",
+                                                    "intermediate_size")},
+                  "budgets": Param("budgets", list[int], min=1, min_items=1,
+                                   none_means="sweep_budgets")},
+          check=_heads_divide, help="model sizes of our own sweep: {hidden_size, num_layers, "
+          "num_heads} and optionally that size's own token budgets {budgets: [D, ...]}"),
+    Param("sweep_budgets", list[int], min=1, min_items=1, none_means="each size's own budgets",
+          help="token budgets D of the sweep (for sizes without their own budgets)"),
     Param("sweep_base", dict, fields=TINY_LM_FIELDS, none_means="profile",
           help="other TinyLMConfig fields of the sweep (vocab_size, context_length, corpus, ...)"),
     params.COUNTRY,

@@ -28,6 +28,8 @@ from labkit.scaling.bootstrap import bootstrap, intervals, refit_starts
 from labkit.scaling.diagnostics import diagnose
 from labkit.scaling.fit import (CHINCHILLA_GRID, CHINCHILLA_PARAMS, HOFFMANN_PARAMS, FitResult,
                                 fit, grid_starts, load_points)
+from labkit.scaling.report import (KAUSIK_ROWS, PAPER, REFIT, e_not_identified,
+                                   headlines_first, kausik_figure, kausik_table, sweep_results)
 
 STUDY = "scaling_laws"
 #: Hoffmann's constants as optimiser coordinates (a, b, e, alpha, beta): always one start
@@ -36,14 +38,17 @@ HOFFMANN_THETA = np.array([np.log(HOFFMANN_PARAMS["A"]), np.log(HOFFMANN_PARAMS[
                            HOFFMANN_PARAMS["beta"]])
 
 
-def fit_starts(n: int, seed: int = 0) -> np.ndarray | None:
-    """``None`` (the published 4,500-point grid) when ``n`` is 0, else Hoffmann's constants
-    plus ``n`` grid points drawn at random (for quick profiles)."""
+def fit_starts(n: int, seed: int = 0, form: str = "chinchilla") -> np.ndarray | None:
+    """``None`` (the published grid: 4,500 starts; 900 for ``chinchilla_e0``, the same grid
+    without e) when ``n`` is 0, else Hoffmann's constants plus ``n`` grid points drawn at
+    random (for quick profiles)."""
     if not n:
         return None
-    grid = grid_starts(CHINCHILLA_GRID, CHINCHILLA_PARAMS)
+    keep = [i for i, k in enumerate(CHINCHILLA_PARAMS) if form == "chinchilla" or k != "e"]
+    order = [CHINCHILLA_PARAMS[i] for i in keep]
+    grid = grid_starts(CHINCHILLA_GRID, order)
     pick = np.random.default_rng(seed).choice(len(grid), size=min(n, len(grid)), replace=False)
-    return np.vstack([HOFFMANN_THETA, grid[pick]])
+    return np.vstack([HOFFMANN_THETA[keep], grid[pick]])
 
 
 @dataclass
@@ -61,10 +66,12 @@ class Replication:
 
 
 def replication(points: pd.DataFrame, *, starts: int = 0, n_bootstrap: int = 1000, seed: int = 0,
-                n_jobs: int = 1, with_kaplan: bool = True) -> Replication:
-    """Fit E + A/N^alpha + B/D^beta (approach 3), bootstrap it, and fit Kaplan's joint form."""
+                n_jobs: int = 1, with_kaplan: bool = True, form: str = "chinchilla",
+                ) -> Replication:
+    """Fit E + A/N^alpha + B/D^beta (approach 3; ``form="chinchilla_e0"``: with E = 0),
+    bootstrap it, and fit Kaplan's joint form."""
     points = load_points(points)
-    best = fit(points, starts=fit_starts(starts, seed), n_jobs=n_jobs)
+    best = fit(points, form, starts=fit_starts(starts, seed, form), n_jobs=n_jobs)
     samples = bootstrap(points, best, n_bootstrap, seed=seed, n_jobs=n_jobs)
     best.diagnostics = diagnose(best, samples)
     kaplan = fit(points, "kaplan", raise_on_failure=False) if with_kaplan else None
@@ -127,19 +134,6 @@ def goodness_table(fits: dict[str, FitResult | None]) -> pd.DataFrame:
         rows.append({"fit": name, "form": result.form, **result.goodness(),
                      "converged": result.converged, "not_identified": _not_identified(result),
                      **{k: v for k, v in result.params.items()}})
-    return pd.DataFrame(rows)
-
-
-def kausik_table(samples: pd.DataFrame, fitted_beta: float) -> pd.DataFrame:
-    """Kausik's numbers at the paper's beta = 0.28, at our fitted beta, and bootstrap intervals."""
-    paper = kausik.summary(kausik.CHINCHILLA_BETA)
-    ours = kausik.summary(fitted_beta)
-    spread = kausik.propagate(samples["beta"]).set_index("quantity")
-    rows = []
-    for q in paper:
-        rows.append({"quantity": q, "paper_beta_0.28": paper[q], "fitted_beta": ours[q],
-                     "bootstrap_ci95_low": spread.loc[q, "low"],
-                     "bootstrap_ci95_high": spread.loc[q, "high"]})
     return pd.DataFrame(rows)
 
 
@@ -352,7 +346,8 @@ def exponent_table(ours: FitResult | None, ours_ci: pd.DataFrame | None,
     return pd.DataFrame(rows)
 
 
-__all__ = ["Replication", "note_diagnostics", "replication", "parameter_table", "goodness_table", "kausik_table",
+__all__ = ["KAUSIK_ROWS", "PAPER", "REFIT", "Replication", "note_diagnostics", "replication", "parameter_table",
+           "goodness_table", "kausik_table", "kausik_figure", "sweep_results", "headlines_first", "e_not_identified",
            "law_figure", "contour_figure", "residual_figure", "bootstrap_figure",
            "unique_sequences_figure", "beta_figure", "sweep_figure", "exponent_table",
            "fit_starts", "refit_starts"]

@@ -22,19 +22,37 @@ from labkit.carbon import DEFAULT_COUNTRY
 from labkit.errors import ParameterError
 
 
-def grid_configs(sizes: Sequence[dict[str, int]], budgets: Sequence[int], base: dict[str, Any]):
-    """One :class:`labkit.lm.TinyLMConfig` per (size, budget), in size-major order."""
+SIZE_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size")
+
+
+def grid_configs(sizes: Sequence[dict[str, Any]], budgets: Sequence[int], base: dict[str, Any]):
+    """One :class:`labkit.lm.TinyLMConfig` per (size, budget), in size-major order.
+
+    A size may carry its own ``budgets`` (token budgets D of that size only); sizes without
+    one use ``budgets``. That is how the default sweep is shaped: small models get the long
+    budgets (hundreds to thousands of tokens per parameter, where the loss bends towards its
+    floor E), large ones the short budgets (where the data term dominates), so every term of
+    L = E + A/N^α + B/D^β matters somewhere in the grid at a fraction of a full grid's cost.
+    """
     from labkit.lm import TinyLMConfig
 
-    if not sizes or not budgets:
+    if not sizes:
         raise ParameterError("the sweep needs at least one model size and one token budget")
+    configs = []
     for i, size in enumerate(sizes):
-        unknown = set(size) - {"hidden_size", "num_layers", "num_heads", "intermediate_size"}
+        unknown = set(size) - {*SIZE_FIELDS, "budgets"}
         if unknown:
             raise ParameterError(f"sweep size {i}: unknown field(s) {sorted(unknown)}; use "
-                                 "hidden_size, num_layers, num_heads, intermediate_size")
-    return [TinyLMConfig(**{**base, **size, "train_tokens": int(d)})
-            for size in sizes for d in budgets]
+                                 "hidden_size, num_layers, num_heads, intermediate_size, budgets")
+        own = size.get("budgets")
+        mine = budgets if own is None else own
+        if not mine:
+            raise ParameterError(f"sweep size {i}: no token budget (give sweep_budgets or the "
+                                 "size's own budgets); the sweep needs at least one model size "
+                                 "and one token budget")
+        shape = {k: v for k, v in size.items() if k != "budgets"}
+        configs += [TinyLMConfig(**{**base, **shape, "train_tokens": int(d)}) for d in mine]
+    return configs
 
 
 @dataclass(frozen=True)
@@ -88,7 +106,8 @@ def train_unit(unit: SweepUnit) -> dict[str, Any]:
 def _row(config, name: str, m: dict[str, Any]) -> dict[str, Any]:
     return {"hidden_size": config.hidden_size, "num_layers": config.num_layers,
             "N": m["non_embedding_params"], "N_total": m["total_params"],
-            "D": m["train_tokens"], "loss": m["heldout_loss"],
+            "D": m["train_tokens"], "tokens_per_param": m["train_tokens"] / m["non_embedding_params"],
+            "loss": m["heldout_loss"], "heldout_tokens": m.get("heldout_tokens"),
             "train_loss": m["train_loss"], "steps": m["steps"],
             "epochs": m.get("epochs"), "wall_s": m["wall_s"],
             "energy_kwh": m["energy_kwh"], "name": name}
@@ -112,7 +131,9 @@ def run_sweep(sizes: Sequence[dict[str, int]], budgets: Sequence[int], base: dic
 
     Returns:
         Columns ``hidden_size, num_layers, N`` (non-embedding), ``N_total, D`` (tokens seen),
-        ``loss`` (held-out, nats/token), ``train_loss, steps, epochs, wall_s, energy_kwh, name``.
+        ``tokens_per_param`` (D/N), ``loss`` (held-out, nats/token), ``heldout_tokens`` (tokens
+        it was scored on), ``train_loss, steps, epochs`` (passes over the training stream),
+        ``wall_s, energy_kwh, name``.
         ``attrs["trained"]`` counts the units trained by this call (the others were cache hits).
     """
     from labkit.carbon import Measurement
@@ -176,15 +197,41 @@ def token_budget_grid(max_tokens: int, points: int = 12, min_tokens: int = 1000)
     return np.unique(np.geomspace(min_tokens, max_tokens, points).astype(int))
 
 
-def corpus_token_ids(base: dict[str, Any]) -> np.ndarray:
-    """The training token stream the sweep's models see (same corpus, split and tokenizer)."""
+def _stream(base: dict[str, Any]):
+    """The sweep's tokenizer and its train / held-out documents (same corpus, split, vocab)."""
     from labkit.io import sha256_text
-    from labkit.lm import TinyLMConfig, corpus_documents, encode_documents, train_tokenizer
+    from labkit.lm import TinyLMConfig, corpus_documents, train_tokenizer
     from labkit.lm.corpus import DOC_SEPARATOR
 
     config = TinyLMConfig(**{**base, "train_tokens": 1})
-    train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
+    train_docs, held_docs = corpus_documents(config.corpus, config.heldout_fraction)
     train_sha = sha256_text(DOC_SEPARATOR.join(train_docs))
     tokenizer = train_tokenizer(DOC_SEPARATOR.join(train_docs), config.vocab_size,
                                 text_sha256=train_sha)
+    return config, tokenizer, train_docs, held_docs, train_sha
+
+
+def corpus_token_ids(base: dict[str, Any]) -> np.ndarray:
+    """The training token stream the sweep's models see (same corpus, split and tokenizer)."""
+    from labkit.lm import encode_documents
+
+    _, tokenizer, train_docs, _, train_sha = _stream(base)
     return encode_documents(tokenizer, train_docs, cache_key=f"{tokenizer.name_or_path}|{train_sha}")
+
+
+def corpus_token_counts(base: dict[str, Any]) -> dict[str, int]:
+    """How much text the sweep has, in its own tokens: the training stream, each corpus's share
+    of it and the held-out text. This is what bounds the design: a budget over the stream's
+    length is more than one epoch, and repeated data no longer count as fresh tokens D."""
+    from labkit.lm import corpus_documents, encode_documents
+    from labkit.lm.corpus import DOC_SEPARATOR
+    from labkit.lm.train import heldout_ids
+
+    config, tokenizer, train_docs, held_docs, train_sha = _stream(base)
+    out = {"train_stream_tokens": int(len(encode_documents(
+        tokenizer, train_docs, cache_key=f"{tokenizer.name_or_path}|{train_sha}")))}
+    for key in config.corpus:
+        own, _ = corpus_documents([key], config.heldout_fraction)
+        out[f"{key}_train_tokens"] = int(len(encode_documents(tokenizer, own)))
+    out["heldout_tokens"] = int(len(heldout_ids(tokenizer, DOC_SEPARATOR.join(held_docs), None)))
+    return out
