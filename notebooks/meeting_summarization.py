@@ -112,8 +112,10 @@ print(record.results["floor_verdict"]["says"])
 main
 
 # %%
-save_figure(study.main_figure(scores), STUDY, "rouge", "ROUGE and MiniLM-cos by query kind, "
-            "system and instruction type with 95% intervals over meetings. " + same_ref + flags)
+rouge_fig = study.main_figure(scores)
+save_figure(rouge_fig, STUDY, "rouge", "ROUGE and MiniLM-cos by query kind, system and "
+            "instruction type with 95% intervals over meetings. " + same_ref + flags,
+            **study.png_size(rouge_fig))
 pareto_inst = cfg["instructions"][min(1, len(cfg['instructions']) - 1)]
 save_figure(study.pareto_figure(scores, pareto_inst), STUDY,
             "pareto", f"ROUGE-1 ({pareto_inst} summaries, all items) against latency, cost and "

@@ -178,10 +178,15 @@ class GreedyOracle(ExtractiveSummarizer):
         super().__init__(name, **kwargs)
         from labkit.summarize.metrics import rouge_tokenizer
         self._tokenizer = rouge_tokenizer()
+        # sentence -> its n-grams: a meeting's sentences are candidates for each of its queries
+        # and instruction types, and stemming them again each time was most of the oracle's cost
+        self._gram_memo: dict[str, tuple[Counter, Counter]] = {}
 
     def _grams(self, text: str) -> tuple[Counter, Counter]:
-        tokens = self._tokenizer.tokenize(text)
-        return Counter(tokens), Counter(zip(tokens, tokens[1:]))
+        if text not in self._gram_memo:
+            tokens = self._tokenizer.tokenize(text)
+            self._gram_memo[text] = (Counter(tokens), Counter(zip(tokens, tokens[1:])))
+        return self._gram_memo[text]
 
     @staticmethod
     def _f(overlap: int, pred: int, ref: int) -> float:

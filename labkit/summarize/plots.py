@@ -26,11 +26,13 @@ from labkit.summarize.meaning import MEANING, MEANING_LABEL
 
 
 
-def _layout_title(text: str) -> dict:
+def _layout_title(text: str, xref: str = "paper") -> dict:
     """A title anchored above the plot area (paper coordinates), so ``title_automargin`` grows
-    the top margin for it instead of pushing a two-line title off the canvas."""
-    return dict(text=text, yref="paper", y=1, yanchor="bottom", pad=dict(b=28), x=0,
-                xref="paper", xanchor="left")
+    the top margin for it instead of pushing a two-line title off the canvas. ``xref=
+    "container"`` starts it at the canvas' left edge (where long axis labels push the plot
+    area far right, a title starting there would run off the canvas)."""
+    return dict(text=text, yref="paper", y=1, yanchor="bottom", pad=dict(b=28),
+                x=0.01 if xref == "container" else 0, xref=xref, xanchor="left")
 
 
 # One rule for every study's axes (labkit.figures.axis_type_for), kept under the old names.
@@ -81,19 +83,28 @@ def flag_note(scores: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def _title(text: str, scores: pd.DataFrame) -> str:
+def _title(text: str, scores: pd.DataFrame, most: int = 3) -> str:
+    """``text`` with a subtitle naming the marked systems per mark; more than ``most`` of them
+    are counted instead (each label carries its mark: a long list of names ran off the
+    canvas)."""
     marks = []
-    flagged = list(dict.fromkeys(scores.loc[scores.get("degenerate", pd.Series(False, index=scores.index))
-                                            .astype(bool), "system"]))
-    if flagged:
-        marks.append(f"{guards.FLAG_MARK}: {', '.join(flagged)}")
-    below = list(dict.fromkeys(scores.loc[scores.get("below_floor", pd.Series(False, index=scores.index))
-                                          .eq(True), "system"]))
-    if below:
-        marks.append(f"{floors.FLOOR_MARK}: {', '.join(below)}")
-    if not marks:
+    for column, mark, test in (("degenerate", guards.FLAG_MARK, lambda c: c.astype(bool)),
+                               ("below_floor", floors.FLOOR_MARK, lambda c: c.eq(True))):
+        if column not in scores:
+            continue
+        named = list(dict.fromkeys(scores.loc[test(scores[column]), "system"]))
+        if named:
+            marks.append(f"{mark}: {', '.join(named)}" if len(named) <= most else
+                         f"{mark}: {len(named)} systems (marked in their labels)")
+    if not marks:  # one subtitle line: plotly places a title of three lines over the plot
         return text
     return f"{text}<br><sup>{' · '.join(marks)} (see the flag column)</sup>"
+
+
+def png_size(fig: go.Figure) -> dict[str, int]:
+    """``width`` and ``height`` for :func:`labkit.figures.save_figure`: the size a figure here
+    set for itself (the main figure grows with the systems), else the default 900 x 520."""
+    return {"width": int(fig.layout.width or 900), "height": int(fig.layout.height or 520)}
 
 
 def main_figure(scores: pd.DataFrame) -> go.Figure:
@@ -131,11 +142,15 @@ def main_figure(scores: pd.DataFrame) -> go.Figure:
         fig.update_yaxes(categoryorder="array", categoryarray=[names[s] for s in order], row=r)
     for col, (_, label) in enumerate(metrics_, start=1):  # axis titles, not subplot titles:
         fig.update_xaxes(title=label, row=len(kinds), col=col)  # those would hit the title
-    fig.update_layout(barmode="group", height=520 * len(kinds),
-                      legend=dict(orientation="h", y=-0.2 / len(kinds), yanchor="top", x=0,
-                                  traceorder="reversed"),
+    # a system's label takes up to two lines (name, mark): about 46 px per system and row
+    systems = scores["system"].nunique()
+    fig.update_layout(barmode="group", height=len(kinds) * (46 * systems + 80) + 280, width=1100,
+                      margin=dict(b=120),
+                      legend=dict(orientation="h", yref="container", y=0.005, yanchor="bottom",
+                                  x=0.5, xanchor="center", traceorder="reversed"),
                       title=_layout_title(_title("ROUGE and MiniLM meaning score by system and "
-                                                 "instruction (95% CIs over meetings)", scores)))
+                                                 "instruction (95% CIs over meetings)", scores),
+                                          xref="container"))
     return fig
 
 

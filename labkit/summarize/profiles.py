@@ -35,16 +35,17 @@ PROFILES = {
               "generate_meetings": 1, "chunk_study_meetings": 1, "max_new_tokens": 64},
     # 1M pre-training tokens (about 2 minutes on 2 cores) keep `make figures` under 30 minutes;
     # at 2M the tiny LM still wrote flagged word salad, so the extra minutes bought nothing.
-    # The tiny LM fine-tunes 1 epoch and generates for the queries of 5 meetings (about 40
-    # items; at 2 epochs and 8 chunked meetings it wrote the same flagged salad): the minutes go
-    # to the MiniLM selector, fine-tuned on QMSum train and scored on all ~280 test queries.
+    # The tiny LM fine-tunes 1 epoch and generates for the queries of 3 meetings (about 25
+    # items; at 2 epochs and 8 chunked meetings it wrote the same flagged salad) and the chunking
+    # study reads the 2 longest meetings: the minutes go to the MiniLM selector, fine-tuned on
+    # QMSum train and scored on every test query (general and specific, ~280 items).
     "default": {**_COMMON, "max_meetings": 0,
                 "selector": {"positives_per_query": 1, "epochs": 1, "max_queries": 0},
                 "tiny_lm": {"hidden_size": 128, "num_layers": 4, "context_length": 512,
                             "train_tokens": 1_000_000},
                 "finetune_model": "", "finetune_train_meetings": 0, "finetune_epochs": 1,
                 "finetune_max_target_tokens": 128,
-                "generate_meetings": 5, "chunk_study_meetings": 4, "max_new_tokens": 128},
+                "generate_meetings": 3, "chunk_study_meetings": 2, "max_new_tokens": 128},
     "paper": {**_COMMON, "max_meetings": 0,
               "selector": {"positives_per_query": 4, "epochs": 2, "max_queries": 0},
               "tiny_lm": {"hidden_size": 256, "num_layers": 6, "context_length": 1024,

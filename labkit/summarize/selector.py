@@ -13,22 +13,30 @@ the forward passes on 2 CPU cores. And the bi-encoder *has* a zero-shot form, th
 before training, so the paired comparison isolates what fine-tuning adds; a cross-encoder
 starts with a freshly initialised scoring head and has no zero-shot baseline to compare with.
 
+**Which tower trains.** The model is asymmetric (sentence-transformers' ``Router``: a query
+route and a document route, both all-MiniLM-L6-v2 at the start): the query tower is
+fine-tuned, the document tower, which embeds transcript sentences, stays the base model and
+is frozen. So both selectors (and Centroid and TextRank) read the *same* sentence vectors,
+computed once per meeting, and fine-tuning adds no embedding pass over the test transcripts:
+on 2 CPU cores at about 100 sentences a second, embedding the ~18,000 sentences of QMSum test
+is the study's largest cost, and a second pass would double it. What fine-tuning can change
+is where each query lands among those vectors (for the one general query text, a learned
+"summary-worthy" direction). The price: less capacity than tuning both towers.
+
 **Units.** Turns are what QMSum labels (relevant spans are turn ranges) and what is selected;
 sentences (those of at least ``min_words`` words, the candidates of every extractive system)
-are what is embedded. A turn's score is its best sentence's cosine to the query. So the
-zero-shot selector reads the very vectors Centroid and TextRank computed (no new embedding),
-and the fine-tuned one embeds each sentence once: on 2 CPU cores at about 200 sentences a
-second, embedding is the study's largest cost.
+are what is embedded. A turn's score is its best sentence's cosine to the query.
 
 **Training labels** (:func:`training_triplets`): a sentence of a turn inside one of a specific
 query's relevant spans is a positive, a sentence of a turn of the same meeting outside them a
 hard negative. A general query ("summarize the whole meeting") has no spans, so its positives
 are the sentences a greedy ROUGE oracle picks against the reference. Losses
-(sentence-transformers' ``SentenceTransformerTrainer``, two datasets): specific queries train
+(sentence-transformers' ``SentenceTransformerTrainer``, two datasets, anchors routed to the
+query tower, positives and negatives to the frozen document tower): specific queries train
 with ``MultipleNegativesRankingLoss`` (its in-batch negatives are right there: another
 query's relevant sentence is not relevant to this one), general queries with a cosine
 ``TripletLoss`` against a hard negative of their own meeting (one query text for every meeting:
-another meeting's summary-worthy sentence is no negative for it). The model is cached by
+another meeting's summary-worthy sentence is no negative for it). The query tower is cached by
 :mod:`labkit.modelcache` (kind ``turn-selector``), each epoch's energy measured.
 
 **Selection** (:class:`TurnSelector`): rank a meeting's turns by score (a general item's query
@@ -53,7 +61,7 @@ from labkit.summarize.extractive import GreedyOracle, sentences, take_budget
 from labkit.timing import timed
 
 KIND = "turn-selector"
-CODE_VERSION = "turn-selector-v1"
+CODE_VERSION = "turn-selector-v2-query-tower"
 #: The query text of a general item (QMSum's general queries all ask this).
 GENERAL_QUERY = "Summarize the whole meeting."
 #: Turns a general query's greedy oracle chooses from: those sharing most words with the
@@ -231,7 +239,9 @@ def finetune_selector(queries: Sequence[TrainQuery], cfg: SelectorConfig = Selec
 
 def _train(job, base, queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dict[str, Any]:
     from datasets import Dataset, DatasetDict
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers.base.modules import Router
     from sentence_transformers.sentence_transformer import losses
 
     from labkit.models import load_sentence_transformer
@@ -241,8 +251,17 @@ def _train(job, base, queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dic
     use_torch_threads()
     clock = Stopwatch().start()
     triplets = training_triplets(queries, cfg)
-    model = load_sentence_transformer(str(base.path))
-    model.max_seq_length = cfg.max_seq_length  # training speed (most sentences are shorter)
+    # two towers: the query tower trains, the document (sentence) tower stays the base model,
+    # so the test transcripts' sentence vectors are the ones every other system already has
+    query_tower = load_sentence_transformer(str(base.path))
+    document_tower = load_sentence_transformer(str(base.path))
+    for tower in (query_tower, document_tower):
+        tower.max_seq_length = cfg.max_seq_length  # training speed (most sentences are shorter)
+    for param in document_tower.parameters():
+        param.requires_grad_(False)
+    model = SentenceTransformer(modules=[Router.for_query_document(
+        query_modules=list(query_tower.children()),
+        document_modules=list(document_tower.children()))], device=query_tower.device)
     datasets = DatasetDict({kind: Dataset.from_dict(cols) for kind, cols in triplets.items()})
     loss = {"specific": losses.MultipleNegativesRankingLoss(model),
             "general": losses.TripletLoss(model, losses.TripletDistanceMetric.COSINE,
@@ -252,7 +271,8 @@ def _train(job, base, queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dic
         job.scratch, epochs=cfg.epochs, steps_per_epoch=math.ceil(n / cfg.batch_size),
         seed=cfg.seed, progress=job.progress, args_class=SentenceTransformerTrainingArguments,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio)
+        warmup_steps=cfg.warmup_ratio,
+        router_mapping={"anchor": "query", "positive": "document", "negative": "document"})
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets,
                                          loss={k: v for k, v in loss.items() if k in datasets})
     session = job.carbon
@@ -260,14 +280,16 @@ def _train(job, base, queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dic
     run = job.train(trainer, per_epoch=True)
     epochs = [{"epoch": k, "seconds": m.duration_s, "energy_kwh": m.energy_kwh}
               for k, m in enumerate(session.measurements[before:] if session else [], start=1)]
-    model.max_seq_length = SELECT_MAX_TOKENS
-    model.save(str(job.folder), safe_serialization=True)
+    query_tower.max_seq_length = SELECT_MAX_TOKENS
+    query_tower.save(str(job.folder), safe_serialization=True)  # the query tower alone
     return {"train_loss": run["train_loss"], "loss_curve": run["loss_curve"],
             "train_runtime_s": run["train_runtime_s"], "seconds": clock.stop(),
             "triplets": {kind: len(cols["anchor"]) for kind, cols in triplets.items()},
-            "queries": len(queries),
+            "queries": len(queries), "tuned": "query tower",
             "epochs": cfg.epochs, "per_epoch": epochs,
-            "parameters": int(sum(p.numel() for p in model.parameters()))}
+            "parameters": int(sum(p.numel() for p in query_tower.parameters())),
+            "trainable_parameters": int(sum(p.numel() for p in model.parameters()
+                                            if p.requires_grad))}
 
 
 # --------------------------------------------------------------------------- the system
@@ -279,37 +301,48 @@ class TurnSelector(Summarizer):
     target length is reached, and returned in transcript order.
 
     Args:
-        model: a sentence-transformers model name or folder (the base MiniLM for the zero-shot
-            selector, a :func:`finetune_selector` folder for the fine-tuned one).
+        model: the sentence-transformers model (name or folder) that embeds transcript
+            sentences: the base MiniLM for both selectors.
+        query_model: the model that embeds the query; default ``model`` (zero-shot), a
+            :func:`finetune_selector` folder (its fine-tuned query tower) for the fine-tuned one.
         kind: ``"zero-shot"`` or ``"fine-tuned"`` (the table's kind column).
-        embedder: share one across systems using the same model (the zero-shot selector
-            shares Centroid's and TextRank's: it embeds no sentence they have not).
+        embedder / query_embedder: share them across systems using the same models (both
+            selectors share Centroid's and TextRank's sentence embedder: they embed no
+            sentence those have not).
     """
 
     def __init__(self, model: str = MINILM, name: str | None = None, kind: str = "zero-shot",
-                 min_words: int = 5, embedder: SentenceEmbedder | None = None, warn=None):
+                 min_words: int = 5, embedder: SentenceEmbedder | None = None,
+                 query_model: str | None = None, query_embedder: SentenceEmbedder | None = None,
+                 warn=None):
         super().__init__(name or f"MiniLM selector ({kind})", batch_size=16, warn=warn)
         self.kind = kind
         self.min_words = min_words
         self.model = str(model)
+        self.query_model = str(query_model or model)
         self.embedder = embedder or shared_embedder(self.model)
-        self._weights: str | None = None
+        self.query_embedder = query_embedder or (
+            self.embedder if self.query_model == self.model else shared_embedder(self.query_model))
+        self._weights: dict[str, str] | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         if self._weights is None:  # hashing the weights once, not once per cache lookup
             from labkit.modelcache import base_fingerprint
             from labkit.models import resolve
-            self._weights = base_fingerprint(resolve(self.model).path)[:16]
+            self._weights = {role: base_fingerprint(resolve(name).path)[:16]
+                             for role, name in (("sentences", self.model),
+                                                ("queries", self.query_model))}
         return {"class": type(self).__name__, "min_words": self.min_words, "rule": "turn-max-v1",
                 "weights": self._weights}
+
+    def _query_vector(self, item: Item) -> np.ndarray:
+        return self.query_embedder.encode([item.query or GENERAL_QUERY])[0]
 
     def turn_scores(self, item: Item) -> tuple[list[list[str]], np.ndarray]:
         """Each selectable turn's candidate sentences and its score (max sentence cosine)."""
         _, per_turn = turn_units(item.transcript.splitlines(), self.min_words)
         flat = [s for found in per_turn for s in found]
-        emb = self.embedder.encode(flat)
-        query = self.embedder.encode([item.query or GENERAL_QUERY])[0]
-        cos = emb @ query
+        cos = self.embedder.encode(flat) @ self._query_vector(item)
         bounds = np.cumsum([0] + [len(found) for found in per_turn])
         return per_turn, np.array([cos[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])])
 
@@ -335,6 +368,6 @@ class TurnSelector(Summarizer):
             out.append(text)
             flat = [s for found in per_turn for s in found]
             seconds.append(self.embedder.cost(flat)
-                           + self.embedder.cost([item.query or GENERAL_QUERY]) + pick_s)
+                           + self.query_embedder.cost([item.query or GENERAL_QUERY]) + pick_s)
         self._item_seconds = seconds
         return out

@@ -38,7 +38,7 @@ from labkit.summarize.encoders import SentenceEmbedder, shared_embedder
 from labkit.summarize.endpoint import ChatEndpoint, endpoint_configured
 from labkit.summarize.extractive import Centroid, GreedyOracle, LeadK, TextRank
 from labkit.summarize.plots import (chunking_figure, flag_note, lengths_figure,  # noqa: F401
-                                    main_figure, paired_figure, pareto_figure)
+                                    main_figure, paired_figure, pareto_figure, png_size)
 
 SUMMARIES_FILE = "summaries.jsonl"
 # The fine-tuning split of the last load_items() call: the constant baseline is chosen on it
@@ -90,7 +90,7 @@ def selector_systems(cfg: dict[str, Any], *, carbon=None, warn=None, use_cache: 
                      ) -> tuple[list[Summarizer], Any]:
     """The MiniLM turn selector zero-shot and fine-tuned on the training queries of the last
     :func:`load_items` call (``cfg["selector"]`` sizes). Returns ``(systems, cached model)``;
-    the zero-shot one shares Centroid's and TextRank's embedder."""
+    both read the sentence vectors of Centroid's and TextRank's embedder."""
     queries = _LAST_SPLIT.get("train_queries") or []
     if not queries:
         raise ParameterError("selector_systems needs training queries: call load_items first")
@@ -100,10 +100,12 @@ def selector_systems(cfg: dict[str, Any], *, carbon=None, warn=None, use_cache: 
     def embedder(model: str) -> SentenceEmbedder:
         return shared_embedder(model) if use_cache else SentenceEmbedder(model, use_cache=False)
 
-    systems = [selector.TurnSelector(cfg["embedder"], kind="zero-shot",
-                                     embedder=embedder(cfg["embedder"]), warn=warn),
-               selector.TurnSelector(str(tuned.path), kind="fine-tuned",
-                                     embedder=embedder(str(tuned.path)), warn=warn)]
+    sentences = embedder(cfg["embedder"])  # both selectors read the same sentence vectors
+    systems = [selector.TurnSelector(cfg["embedder"], kind="zero-shot", embedder=sentences,
+                                     warn=warn),
+               selector.TurnSelector(cfg["embedder"], kind="fine-tuned", embedder=sentences,
+                                     query_model=str(tuned.path),
+                                     query_embedder=embedder(str(tuned.path)), warn=warn)]
     return systems, tuned
 
 

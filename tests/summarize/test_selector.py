@@ -90,7 +90,9 @@ def test_fine_tuning_is_cached_and_its_energy_recorded(tmp_path):
     assert model.metrics["triplets"]["specific"] == 4 and model.metrics["energy_kwh"] > 0
     assert (model.path / "labkit_model.json").is_file()
     assert finetune_selector(queries, cfg).path == model.path  # a cache hit
-    out = TurnSelector(str(model.path), kind="fine-tuned").summarize(
+    assert model.metrics["tuned"] == "query tower"
+    assert 0 < model.metrics["trainable_parameters"] <= model.metrics["parameters"]
+    out = TurnSelector(query_model=str(model.path), kind="fine-tuned").summarize(
         [Item("m", "\n".join(f"{s}: {c}" for s, c in TURNS), "ref", query="Budget?")],
         "short", progress=False)
     assert out[0]
