@@ -1,7 +1,9 @@
 """Benchmark: latency per transcript and tokens/s of every summarizer, side by side in one run.
 
-Runs each system of study 3 (extractive baselines and the compact fine-tuned model of the chosen
-profile) on the same QMSum test meetings with every cache off (summaries and sentence embeddings), and prints seconds per transcript,
+Runs each system of study 3 (extractive baselines, the MiniLM selectors zero-shot and fine-tuned,
+and the compact fine-tuned generator of the chosen profile) on the same QMSum test meetings with
+every cache off (summaries and sentence embeddings: each system embeds with its own model
+instance), and prints seconds per transcript,
 input tokens read per second and output tokens written per second. Writes
 ``figures/meeting_summarization/benchmark_summarize_latency.json``.
 
@@ -33,10 +35,9 @@ def main() -> None:
     items, train = study.load_items(cfg)
     count = metrics.count_tokens_with(cfg["token_counter"])
     compact, _ = study.compact_system(cfg, train)
-    systems = study.extractive_systems(cfg["embedder"]) + [compact]
-    for system in systems:  # time the real work: no cached sentence embeddings either
-        if hasattr(system, "embedder"):
-            system.embedder.use_cache = False
+    # time the real work: no cached sentence embeddings either
+    selectors, _ = study.selector_systems(cfg, use_cache=False)
+    systems = study.extractive_systems(cfg["embedder"], use_cache=False) + selectors + [compact]
     rows = []
     for system in systems:
         run = evaluate.run_system(system, items, "medium", progress=False, use_cache=False)

@@ -1,7 +1,8 @@
 """Explore study 3's summaries: pick a meeting and instruction, read the systems side by side.
 
 Reads ``summaries.jsonl`` written by ``notebooks/meeting_summarization.ipynb``: one line per
-(item, system) with the summary, the reference, ROUGE F1 scores and latency.
+(item, instruction, system) with the summary, the reference, ROUGE F1 scores, latency and the
+query kind (general / specific), shown in the item's label.
 """
 from __future__ import annotations
 
@@ -39,7 +40,10 @@ def load_summaries(path: Path) -> pd.DataFrame:
     if not rows:
         raise DataError(f"{path}: no summaries")
     frame = pd.DataFrame(rows)
-    frame["item"] = frame["meeting_id"].astype(str) + " | " + frame["query"].astype(str).str[:70]
+    kind = (frame["query_kind"].astype(str) + ": " if "query_kind" in frame
+            else pd.Series("", index=frame.index))  # older files have no query kind
+    frame["item"] = (frame["meeting_id"].astype(str) + " | " + kind
+                     + frame["query"].astype(str).str[:70])
     return frame
 
 

@@ -4,7 +4,10 @@ A system only implements :meth:`Summarizer._summarize_batch`; the base class val
 items, looks each one up in an on-disk cache keyed by system + prompt + input hash (so a rerun,
 or a run that failed half-way through an API outage, never recomputes a finished summary),
 shows a tqdm bar, and keeps per-item latency so that metrics can report seconds per transcript
-and tokens per second. Latency is wall time of the batch divided by the items in it.
+and tokens per second. Latency is wall time of the batch divided by the items in it, unless the
+system reports what each item cost (:attr:`Summarizer._item_seconds`): embedding systems do, so
+that an item is charged for embedding its transcript even when the vectors were already there
+(from a cache, or from the instruction type run before).
 """
 from __future__ import annotations
 
@@ -42,7 +45,9 @@ class Summarizer:
         warn: called with one message per problem a reader must see (pass ``record.warn``).
     """
 
-    kind = "system"  # "extractive" | "fine-tuned" | "zero-shot"
+    kind = "system"  # "extractive" | "fine-tuned" | "zero-shot" | "baseline"
+    #: a floor of the floor guard (:mod:`labkit.summarize.floors`): Lead-k and the baselines
+    is_floor = False
 
     def __init__(self, name: str, batch_size: int = 8, warn: Callable[[str], None] | None = None):
         if batch_size < 1:
@@ -52,6 +57,8 @@ class Summarizer:
         self.warn = warn or (lambda message: None)
         self.last_stats: list[ItemStats] = []
         self.warnings: list[str] = []
+        #: seconds per item of the batch just summarized, when the system measures them itself
+        self._item_seconds: list[float] | None = None
 
     # -- what subclasses provide -------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
@@ -107,13 +114,16 @@ class Summarizer:
                 index = todo[start:start + self.batch_size]
                 batch = [items[i] for i in index]
                 # a model's own device when it has one (HFGenerator), else the device rule
+                self._item_seconds = None
                 results, seconds = timed(lambda: self._summarize_batch(batch, inst),
                                          getattr(self, "device", "auto"))
-                seconds /= len(batch)
                 if len(results) != len(batch):  # a bug in a subclass, not bad input
                     raise RuntimeError(f"{self.name} returned {len(results)} summaries for "
                                        f"{len(batch)} items")
-                for i, item, summary in zip(index, batch, results):
+                own = self._item_seconds
+                per_item = (list(own) if own is not None and len(own) == len(batch)
+                            else [seconds / len(batch)] * len(batch))
+                for i, item, summary, seconds in zip(index, batch, results, per_item):
                     summary = summary.strip()
                     io.write_json(self._cache_path(self.cache_key(item, inst)),
                                   {"system": self.name, "item": item.item_id,

@@ -152,14 +152,20 @@ def load_jsonl(path: str | Path) -> list[Item]:
 
 def token_lengths(items: Sequence[Item], count_tokens: Callable[[str], int],
                   instruction_name: str = "medium") -> pd.DataFrame:
-    """One row per item: words and tokens of the transcript, the full prompt and the reference."""
+    """One row per item: words and tokens of the transcript, the full prompt and the reference.
+
+    Prompt tokens are the transcript's plus the template's (with the item's query): counted
+    apart, so a transcript asked several queries is tokenized once (the sum differs from
+    tokenizing the joined prompt by a token or two at the seams).
+    """
     inst = instruction(instruction_name)
     rows = []
     for item in items:
-        rows.append({"item": item.item_id, "domain": item.domain,
+        transcript_tokens = count_tokens(item.transcript)
+        rows.append({"item": item.item_id, "domain": item.domain, "queries": item.kind,
                      "transcript_words": len(item.transcript.split()),
-                     "transcript_tokens": count_tokens(item.transcript),
-                     "prompt_tokens": count_tokens(inst.prompt(item.transcript, item.query)),
+                     "transcript_tokens": transcript_tokens,
+                     "prompt_tokens": transcript_tokens + count_tokens(inst.prompt("", item.query)),
                      "reference_words": len(item.reference.split()),
                      "reference_tokens": count_tokens(item.reference)})
     return pd.DataFrame(rows)

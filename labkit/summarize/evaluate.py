@@ -1,15 +1,19 @@
-"""Run systems over items and turn their outputs into the study's tables.
+"""Run systems over items and turn their outputs into per-item scores and the scores table.
 
 Kept out of the notebook so that the notebook only chooses systems and plots. Energy per
 summary is measured with :mod:`labkit.carbon` around each (system, instruction) run; when all
 summaries came from the cache, the energy measured when they were made is read back from the
 system's cache folder, so a rerun reports the same cost it reports the first time.
 
-:func:`score` also runs the degenerate-output guards (:mod:`labkit.summarize.guards`) and the
-MiniLM meaning score (:mod:`labkit.summarize.meaning`) on every run: a flagged system gets a
-``flag`` in every table built here, one warning per system (through the system's ``warn``, i.e.
-``record.warn`` in the notebook), and its guard measures go to the current run record's
-``results["output_guards"]``, so no reader sees its ROUGE without the caveat.
+:func:`item_scores` scores every summary once (ROUGE and the MiniLM meaning score per item);
+:func:`score` turns them into one row per system, instruction type and query kind (``queries``:
+``general``, ``specific`` and, when both are present, ``all``) with 95% intervals that resample
+whole meetings (the queries of one meeting share its transcript). It also runs the two guards
+on every run: the degenerate-output guard (:mod:`labkit.summarize.guards`) and the floor guard
+(:mod:`labkit.summarize.floors`). A flagged system gets a ``flag`` in every table built from
+the scores, one warning per system (through the system's ``warn``, i.e. ``record.warn`` in the
+notebook), and its measures in the run record's ``results``, so no reader sees its ROUGE
+without the caveat. Tables built from the scores are in :mod:`labkit.summarize.tables`.
 """
 from __future__ import annotations
 
@@ -25,11 +29,18 @@ from labkit import io, records
 from labkit.summarize import guards, metrics
 from labkit.summarize.base import ItemStats, Summarizer
 from labkit.summarize.data import Item
+from labkit.summarize.encoders import MINILM
+
+MEANING = "minilm_cos"
 
 
 @dataclass
 class Run:
-    """Outputs of one system under one instruction type."""
+    """Outputs of one system under one instruction type, on the items it summarized.
+
+    ``floor`` marks a floor of the floor guard (:mod:`labkit.summarize.floors`): the
+    calibration baselines and Lead-k.
+    """
 
     system: str
     kind: str
@@ -39,6 +50,8 @@ class Run:
     energy_kwh_per_summary: float = float("nan")
     notes: dict = field(default_factory=dict)
     warn: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    items: list[Item] = field(default_factory=list, repr=False)
+    floor: bool = False
 
     @property
     def cached_share(self) -> float:
@@ -71,7 +84,7 @@ def run_system(system: Summarizer, items: Sequence[Item], instruction: str, carb
         predictions = system.summarize(items, instruction, progress=progress, use_cache=use_cache)
     notes = system.describe() if hasattr(system, "describe") else {}
     return Run(system.name, system.kind, instruction, predictions, list(system.last_stats), energy,
-               notes, system._warn)
+               notes, system._warn, list(items), bool(getattr(system, "is_floor", False)))
 
 
 def run_all(systems: Sequence[Summarizer], items: Sequence[Item], instructions: Sequence[str],
@@ -113,40 +126,102 @@ def verdict_for(name: str) -> str:
     return VERDICTS[max(base, key=len)] if base else ""
 
 
-def score(runs: Sequence[Run], items: Sequence[Item], count_tokens: Callable[[str], int],
+#: the per-item score columns (ROUGE F x 100 and the meaning score)
+SCORE_COLUMNS = (*metrics.ROUGE_TYPES, "minilm_cos")
+
+
+def item_scores(runs: Sequence[Run], meaning_model: str | None = MINILM) -> pd.DataFrame:
+    """One row per (run, item): ``system, kind, instruction, item_id, meeting, queries, floor``,
+    ROUGE-1/2/L/Lsum, ``minilm_cos`` (NaN when ``meaning_model`` is None), ``latency_s`` and
+    ``words``. Every table, paired test and guard reads these same numbers."""
+    from labkit.summarize.meaning import shared_scorer
+
+    scorer = shared_scorer(meaning_model) if meaning_model else None
+    frames = []
+    for run in runs:
+        refs = [it.reference for it in run.items]
+        frame = pd.DataFrame({
+            "system": run.system, "kind": run.kind, "instruction": run.instruction,
+            "item_id": [it.item_id for it in run.items],
+            "meeting": [it.source or it.item_id for it in run.items],
+            "queries": [it.kind for it in run.items], "floor": run.floor})
+        frame = pd.concat([frame, metrics.rouge_per_item(run.predictions, refs)], axis=1)
+        frame["minilm_cos"] = (scorer.per_item(run.predictions, refs) if scorer is not None
+                               else np.nan)
+        frame["latency_s"] = [s.latency_s for s in run.stats]
+        frame["words"] = [len(p.split()) for p in run.predictions]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def query_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``(queries, rows)``: each query kind present, then ``all`` when there are several."""
+    kinds = list(dict.fromkeys(frame["queries"]))
+    out = [(kind, frame[frame["queries"] == kind]) for kind in kinds]
+    return out + [("all", frame)] if len(kinds) > 1 else out
+
+
+def meetings_of(rows: pd.DataFrame):
+    """The resampling groups: meetings, when there are at least two."""
+    return rows["meeting"].to_numpy() if rows["meeting"].nunique() >= 2 else None
+
+
+def score(runs: Sequence[Run], count_tokens: Callable[[str], int],
           price_table: Mapping[str, Mapping[str, float]], n_resamples: int = 1000,
-          seed: int = 0, *, meaning_model: str | None = "all-MiniLM-L6-v2",
-          record: records.RunRecord | None = None) -> pd.DataFrame:
-    """One row per run: ROUGE and the MiniLM meaning score (with 95% CIs), the degenerate-output
-    guards and ``flag``, length, latency, tokens/s, energy, cost.
+          seed: int = 0, *, meaning_model: str | None = MINILM,
+          record: records.RunRecord | None = None,
+          per_item: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run and query kind: ROUGE and the MiniLM meaning score (with 95% intervals
+    over meetings), the degenerate-output guards and the floor guard (``flag``), length,
+    latency, tokens/s, energy, cost.
 
     Args:
         meaning_model: sentence-transformers model of the meaning score (None: not computed).
         record: where guard results and warnings go; default the study's current run record.
+        per_item: :func:`item_scores` of ``runs`` when the caller already has them.
     """
-    from labkit.summarize.meaning import shared_scorer
+    from labkit.summarize import floors
 
     record = record or records.current(STUDY)
-    references = [it.reference for it in items]
-    transcripts = [it.transcript for it in items]
-    input_tokens = [count_tokens(it.transcript) for it in items]
-    scorer = shared_scorer(meaning_model) if meaning_model else None
+    per_item = item_scores(runs, meaning_model) if per_item is None else per_item
+    tokens: dict[str, int] = {}  # a transcript is counted once, not once per system
+
+    def count(text: str) -> int:
+        key = io.sha256_text(text)
+        if key not in tokens:
+            tokens[key] = count_tokens(text)
+        return tokens[key]
+
+    columns = [c for c in SCORE_COLUMNS if per_item[c].notna().all()] if len(per_item) else []
     rows = []
     for run in runs:
-        rouge = metrics.rouge_summary(run.predictions, references, n_resamples, seed)
-        meaning = scorer.summary(run.predictions, references, n_resamples, seed) if scorer else {}
-        guard = guards.assess(run.predictions, transcripts, references)
-        output_tokens = [count_tokens(p) for p in run.predictions]
-        eff = metrics.efficiency([s.latency_s for s in run.stats], input_tokens, output_tokens)
-        cost = metrics.cost_per_1000(run.system, eff["latency_s"], float(np.mean(input_tokens)),
-                                     float(np.mean(output_tokens)), price_table)
+        guard = guards.assess(run.predictions, [it.transcript for it in run.items],
+                              [it.reference for it in run.items])
         flag = f"{guards.FLAG_MARK}: {guard['degenerate_reason']}" if guard["degenerate"] else ""
-        rows.append({"system": run.system, "kind": run.kind, "instruction": run.instruction,
-                     "items": len(items), "flag": flag, **rouge, **meaning, **guard,
-                     "summary_words": float(np.mean([len(p.split()) for p in run.predictions])),
-                     **eff, "energy_wh_per_summary": 1000 * run.energy_kwh_per_summary,
-                     "usd_per_1000": cost, "cached_share": run.cached_share})
+        mine = per_item[(per_item["system"] == run.system)
+                        & (per_item["instruction"] == run.instruction)]
+        out_tokens = [count(p) for p in run.predictions]
+        in_tokens = [count(it.transcript) for it in run.items]
+        for queries, part in query_groups(mine):
+            where = part.index - mine.index[0]
+            ins = [in_tokens[i] for i in where]
+            outs = [out_tokens[i] for i in where]
+            eff = metrics.efficiency(part["latency_s"].tolist(), ins, outs)
+            cost = metrics.cost_per_1000(run.system, eff["latency_s"], float(np.mean(ins)),
+                                         float(np.mean(outs)), price_table)
+            rows.append({"system": run.system, "kind": run.kind, "instruction": run.instruction,
+                         "queries": queries, "items": len(part),
+                         "meetings": int(part["meeting"].nunique()), "floor_role": run.floor,
+                         "flag": flag,
+                         **metrics.mean_intervals(part, columns, n_resamples, seed,
+                                                  meetings_of(part)),
+                         **guard, "summary_words": float(part["words"].mean()), **eff,
+                         "energy_wh_per_summary": 1000 * run.energy_kwh_per_summary,
+                         "usd_per_1000": cost, "cached_share": run.cached_share})
     frame = pd.DataFrame(rows)
+    if MEANING not in frame:
+        frame[MEANING] = np.nan
+    frame = floors.apply(frame, per_item, record, {run.system: run.warn for run in runs})
     _report_guards(runs, frame, record)
     return frame
 
@@ -156,9 +231,12 @@ def _report_guards(runs: Sequence[Run], frame: pd.DataFrame,
     """One warning per degenerate system; guard measures and baseline notes into the record."""
     warn_of = {run.system: run.warn for run in runs}
     notes = {run.system: run.notes for run in runs if run.notes}
+    frame = frame[frame["queries"] == frame.groupby(["system", "instruction"])["queries"]
+                  .transform("last")]  # one row per run (its widest query group)
     for system, group in frame.groupby("system", sort=False):
         bad = group[group["degenerate"]]
         if bad.empty:
+            VERDICTS.pop(system, None)  # this run's verdict replaces an earlier one
             continue
         by_inst = dict(zip(bad["instruction"], bad["degenerate_reason"]))
         if len(set(by_inst.values())) == 1 and len(by_inst) == len(group):
@@ -193,79 +271,22 @@ def _report_guards(runs: Sequence[Run], frame: pd.DataFrame,
         record.results.setdefault("calibration_baselines", {}).update(notes)
 
 
-def main_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """Paper-style table: one row per system, R-1 / R-2 / R-L / R-Lsum and the MiniLM meaning
-    score per instruction type, each as ``mean [low, high]``; ``rank R-1 / MiniLM`` per
-    instruction (where they differ, ROUGE and meaning disagree); a degenerate system's name
-    carries the mark and ``flag`` says why (per instruction when the reasons differ)."""
-    from labkit.summarize.meaning import MEANING, MEANING_LABEL, rank_disagreement
-
-    frame = scores.copy()
-    names = {"rouge1": "R-1", "rouge2": "R-2", "rougeL": "R-L", "rougeLsum": "R-Lsum"}
-    if MEANING in frame:
-        names[MEANING] = MEANING_LABEL
-    ranks = (rank_disagreement(frame).set_index(["system", "instruction"])
-             if MEANING in frame and frame[MEANING].notna().all() else None)
-    record = records.current(STUDY)
-    if ranks is not None and record is not None:
-        shifted = ranks.reset_index()
-        record.results["rank_disagreement"] = shifted[shifted["disagree"]][
-            ["instruction", "system", "rank_rouge1", "rank_meaning"]].to_dict("records")
-    out = []
-    for system, group in frame.groupby("system", sort=False):
-        reasons = {r["instruction"]: r["degenerate_reason"] for _, r in group.iterrows()
-                   if r.get("degenerate", False)}
-        if len(set(reasons.values())) > 1:
-            flag = " | ".join(f"{inst}: {why}" for inst, why in reasons.items())
-        else:
-            flag = next(iter(reasons.values()), "")
-        tags = ", ".join(dict.fromkeys(t for tag in group.get("degenerate_tags", [])
-                                       for t in str(tag).split(", ") if t))
-        row = {"system": guards.label(system, tags) if flag else system,
-               "kind": group["kind"].iloc[0],
-               "flag": f"{guards.FLAG_MARK}: {flag}" if flag else ""}
-        for _, r in group.iterrows():
-            for metric, label in names.items():
-                row[f"{r['instruction']} {label}"] = (
-                    f"{r[metric]:.{digits}f} [{r[metric + '_low']:.{digits}f}, "
-                    f"{r[metric + '_high']:.{digits}f}]")
-            if ranks is not None:
-                rk = ranks.loc[(system, r["instruction"])]
-                row[f"{r['instruction']} rank R-1 / {MEANING_LABEL}"] = (
-                    f"{rk['rank_rouge1']} / {rk['rank_meaning']}")
-        out.append(row)
-    if record is not None:  # plain numbers per system and instruction (seed spreads, results/)
-        record.results["rouge"] = {
-            f"{r['system']} | {r['instruction']}": {m: round(float(r[m]), 4) for m in names}
-            for _, r in frame.iterrows()}
-    return pd.DataFrame(out)
-
-
-def compare(runs: Sequence[Run], items: Sequence[Item], a: str, b: str, instruction: str,
-            metric: str = "rouge1", n_resamples: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Paired bootstrap of system ``a`` minus system ``b`` on the same items."""
-    by = {(r.system, r.instruction): r for r in runs}
-    refs = [it.reference for it in items]
-    sa = metrics.rouge_per_item(by[(a, instruction)].predictions, refs)[metric]
-    sb = metrics.rouge_per_item(by[(b, instruction)].predictions, refs)[metric]
-    return {"a": a, "b": b, "instruction": instruction, "metric": metric,
-            **metrics.paired_bootstrap(sa, sb, n_resamples, seed=seed)}
-
-
 def with_pareto(scores: pd.DataFrame, quality: str = "rouge1",
                 costs: Sequence[str] = ("latency_s", "usd_per_1000", "energy_wh_per_summary"),
                 eligible: pd.Series | None = None) -> pd.DataFrame:
     """Add ``pareto_<cost>`` columns (true on the front of quality vs that cost).
 
     ``eligible`` (a boolean mask) limits the front to real candidates; by default calibration
-    baselines and degenerate systems are left out: a constant text costs nothing and scores
-    ROUGE, but nobody should choose it.
+    baselines, degenerate systems and systems not above the floor are left out: a constant text
+    costs nothing and scores ROUGE, but nobody should choose it.
     """
     frame = scores.copy()
     if eligible is None:
         eligible = ~frame["kind"].eq("baseline")
         if "degenerate" in frame:
             eligible &= ~frame["degenerate"].astype(bool)
+        if "below_floor" in frame:
+            eligible &= ~frame["below_floor"].eq(True)
     for cost in costs:
         front = np.zeros(len(frame), dtype=bool)
         chosen = np.asarray(eligible, dtype=bool)

@@ -1,5 +1,7 @@
 """Extractive baselines: Lead-k, centroid and TextRank over MiniLM embeddings, greedy oracle.
 
+(The query-focused MiniLM turn selectors live in :mod:`labkit.summarize.selector`.)
+
 All four pick whole sentences of the (marker-free) transcript until the instruction type's
 word budget is reached and return them in transcript order, one per line (so ROUGE-Lsum sees
 sentence boundaries). They share the candidate filter: sentences with fewer than
@@ -14,16 +16,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from labkit import io
-from labkit.paths import cache_dir
 from labkit.summarize.base import Summarizer
 from labkit.summarize.data import Instruction, Item
+from labkit.summarize.encoders import SentenceEmbedder, shared_embedder
 from labkit.text import transcript_sentences
+from labkit.timing import timed
 
 sentences = transcript_sentences  # the candidates every extractive system chooses from
 
+__all__ = ["Centroid", "GreedyOracle", "LeadK", "SentenceEmbedder", "TextRank", "sentences"]
 
-def _take_budget(order: Sequence[int], cands: Sequence[str], budget: int) -> list[int]:
-    """Walk ``order`` and keep sentences until ``budget`` words; return them in text order."""
+
+def take_budget(order: Sequence[int], cands: Sequence[str], budget: int) -> list[int]:
+    """Walk ``order`` and keep sentences until ``budget`` words are reached (the sentence that
+    reaches it included, as every extractive system and floor does); return them in text order."""
     chosen, words = [], 0
     for i in order:
         if words >= budget:
@@ -57,47 +63,32 @@ class ExtractiveSummarizer(Summarizer):
 
 
 class LeadK(ExtractiveSummarizer):
-    """The first sentences of the meeting, as many as fit the word budget."""
+    """The first sentences of the meeting up to the word budget (a floor: it reads no query)."""
+
+    is_floor = True
 
     def __init__(self, name: str = "Lead-k", **kwargs):
         super().__init__(name, **kwargs)
 
     def _select(self, cands, item, budget):
-        return _take_budget(range(len(cands)), cands, budget)
-
-
-class SentenceEmbedder:
-    """MiniLM sentence embeddings, normalised, cached on disk per model + sentence list."""
-
-    def __init__(self, model_name: str = "all-MiniLM-L6-v2", batch_size: int = 64,
-                 use_cache: bool = True):
-        self.model_name = model_name
-        self.batch_size = batch_size
-        self.use_cache = use_cache  # off for latency benchmarks: every call embeds
-        self._model = None
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        key = io.sha256_text(self.model_name, *texts)
-        path = cache_dir("summaries", "_embeddings") / f"{key}.npy"
-        if self.use_cache and path.is_file():
-            return np.load(path)
-        if self._model is None:
-            from labkit.models import load_sentence_transformer
-            self._model = load_sentence_transformer(self.model_name)
-        emb = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                 normalize_embeddings=True, show_progress_bar=False)
-        emb = emb.astype(np.float32)
-        with io.atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, emb)
-        return emb
+        return take_budget(range(len(cands)), cands, budget)
 
 
 class _Embedded(ExtractiveSummarizer):
+    """Ranks a transcript's sentences from their embeddings (one ranking per transcript, kept in
+    memory: every query and instruction type of a meeting reuses it).
+
+    Each item's latency is the ranking and selection time plus what embedding its sentences
+    cost when they were computed (:meth:`SentenceEmbedder.cost`), so the three instruction
+    types, and a rerun on cached vectors, report the same per-item cost.
+    """
+
     def __init__(self, name: str, embedder: SentenceEmbedder | None = None,
                  redundancy: float = 0.9, **kwargs):
         super().__init__(name, **kwargs)
-        self.embedder = embedder or SentenceEmbedder()
+        self.embedder = embedder or shared_embedder()
         self.redundancy = redundancy
+        self._rankings: dict[str, tuple[np.ndarray, float]] = {}
 
     def fingerprint(self):
         return {**super().fingerprint(), "embedder": self.embedder.model_name,
@@ -106,15 +97,34 @@ class _Embedded(ExtractiveSummarizer):
     def _scores(self, emb: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _select(self, cands, item, budget):
-        emb = self.embedder.encode(cands)
-        order = np.argsort(-self._scores(emb), kind="stable")
+    def _ranking(self, cands: list[str], emb: np.ndarray) -> tuple[np.ndarray, float]:
+        key = io.sha256_text(*cands)
+        if key not in self._rankings:
+            order, seconds = timed(lambda: np.argsort(-self._scores(emb), kind="stable"), None)
+            self._rankings[key] = (order, seconds)
+        return self._rankings[key]
+
+    def _summarize_batch(self, items: Sequence[Item], inst: Instruction) -> list[str]:
+        out, seconds = [], []
+        for item in items:
+            cands = sentences(item.transcript, self.min_words) or sentences(item.transcript, 1)
+            emb = self.embedder.encode(cands)
+            order, rank_s = self._ranking(cands, emb)
+            chosen, select_s = timed(lambda: self._pick(order, cands, emb, inst.target_words), None)
+            out.append("\n".join(cands[i] for i in chosen))
+            seconds.append(self.embedder.cost(cands) + rank_s + select_s)
+        self._item_seconds = seconds
+        return out
+
+    def _pick(self, order: np.ndarray, cands: list[str], emb: np.ndarray, budget: int) -> list[int]:
         kept: list[int] = []
+        words = 0
         for i in order:  # skip near-duplicates of what is already chosen
             if kept and float(np.max(emb[kept] @ emb[i])) > self.redundancy:
                 continue
             kept.append(int(i))
-            if sum(len(cands[j].split()) for j in kept) >= budget:
+            words += len(cands[i].split())
+            if words >= budget:
                 break
         return sorted(kept)
 
@@ -166,12 +176,17 @@ class GreedyOracle(ExtractiveSummarizer):
 
     def __init__(self, name: str = "Oracle (greedy)", **kwargs):
         super().__init__(name, **kwargs)
-        from rouge_score import tokenizers
-        self._tokenizer = tokenizers.DefaultTokenizer(use_stemmer=True)
+        from labkit.summarize.metrics import rouge_tokenizer
+        self._tokenizer = rouge_tokenizer()
+        # sentence -> its n-grams: a meeting's sentences are candidates for each of its queries
+        # and instruction types, and stemming them again each time was most of the oracle's cost
+        self._gram_memo: dict[str, tuple[Counter, Counter]] = {}
 
     def _grams(self, text: str) -> tuple[Counter, Counter]:
-        tokens = self._tokenizer.tokenize(text)
-        return Counter(tokens), Counter(zip(tokens, tokens[1:]))
+        if text not in self._gram_memo:
+            tokens = self._tokenizer.tokenize(text)
+            self._gram_memo[text] = (Counter(tokens), Counter(zip(tokens, tokens[1:])))
+        return self._gram_memo[text]
 
     @staticmethod
     def _f(overlap: int, pred: int, ref: int) -> float:

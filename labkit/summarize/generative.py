@@ -155,9 +155,10 @@ class HFGenerator(GenerativeSummarizer):
         from labkit.io import sha256_file
         from pathlib import Path
 
-        weights = sorted(Path(self.model_path).rglob("*.safetensors"))
-        return {**super().fingerprint(), "model": self.model_name,
-                "weights": [sha256_file(w)[:16] for w in weights[:4]],
+        if getattr(self, "_weights", None) is None:  # hashed once, not per cache lookup
+            weights = sorted(Path(self.model_path).rglob("*.safetensors"))
+            self._weights = [sha256_file(w)[:16] for w in weights[:4]]
+        return {**super().fingerprint(), "model": self.model_name, "weights": self._weights,
                 "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size}
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:

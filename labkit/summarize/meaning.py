@@ -3,12 +3,13 @@
 ROUGE counts shared words; a summary that says the right things in other words scores low and
 word salad in the references' vocabulary scores high. This score asks, for each *reference*
 sentence, how close the closest *summary* sentence is in meaning (cosine of normalised
-all-MiniLM-L6-v2 embeddings, :func:`labkit.models.load_sentence_transformer`), and averages
+all-MiniLM-L6-v2 embeddings through :mod:`labkit.summarize.encoders`, i.e. the
+``labkit.embeddings`` provider and its on-disk cache), and averages
 over reference sentences: a recall of the reference's content by meaning, x 100 so it sits on
 ROUGE's scale. An empty summary scores 0. It needs no network and no second scoring model
 (BERTScore's roberta-large is not available offline).
 
-:func:`meaning_summary` adds percentile-bootstrap 95% CIs over items, exactly as ROUGE's;
+:meth:`MeaningScorer.summary` adds :mod:`labkit.stats` 95% intervals, exactly as ROUGE's;
 :func:`rank_disagreement` says where ranking systems by ROUGE-1 and by this score disagree.
 It is a second opinion, not ground truth: MiniLM also rewards on-topic generic sentences.
 """
@@ -20,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from labkit.errors import ParameterError
-from labkit.summarize.metrics import bootstrap_ci, one_sentence_per_line
+from labkit.summarize.encoders import MINILM, shared_embedder
+from labkit.summarize.metrics import mean_intervals
+from labkit.text import one_sentence_per_line
 
 MEANING = "minilm_cos"  # column name in the scores table
 MEANING_LABEL = "MiniLM-cos"
@@ -28,33 +31,26 @@ MEANING_LABEL = "MiniLM-cos"
 
 def split_sentences(text: str) -> list[str]:
     """Sentences (and lines) of ``text``, the unit the embedder compares."""
-    return [s for s in one_sentence_per_line(text).splitlines() if s.strip()]
+    return [s.strip() for s in one_sentence_per_line(text).splitlines() if s.strip()]
 
 
 class MeaningScorer:
-    """Scores summaries against references; keeps every sentence embedding it has computed.
+    """Scores summaries against references with one shared embedder (one model load, one
+    memo and the on-disk cache for every system scored in a process).
 
     Args:
         model_name: a sentence-transformers model labkit can resolve offline.
-        batch_size: sentences per encode call.
     """
 
-    def __init__(self, model_name: str = "all-MiniLM-L6-v2", batch_size: int = 64):
+    def __init__(self, model_name: str = MINILM):
         self.model_name = model_name
-        self.batch_size = batch_size
-        self._model = None
-        self._cache: dict[str, np.ndarray] = {}
+        self.embedder = shared_embedder(model_name)
+        self._vectors: dict[str, np.ndarray] = {}
 
     def _embed(self, texts: Sequence[str]) -> None:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if not missing:
-            return
-        if self._model is None:
-            from labkit.models import load_sentence_transformer
-            self._model = load_sentence_transformer(self.model_name)
-        emb = self._model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
-                                 normalize_embeddings=True, show_progress_bar=False)
-        self._cache.update(zip(missing, emb.astype(np.float32)))
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            self._vectors.update(zip(missing, self.embedder.encode(missing)))
 
     def per_item(self, predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
         """One score per item: mean over reference sentences of the max cosine to a summary
@@ -68,23 +64,23 @@ class MeaningScorer:
         for i, (ps, rs) in enumerate(zip(pred_s, ref_s)):
             if not ps or not rs:
                 continue
-            p = np.stack([self._cache[s] for s in ps])
-            r = np.stack([self._cache[s] for s in rs])
+            p = np.stack([self._vectors[s] for s in ps])
+            r = np.stack([self._vectors[s] for s in rs])
             out[i] = 100 * float(np.mean(np.max(r @ p.T, axis=1)))
         return out
 
     def summary(self, predictions: Sequence[str], references: Sequence[str],
-                n_resamples: int = 1000, seed: int = 0) -> dict[str, float]:
-        """``{minilm_cos, minilm_cos_low, minilm_cos_high}`` with a bootstrap 95% CI."""
-        mean, low, high = bootstrap_ci(self.per_item(predictions, references), n_resamples,
-                                       seed=seed)
-        return {MEANING: mean, f"{MEANING}_low": low, f"{MEANING}_high": high}
+                n_resamples: int = 1000, seed: int = 0,
+                groups: Sequence | None = None) -> dict[str, float]:
+        """``{minilm_cos, minilm_cos_low, minilm_cos_high}`` with a bootstrap 95% interval."""
+        scores = pd.DataFrame({MEANING: self.per_item(predictions, references)})
+        return mean_intervals(scores, [MEANING], n_resamples, seed, groups)
 
 
 _SHARED: dict[str, MeaningScorer] = {}
 
 
-def shared_scorer(model_name: str = "all-MiniLM-L6-v2") -> MeaningScorer:
+def shared_scorer(model_name: str = MINILM) -> MeaningScorer:
     """One scorer per model per process, so references are embedded once for all systems."""
     if model_name not in _SHARED:
         _SHARED[model_name] = MeaningScorer(model_name)

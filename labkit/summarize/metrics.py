@@ -1,10 +1,10 @@
-"""Scores and costs: ROUGE with bootstrap CIs, BERTScore when possible, length, latency, cost.
+"""Scores and costs: ROUGE with bootstrap CIs, length, latency, tokens per second, cost.
 
 ROUGE follows the usual pitfalls list (notes/summarization_scaling.md): ``rouge_score`` with
 the Porter stemmer on, and ROUGE-Lsum computed on one sentence per line (otherwise Lsum
-silently equals ROUGE-L). Scores are F-measures x 100, averaged over items; 95% CIs come from
-a percentile bootstrap over items, and :func:`paired_bootstrap` compares two systems on the
-same items.
+silently equals ROUGE-L). Scores are F-measures x 100, averaged over items; every 95% interval
+is :mod:`labkit.stats`' percentile bootstrap (over meetings where queries share one), and
+paired comparisons use :func:`labkit.stats.paired_difference`.
 """
 from __future__ import annotations
 
@@ -13,10 +13,43 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from labkit import stats
 from labkit.errors import DataError, ParameterError
 from labkit.text import one_sentence_per_line, token_counter
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+def rouge_tokenizer():
+    """``rouge_score``'s own tokenizer with the Porter stemmer (the one ROUGE is reported with),
+    remembering each word's stem: stemming is most of ROUGE's time, and the same meeting words
+    are stemmed for every system, instruction type and reference."""
+    from functools import lru_cache
+
+    from nltk.stem import porter
+    from rouge_score import tokenize, tokenizers
+
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        stem = lru_cache(maxsize=None)(porter.PorterStemmer().stem)
+
+        class _Stemmer:
+            def stem(self, word: str) -> str:
+                return stem(word)
+
+        class CachedStemTokenizer(tokenizers.Tokenizer):
+            def tokenize(self, text):
+                return tokenize.tokenize(text, _Stemmer())
+
+        _TOKENIZER = CachedStemTokenizer()
+    return _TOKENIZER
+
+
+_TOKENIZER = None
+
+#: (prediction, reference) -> the four F-measures; every table, paired test and the explorer's
+#: per-item rows read the same scores, so each pair is scored once per process.
+_ROUGE_MEMO: dict[tuple[str, str], tuple[float, ...]] = {}
 
 
 def rouge_per_item(predictions: Sequence[str], references: Sequence[str]) -> pd.DataFrame:
@@ -28,51 +61,39 @@ def rouge_per_item(predictions: Sequence[str], references: Sequence[str]) -> pd.
 
     if len(predictions) != len(references):
         raise ParameterError(f"{len(predictions)} predictions but {len(references)} references")
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    scorer = None
     rows = []
     for i, (pred, ref) in enumerate(zip(predictions, references)):
         if not isinstance(ref, str) or not ref.strip():
             raise DataError(f"reference {i} has no text; every item needs a reference summary")
-        scores = scorer.score(one_sentence_per_line(ref), one_sentence_per_line(pred or ""))
-        rows.append({k: 100 * scores[k].fmeasure for k in ROUGE_TYPES})
-    return pd.DataFrame(rows, columns=list(ROUGE_TYPES))
+        key = (pred or "", ref)
+        if key not in _ROUGE_MEMO:
+            scorer = scorer or rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True,
+                                                        tokenizer=rouge_tokenizer())
+            scores = scorer.score(one_sentence_per_line(ref), one_sentence_per_line(pred or ""))
+            _ROUGE_MEMO[key] = tuple(100 * scores[k].fmeasure for k in ROUGE_TYPES)
+        rows.append(_ROUGE_MEMO[key])
+    return pd.DataFrame(rows, columns=list(ROUGE_TYPES), dtype=float)
 
 
-def bootstrap_ci(values: Sequence[float], n_resamples: int = 1000, confidence: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap of the mean over items."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        raise ParameterError("bootstrap_ci needs at least one value")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
-
-
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 1000,
-                     confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
-    """Mean of ``a - b`` over the same items, its CI, and the share of resamples with a > b."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape:
-        raise ParameterError(f"paired_bootstrap needs scores on the same items ({a.size} vs {b.size})")
-    diff = a - b
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(n_resamples, diff.size))].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    return {"mean_diff": float(diff.mean()), "low": float(np.quantile(means, alpha)),
-            "high": float(np.quantile(means, 1 - alpha)), "p_a_better": float((means > 0).mean())}
+def mean_intervals(per_item: pd.DataFrame, columns: Sequence[str], n_resamples: int = 1000,
+                   seed: int = 0, groups: Sequence | None = None) -> dict[str, float]:
+    """``{col, col_low, col_high}`` per column: the mean over items and its percentile-bootstrap
+    95% interval (:func:`labkit.stats.interval`; ``groups`` resamples whole meetings, since the
+    queries of one meeting share a transcript and are not independent)."""
+    out: dict[str, float] = {}
+    for col in columns:
+        out.update(stats.interval(per_item[col].to_numpy(float), groups=groups,
+                                  n_resamples=n_resamples, seed=seed).as_dict(col))
+    return out
 
 
 def rouge_summary(predictions: Sequence[str], references: Sequence[str],
-                  n_resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+                  n_resamples: int = 1000, seed: int = 0,
+                  groups: Sequence | None = None) -> dict[str, float]:
     """``{rouge1, rouge1_low, rouge1_high, ...}`` over the items."""
-    per_item = rouge_per_item(predictions, references)
-    out: dict[str, float] = {}
-    for k in ROUGE_TYPES:
-        mean, low, high = bootstrap_ci(per_item[k], n_resamples, seed=seed)
-        out.update({k: mean, f"{k}_low": low, f"{k}_high": high})
-    return out
+    return mean_intervals(rouge_per_item(predictions, references), ROUGE_TYPES, n_resamples,
+                          seed, groups)
 
 
 def efficiency(latencies_s: Sequence[float], input_tokens: Sequence[int],
@@ -116,5 +137,18 @@ def pareto_front(frame: pd.DataFrame, quality: str, cost: str) -> pd.Series:
 
 
 def count_tokens_with(model_name: str = "all-MiniLM-L6-v2") -> Callable[[str], int]:
-    """A token counter from a real tokenizer (one counter for all systems keeps tokens/s comparable)."""
-    return token_counter(model_name)
+    """A token counter from a real tokenizer (one counter for all systems keeps tokens/s
+    comparable) that remembers each text's count: QMSum asks about eight queries of each
+    ten-thousand-word transcript, and every table counts its tokens again."""
+    from labkit.io import sha256_text
+
+    count = token_counter(model_name)
+    seen: dict[str, int] = {}
+
+    def remembered(text: str) -> int:
+        key = sha256_text(text)
+        if key not in seen:
+            seen[key] = count(text)
+        return seen[key]
+
+    return remembered

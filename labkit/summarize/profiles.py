@@ -8,7 +8,9 @@ from labkit.params import Param
 
 _COMMON = {
     "split": "test",
-    "query_kinds": ["general"],
+    # QMSum's general ("summarize the whole meeting") and specific queries, each item scored
+    # against its own reference; every instruction type is scored against that one reference
+    "query_kinds": ["general", "specific"],
     "instructions": ["long", "medium", "short"],
     "embedder": "all-MiniLM-L6-v2",
     "token_counter": "all-MiniLM-L6-v2",
@@ -25,20 +27,27 @@ _COMMON = {
 
 PROFILES = {
     "smoke": {**_COMMON, "max_meetings": 3, "bootstrap": 200,
+              "selector": {"positives_per_query": 1, "epochs": 1, "max_queries": 24},
               "tiny_lm": {"vocab_size": 1024, "hidden_size": 64, "num_layers": 2,
                           "num_heads": 2, "context_length": 256, "train_tokens": 200_000},
               "finetune_model": "", "finetune_train_meetings": 6, "finetune_epochs": 1,
               "finetune_max_target_tokens": 64,
-              "generate_meetings": 2, "chunk_study_meetings": 1, "max_new_tokens": 64},
+              "generate_meetings": 1, "chunk_study_meetings": 1, "max_new_tokens": 64},
     # 1M pre-training tokens (about 2 minutes on 2 cores) keep `make figures` under 30 minutes;
-    # at 2M the tiny LM still wrote flagged word salad, so the extra minutes bought nothing
+    # at 2M the tiny LM still wrote flagged word salad, so the extra minutes bought nothing.
+    # The tiny LM fine-tunes 1 epoch and generates for the queries of 3 meetings (about 25
+    # items; at 2 epochs and 8 chunked meetings it wrote the same flagged salad) and the chunking
+    # study reads the 2 longest meetings: the minutes go to the MiniLM selector, fine-tuned on
+    # QMSum train and scored on every test query (general and specific, ~280 items).
     "default": {**_COMMON, "max_meetings": 0,
+                "selector": {"positives_per_query": 1, "epochs": 1, "max_queries": 0},
                 "tiny_lm": {"hidden_size": 128, "num_layers": 4, "context_length": 512,
                             "train_tokens": 1_000_000},
-                "finetune_model": "", "finetune_train_meetings": 0, "finetune_epochs": 2,
+                "finetune_model": "", "finetune_train_meetings": 0, "finetune_epochs": 1,
                 "finetune_max_target_tokens": 128,
-                "generate_meetings": 0, "chunk_study_meetings": 8, "max_new_tokens": 128},
-    "paper": {**_COMMON, "max_meetings": 0, "query_kinds": ["general", "specific"],
+                "generate_meetings": 3, "chunk_study_meetings": 2, "max_new_tokens": 128},
+    "paper": {**_COMMON, "max_meetings": 0,
+              "selector": {"positives_per_query": 4, "epochs": 2, "max_queries": 0},
               "tiny_lm": {"hidden_size": 256, "num_layers": 6, "context_length": 1024,
                           "train_tokens": 20_000_000},
               "finetune_model": "google/flan-t5-large", "finetune_train_meetings": 0,

@@ -7,10 +7,12 @@ and the explorer's ``summaries.jsonl``:
 * extractive baselines: Lead-k, centroid and TextRank over MiniLM sentence embeddings, and the
   greedy ROUGE oracle (an upper bound for extraction);
 * calibration baselines (:mod:`labkit.summarize.baselines`): the best constant summary (one
-  training reference for every item) and random transcript sentences, ROUGE's floor for text
-  that does not summarize the meeting;
-* compact fine-tuned: any HF seq2seq / causal LM name (``finetune_model``), or offline
-  labkit's own tiny decoder (:mod:`labkit.lm`) fine-tuned on QMSum train;
+  training reference per query kind and length) and random transcript sentences, with Lead-k
+  the floors of :mod:`labkit.summarize.floors`;
+* the MiniLM turn selector (:mod:`labkit.summarize.selector`), zero-shot and fine-tuned on
+  QMSum train: the offline "fine-tuned compact vs zero-shot" comparison on real weights;
+* compact fine-tuned generator: any HF seq2seq / causal LM name (``finetune_model``), or
+  offline labkit's own tiny decoder (:mod:`labkit.lm`) fine-tuned on QMSum train;
 * zero-shot large: a local HF model (``zero_shot_model``) and/or any OpenAI-compatible endpoint
   named by the environment (:mod:`labkit.summarize.endpoint`); absent ones are listed as
   skipped, with the reason.
@@ -27,14 +29,16 @@ import numpy as np
 import pandas as pd
 
 from labkit import io
-from labkit.summarize import evaluate, guards, metrics
+from labkit.errors import ParameterError
+from labkit.summarize import evaluate, guards, metrics, selector
 from labkit.summarize.base import Summarizer
 from labkit.summarize.baselines import ConstantSummary, RandomSentences
 from labkit.summarize.data import Item, qmsum_items
+from labkit.summarize.encoders import SentenceEmbedder, shared_embedder
 from labkit.summarize.endpoint import ChatEndpoint, endpoint_configured
-from labkit.summarize.extractive import Centroid, GreedyOracle, LeadK, SentenceEmbedder, TextRank
+from labkit.summarize.extractive import Centroid, GreedyOracle, LeadK, TextRank
 from labkit.summarize.plots import (chunking_figure, flag_note, lengths_figure,  # noqa: F401
-                                    main_figure, pareto_figure)
+                                    main_figure, paired_figure, pareto_figure, png_size)
 
 SUMMARIES_FILE = "summaries.jsonl"
 # The fine-tuning split of the last load_items() call: the constant baseline is chosen on it
@@ -46,7 +50,10 @@ def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
     """``(evaluation items, fine-tuning items)`` from a user's JSONL or QMSum.
 
     A user's file (``cfg["items_jsonl"]``) is split 80/20 in file order: the first part
-    fine-tunes, the rest is evaluated. QMSum uses its published split.
+    fine-tunes, the rest is evaluated. QMSum uses its published split: the test items are the
+    profile's query kinds (``general`` and ``specific`` by default) of the first
+    ``max_meetings`` meetings, the fine-tuning items every training query (the selector's
+    training queries, with QMSum's relevant spans, are kept for :func:`selector_systems`).
     """
     from labkit.summarize.data import load_jsonl
 
@@ -60,13 +67,50 @@ def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
 
         splits = data.load("qmsum")
         test = qmsum_items(splits[cfg["split"]], cfg["query_kinds"], cfg["max_meetings"])
-        train = qmsum_items(splits["train"], ["general"], cfg["finetune_train_meetings"])
+        train = qmsum_items(splits["train"], ["general", "specific"],
+                            cfg["finetune_train_meetings"])
+        _LAST_SPLIT["train_queries"] = selector.queries_from_meetings(
+            splits["train"], cfg["finetune_train_meetings"])
+    if cfg.get("items_jsonl"):
+        _LAST_SPLIT["train_queries"] = selector.queries_from_items(train)
     _LAST_SPLIT.update(train=list(train), seed=int(cfg.get("seed", 0) or 0))
     return test, train
 
 
+def generation_items(items: Sequence[Item], meetings: int) -> list[Item]:
+    """The items of the first ``meetings`` meetings (0: all), every query kind: what the
+    generative systems summarize (their cost is per item, the extractive ones' per meeting)."""
+    if meetings <= 0:
+        return list(items)
+    keep = list(dict.fromkeys(it.source or it.item_id for it in items))[:meetings]
+    return [it for it in items if (it.source or it.item_id) in set(keep)]
+
+
+def selector_systems(cfg: dict[str, Any], *, carbon=None, warn=None, use_cache: bool = True
+                     ) -> tuple[list[Summarizer], Any]:
+    """The MiniLM turn selector zero-shot and fine-tuned on the training queries of the last
+    :func:`load_items` call (``cfg["selector"]`` sizes). Returns ``(systems, cached model)``;
+    both read the sentence vectors of Centroid's and TextRank's embedder."""
+    queries = _LAST_SPLIT.get("train_queries") or []
+    if not queries:
+        raise ParameterError("selector_systems needs training queries: call load_items first")
+    conf = selector.SelectorConfig(base_model=cfg["embedder"], seed=int(cfg.get("seed", 0) or 0),
+                                   **cfg["selector"])
+    tuned = selector.finetune_selector(queries, conf, carbon=carbon, progress=False)
+    def embedder(model: str) -> SentenceEmbedder:
+        return shared_embedder(model) if use_cache else SentenceEmbedder(model, use_cache=False)
+
+    sentences = embedder(cfg["embedder"])  # both selectors read the same sentence vectors
+    systems = [selector.TurnSelector(cfg["embedder"], kind="zero-shot", embedder=sentences,
+                                     warn=warn),
+               selector.TurnSelector(cfg["embedder"], kind="fine-tuned", embedder=sentences,
+                                     query_model=str(tuned.path),
+                                     query_embedder=embedder(str(tuned.path)), warn=warn)]
+    return systems, tuned
+
+
 def extractive_systems(embedder_name: str, warn=None, train: Sequence[Item] | None = None,
-                       seed: int | None = None) -> list[Summarizer]:
+                       seed: int | None = None, use_cache: bool = True) -> list[Summarizer]:
     """Lead-k, centroid, TextRank (sharing one MiniLM embedder), the greedy oracle, and the two
     calibration baselines: random sentences and the best constant summary.
 
@@ -75,8 +119,10 @@ def extractive_systems(embedder_name: str, warn=None, train: Sequence[Item] | No
             split of the last :func:`load_items` call. Without any, the constant baseline is
             left out with a warning.
         seed: seed of the random-sentence baseline; default the last run's seed.
+        use_cache: off for latency benchmarks: a private embedder without the on-disk cache.
     """
-    embedder = SentenceEmbedder(embedder_name)
+    embedder = (shared_embedder(embedder_name) if use_cache
+                else SentenceEmbedder(embedder_name, use_cache=False))
     systems: list[Summarizer] = [LeadK(warn=warn), Centroid(embedder=embedder, warn=warn),
                                  TextRank(embedder=embedder, warn=warn), GreedyOracle(warn=warn),
                                  RandomSentences(_LAST_SPLIT.get("seed", 0) if seed is None else seed,
@@ -95,13 +141,15 @@ def compact_system(cfg: dict[str, Any], train: Sequence[Item], *, carbon=None, w
     """Fine-tune the compact model the profile names and wrap it as a summarizer.
 
     Returns ``(system, fine_tuned)``; the base is ``cfg["finetune_model"]`` or, when empty,
-    labkit's tiny LM trained here on real text (``cfg["tiny_lm"]`` sizes).
+    labkit's tiny LM trained here on real text (``cfg["tiny_lm"]`` sizes). It fine-tunes on the
+    general (whole-meeting) training items, or on all of them when there are none.
     """
     from labkit.summarize.finetune import FineTuneConfig, finetune
     from labkit.summarize.generative import HFGenerator
 
     base = cfg["finetune_model"]
     label = name
+    train = [it for it in train if it.kind == "general"] or list(train)  # whole-meeting summaries
     if not base:
         from labkit.lm import TinyLMConfig, train_tiny_lm
         lm = train_tiny_lm(TinyLMConfig(**cfg["tiny_lm"]), progress=False, carbon=carbon)
@@ -143,15 +191,16 @@ def zero_shot_systems(cfg: dict[str, Any], warn=None) -> tuple[list[Summarizer],
     return systems, skipped
 
 
-def summary_rows(runs: Sequence[evaluate.Run], items: Sequence[Item]) -> list[dict[str, Any]]:
+def summary_rows(runs: Sequence[evaluate.Run]) -> list[dict[str, Any]]:
     """One JSON-able row per (item, instruction, system): the explorer's ``summaries.jsonl``."""
-    references = [it.reference for it in items]
     rows = []
     for run in runs:
-        scores = metrics.rouge_per_item(run.predictions, references)
-        for item, summary, stat, (_, s) in zip(items, run.predictions, run.stats, scores.iterrows()):
+        scores = metrics.rouge_per_item(run.predictions, [it.reference for it in run.items])
+        for item, summary, stat, (_, s) in zip(run.items, run.predictions, run.stats,
+                                                scores.iterrows()):
             rows.append({"meeting_id": item.source or item.item_id, "item_id": item.item_id,
                          "query": item.query or "Summarize the whole meeting.",
+                         "query_kind": item.kind,
                          "instruction": run.instruction, "system": run.system, "kind": run.kind,
                          "summary": summary, "reference": item.reference,
                          "rouge1": float(s["rouge1"]), "rouge2": float(s["rouge2"]),
@@ -191,4 +240,24 @@ def chunking_table(make_system: Callable[[str], Summarizer], items: Sequence[Ite
                      **{k: v for k, v in rouge.items() if k.startswith(("rouge1", "rouge2", "rougeL"))},
                      "latency_s": float(np.mean([s.latency_s for s in system.last_stats])),
                      "mean_chunks": float(np.mean(chunks)), "median_share_read": float(np.median(kept))})
+    return pd.DataFrame(rows)
+
+
+def training_table(selector_model, tuned) -> pd.DataFrame:
+    """What each compact model's fine-tuning cost, from its model-cache metadata (measured when
+    it was trained; a cache hit reports the run that trained it): parameters, examples, epochs,
+    seconds and energy (codecarbon; estimated from CPU load x TDP without RAPL)."""
+    rows = []
+    for label, metrics_ in (
+            ("MiniLM selector (fine-tuned)", selector_model.metrics),
+            (f"{Path(str(tuned.config.base_model)).name} (fine-tuned generator)", tuned.metrics)):
+        examples = metrics_.get("triplets", metrics_.get("examples"))
+        rows.append({"model": label, "parameters": metrics_.get("parameters"),
+                     "examples": (sum(examples.values()) if isinstance(examples, dict)
+                                  else examples),
+                     "epochs": metrics_.get("epochs", tuned.config.epochs),
+                     "train_seconds": metrics_.get("train_runtime_s"),
+                     "energy_wh": 1000 * float(metrics_.get("energy_kwh", float("nan"))),
+                     "per_epoch_energy_wh": ", ".join(f"{1000 * e['energy_kwh']:.3f}"
+                                                      for e in metrics_.get("per_epoch", []))})
     return pd.DataFrame(rows)

@@ -29,7 +29,7 @@ def items():
 
 class ChatServer:
     """Scripted OpenAI-compatible server. ``script`` is a list of actions, one per request
-    (the last repeats): "ok", "500", "401", "slow" (sleeps ``slow_s``), or "empty"."""
+    (the last repeats): "ok", "429", "500", "401", "slow" (sleeps ``slow_s``), or "empty"."""
 
     def __init__(self):
         self.script = ["ok"]
@@ -65,6 +65,8 @@ class ChatServer:
                     return self._send(404, {"error": {"message": "not found"}})
                 if action == "500":
                     return self._send(500, {"error": {"message": "server exploded"}})
+                if action == "429":
+                    return self._send(429, {"error": {"message": "rate limit reached"}})
                 if action == "401":
                     return self._send(401, {"error": {"message": "invalid api key"}})
                 if action == "slow":

@@ -1,4 +1,10 @@
-"""The OpenAI-compatible client against a real HTTP server on loopback."""
+"""The OpenAI-compatible client against a scripted HTTP server on loopback.
+
+Only what a real server does not do on demand lives here: 429 / 5xx / 401 answers, timeouts,
+answers without choices, and checking what the client sent (prompt, model, key). Summarizing
+through a real server (``transformers serve``), chunking and truncation are in
+``test_chat_server.py``.
+"""
 import pytest
 
 from labkit.errors import ParameterError, ProviderError
@@ -25,6 +31,12 @@ def test_summaries_come_back_in_order_and_are_cached(chat_server, items):
     assert all(s.cached for s in system.last_stats)
     make(chat_server, batch_size=2).summarize(items, "long", progress=False)
     assert len(chat_server.requests) == n + 3  # another instruction is another prompt
+
+
+def test_429_is_retried_with_backoff(chat_server, items):
+    chat_server.script = ["429", "ok"]
+    out = make(chat_server, max_retries=2).summarize(items[:1], progress=False)
+    assert out[0].startswith("Summary of") and len(chat_server.requests) == 2
 
 
 def test_5xx_is_retried_with_backoff(chat_server, items):
@@ -92,25 +104,3 @@ def test_prompt_longer_than_context_with_chunking_off_is_an_error(chat_server, i
         make(chat_server, context_length=256, max_new_tokens=32,
              context_strategy="error").summarize(long, progress=False)
     assert chat_server.requests == []
-
-
-def test_truncation_is_recorded_as_a_warning(chat_server, items):
-    record = RunRecord("test_study", {})
-    long = [items[0].__class__("long", "Alice: " + "word " * 2000, "ref", source="x")]
-    system = make(chat_server, context_length=256, max_new_tokens=32, context_strategy="truncate",
-                  warn=record.warn)
-    system.summarize(long, progress=False)
-    assert len(record.warnings) == 1 and "truncated" in record.warnings[0]
-    sent = chat_server.requests[0]["body"]["messages"][0]["content"]
-    assert len(sent) <= 256 * 4
-
-
-def test_chunking_is_map_reduce(chat_server, items):
-    long = [items[0].__class__("long", "\n".join(f"Alice: line {i} " + "word " * 20
-                                                 for i in range(60)), "ref", source="x")]
-    system = make(chat_server, context_length=400, max_new_tokens=32, context_strategy="chunk")
-    out = system.summarize(long, progress=False)
-    prompts = [r["body"]["messages"][0]["content"] for r in chat_server.requests]
-    assert sum("part of a meeting" in p for p in prompts) >= 2  # the map step
-    assert "part of a meeting" not in prompts[-1]  # the reduce step uses the instruction
-    assert out[0].startswith("Summary of") and system.chunked[0][1] >= 2

@@ -7,7 +7,7 @@ import pytest
 
 from labkit import records
 from labkit.errors import ParameterError
-from labkit.summarize import evaluate, guards
+from labkit.summarize import evaluate, guards, tables
 from labkit.summarize.baselines import RandomSentences
 from labkit.summarize.data import Item
 from labkit.summarize.extractive import LeadK
@@ -103,21 +103,23 @@ def test_score_marks_the_flag_in_tables_warnings_and_record():
     seen = []
     systems = [LeadK(warn=seen.append), Salad("tiny LM (fine-tuned)", warn=seen.append)]
     runs = evaluate.run_all(systems, items, ["short"], progress=False)
-    scores = evaluate.score(runs, items, lambda s: len(s.split()), {"default": {"usd_per_hour": 1}},
+    scores = evaluate.score(runs, lambda s: len(s.split()), {"default": {"usd_per_hour": 1}},
                             50, 0, meaning_model=None, record=record)
     flags = dict(zip(scores["system"], scores["flag"]))
     assert flags["Lead-k"] == "" and flags["tiny LM (fine-tuned)"].startswith(guards.FLAG_MARK)
-    assert len(seen) == 1 and seen[0].startswith("tiny LM (fine-tuned) ⚠ degenerate")
+    degenerate = [m for m in seen if guards.FLAG_MARK in m]
+    assert len(degenerate) == 1 and degenerate[0].startswith("tiny LM (fine-tuned) ⚠ degenerate")
     stored = record.results["output_guards"]["tiny LM (fine-tuned) | short"]
     assert stored["degenerate"] is True and "trigrams" in stored["degenerate_reason"]
     # the chunking study (one or two meetings) inherits the verdict from all items
     assert evaluate.verdict_for("tiny LM (fine-tuned) [chunk]") == stored["degenerate_reason"]
     assert evaluate.verdict_for("Lead-k [chunk]") == ""
-    table = evaluate.main_table(scores)
+    table = tables.main_table(scores)
     assert table["system"].iloc[0] == "Lead-k"
     assert table["system"].iloc[1].startswith("tiny LM (fine-tuned) ⚠ degenerate: ")
     assert "loops" in table["system"].iloc[1]
     assert table["flag"].iloc[1].startswith("⚠ degenerate: ") and table["flag"].iloc[0] == ""
+    assert table["queries"].iloc[0] == items[0].kind
     front = evaluate.with_pareto(scores)  # a degenerate system never joins the front
     assert not front.loc[scores["system"] == "tiny LM (fine-tuned)", "pareto_latency_s"].any()
 

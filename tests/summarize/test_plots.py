@@ -32,6 +32,27 @@ def _scores():
     return pd.DataFrame(rows)
 
 
+def _paired():
+    rows = []
+    for queries in ("general", "specific", "all"):
+        for inst in ("long", "medium", "short"):
+            for metric, shift in (("rouge1", 1.0), ("minilm_cos", -0.5)):
+                d = shift if inst != "short" else -2.0
+                rows.append({"queries": queries, "instruction": inst, "metric": metric,
+                             "mean_diff": d, "low": d - 0.8, "high": d + 0.8, "items": 40,
+                             "meetings": 5})
+    return pd.DataFrame(rows)
+
+
+def test_paired_figure_marks_intervals_that_exclude_zero():
+    fig = plots.paired_figure(_paired(), "A minus B")
+    assert len(fig.data) == 2 and len(fig.data[0].y) == 9
+    symbols = list(fig.data[0].marker.symbol)
+    assert symbols.count("diamond") == 9  # every rouge1 interval here excludes 0
+    low, high = fig.layout.xaxis.range
+    assert low < -2.8 and high > 1.8  # the data and the zero line fit
+
+
 @pytest.mark.parametrize("tokens, kind", [([9000, 12000, 18000, 30000], "log"),
                                           ([100, 150, 200, 260], "linear")])
 def test_prompt_lengths_axis_holds_the_data(tokens, kind):
@@ -49,8 +70,11 @@ def test_prompt_lengths_axis_holds_the_data(tokens, kind):
 def test_study_figures_pass_the_figure_check():
     assert figures._png_server()
     scores = _scores()
+    two_kinds = pd.concat([scores.assign(queries="general"), scores.assign(queries="specific"),
+                           scores.assign(queries="all")], ignore_index=True)
     for fig in (plots.lengths_figure(pd.DataFrame({"prompt_tokens": [9000, 12000, 30000]}), CONTEXTS),
-                plots.pareto_figure(scores, "medium"), plots.main_figure(scores)):
+                plots.pareto_figure(scores, "medium"), plots.main_figure(scores),
+                plots.main_figure(two_kinds), plots.paired_figure(_paired(), "A minus B")):
         assert figcheck.check_figure(figcheck.readable(fig)) == []
 
 
