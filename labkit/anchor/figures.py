@@ -42,6 +42,15 @@ def _error(speedups: pd.DataFrame, column: str) -> dict | None:
                 arrayminus=np.nan_to_num(mid - speedups[lo].to_numpy(dtype=float)))
 
 
+def _context_axis(contexts) -> tuple[dict, str]:
+    """x-axis settings for context lengths: log (ticks at the contexts) only when they span at
+    least a decade (a log axis over less distorts the gaps; figcheck refuses it)."""
+    values = sorted(float(c) for c in contexts)
+    if values and values[0] > 0 and values[-1] / values[0] >= 10:
+        return dict(type="log", tickvals=values), ", log scale"
+    return dict(type="linear"), ""
+
+
 def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache length and speed-up"):
     """Like AnLLM's Figure 1: bars of KV-cache size and cached tokens (full vs anchor) per
     context length, with the median speed-ups (95 % bootstrap intervals) on a second axis."""
@@ -118,8 +127,9 @@ def latency_figure(latency: pd.DataFrame, title: str = "Decoding time vs context
     # log only when the methods differ by decades (recompute at long contexts); a log axis
     # over a fraction of a decade (a tiny model, short contexts) only distorts the gaps
     kind = axis_type_for(np.concatenate(shown)) if shown else "linear"
-    fig.update_xaxes(type="log", tickvals=sorted(latency.context.unique()))
-    fig.update_layout(title=title, xaxis_title="context (prompt tokens, log scale)",
+    axis, suffix = _context_axis(latency.context.unique())
+    fig.update_xaxes(**axis)
+    fig.update_layout(title=title, xaxis_title=f"context (prompt tokens{suffix})",
                       yaxis_title="ms per generated token (prefill included, median)"
                       + (", log scale" if kind == "log" else ""),
                       yaxis_type=kind, yaxis_rangemode="normal" if kind == "log" else "tozero")
@@ -155,7 +165,7 @@ def memory_throughput_figure(latency: pd.DataFrame,
         kind = axis_type_for(np.concatenate(values)) if values else "linear"
         fig.update_yaxes(title_text=name + (", log scale" if kind == "log" else ""), type=kind,
                          rangemode="normal" if kind == "log" else "tozero", row=1, col=col)
-        fig.update_xaxes(title_text="context (prompt tokens, log scale)", type="log",
-                         tickvals=sorted(latency.context.unique()), row=1, col=col)
+        axis, suffix = _context_axis(latency.context.unique())
+        fig.update_xaxes(title_text=f"context (prompt tokens{suffix})", row=1, col=col, **axis)
     fig.update_layout(title=title, legend=dict(orientation="h", y=-0.25))
     return fig

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from labkit.anchor import recall_frontier as rf
+from labkit.anchor.anchors import anchor_token_ids
 from labkit.anchor.recall import (RecallProbe, probe_vocab, recall_prompts, training_blocks,
                                   training_documents)
 from labkit.anchor.recall_lm import IGNORE_INDEX, mixed_blocks, probe_labels
@@ -140,3 +141,33 @@ def test_guard_flags_a_probe_that_needs_no_far_context():
     assert head["full_cache_answers"] and not head["AnLLM-AC"]["needs_far_context"]
     assert any(rf.NO_FAR_CONTEXT in f for f in head["flags"])
     assert head["AnLLM-AC"]["own"]["pooled"]["verdict"] == "worse"
+
+
+def test_anchor_mix_closes_probe_sentences_with_the_anchor(ac_model):
+    """The continued-training mix: for AC every probe sentence ends `. <AC>`; for EP no <AC>."""
+    from labkit.anchor.anchors import AnchorSpec
+    from labkit.anchor.recall_lm import anchor_mixed_blocks
+
+    _, tok, spec = ac_model
+    (ac,) = anchor_token_ids(tok, spec)
+    real = torch.randint(0, 50, (4, 48))
+    mix = anchor_mixed_blocks(real, tok, [TEXT], spec, PROBE, 6, 48, seed=0)
+    vocab = probe_vocab(tok, [TEXT], PROBE)
+    probe_rows = [b for b in mix.blocks if torch.isin(b, torch.as_tensor(vocab.keys)).any()]
+    assert probe_rows
+    for b in probe_rows:
+        after = b[1:][b[:-1] == vocab.period]
+        assert bool((after == ac).all())
+    ep = anchor_mixed_blocks(real, tok, [TEXT], AnchorSpec(mode="ep"), PROBE, 6, 48, seed=0)
+    assert not bool((ep.blocks == ac).any())
+
+
+def test_train_config_takes_the_probe_into_its_cache_key():
+    from labkit.anchor.training import AnchorTrainConfig
+
+    plain = AnchorTrainConfig()
+    assert "probe" not in plain.recipe_params()  # text-only models keep their cache keys
+    mixed = AnchorTrainConfig(probe=PROBE.as_dict())
+    assert mixed.probe == PROBE and mixed.recipe_params()["probe"]["bindings"] == 8
+    with pytest.raises(ParameterError, match="probe"):
+        AnchorTrainConfig(probe="yes")
