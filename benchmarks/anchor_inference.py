@@ -25,7 +25,7 @@ method (no cache, full cache, anchor cache): the largest batch that fits (doubli
 bisection, capped by ``--max-batch``; an out-of-memory error is caught and recorded as the
 boundary) and tokens/s there, latency at batch 1 and 8, and peak memory above the weights
 (CUDA: ``max_memory_allocated``; CPU: peak bytes of live tensors created during the run, seen
-by a dispatch mode in an untimed second run, :class:`labkit.anchor.latency.LiveTensorPeak`).
+by a dispatch mode in an untimed second run, :class:`labkit.anchor.memory.LiveTensorPeak`).
 Methods are interleaved per repeat; ratios vs the full cache are medians of paired ratios with
 95% bootstrap intervals. Writes ``figures/anchor_attention/benchmark_anchor_inference_throughput.json``.
 """
@@ -172,8 +172,9 @@ def throughput_main(args) -> int:
     import pandas as pd
     import torch
 
-    from labkit.anchor.latency import (THROUGHPUT_METHODS, is_out_of_memory, largest_batch,
-                                       measure_point, median_interval)
+    from labkit.anchor.latency import median_interval
+    from labkit.anchor.memory import (THROUGHPUT_METHODS, is_out_of_memory, largest_batch,
+                                      measure_point)
     from labkit.errors import LabkitError, ParameterError
     from labkit.models import pick_device
     from labkit.timing import Stopwatch
@@ -288,7 +289,7 @@ def throughput_main(args) -> int:
            "peak_memory_measure": ("torch.cuda.max_memory_allocated above the bytes allocated "
                                    "before the run" if cuda else
                                    "peak bytes of live tensors created during an untimed run "
-                                   "(labkit.anchor.latency.LiveTensorPeak)"),
+                                   "(labkit.anchor.memory.LiveTensorPeak)"),
            "records": records, "max_batch": searches, "summary": summary.to_dict(orient="records"),
            "oom": boundaries, "torch": torch.__version__,
            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},

@@ -49,7 +49,7 @@ from labkit.errors import ParameterError
 
 __all__ = [
     "SUPPORTED_FAMILIES", "AnchorCacheWarning", "AnchorState", "check_supported", "prefill_chunk",
-    "anchor_prefill", "anchor_step", "anchor_id_tensor", "compact", "anchor_cache_logits",
+    "anchor_prefill", "anchor_step", "anchor_extend", "anchor_id_tensor", "compact", "anchor_cache_logits",
     "masked_forward_logits", "kv_cache_bytes", "kv_bytes_per_token", "OPEN_POLICIES",
 ]
 
@@ -99,6 +99,21 @@ def _check_positions(state: AnchorState, pos_new: torch.Tensor, valid_new: torch
                              "input_ids / max_new_tokens")
 
 
+def _step_mask(state: AnchorState, q_seq: torch.Tensor, q_anchor: torch.Tensor,
+               q_valid: torch.Tensor) -> torch.Tensor:
+    """The AnSAN visibility ``(B, 1, 1, T + 1)`` of one new token per row over the cached slots
+    plus itself: :func:`labkit.anchor.masks.rule_mask` for a single query, in four element-wise
+    ops. Every cached slot precedes the query (no position test); a non-anchor sees every valid
+    slot of its own sentence and every anchor, an anchor only its own sentence; an inactive row
+    (``q_valid`` False) sees only its own slot, so no row is empty (SDPA would give NaN).
+
+    Why a special case: decoding runs this once per token, and at short contexts the general
+    rule's broadcasts, ``scatter`` and ``where`` cost as much as the model's attention.
+    """
+    seen = state.valid & ((state.seq == q_seq) | (state.anchor & ~q_anchor)) & q_valid
+    return torch.cat([seen, torch.ones_like(q_valid)], dim=1)[:, None, None, :]
+
+
 def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torch.Tensor,
                    flags_new: torch.Tensor, want: Literal["all", "last", "none"] = "all",
                    compact: bool = True):
@@ -112,19 +127,26 @@ def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torc
     B, n = ids.shape
     valid_new = valid_new.bool()
     flags_new = flags_new.bool() & valid_new
-    steps = valid_new.long().cumsum(dim=1)
-    pos_new = state.next_pos[:, None] + (steps - 1).clamp(min=0)
-    seq_new = state.next_seq[:, None] + flags_new.long().cumsum(dim=1) - flags_new.long()
+    if n == 1:  # a decode step: no cumulative sums over a length-1 axis
+        steps = valid_new.long()
+        pos_new, seq_new = state.next_pos[:, None], state.next_seq[:, None]
+    else:
+        steps = valid_new.long().cumsum(dim=1)
+        pos_new = state.next_pos[:, None] + (steps - 1).clamp(min=0)
+        seq_new = state.next_seq[:, None] + flags_new.long().cumsum(dim=1) - flags_new.long()
     _check_positions(state, pos_new, valid_new)
 
     T = state.pos.shape[1]
-    k_pos = torch.cat([state.pos, pos_new], dim=1)
-    k_seq = torch.cat([state.seq, seq_new], dim=1)
-    k_anchor = torch.cat([state.anchor, flags_new], dim=1)
-    k_valid = torch.cat([state.valid, valid_new], dim=1)
-    self_index = T + torch.arange(n, device=ids.device).expand(B, n)
-    allowed = rule_mask(pos_new, seq_new, flags_new, k_pos, k_seq, k_anchor, k_valid,
-                        q_valid=valid_new, self_index=self_index)
+    if n == 1:
+        allowed = _step_mask(state, seq_new, flags_new, valid_new)
+    else:
+        k_pos = torch.cat([state.pos, pos_new], dim=1)
+        k_seq = torch.cat([state.seq, seq_new], dim=1)
+        k_anchor = torch.cat([state.anchor, flags_new], dim=1)
+        k_valid = torch.cat([state.valid, valid_new], dim=1)
+        self_index = T + torch.arange(n, device=ids.device).expand(B, n)
+        allowed = rule_mask(pos_new, seq_new, flags_new, k_pos, k_seq, k_anchor, k_valid,
+                            q_valid=valid_new, self_index=self_index)
     mask = bool_to_additive(allowed, model_dtype(model))
 
     decoder = model.get_decoder()
@@ -133,19 +155,29 @@ def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torc
     hidden = out.last_hidden_state
     head = model.get_output_embeddings()
 
-    state.pos, state.seq, state.anchor, state.valid = k_pos, k_seq, k_anchor, k_valid
+    if n == 1:
+        state.pos = torch.cat([state.pos, pos_new], dim=1)
+        state.seq = torch.cat([state.seq, seq_new], dim=1)
+        state.anchor = torch.cat([state.anchor, flags_new], dim=1)
+        state.valid = torch.cat([state.valid, valid_new], dim=1)
+    else:
+        state.pos, state.seq, state.anchor, state.valid = k_pos, k_seq, k_anchor, k_valid
     n_valid = steps[:, -1]
     state.next_pos = state.next_pos + n_valid
     state.next_seq = state.next_seq + flags_new.long().sum(dim=1)
     state.seen = state.seen + n_valid
 
-    rows = torch.arange(B, device=ids.device)
-    last_idx = steps.argmax(dim=1)  # first index reaching the row's count = last valid token
     logits = None
-    if want == "all":
+    if n == 1 and want != "all":
+        last = head(hidden[:, -1]).float()
+    elif want == "all":
+        rows = torch.arange(B, device=ids.device)
+        last_idx = steps.argmax(dim=1)  # first index reaching the row's count = last valid token
         logits = head(hidden).float()
         last = logits[rows, last_idx]
     else:
+        rows = torch.arange(B, device=ids.device)
+        last_idx = steps.argmax(dim=1)
         last = head(hidden[rows, last_idx]).float()
     previous = state.last_logits if state.last_logits is not None else torch.zeros_like(last)
     state.last_logits = torch.where(n_valid.gt(0)[:, None], last, previous)
@@ -248,6 +280,27 @@ def anchor_step(model, state: AnchorState, next_ids: torch.Tensor,
     flags = torch.isin(next_ids, anchor_ids) & active
     _forward_chunk(model, state, next_ids, active, flags, want="none", compact=False)
     return state.last_logits
+
+
+@torch.no_grad()
+def anchor_extend(model, state: AnchorState, input_ids: torch.Tensor,
+                  anchor_ids: Iterable[int] | torch.Tensor) -> torch.Tensor:
+    """Feed a block of tokens (``(B, n)``, no padding) on top of ``state`` in one forward and
+    return their logits ``(B, n, V)``; the cache is pruned afterwards.
+
+    Teacher-forcing a whole block at once gives the same logits as feeding it token by token
+    (:func:`anchor_step`): within the block the AnSAN rule is applied by the mask, so no token
+    sees what pruning would have removed. The recall probe scores its queries this way.
+    """
+    input_ids = input_ids.to(state.pos.device)
+    if input_ids.dim() != 2 or input_ids.shape[0] != state.pos.shape[0]:
+        raise ParameterError(f"input_ids must be (batch={state.pos.shape[0]}, n), got "
+                             f"{tuple(input_ids.shape)}")
+    if not torch.is_tensor(anchor_ids):
+        anchor_ids = anchor_id_tensor(anchor_ids, input_ids.device)
+    flags = torch.isin(input_ids, anchor_ids)
+    valid = torch.ones_like(input_ids, dtype=torch.bool)
+    return _forward_chunk(model, state, input_ids, valid, flags, want="all")
 
 
 def anchor_id_tensor(anchor_ids: Iterable[int], device: torch.device | str | None = None) -> torch.Tensor:

@@ -42,6 +42,15 @@ def _error(speedups: pd.DataFrame, column: str) -> dict | None:
                 arrayminus=np.nan_to_num(mid - speedups[lo].to_numpy(dtype=float)))
 
 
+def _context_axis(contexts) -> tuple[dict, str]:
+    """x-axis settings for context lengths: log (ticks at the contexts) only when they span at
+    least a decade (a log axis over less distorts the gaps; figcheck refuses it)."""
+    values = sorted(float(c) for c in contexts)
+    if values and values[0] > 0 and values[-1] / values[0] >= 10:
+        return dict(type="log", tickvals=values), ", log scale"
+    return dict(type="linear"), ""
+
+
 def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache length and speed-up"):
     """Like AnLLM's Figure 1: bars of KV-cache size and cached tokens (full vs anchor) per
     context length, with the median speed-ups (95 % bootstrap intervals) on a second axis."""
@@ -66,13 +75,23 @@ def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache l
     fig.add_scatter(x=x, y=speedups.speedup_vs_full_cache, name="speed-up vs full cache",
                     mode="lines+markers", line=dict(color=PALETTE[2], dash="dot"),
                     error_y=_error(speedups, "speedup_vs_full_cache"), secondary_y=True, row=1, col=1)
+    if "decode_speedup_vs_full_cache" in speedups:
+        fig.add_scatter(x=x, y=speedups.decode_speedup_vs_full_cache, name="decode speed-up vs full cache",
+                        mode="lines+markers", line=dict(color=PALETTE[4], dash="dashdot"),
+                        error_y=_error(speedups, "decode_speedup_vs_full_cache"), secondary_y=True,
+                        row=1, col=1)
+    if "full_speedup_vs_no_cache" in speedups:
+        fig.add_scatter(x=x, y=speedups.full_speedup_vs_no_cache, name="full cache vs no cache",
+                        mode="lines+markers", line=dict(color="#999", dash="dot"),
+                        marker=dict(symbol="x"), error_y=_error(speedups, "full_speedup_vs_no_cache"),
+                        secondary_y=True, row=1, col=1)
     fig.add_hline(y=1, line_dash="dash", line_color="#555", line_width=1, secondary_y=True,
                   row=1, col=1)
     fig.add_annotation(x=1, xref="x domain", y=1, text="1x (no speed-up)", showarrow=False,
                        xanchor="right", yanchor="bottom", font=dict(size=11, color="#555"),
                        secondary_y=True, row=1, col=1)
-    columns = [c for c in ("speedup_vs_no_cache", "speedup_vs_full_cache",
-                           "speedup_vs_no_cache_hi", "speedup_vs_full_cache_hi") if c in speedups]
+    columns = [c for c in speedups.columns if "speedup" in c and not c.endswith("_lo")
+               and not c.startswith("prefill")]
     top = np.nanmax(speedups[columns].to_numpy(dtype=float)) if columns else 1.0
     step, upper = nice_ticks(max(1.0, float(top)) * 1.05)
     fig.update_yaxes(title_text="speed-up (x, median, 95% CI)", secondary_y=True, row=1, col=1,
@@ -108,7 +127,9 @@ def latency_figure(latency: pd.DataFrame, title: str = "Decoding time vs context
     # log only when the methods differ by decades (recompute at long contexts); a log axis
     # over a fraction of a decade (a tiny model, short contexts) only distorts the gaps
     kind = axis_type_for(np.concatenate(shown)) if shown else "linear"
-    fig.update_layout(title=title, xaxis_title="context (prompt tokens)",
+    axis, suffix = _context_axis(latency.context.unique())
+    fig.update_xaxes(**axis)
+    fig.update_layout(title=title, xaxis_title=f"context (prompt tokens{suffix})",
                       yaxis_title="ms per generated token (prefill included, median)"
                       + (", log scale" if kind == "log" else ""),
                       yaxis_type=kind, yaxis_rangemode="normal" if kind == "log" else "tozero")
@@ -125,12 +146,13 @@ def memory_throughput_figure(latency: pd.DataFrame,
     from labkit.figures import PALETTE, axis_type_for
 
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
-                        subplot_titles=("peak memory of a generation", "throughput"))
+                        subplot_titles=("peak memory of a generation", "decode throughput"))
     mib, tps = [], []
     for i, (method, label) in enumerate(METHOD_NAMES.items()):
         part = latency[latency.method == method].groupby("context")
         peak = part.peak_bytes.first().sort_index() / 2**20
-        speed = part.tokens_per_s.median().sort_index()
+        speed = (part.decode_tokens_per_s if "decode_tokens_per_s" in latency else part.tokens_per_s
+                 ).median().sort_index()
         mib.append(peak.to_numpy())
         tps.append(speed.to_numpy())
         color = PALETTE[[3, 1, 0][i]]
@@ -138,10 +160,12 @@ def memory_throughput_figure(latency: pd.DataFrame,
                         line=dict(color=color), row=1, col=1)
         fig.add_scatter(x=speed.index, y=speed, name=label, mode="lines+markers",
                         legendgroup=method, showlegend=False, line=dict(color=color), row=1, col=2)
-    for col, values, name in ((1, mib, "MiB above the weights"), (2, tps, "generated tokens / s")):
+    rate = "decode tokens / s" if "decode_tokens_per_s" in latency else "generated tokens / s"
+    for col, values, name in ((1, mib, "MiB above the weights"), (2, tps, rate)):
         kind = axis_type_for(np.concatenate(values)) if values else "linear"
         fig.update_yaxes(title_text=name + (", log scale" if kind == "log" else ""), type=kind,
                          rangemode="normal" if kind == "log" else "tozero", row=1, col=col)
-        fig.update_xaxes(title_text="context (prompt tokens)", row=1, col=col)
+        axis, suffix = _context_axis(latency.context.unique())
+        fig.update_xaxes(title_text=f"context (prompt tokens{suffix})", row=1, col=col, **axis)
     fig.update_layout(title=title, legend=dict(orientation="h", y=-0.25))
     return fig

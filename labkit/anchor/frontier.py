@@ -32,9 +32,10 @@ from labkit.anchor.anchors import AnchorSpec, anchor_token_ids
 from labkit.anchor.presses import PRESSES, check_presses, run_anchor, run_cache
 from labkit.anchor.prompts import DEMO_SEPARATOR, KShotPrompt, kshot_prompts
 from labkit.anchor.support import kv_bytes_per_token, model_device
+from labkit import stats
 from labkit.errors import ModelError, ParameterError
 
-__all__ = ["DEFAULT_BUDGETS", "anchor_methods", "encode", "frontier_table", "frontier_summary",
+__all__ = ["DEFAULT_BUDGETS", "NO_FAR_CONTEXT", "anchor_methods", "encode", "frontier_table", "frontier_summary",
            "paired_comparison", "frontier_headline", "headline_text", "frontier_figure",
            "budget_label"]
 
@@ -43,6 +44,8 @@ FULL, OWN = "full", "own"
 #: the anchor-trained models read their own prompts through a full cache: the ceiling of the
 #: cache rule alone, without what continued training changed (a guard on the headline)
 TRAINED_FULL = "trained, full cache"
+#: the flag of a probe whose queries a recent-window cache answers as well as the full cache
+NO_FAR_CONTEXT = "this probe does not need the far context"
 
 
 def budget_label(share: float) -> str:
@@ -211,10 +214,6 @@ def frontier_table(base: tuple, anchors: Mapping[str, tuple], documents: Sequenc
 
 
 # --------------------------------------------------------------------------- statistics
-def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-
-
 def _per_prompt(rows: pd.DataFrame, method: str, budget: str) -> pd.DataFrame:
     part = rows[(rows.method == method) & (rows.budget == budget)].sort_values("prompt")
     if part.empty:
@@ -222,36 +221,40 @@ def _per_prompt(rows: pd.DataFrame, method: str, budget: str) -> pd.DataFrame:
     return part
 
 
-def _boot_stats(part: pd.DataFrame, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Perplexity and accuracy of every resample (tokens pooled over the resampled prompts)."""
-    nll, n, ok = (part[c].to_numpy(dtype=float)[idx].sum(axis=1)
-                  for c in ("nll", "query_tokens", "correct"))
-    return np.exp(nll / n), ok / n
+def _pooled(part: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
+    """Perplexity and accuracy of a resample of prompts (their query tokens pooled)."""
+    nll, n, ok = (part[c].to_numpy(dtype=float) for c in ("nll", "query_tokens", "correct"))
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        return np.array([math.exp(nll[idx].sum() / n[idx].sum()), ok[idx].sum() / n[idx].sum()])
+    return stat
 
 
-def frontier_summary(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def frontier_summary(rows: pd.DataFrame, n_resamples: int = stats.N_RESAMPLES,
+                     seed: int = 0) -> pd.DataFrame:
     """One row per (method, budget): mean kept share and bytes, query perplexity and next-token
-    accuracy (tokens pooled over prompts) with 95% percentile-bootstrap intervals over prompts,
-    median prefill and query seconds."""
+    accuracy (tokens pooled over prompts) with 95% percentile-bootstrap intervals over prompts
+    (:func:`labkit.stats.distribution`), median prefill and query seconds."""
     out = []
     for (method, budget), part in rows.groupby(["method", "budget"], sort=False):
         part = part.sort_values("prompt")
-        ppl_b, acc_b = _boot_stats(part, _resamples(len(part), n_boot, seed))
-        tokens = part.query_tokens.sum()
+        stat = _pooled(part)
+        samples = stats.distribution(stat, len(part), n_resamples=n_resamples, seed=seed)
+        ppl, acc = stat(np.arange(len(part)))
+        ppl_iv, acc_iv = stats.from_samples(ppl, samples[:, 0]), stats.from_samples(acc, samples[:, 1])
         out.append({"method": method, "kind": part.kind.iloc[0], "budget": budget,
-                    "prompts": len(part), "tokens_scored": int(tokens),
+                    "prompts": len(part), "tokens_scored": int(part.query_tokens.sum()),
                     "kept_share": part.kept_share.mean(), "kv_bytes": part.kv_bytes.mean(),
                     "kv_bytes_full": part.kv_bytes_full.mean(),
-                    "perplexity": math.exp(part.nll.sum() / tokens),
-                    "perplexity_lo": np.quantile(ppl_b, 0.025), "perplexity_hi": np.quantile(ppl_b, 0.975),
-                    "accuracy": part.correct.sum() / tokens,
-                    "accuracy_lo": np.quantile(acc_b, 0.025), "accuracy_hi": np.quantile(acc_b, 0.975),
+                    "perplexity": ppl_iv.estimate, "perplexity_lo": ppl_iv.low,
+                    "perplexity_hi": ppl_iv.high, "accuracy": acc_iv.estimate,
+                    "accuracy_lo": acc_iv.low, "accuracy_hi": acc_iv.high,
                     "prefill_s": part.prefill_s.median(), "query_s": part.decode_s.median()})
     return pd.DataFrame(out)
 
 
 def paired_comparison(rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str],
-                      n_boot: int = 1000, seed: int = 0) -> dict:
+                      n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> dict:
     """``a`` minus ``b`` (each ``(method, budget)``) in query perplexity and accuracy on the same
     prompts, with paired 95% bootstrap intervals (the same resampled prompts for both).
     ``verdict`` (for ``a``): "better" only when the perplexity interval excludes 0 below it,
@@ -259,22 +262,20 @@ def paired_comparison(rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]
     pa, pb = _per_prompt(rows, *a), _per_prompt(rows, *b)
     if pa.prompt.tolist() != pb.prompt.tolist():
         raise ParameterError(f"{a} and {b} were not measured on the same prompts")
-    idx = _resamples(len(pa), n_boot, seed)
-    (ppl_a, acc_a), (ppl_b, acc_b) = _boot_stats(pa, idx), _boot_stats(pb, idx)
-    full = np.arange(len(pa))[None]
-    (pa0, aa0), (pb0, ab0) = _boot_stats(pa, full), _boot_stats(pb, full)
-    d_ppl, d_acc = ppl_a - ppl_b, acc_a - acc_b
-    lo, hi = np.quantile(d_ppl, [0.025, 0.975])
+    sa, sb = _pooled(pa), _pooled(pb)
+    samples = stats.distribution(lambda idx: sa(idx) - sb(idx), len(pa), n_resamples=n_resamples,
+                                 seed=seed)
+    d = sa(np.arange(len(pa))) - sb(np.arange(len(pa)))
+    ppl, acc = stats.paired_from_samples(d[0], samples[:, 0]), stats.paired_from_samples(d[1], samples[:, 1])
     return {"a": f"{a[0]} ({a[1]})", "b": f"{b[0]} ({b[1]})",
             "kept_share_a": float(pa.kept_share.mean()), "kept_share_b": float(pb.kept_share.mean()),
-            "ppl_diff": float(pa0[0] - pb0[0]), "ppl_diff_lo": float(lo), "ppl_diff_hi": float(hi),
-            "acc_diff": float(aa0[0] - ab0[0]), "acc_diff_lo": float(np.quantile(d_acc, 0.025)),
-            "acc_diff_hi": float(np.quantile(d_acc, 0.975)),
-            "verdict": "better" if hi < 0 else "worse" if lo > 0 else "no clear difference"}
+            "ppl_diff": ppl.estimate, "ppl_diff_lo": ppl.low, "ppl_diff_hi": ppl.high,
+            "acc_diff": acc.estimate, "acc_diff_lo": acc.low, "acc_diff_hi": acc.high,
+            "verdict": "better" if ppl.below(0.0) else "worse" if ppl.clears(0.0) else "no clear difference"}
 
 
 def frontier_headline(rows: pd.DataFrame, summary: pd.DataFrame, method: str = "AnLLM-AC",
-                      at: float = 0.10, n_boot: int = 1000, seed: int = 0) -> dict:
+                      at: float = 0.10, n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> dict:
     """``method`` (at its own budget) against the best press (lowest query perplexity) at the
     same budget (``own_*``) and at ``at`` (``at_10pct_*``): paired differences in query
     perplexity and accuracy with 95% intervals, and a verdict (``record.results["frontier"]``).
@@ -287,9 +288,19 @@ def frontier_headline(rows: pd.DataFrame, summary: pd.DataFrame, method: str = "
     out: dict = {"method": method, "prompts": int(own.prompts.iloc[0]),
                  "kept_share": float(own.kept_share.iloc[0]), "ppl": float(own.perplexity.iloc[0]),
                  "ppl_full_cache": float(full.perplexity.iloc[0]) if len(full) else math.nan}
+    out["flags"] = []
+    streaming = summary[(summary.method == PRESSES["streaming_llm"][0]) & (summary.budget == f"= {method}")]
+    if len(full) and len(streaming):  # the guard: does this probe need the far context at all?
+        sl, f = streaming.iloc[0], full.iloc[0]
+        out["streaming_ppl"] = float(sl.perplexity)
+        out["needs_far_context"] = not bool(f.perplexity_lo <= sl.perplexity <= f.perplexity_hi)
+        if not out["needs_far_context"]:
+            out["flags"].append(f"{NO_FAR_CONTEXT} (StreamingLLM at {method}'s share "
+                                f"{sl.kept_share:.1%}: perplexity {sl.perplexity:.2f}, inside the "
+                                f"full cache's [{f.perplexity_lo:.2f}, {f.perplexity_hi:.2f}])")
     own_full = summary[summary.method == f"{method}, full cache"]
     if len(own_full):  # the same model through a full cache: what the pruning itself costs
-        cmp = paired_comparison(rows, (method, OWN), (f"{method}, full cache", FULL), n_boot, seed)
+        cmp = paired_comparison(rows, (method, OWN), (f"{method}, full cache", FULL), n_resamples, seed)
         out.update({"ppl_own_full_cache": float(own_full.perplexity.iloc[0]),
                     **{f"vs_own_full_{k}": cmp[k] for k in ("ppl_diff", "ppl_diff_lo", "ppl_diff_hi")}})
     for key, budget in (("own", f"= {method}"), (f"at_{round(100 * at)}pct", budget_label(at))):
@@ -297,7 +308,7 @@ def frontier_headline(rows: pd.DataFrame, summary: pd.DataFrame, method: str = "
         if presses.empty:
             continue
         best = presses.sort_values("perplexity").iloc[0]
-        cmp = paired_comparison(rows, (method, OWN), (best.method, best.budget), n_boot, seed)
+        cmp = paired_comparison(rows, (method, OWN), (best.method, best.budget), n_resamples, seed)
         out.update({f"{key}_press": str(best.method), f"{key}_press_kept_share": cmp["kept_share_b"],
                     f"{key}_press_ppl": float(best.perplexity)})
         out.update({f"{key}_{k}": cmp[k] for k in ("ppl_diff", "ppl_diff_lo", "ppl_diff_hi",
@@ -325,6 +336,8 @@ def headline_text(h: dict) -> str:
                      f"{h[f'{key}_ppl_diff_hi']:+.2f}), accuracy difference {h[f'{key}_acc_diff']:+.1%} "
                      f"({h[f'{key}_acc_diff_lo']:+.1%} to {h[f'{key}_acc_diff_hi']:+.1%}): "
                      f"{h[f'{key}_verdict']}.")
+    if h.get("flags"):
+        text += " Flag: " + "; ".join(h["flags"]) + "."
     return text
 
 

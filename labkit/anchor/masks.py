@@ -90,9 +90,10 @@ def bool_to_additive(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) 
     """0 where ``allowed``, ``finfo(dtype).min`` elsewhere (never -inf: eager adds the mask)."""
     if not dtype.is_floating_point:
         raise ParameterError(f"mask dtype must be a floating point dtype, got {dtype}")
-    zero = torch.zeros((), dtype=dtype, device=allowed.device)
-    return torch.where(allowed, zero, torch.tensor(torch.finfo(dtype).min, dtype=dtype,
-                                                   device=allowed.device))
+    # one fill of a fresh zero tensor: no scalar tensors built per call (a decode step calls
+    # this once per token, where two host-built scalars cost as much as the fill itself)
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+        ~allowed, torch.finfo(dtype).min)
 
 
 def anchor_mask(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None,

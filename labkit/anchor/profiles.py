@@ -3,10 +3,12 @@
 ``smoke`` trains its own tiny base LM from an empty cache and still finishes the whole notebook
 in well under 3 minutes on 2 CPU cores; ``default`` (``labkit run anchor_attention``) fits in
 15 minutes on 2 cores including both trainings; ``paper`` is for a bigger machine.
-Context lengths of the latency sweep must leave room for ``new_tokens`` within the base LM's
-``context_length``; so must the frontier's prompts (``frontier_k`` demonstrations of
-``demo_tokens`` plus the query). The frontier adds about 90 s to ``default`` and a few seconds to
-``smoke`` (:mod:`labkit.anchor.frontier`).
+Context lengths of the latency sweep may run past the base LM's ``context_length`` (only speed
+is measured there; the tables say so), no-cache recompute runs up to ``no_cache_up_to`` tokens
+and the longer contexts use ``long_repeats`` repeats. The frontier's prompts (``frontier_k``
+demonstrations of ``demo_tokens`` plus the query) must fit the context. ``recall`` sizes the
+long-range recall probe (:class:`labkit.anchor.recall.RecallProbe`), which the base LM and both
+continued trainings mix into their text (``share`` of the blocks).
 """
 from __future__ import annotations
 
@@ -32,9 +34,12 @@ PROFILES: dict[str, dict] = {
                     "learning_rate": 3e-3},
         "mode": "ac", "ac_init": "period", "symbols": ["."],
         "anchor_train_tokens": 24_000, "anchor_batch_size": 8, "anchor_learning_rate": 1e-3,
-        "demo_tokens": 24, "query_tokens": 8, "kv_prompts": 2,
-        "contexts": [64, 128, 240], "new_tokens": 8, "latency_batch": 1, "repeats": 3,
-        "prefill_chunk": 64,
+        "recall": {"bindings": 8, "buckets": [1, 2, 4, 8], "keys": 16, "values": 16,
+                   "min_bindings": 2, "train_queries": 8, "share": 0.5},
+        "recall_prompts": 8, "recall_budgets": [0.25, 0.1],
+        "demo_tokens": 24, "query_tokens": 8, "kv_prompts": 3,
+        "contexts": [64, 128, 512], "new_tokens": 8, "latency_batch": 1, "repeats": 3,
+        "no_cache_up_to": 128, "long_repeats": 2, "prefill_chunk": 64,
         "ppl_tokens": 3_000, "ppl_batch": 8,
         "fewshot_k": 5, "fewshot_items": 10,
         "frontier_prompts": 4, "frontier_k": 5, "frontier_budgets": [0.25, 0.1],
@@ -42,17 +47,21 @@ PROFILES: dict[str, dict] = {
         "frontier_presses": ["streaming_llm", "snapkv", "knorm"],
     },
     "default": {
+        # batch 4: more optimiser steps per token, which in-context recall needs to emerge
         "base_lm": {"vocab_size": 2048, "hidden_size": 128, "num_layers": 4, "num_heads": 4,
-                    "context_length": 1024, "train_tokens": 600_000, "batch_size": 8,
+                    "context_length": 1024, "train_tokens": 800_000, "batch_size": 4,
                     "learning_rate": 3e-3},
         "mode": "ac", "ac_init": "period", "symbols": ["."],
-        "anchor_train_tokens": 200_000, "anchor_batch_size": 8, "anchor_learning_rate": 1e-3,
-        "demo_tokens": 160, "query_tokens": 12, "kv_prompts": 3,
-        "contexts": [128, 256, 512, 960], "new_tokens": 48, "latency_batch": 4, "repeats": 5,
-        "prefill_chunk": 256,
+        "anchor_train_tokens": 200_000, "anchor_batch_size": 4, "anchor_learning_rate": 1e-3,
+        "recall": {"bindings": 32, "buckets": [1, 2, 4, 8, 16, 32], "keys": 128, "values": 128,
+                   "min_bindings": 2, "train_queries": 16, "share": 0.5},
+        "recall_prompts": 64, "recall_budgets": [0.25, 0.1],
+        "demo_tokens": 160, "query_tokens": 12, "kv_prompts": 20,
+        "contexts": [128, 512, 2048, 4096, 8192], "new_tokens": 48, "latency_batch": 4, "repeats": 5,
+        "no_cache_up_to": 512, "long_repeats": 3, "prefill_chunk": 256,
         "ppl_tokens": 30_000, "ppl_batch": 8,
         "fewshot_k": 5, "fewshot_items": 100,
-        "frontier_prompts": 20, "frontier_k": 5, "frontier_budgets": [0.5, 0.25, 0.1, 0.05, 0.02],
+        "frontier_prompts": 20, "frontier_k": 5, "frontier_budgets": [0.25, 0.1, 0.02],
         "frontier_modes": ["ac", "ep"],  # AnLLM-EP: a second continued training (cached)
         "frontier_presses": list(PRESSES),
     },
@@ -62,9 +71,12 @@ PROFILES: dict[str, dict] = {
                     "learning_rate": 2e-3},
         "mode": "ac", "ac_init": "period", "symbols": ["."],
         "anchor_train_tokens": 4_000_000, "anchor_batch_size": 8, "anchor_learning_rate": 5e-4,
-        "demo_tokens": 200, "query_tokens": 16, "kv_prompts": 10,
-        "contexts": [256, 512, 1024, 2000], "new_tokens": 48, "latency_batch": 8, "repeats": 7,
-        "prefill_chunk": 256,
+        "recall": {"bindings": 64, "buckets": [1, 2, 4, 8, 16, 32, 64], "keys": 256, "values": 256,
+                   "min_bindings": 2, "train_queries": 32, "share": 0.3},
+        "recall_prompts": 200, "recall_budgets": [0.25, 0.1],
+        "demo_tokens": 200, "query_tokens": 16, "kv_prompts": 50,
+        "contexts": [256, 1024, 4096, 8192], "new_tokens": 48, "latency_batch": 8, "repeats": 7,
+        "no_cache_up_to": 1024, "long_repeats": 5, "prefill_chunk": 256,
         "ppl_tokens": 200_000, "ppl_batch": 8,
         "fewshot_k": 5, "fewshot_items": 500,
         "frontier_prompts": 100, "frontier_k": 5, "frontier_budgets": [0.5, 0.25, 0.1, 0.05, 0.02],
@@ -93,5 +105,7 @@ SCHEMA = params.declare("anchor_attention", PROFILES, [
           help="anchor-trained models on the frontier (the other mode is trained once, cached)"),
     Param("frontier_prompts", int, min=2, none_means="profile",
           help="held-out k-shot prompts of the KV-budget frontier"),
+    Param("recall_prompts", int, min=2, none_means="profile",
+          help="prompts of the long-range recall probe (one query per distance each)"),
     params.COUNTRY,
 ])

@@ -11,6 +11,7 @@ the prompts are text the models have not seen.
 """
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from typing import Sequence
@@ -43,20 +44,10 @@ def _count(tokenizer, text: str) -> int:
     return len(tokenizer.encode(text, add_special_tokens=False))
 
 
-def demonstration_pool(documents: Sequence[str], tokenizer, demo_tokens: int, n: int,
-                       seed: int = 0) -> list[str]:
-    """``n`` demonstrations (consecutive sentences of one document, >= ``demo_tokens`` tokens).
-
-    Documents are visited in a seeded order; a document gives as many demonstrations as it
-    has text for. Raises :class:`DataError` when the text cannot supply ``n`` of them.
-    """
-    if not isinstance(demo_tokens, int) or demo_tokens < 1:
-        raise ParameterError(f"demo_tokens must be a positive int, got {demo_tokens!r}")
-    if not isinstance(n, int) or n < 1:
-        raise ParameterError(f"n (number of demonstrations) must be a positive int, got {n!r}")
+def _demonstrations(documents: Sequence[str], tokenizer, demo_tokens: int, seed: int):
+    """Demonstrations in a seeded document order, one run of sentences at a time."""
     order = list(range(len(documents)))
     random.Random(seed).shuffle(order)
-    pool: list[str] = []
     for i in order:
         current: list[str] = []
         size = 0
@@ -64,12 +55,31 @@ def demonstration_pool(documents: Sequence[str], tokenizer, demo_tokens: int, n:
             current.append(sentence)
             size += _count(tokenizer, sentence) + 1
             if size >= demo_tokens:
-                pool.append(" ".join(current))
+                yield " ".join(current)
                 current, size = [], 0
-                if len(pool) >= n:
-                    return pool
-    raise DataError(f"the held-out text gives only {len(pool)} demonstrations of >= {demo_tokens} "
-                    f"tokens, {n} were asked for: lower demo_tokens or the number of prompts")
+
+
+def _check_demo_tokens(demo_tokens) -> None:
+    if not isinstance(demo_tokens, int) or demo_tokens < 1:
+        raise ParameterError(f"demo_tokens must be a positive int, got {demo_tokens!r}")
+
+
+def demonstration_pool(documents: Sequence[str], tokenizer, demo_tokens: int, n: int,
+                       seed: int = 0) -> list[str]:
+    """``n`` demonstrations (consecutive sentences of one document, >= ``demo_tokens`` tokens).
+
+    Documents are visited in a seeded order; a document gives as many demonstrations as it
+    has text for. Raises :class:`DataError` when the text cannot supply ``n`` of them.
+    """
+    _check_demo_tokens(demo_tokens)
+    if not isinstance(n, int) or n < 1:
+        raise ParameterError(f"n (number of demonstrations) must be a positive int, got {n!r}")
+    pool = list(itertools.islice(_demonstrations(documents, tokenizer, demo_tokens, seed), n))
+    if len(pool) < n:
+        raise DataError(f"the held-out text gives only {len(pool)} demonstrations of >= "
+                        f"{demo_tokens} tokens, {n} were asked for: lower demo_tokens or the "
+                        "number of prompts")
+    return pool
 
 
 def _query(sentence: str, tokenizer, query_tokens: int) -> str:
@@ -82,21 +92,37 @@ def _close(demo: str, spec: AnchorSpec) -> str:
 
 
 def kshot_prompts(documents: Sequence[str], tokenizer, spec: AnchorSpec, k: int, n_prompts: int = 1,
-                  demo_tokens: int = 64, query_tokens: int = 12, seed: int = 0) -> list[KShotPrompt]:
+                  demo_tokens: int = 64, query_tokens: int = 12, seed: int = 0,
+                  max_tokens: int | None = None) -> list[KShotPrompt]:
     """``n_prompts`` prompts of ``k`` demonstrations each (disjoint demonstrations per prompt).
 
     The query of each prompt is the start of the sentence that follows in the pool, truncated
-    to ``query_tokens`` tokens and not closed by an anchor.
+    to ``query_tokens`` tokens and not closed by an anchor. With ``max_tokens`` (the model's
+    context), a prompt longer than that (a demonstration holding one very long sentence) is
+    skipped and the next demonstrations of the pool are used instead.
     """
     if not isinstance(k, int) or k < 0:
         raise ParameterError(f"k (demonstrations per prompt) must be an int >= 0, got {k!r}")
-    pool = demonstration_pool(documents, tokenizer, demo_tokens, n_prompts * (k + 1), seed)
-    prompts = []
-    for p in range(n_prompts):
-        chunk = pool[p * (k + 1):(p + 1) * (k + 1)]
+    _check_demo_tokens(demo_tokens)
+    if max_tokens is None:  # the plain pool: exactly n_prompts * (k + 1) demonstrations
+        source = iter(demonstration_pool(documents, tokenizer, demo_tokens,
+                                         n_prompts * (k + 1), seed))
+    else:
+        source = _demonstrations(documents, tokenizer, demo_tokens, seed)
+    prompts, skipped = [], 0
+    while len(prompts) < n_prompts:
+        chunk = list(itertools.islice(source, k + 1))
+        if len(chunk) < k + 1:
+            raise DataError(f"the held-out text gives only {len(prompts)} {k}-shot prompts of "
+                            f"demonstrations >= {demo_tokens} tokens within max_tokens="
+                            f"{max_tokens} ({skipped} too long), {n_prompts} were asked for: "
+                            "lower demo_tokens or the number of prompts")
         demos, query_src = chunk[:k], chunk[k]
         query = _query(split_sentences(query_src)[0], tokenizer, query_tokens)
         text = DEMO_SEPARATOR.join([_close(d, spec) for d in demos] + [query])
+        if max_tokens is not None and _count(tokenizer, text) > max_tokens:
+            skipped += 1
+            continue
         prompts.append(KShotPrompt(text, demos, query))
     return prompts
 

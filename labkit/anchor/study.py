@@ -29,13 +29,14 @@ from labkit.anchor.fewshot import FEWSHOT_TASKS, fewshot_accuracy, fewshot_items
 from labkit.anchor.figures import figure1, latency_figure, memory_throughput_figure
 from labkit.anchor.latency import latency_sweep, speedup_table
 from labkit.anchor.prompts import kshot_prompts
-from labkit.anchor.support import kv_bytes_per_token
+from labkit.anchor.support import kv_bytes_per_token, max_positions
+from labkit.anchor.targets import TARGETS, headline, kv_summary, results_table
 from labkit.timing import Stopwatch
 
 __all__ = ["kv_cache_table", "kept_anchor_examples", "save_kept_anchors", "latency_sweep",
            "speedup_table", "quality_table", "fewshot_items", "fewshot_accuracy", "fewshot_panel",
            "figure1", "latency_figure", "memory_throughput_figure", "train_config", "setup_models",
-           "headline", "results_table", "FEWSHOT_TASKS", "STUDY", "TARGETS"]
+           "recall_probe", "headline", "results_table", "kv_summary", "FEWSHOT_TASKS", "STUDY", "TARGETS"]
 
 STUDY = "anchor_attention"
 
@@ -54,7 +55,8 @@ def kv_cache_table(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
     rows = []
     for k in ks:
         for p, prompt in enumerate(kshot_prompts(documents, tokenizer, spec, k, n_prompts,
-                                                 demo_tokens, query_tokens, seed + k)):
+                                                 demo_tokens, query_tokens, seed + k,
+                                                 max_tokens=max_positions(model))):
             ids = torch.tensor([tokenizer.encode(prompt.text, add_special_tokens=False)])
             flags = anchor_flags(ids, ids_set)
             state = anchor_prefill(model, ids, flags, open_limit=None)
@@ -76,7 +78,8 @@ def kept_anchor_examples(model, tokenizer, spec: AnchorSpec, documents: Sequence
     per_tok = kv_bytes_per_token(model)
     examples = []
     for k in ks:
-        prompt = kshot_prompts(documents, tokenizer, spec, k, 1, demo_tokens, query_tokens, seed)[0]
+        prompt = kshot_prompts(documents, tokenizer, spec, k, 1, demo_tokens, query_tokens, seed,
+                               max_tokens=max_positions(model))[0]
         ids = torch.tensor([tokenizer.encode(prompt.text, add_special_tokens=False)])
         flags = anchor_flags(ids, ids_set)
         state = anchor_prefill(model, ids, flags, open_limit=None)
@@ -191,32 +194,47 @@ def quality_table(models: dict[str, tuple[Any, Any]], spec: AnchorSpec, document
 
 
 # --------------------------------------------------------------------------- setup
+def recall_probe(cfg: dict):
+    """The :class:`~labkit.anchor.recall.RecallProbe` of a resolved profile (None without one)."""
+    from labkit.anchor.recall import RecallProbe
+
+    return RecallProbe(**cfg["recall"]) if cfg.get("recall") else None
+
+
 def train_config(cfg: dict):
-    """The :class:`~labkit.anchor.training.AnchorTrainConfig` of a resolved profile ``cfg``."""
+    """The :class:`~labkit.anchor.training.AnchorTrainConfig` of a resolved profile ``cfg``
+    (its continued training mixes in the profile's recall probe, as the base's did)."""
     from labkit.anchor.training import AnchorTrainConfig
 
     return AnchorTrainConfig(mode=cfg["mode"], ac_init=cfg["ac_init"], symbols=tuple(cfg["symbols"]),
                              train_tokens=int(cfg["anchor_train_tokens"]),
                              batch_size=int(cfg["anchor_batch_size"]),
                              learning_rate=float(cfg["anchor_learning_rate"]), seed=int(cfg["seed"]),
-                             attention=cfg.get("anchor_attention", "auto"))
+                             attention=cfg.get("anchor_attention", "auto"), probe=recall_probe(cfg))
 
 
 def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress: bool = True) -> dict:
     """Train (or load from cache) the base LM and its anchor-trained copy; load both.
 
-    Returns a dict: ``base_name``, ``anchored`` (:class:`AnchoredLM`), ``spec``, ``models``
-    (label -> ``(model, tokenizer)``: ``"base"`` with the anchor token added the way training
-    starts, and ``"anchor-trained"``), ``heldout`` (held-out documents) and ``context``.
+    The base is labkit's tiny LM trained on real text mixed with recall-probe documents
+    (:func:`labkit.anchor.recall_lm.train_recall_lm`), or ``base_model``. Returns a dict:
+    ``base_name``, ``anchored`` (:class:`AnchoredLM`), ``spec``, ``models`` (label ->
+    ``(model, tokenizer)``: ``"base"`` with the anchor token added the way training starts, and
+    ``"anchor-trained"``), ``heldout`` (held-out documents), ``context``, ``probe`` and
+    ``vocab`` (the probe's words, :func:`labkit.anchor.recall.probe_vocab`; None without a probe).
     """
     from labkit.anchor.anchors import add_anchor_token
+    from labkit.anchor.recall import probe_vocab
+    from labkit.anchor.recall_lm import train_recall_lm
     from labkit.anchor.training import train_anchor_lm
     from labkit.lm import TinyLMConfig, corpus_documents, load_causal_lm, train_tiny_lm
 
     tcfg = train_config(cfg)
+    probe = tcfg.probe
     if base_model is None:
-        base = train_tiny_lm(TinyLMConfig(**cfg["base_lm"], seed=int(cfg["seed"])), progress=progress,
-                             carbon=carbon)
+        lm_cfg = TinyLMConfig(**cfg["base_lm"], seed=int(cfg["seed"]))
+        base = (train_recall_lm(lm_cfg, probe, progress=progress, carbon=carbon) if probe is not None
+                else train_tiny_lm(lm_cfg, progress=progress, carbon=carbon))
         base_name, base_metrics = base.name, dict(base.metrics)
     else:
         base, base_name, base_metrics = base_model, str(base_model), {}
@@ -227,87 +245,9 @@ def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress
     base_m, base_t = load_causal_lm(str(getattr(base, "path", base)), dtype="auto")
     add_anchor_token(base_m, base_t, spec)
     trained = anchored.load(dtype="auto")
-    _, heldout = corpus_documents(tcfg.corpus, tcfg.heldout_fraction)
+    train_docs, heldout = corpus_documents(tcfg.corpus, tcfg.heldout_fraction)
+    vocab = probe_vocab(base_t, train_docs, probe) if probe is not None else None
     context = int(anchored.metrics.get("context_length") or base_m.config.max_position_embeddings)
-    return {"base_name": base_name, "base_metrics": base_metrics, "anchored": anchored, "spec": spec, "heldout": heldout,
-            "models": {"base": (base_m, base_t), "anchor-trained": trained}, "context": context}
-
-
-# --------------------------------------------------------------------------- targets
-TARGETS = {"kv_reduction_5shot": 0.95, "speedup_vs_no_cache": 3.5, "speedup_vs_full_cache": 1.2,
-           "ppl_gap": 0.05}
-
-
-def _interval(row: pd.Series, name: str) -> tuple[float, float, float]:
-    """(median, low, high) of a speed-up column; NaN bounds when the table has no interval."""
-    return (float(row[name]), float(row.get(f"{name}_lo", math.nan)),
-            float(row.get(f"{name}_hi", math.nan)))
-
-
-def _speedup_text(mid: float, lo: float, hi: float) -> str:
-    if math.isnan(lo) or math.isnan(hi):
-        return f"{mid:.2f}x (no interval: one repeat)"
-    return f"{mid:.2f}x (95% CI {lo:.2f}-{hi:.2f}x)"
-
-
-def _clears(lo: float, target: float) -> bool:
-    """A speed-up target is met only when the interval's lower end clears it."""
-    return bool(not math.isnan(lo) and lo >= target)
-
-
-def headline(kv_summary: pd.DataFrame, speed: pd.DataFrame, quality: pd.DataFrame) -> dict:
-    """The study's headline numbers (for ``record.results`` and the benchmark JSON).
-
-    Speed-ups are medians of paired per-repeat ratios; ``*_lo`` / ``*_hi`` hold their 95 %
-    bootstrap interval (NaN with a single repeat).
-    """
-    k_max = kv_summary.demonstrations.max()
-    five = kv_summary[kv_summary.demonstrations == k_max].iloc[0]
-    longest = speed.sort_values("context").iloc[-1]
-    q = quality.set_index(["model", "inference"])
-    out = {"kv_reduction_demonstrations": int(k_max), "kv_reduction": float(five.kv_reduction),
-           "prompt_tokens": float(five.prompt_tokens), "kept_tokens": float(five.kept_tokens),
-           "longest_context": int(longest.context),
-           "speedup_vs_no_cache_max": float(speed.speedup_vs_no_cache.max()),
-           "speedups": speed[[c for c in speed.columns if c == "context" or "speedup" in c]
-                             ].to_dict(orient="records")}
-    for name in ("speedup_vs_no_cache", "speedup_vs_full_cache", "decode_speedup_vs_full_cache"):
-        mid, lo, hi = _interval(longest, name)
-        out.update({f"{name}_longest": mid, f"{name}_longest_lo": lo, f"{name}_longest_hi": hi})
-    for (model, inference), row in q.iterrows():
-        out[f"ppl_{model}_{inference}"] = float(row.perplexity)
-        out[f"acc_{model}_{inference}"] = float(row.next_token_accuracy)
-    if ("anchor-trained", "anchor") in q.index:
-        out["ppl_gap_anchor_trained"] = float(q.loc[("anchor-trained", "anchor")].ppl_vs_full_same_model)
-    if ("base", "anchor") in q.index:
-        out["ppl_gap_base"] = float(q.loc[("base", "anchor")].ppl_vs_full_same_model)
-    return out
-
-
-def results_table(kv_summary: pd.DataFrame, speed: pd.DataFrame, quality: pd.DataFrame) -> pd.DataFrame:
-    """Measured values next to the issue's targets, with met / not met (speed-ups: met only when
-    the lower end of the 95 % interval clears the target)."""
-    h = headline(kv_summary, speed, quality)
-    nc = [h[f"speedup_vs_no_cache_longest{s}"] for s in ("", "_lo", "_hi")]
-    fc = [h[f"speedup_vs_full_cache_longest{s}"] for s in ("", "_lo", "_hi")]
-    rows = [
-        {"measure": f"KV-cache reduction, {h['kv_reduction_demonstrations']}-demonstration prompts",
-         "target": ">= 95%", "measured": f"{h['kv_reduction']:.1%}",
-         "met": h["kv_reduction"] >= TARGETS["kv_reduction_5shot"]},
-        {"measure": f"anchor cache vs no-cache recompute, {h['longest_context']} tokens",
-         "target": ">= 3.5x (CI lower end)", "measured": _speedup_text(*nc),
-         "met": _clears(nc[1], TARGETS["speedup_vs_no_cache"])},
-        {"measure": f"anchor cache vs full cache, {h['longest_context']} tokens (total)",
-         "target": ">= 1.2x (CI lower end)",
-         "measured": f"{_speedup_text(*fc)}; decode only "
-                     f"{h['decode_speedup_vs_full_cache_longest']:.2f}x",
-         "met": _clears(fc[1], TARGETS["speedup_vs_full_cache"])},
-    ]
-    if "ppl_gap_anchor_trained" in h:
-        rows.append({"measure": "anchor-trained: perplexity, anchor inference vs full attention",
-                     "target": "within 5%", "measured": f"{h['ppl_gap_anchor_trained']:+.1%}",
-                     "met": abs(h["ppl_gap_anchor_trained"]) <= TARGETS["ppl_gap"]})
-    if "ppl_gap_base" in h:
-        rows.append({"measure": "base model: perplexity, anchor inference vs full attention",
-                     "target": "(reference)", "measured": f"{h['ppl_gap_base']:+.1%}", "met": None})
-    return pd.DataFrame(rows)
+    return {"base_name": base_name, "base_metrics": base_metrics, "anchored": anchored, "spec": spec,
+            "heldout": heldout, "models": {"base": (base_m, base_t), "anchor-trained": trained},
+            "context": context, "probe": probe, "vocab": vocab}

@@ -75,8 +75,17 @@ class AnchorTrainConfig:
     heldout_fraction: float = 0.05
     seed: int = 0
     attention: str = "auto"
+    #: mix recall-probe blocks into the training text (:mod:`labkit.anchor.recall_lm`); None: text only
+    probe: Any = None
 
     def __post_init__(self) -> None:
+        from labkit.anchor.recall import RecallProbe
+
+        if isinstance(self.probe, dict):
+            object.__setattr__(self, "probe", RecallProbe(**self.probe))
+        if self.probe is not None and not isinstance(self.probe, RecallProbe):
+            raise ParameterError(f"AnchorTrainConfig.probe must be a RecallProbe or None, got "
+                                 f"{type(self.probe).__name__}")
         for name in ("symbols", "corpus"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -112,6 +121,7 @@ class AnchorTrainConfig:
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["symbols"], out["corpus"] = list(self.symbols), list(self.corpus)
+        out["probe"] = self.probe.as_dict() if self.probe is not None else None
         return out
 
     def recipe_params(self) -> dict[str, Any]:
@@ -126,6 +136,8 @@ class AnchorTrainConfig:
         """
         out = self.as_dict()
         del out["attention"]
+        if out["probe"] is None:  # text-only recipes keep the keys they were cached under
+            del out["probe"]
         return out
 
 
@@ -314,7 +326,7 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
     return AnchoredLM(cached.name, cached.path, config, stored_base, cached.metrics)
 
 
-def anchor_trainer(model, blocks: torch.Tensor, collator, config: AnchorTrainConfig, *, steps: int,
+def anchor_trainer(model, blocks: torch.Tensor | torch.utils.data.Dataset, collator, config: AnchorTrainConfig, *, steps: int,
                    scratch: Path, progress: bool = False, callbacks: Sequence = ()):
     """The HF ``Trainer`` of continued training: ``steps`` optimiser steps over ``blocks`` with
     ``config``'s batch size and schedule (shared by :func:`train_anchor_lm` and the benchmark)."""
@@ -327,7 +339,8 @@ def anchor_trainer(model, blocks: torch.Tensor, collator, config: AnchorTrainCon
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
         warmup_steps=min(config.warmup_steps, steps), lr_scheduler_type=config.lr_scheduler,
         weight_decay=0.0, max_grad_norm=1.0)
-    return Trainer(model=model, args=args, train_dataset=_Blocks(blocks), data_collator=collator,
+    data = blocks if isinstance(blocks, torch.utils.data.Dataset) else _Blocks(blocks)
+    return Trainer(model=model, args=args, train_dataset=data, data_collator=collator,
                    callbacks=list(callbacks) or None)
 
 
@@ -357,13 +370,18 @@ def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence
     blocks = anchor_training_blocks(tokenizer, train_docs, spec, context,
                                     steps * config.batch_size * context, seed=config.seed)
     anchors_per_1k = float(torch.isin(blocks, torch.tensor(sorted(ids))).float().mean() * 1000)
+    data = blocks
+    if config.probe is not None:  # the base's mix of text and recall documents, anchors added
+        from labkit.anchor.recall_lm import anchor_mixed_blocks
+        data = anchor_mixed_blocks(blocks, tokenizer, train_docs, spec, config.probe,
+                                   steps * config.batch_size, context, seed=config.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     attention, why = choose_training_attention(config.attention, device, model)
     impl = model.config._attn_implementation
     collator = attention_collator(model, attention, ids, pad_id)
     model.train()
-    run = job.train(anchor_trainer(model, blocks, collator, config, steps=steps,
+    run = job.train(anchor_trainer(model, data, collator, config, steps=steps,
                                    scratch=job.scratch, progress=job.progress))
     model.eval()
     if model.config._attn_implementation != impl:

@@ -110,7 +110,7 @@ def test_table_rows_and_shares(setup, rows):
 
 
 def test_summary_comparison_and_headline(rows):
-    summary = frontier.frontier_summary(rows, n_boot=200)
+    summary = frontier.frontier_summary(rows, n_resamples=200)
     full = summary[summary.kind == "full"].iloc[0]
     assert (summary.perplexity_lo <= summary.perplexity + 1e-9).all()
     assert (summary.perplexity <= summary.perplexity_hi + 1e-9).all()
@@ -119,11 +119,14 @@ def test_summary_comparison_and_headline(rows):
                                                      / full.tokens_scored))
     same = frontier.paired_comparison(rows, ("full cache", "full"), ("full cache", "full"), 200)
     assert same["ppl_diff"] == 0 and same["verdict"] == "no clear difference"
-    h = frontier.frontier_headline(rows, summary, "AnLLM-AC", n_boot=200)
+    h = frontier.frontier_headline(rows, summary, "AnLLM-AC", n_resamples=200)
     assert h["own_press"] in set(summary.method) and h["at_10pct_press"] in set(summary.method)
     assert h["own_ppl_diff_lo"] <= h["own_ppl_diff_hi"]
     assert h["own_verdict"] in ("better", "worse", "no clear difference")
     assert "own budget" in frontier.headline_text(h)
+    # the guard: StreamingLLM at AnLLM-AC's share against the full cache's interval
+    assert isinstance(h["needs_far_context"], bool)
+    assert (frontier.NO_FAR_CONTEXT in frontier.headline_text(h)) == (not h["needs_far_context"])
     own_full = summary[summary.method == "AnLLM-AC, full cache"].iloc[0]
     assert h["ppl_own_full_cache"] == own_full.perplexity
     assert h["vs_own_full_ppl_diff"] == pytest.approx(h["ppl"] - own_full.perplexity, rel=0.2, abs=1e-6)
@@ -135,7 +138,7 @@ def test_summary_comparison_and_headline(rows):
 def test_figure_passes_figcheck(rows):
     from labkit.figcheck import check_figure
 
-    summary = frontier.frontier_summary(rows, n_boot=100)
+    summary = frontier.frontier_summary(rows, n_resamples=100)
     fig = frontier.frontier_figure(summary)
     assert check_figure(fig) == []
     names = [t.name for t in fig.data]
