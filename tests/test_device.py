@@ -288,7 +288,7 @@ def test_hf_generator_places_its_model_on_cuda(placements, tmp_path):
 def test_encoder_embedder_places_its_model_on_cuda(placements, tmp_path):
     from transformers import BertConfig, BertModel
 
-    from labkit.embeddings.local_providers import PooledEncoderEmbedder
+    from labkit.embedders.local_providers import PooledEncoderEmbedder
 
     folder = _tiny_causal_lm(tmp_path / "enc")  # reuse its tokenizer; replace the weights
     for f in folder.glob("*.safetensors"):

@@ -49,6 +49,7 @@ import torch
 
 from labkit.anchor.anchors import anchor_flags as flags_of
 from labkit.anchor.masks import _check_flags, position_ids_from_attention_mask, sequence_ids
+from labkit.anchor.collators import AnchorCollator, pad_batch
 from labkit.errors import ModelError, ParameterError
 
 __all__ = ["flex_available", "flex_training_available", "choose_training_attention",
@@ -226,7 +227,7 @@ def dense_from_mask_mod(mask_mod: Callable, batch: int, length: int,
 
 
 class FlexAnchorCollator:
-    """HF data collator like :class:`labkit.anchor.training.AnchorCollator`, with a ``BlockMask``.
+    """HF data collator like :class:`labkit.anchor.collators.AnchorCollator`, with a ``BlockMask``.
 
     Right-pads a batch; returns ``input_ids``, ``position_ids`` (0 at each row's first token),
     ``labels`` (-100 at padding) and ``attention_mask`` = :func:`anchor_block_mask` built on
@@ -248,8 +249,6 @@ class FlexAnchorCollator:
         self.block_size, self.compile_mask = block_size, compile_mask
 
     def __call__(self, features: Sequence[dict]) -> dict:
-        from labkit.anchor.training import pad_batch
-
         input_ids, label_t, att = pad_batch(features, self.pad_id, "FlexAnchorCollator")
         flags = flags_of(input_ids, self.anchor_ids) & att.bool()
         return {"input_ids": input_ids,
@@ -270,7 +269,6 @@ def attention_collator(model, attention: str, anchor_ids: Iterable[int], pad_id:
     """
 
     if attention == "dense":
-        from labkit.anchor.training import AnchorCollator
         return AnchorCollator(anchor_ids, pad_id, dtype=next(model.parameters()).dtype)
     if attention != "flex":
         raise ParameterError(f"attention path must be 'dense' or 'flex', got {attention!r}")

@@ -37,7 +37,7 @@ __all__ = ["KIND", "train_recall_lm", "probe_labels", "mixed_blocks", "anchor_mi
 
 KIND = "tiny-lm-recall"
 CODE_VERSION = "tiny-lm-recall-v1"
-IGNORE_INDEX = -100
+from labkit.anchor.collators import IGNORE_INDEX
 
 
 def probe_labels(blocks: torch.Tensor, vocab: ProbeVocab) -> torch.Tensor:

@@ -34,7 +34,7 @@ PROFILES: dict[str, dict] = {
 
 def _spec_problem(spec: str) -> None:
     """Parse an embedder spec without loading anything (the registry's own message)."""
-    from labkit.embeddings.providers import parse_spec
+    from labkit.embedders.providers import parse_spec
 
     parse_spec(spec)
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from labkit import carbon as energy
 from labkit.embeddings import similarity
-from labkit.embeddings.providers import Embedder, make_embedder
+from labkit.embedders.providers import Embedder, make_embedder
 from labkit.embeddings.siamese import FineTuneConfig, HeadConfig, finetune_encoder, train_head
 from labkit.errors import LabkitError, ParameterError
 from labkit.timing import timed

@@ -1,12 +1,12 @@
-"""Sentence and turn embeddings for the summarization study, on :mod:`labkit.embeddings`.
+"""Sentence and turn embeddings for the summarization study, on :mod:`labkit.embedders`.
 
 Centroid, TextRank, the MiniLM turn selectors and the meaning score all embed short texts
 with a sentence-transformers model. They share one provider per model, built by
-``labkit.embeddings.make_embedder("st:<model>")``, and so its on-disk SQLite cache: a
+``labkit.embedders.make_embedder("st:<model>")``, and so its on-disk SQLite cache: a
 sentence embedded for TextRank is not embedded again by the meaning score, and a rerun
 embeds nothing it has seen.
 
-Two things the providers do not do, added here (``labkit.embeddings`` is another package's):
+Two things the providers do not do, added here (``labkit.embedders`` is shared infrastructure):
 
 * **unit vectors**: ``Embedder.embed`` returns what the model returns (all-MiniLM-L6-v2 ends
   in a ``Normalize`` module, a fine-tuned or user model may not); every caller here uses
@@ -52,9 +52,9 @@ class SentenceEmbedder:
 
     @property
     def provider(self):
-        """The :mod:`labkit.embeddings` provider (built on first use: loading costs seconds)."""
+        """The :mod:`labkit.embedders` provider (built on first use: loading costs seconds)."""
         if self._provider is None:
-            from labkit.embeddings import make_embedder
+            from labkit.embedders import make_embedder
             self._provider = make_embedder(f"st:{self.model_name}", cache=self.use_cache,
                                            batch_size=self.batch_size)
         return self._provider

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labkit.embeddings import make_embedder, registry, similarity, study
-from labkit.embeddings.api_providers import unreachable_reason
-from labkit.embeddings.base import Embedder
+from labkit.embedders import make_embedder, registry
+from labkit.embeddings import similarity, study
+from labkit.embedders.api_providers import unreachable_reason
+from labkit.embedders.base import Embedder
 from labkit.errors import ParameterError, ProviderError
 
 TEXTS = ["Is a fever of 39C dangerous?", "Can I take ibuprofen with aspirin?"]

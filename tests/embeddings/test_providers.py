@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labkit.embeddings.providers import RetryPolicy, make_embedder
+from labkit.embedders.providers import RetryPolicy, make_embedder
 from labkit.errors import DataError, ParameterError, ProviderError
 
 FAST = RetryPolicy(attempts=3, base_s=0.01, max_s=0.02)
@@ -49,7 +49,7 @@ def test_one_forward_pass_fills_both_poolings_of_an_encoder():
 
 
 def test_cache_keys_separate_models_and_dimensions(tmp_path):
-    from labkit.embeddings.cache import EmbeddingCache
+    from labkit.embedders.cache import EmbeddingCache
 
     a, b = EmbeddingCache("openai|m|256", tmp_path), EmbeddingCache("openai|m|512", tmp_path)
     a.put(["x"], np.ones((1, 4)))

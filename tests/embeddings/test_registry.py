@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import labkit.embeddings as E
-from labkit.embeddings import providers, registry
-from labkit.embeddings.base import Embedder
+from labkit.embedders import providers, registry
+from labkit.embedders.base import Embedder
 from labkit.errors import ModelError, ParameterError
 
 EXPECTED = {"st": "SentenceTransformerEmbedder", "hf-cls": "PooledEncoderEmbedder",

@@ -1,14 +1,14 @@
 """Embedders that run on this machine: sentence-transformers, pooled HF encoders, TF-IDF + LSA.
 
-Each class registers its spec prefix with :func:`~labkit.embeddings.registry.register_provider`;
+Each class registers its spec prefix with :func:`~labkit.embedders.registry.register_provider`;
 build them through :func:`labkit.embeddings.make_embedder`, which imports this module.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from labkit.embeddings.base import Embedder, check_texts
-from labkit.embeddings.registry import register_provider
+from labkit.embedders.base import Embedder, check_texts
+from labkit.embedders.registry import register_provider
 from labkit.errors import ModelError, ParameterError
 
 
@@ -110,7 +110,7 @@ class PooledEncoderEmbedder(Embedder):
         if not self.use_cache:
             return None
         if getattr(self, "_sibling_db", None) is None:
-            from labkit.embeddings.cache import EmbeddingCache
+            from labkit.embedders.cache import EmbeddingCache
             self._sibling_db = EmbeddingCache(
                 f"hf|{self.model_name}|{self._other_pooling}|{self.max_length}")
         return self._sibling_db

@@ -2,13 +2,13 @@
 
 The paper compared OpenAI, Google PaLM and BERT embeddings; this adds local models and a
 lexical baseline. The spec forms below are generated from the provider registry
-(:mod:`labkit.embeddings.registry`); each provider registers itself next to its code, in
-:mod:`labkit.embeddings.local_providers` and :mod:`labkit.embeddings.api_providers`.
+(:mod:`labkit.embedders.registry`); each provider registers itself next to its code, in
+:mod:`labkit.embedders.local_providers` and :mod:`labkit.embedders.api_providers`.
 
 {table}
 
 Every embedder batches, shows a tqdm bar, and caches each finished batch on disk
-(:class:`labkit.embeddings.cache.EmbeddingCache`) keyed by provider, model, dimensions and
+(:class:`labkit.embedders.cache.EmbeddingCache`) keyed by provider, model, dimensions and
 pooling; API calls check first that their server answers (a few seconds, not minutes, when
 offline), retry with exponential backoff and then raise one
 :class:`labkit.errors.ProviderError` naming provider, model and cause, with every batch done
@@ -18,13 +18,13 @@ names, errors or records.
 from __future__ import annotations
 
 # importing the provider modules registers them (local models first, then APIs: the help order)
-from labkit.embeddings import local_providers as _local  # noqa: F401,I001
-from labkit.embeddings import api_providers as _api  # noqa: F401,I001
-from labkit.embeddings.api_providers import ApiEmbedder, GoogleEmbedder, OpenAIEmbedder
-from labkit.embeddings.base import Embedder, RetryPolicy, Retryable, check_texts
-from labkit.embeddings.local_providers import (PooledEncoderEmbedder, SentenceTransformerEmbedder,
+from labkit.embedders import local_providers as _local  # noqa: F401,I001
+from labkit.embedders import api_providers as _api  # noqa: F401,I001
+from labkit.embedders.api_providers import ApiEmbedder, GoogleEmbedder, OpenAIEmbedder
+from labkit.embedders.base import Embedder, RetryPolicy, Retryable, check_texts
+from labkit.embedders.local_providers import (PooledEncoderEmbedder, SentenceTransformerEmbedder,
                                                TfidfLsaEmbedder)
-from labkit.embeddings.registry import (ProviderInfo, build, parse_spec, provider_help,
+from labkit.embedders.registry import (ProviderInfo, build, parse_spec, provider_help,
                                         register_provider, registered, spec_forms)
 from labkit.errors import ParameterError
 

@@ -46,7 +46,7 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 class Embedder:
     """Base class: batching, cache, progress and retries. Subclasses implement ``_embed_batch``
     and, to be reachable from a spec string, register with
-    :func:`labkit.embeddings.registry.register_provider`."""
+    :func:`labkit.embedders.registry.register_provider`."""
 
     is_local = True
     use_disk_cache = True
@@ -73,7 +73,7 @@ class Embedder:
     def _cache(self):
         """The on-disk cache, opened on first use (a skipped provider leaves no file)."""
         if self.use_cache and self._cache_db is None:
-            from labkit.embeddings.cache import EmbeddingCache
+            from labkit.embedders.cache import EmbeddingCache
             self._cache_db = EmbeddingCache(self.model_key)
         return self._cache_db
 

@@ -1,6 +1,6 @@
 """Embedders behind a remote API: OpenAI and Google, through their official clients.
 
-API calls retry with exponential backoff (:class:`~labkit.embeddings.base.RetryPolicy`) and then
+API calls retry with exponential backoff (:class:`~labkit.embedders.base.RetryPolicy`) and then
 raise one :class:`~labkit.errors.ProviderError` naming provider, model and cause. Retrying only
 helps a server that answers; a machine with a key set but no network would otherwise spend a
 minute and more in the retry loop per provider. So before its first uncached call each API
@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from labkit.embeddings.base import Embedder, Retryable
-from labkit.embeddings.registry import register_provider
+from labkit.embedders.base import Embedder, Retryable
+from labkit.embedders.registry import register_provider
 from labkit.errors import ModelError, ParameterError, ProviderError
 
 

@@ -19,7 +19,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from labkit.embeddings.base import Embedder
+from labkit.embedders.base import Embedder
 from labkit.errors import ParameterError
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -48,7 +48,7 @@ def register_provider(prefix: str, *, forms: str | Sequence[str], doc: str,
                       argument_required: bool = True, default_argument: str = ""
                       ) -> Callable[[type[Embedder]], type[Embedder]]:
     """Class decorator: make ``prefix:<argument>`` specs build this :class:`Embedder` through
-    its :meth:`~labkit.embeddings.base.Embedder.from_spec`. Stack it to register one class
+    its :meth:`~labkit.embedders.base.Embedder.from_spec`. Stack it to register one class
     under several prefixes (``hf-cls`` and ``hf-mean``). With ``argument_required=False`` the
     bare ``prefix`` is a valid spec and gets ``default_argument``."""
     if not _PREFIX.match(prefix):
