@@ -9,22 +9,53 @@ mask-building collator), ``prompts`` (k-shot prompts from held-out text), ``late
 ``figures``, ``study`` (the notebook's measurements and targets) and ``profiles`` (sizes).
 """
 from labkit.anchor import study
-from labkit.anchor.anchors import (AnchorSpec, add_anchor_token, anchor_flags, anchor_token_ids,
-                                   insert_anchor_tokens, split_sentences)
-from labkit.anchor.cache import (AnchorCacheWarning, AnchorState, anchor_cache_logits,
-                                 anchor_prefill, anchor_step, masked_forward_logits, prefill_chunk)
-from labkit.anchor.decoding import (GenerationResult, anchor_generate, encode_prompts,
-                                    full_cache_generate, no_cache_generate)
+from labkit.anchor.anchors import (
+                                   AnchorSpec,
+                                   add_anchor_token,
+                                   anchor_flags,
+                                   anchor_token_ids,
+                                   insert_anchor_tokens,
+                                   split_sentences,
+)
+from labkit.anchor.cache import (
+                                   AnchorCacheWarning,
+                                   AnchorState,
+                                   anchor_cache_logits,
+                                   anchor_prefill,
+                                   anchor_step,
+                                   masked_forward_logits,
+                                   prefill_chunk,
+)
+from labkit.anchor.decoding import (
+                                   GenerationResult,
+                                   anchor_generate,
+                                   encode_prompts,
+                                   full_cache_generate,
+                                   no_cache_generate,
+)
 from labkit.anchor.fewshot import FEWSHOT_TASKS, fewshot_accuracy, fewshot_items, fewshot_panel
 from labkit.anchor.figures import figure1, latency_figure, memory_throughput_figure
 from labkit.anchor.latency import latency_sweep, speedup_table
 from labkit.anchor.masks import anchor_mask
 from labkit.anchor.profiles import PROFILES
-from labkit.anchor.study import (STUDY, TARGETS, headline, kept_anchor_examples, kv_cache_table,
-                                 quality_table, results_table, save_kept_anchors, setup_models,
-                                 train_config)
-from labkit.anchor.support import (SUPPORTED_FAMILIES, check_supported, kv_bytes_per_token,
-                                   kv_cache_bytes)
+from labkit.anchor.study import (
+                                   STUDY,
+                                   TARGETS,
+                                   headline,
+                                   kept_anchor_examples,
+                                   kv_cache_table,
+                                   quality_table,
+                                   results_table,
+                                   save_kept_anchors,
+                                   setup_models,
+                                   train_config,
+)
+from labkit.anchor.support import (
+                                   SUPPORTED_FAMILIES,
+                                   check_supported,
+                                   kv_bytes_per_token,
+                                   kv_cache_bytes,
+)
 
 __all__ = [
     "FEWSHOT_TASKS", "PROFILES", "STUDY", "SUPPORTED_FAMILIES", "TARGETS", "AnchorCacheWarning",

@@ -38,13 +38,33 @@ from typing import Iterable, Literal
 
 import torch
 
-from labkit.anchor.cache_state import (OPEN_POLICIES, AnchorCacheWarning, AnchorState,
-                                      _check_compact_every, _check_open_policy, _compact,
-                                      _empty_state, _mark_pruned, compact)
-from labkit.anchor.masks import (anchor_mask, bool_to_additive, position_ids_from_attention_mask,
-                                 rule_mask)
-from labkit.anchor.support import (SUPPORTED_FAMILIES, check_supported, kv_bytes_per_token,
-                                   kv_cache_bytes, max_positions, model_device, model_dtype)
+from labkit.anchor.cache_state import (
+    OPEN_POLICIES,
+    AnchorCacheWarning,
+    AnchorState,
+    _check_compact_every,
+    _check_open_policy,
+    _compact,
+    _empty_state,
+    _mark_pruned,
+    compact,
+)
+from labkit.anchor.masks import (
+    anchor_mask,
+    bool_to_additive,
+    position_ids_from_attention_mask,
+    rule_mask,
+)
+from labkit.anchor.support import (
+    SUPPORTED_FAMILIES,
+    check_supported,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    max_positions,
+    model_device,
+    model_dtype,
+)
+from labkit.device import resolve_device
 from labkit.errors import ParameterError
 
 __all__ = [
@@ -71,7 +91,6 @@ def prefill_chunk(length: int, device: torch.device | str | None = None,
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ParameterError(f"chunk must be a positive int or None, got {chunk!r}")
         return chunk
-    from labkit.device import resolve_device
 
     kind = torch.device(device if device is not None else resolve_device()).type
     # at least two chunks once the prompt exceeds MIN_SPLIT: a single chunk would hold the whole
@@ -306,7 +325,6 @@ def anchor_extend(model, state: AnchorState, input_ids: torch.Tensor,
 def anchor_id_tensor(anchor_ids: Iterable[int], device: torch.device | str | None = None) -> torch.Tensor:
     """The anchor token ids as a sorted LongTensor on ``device`` (default: the device rule's;
     built once per generation)."""
-    from labkit.device import resolve_device
 
     device = device if device is not None else resolve_device()
     return torch.as_tensor(sorted({int(i) for i in anchor_ids}), dtype=torch.long, device=device)

@@ -16,8 +16,15 @@ import torch
 from labkit.anchor.anchors import AnchorSpec, anchor_flags, anchor_token_ids, insert_anchor_tokens
 from labkit.anchor.cache import anchor_id_tensor, anchor_prefill, anchor_step, compact
 from labkit.anchor.masks import anchor_mask, position_ids_from_attention_mask
-from labkit.anchor.support import (check_supported, kv_bytes_per_token, kv_cache_bytes,
-                                   max_positions, model_device, model_dtype, new_cache)
+from labkit.anchor.support import (
+    check_supported,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    max_positions,
+    model_device,
+    model_dtype,
+    new_cache,
+)
 from labkit.errors import ModelError, ParameterError
 from labkit.timing import Stopwatch
 

@@ -14,6 +14,7 @@ import torch
 from labkit.anchor.anchors import AnchorSpec, anchor_flags, anchor_token_ids
 from labkit.anchor.cache import anchor_cache_logits
 from labkit.anchor.support import model_device
+from labkit.data import load
 from labkit.errors import DataUnavailableError, ParameterError
 
 __all__ = ["FEWSHOT_TASKS", "FORMATTERS", "fewshot_items", "fewshot_accuracy", "fewshot_panel"]
@@ -87,7 +88,6 @@ def fewshot_panel(model, tokenizer, spec: AnchorSpec, tasks: Sequence[str] = FEW
                   k: int = 5, n_eval: int = 50, record=None, loader=None) -> pd.DataFrame | None:
     """Few-shot accuracy per task via ``labkit.data.load``; tasks whose data are unavailable
     (offline) are skipped with ``record.warn``. Returns ``None`` when no task could run."""
-    from labkit.data import load
 
     loader = loader or load
     rows = []

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from labkit.figures import PALETTE, axis_type_for
+
 __all__ = ["figure1", "latency_figure", "memory_throughput_figure", "nice_ticks"]
 
 METHOD_NAMES = {"no_cache": "no cache (recompute)", "full_cache": "full KV cache",
@@ -56,7 +58,6 @@ def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache l
     context length, with the median speed-ups (95 % bootstrap intervals) on a second axis."""
     from plotly.subplots import make_subplots
 
-    from labkit.figures import PALETTE
 
     x = [str(c) for c in speedups.context]
     fig = make_subplots(rows=1, cols=2, specs=[[{"secondary_y": True}, {}]], horizontal_spacing=0.24,
@@ -109,9 +110,7 @@ def latency_figure(latency: pd.DataFrame, title: str = "Decoding time vs context
     with the spread over repeats (min to max) as error bars."""
     import plotly.graph_objects as go
 
-    from labkit.figures import PALETTE
 
-    from labkit.figures import axis_type_for
 
     fig = go.Figure()
     shown = []
@@ -140,10 +139,8 @@ def memory_throughput_figure(latency: pd.DataFrame,
                              title: str = "Peak memory and throughput vs context length"):
     """The anchor cache's point is memory: peak memory of one generation above the weights
     (MiB) and generated tokens per second (median over repeats) per method and context."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from labkit.figures import PALETTE, axis_type_for
 
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
                         subplot_titles=("peak memory of a generation", "decode throughput"))

@@ -48,8 +48,9 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from labkit.anchor.anchors import anchor_flags as flags_of
-from labkit.anchor.masks import _check_flags, position_ids_from_attention_mask, sequence_ids
 from labkit.anchor.collators import AnchorCollator, pad_batch
+from labkit.anchor.masks import _check_flags, position_ids_from_attention_mask, sequence_ids
+from labkit.device import resolve_device
 from labkit.errors import ModelError, ParameterError
 
 __all__ = ["flex_available", "flex_training_available", "choose_training_attention",
@@ -220,7 +221,6 @@ def dense_from_mask_mod(mask_mod: Callable, batch: int, length: int,
     """Evaluate ``mask_mod`` on every ``(q, k)`` pair: boolean ``(B, 1, L, L)`` (for tests)."""
     from torch.nn.attention.flex_attention import create_mask
 
-    from labkit.device import resolve_device
 
     device = device if device is not None else resolve_device()
     return create_mask(mask_mod, batch, 1, length, length, device=device)
@@ -242,7 +242,6 @@ class FlexAnchorCollator:
             raise ParameterError("FlexAnchorCollator needs at least one anchor id (anchor_ids is empty)")
         if pad_id is None:
             raise ParameterError("FlexAnchorCollator: pad_id is None; set tokenizer.pad_token")
-        from labkit.device import resolve_device
 
         self.pad_id = int(pad_id)
         self.device = torch.device(device if device is not None else resolve_device())

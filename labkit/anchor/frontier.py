@@ -28,12 +28,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from labkit import stats
 from labkit.anchor.anchors import AnchorSpec, anchor_token_ids
 from labkit.anchor.presses import PRESSES, check_presses, run_anchor, run_cache
 from labkit.anchor.prompts import DEMO_SEPARATOR, KShotPrompt, kshot_prompts
-from labkit.anchor.support import kv_bytes_per_token, model_device
-from labkit import stats
-from labkit.errors import ModelError, ParameterError
+from labkit.anchor.study import train_config
+from labkit.anchor.support import kv_bytes_per_token, max_positions, model_device
+from labkit.anchor.training import train_anchor_lm
+from labkit.errors import DataError, ModelError, ParameterError
+from labkit.figures import PALETTE, axis_type_for
 
 __all__ = ["DEFAULT_BUDGETS", "NO_FAR_CONTEXT", "anchor_methods", "encode", "frontier_table", "frontier_summary",
            "paired_comparison", "frontier_headline", "headline_text", "frontier_figure",
@@ -81,8 +84,6 @@ def anchor_methods(cfg: dict, setup: dict, modes: Sequence[str] = ("ac",), *,
     for each of ``modes`` (the setup's own anchor-trained model, or one trained / loaded from the
     model cache with the same recipe in the other mode) and the base model through the anchor
     cache of the profile's mode (what the continued training buys)."""
-    from labkit.anchor.study import train_config
-    from labkit.anchor.training import train_anchor_lm
 
     spec, out = setup["spec"], {}
     for mode in modes:
@@ -109,8 +110,6 @@ def _fitting_prompts(base: tuple, anchors: Mapping[str, tuple], documents: Seque
     k-shot prompt can overrun a model's context; twice as many candidates are drawn (when the
     held-out text has them) and those that do not fit are skipped, the same for every method.
     """
-    from labkit.anchor.support import max_positions
-    from labkit.errors import DataError
 
     spec0 = next(iter(anchors.values()))[2] if anchors else AnchorSpec(mode="ac")
     try:
@@ -350,7 +349,6 @@ def frontier_figure(summary: pd.DataFrame, title: str = "KV budget frontier: anc
     that), so that their error bars do not overlap (say so in the caption)."""
     import plotly.graph_objects as go
 
-    from labkit.figures import PALETTE, axis_type_for
 
     fig = go.Figure()
 

@@ -34,7 +34,7 @@ import torch
 from labkit.anchor.anchors import anchor_flags
 from labkit.anchor.cache import anchor_id_tensor, anchor_prefill, anchor_step
 from labkit.anchor.profiles import PRESSES  # name -> (label, kvpress class, what it keeps)
-from labkit.anchor.support import kv_cache_bytes
+from labkit.anchor.support import kv_cache_bytes, new_cache
 from labkit.errors import ParameterError
 from labkit.timing import Stopwatch
 
@@ -134,7 +134,6 @@ def pressed_prefill(model, name: str | None, ids: torch.Tensor, kept: int | None
     ``(1, V)`` after the prompt. The logits of the prompt's last token are exact (the press
     compresses the cache after each layer's attention, not the prompt's own hidden states).
     """
-    from labkit.anchor.support import new_cache
 
     cache = new_cache(model)
     length = int(ids.shape[1])

@@ -12,6 +12,7 @@ import pandas as pd
 
 from labkit.anchor.frontier import FULL, OWN, TRAINED_FULL, budget_label
 from labkit.anchor.recall import RecallProbe
+from labkit.figures import PALETTE
 
 __all__ = ["recall_figure"]
 
@@ -32,7 +33,6 @@ def recall_figure(summary: pd.DataFrame, probe: RecallProbe, focus: str = "AnLLM
     their share so the intervals stay apart (say so in the caption)."""
     from plotly.subplots import make_subplots
 
-    from labkit.figures import PALETTE
 
     far = ", ".join(str(b) for b in probe.far_buckets)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(

@@ -23,7 +23,6 @@ differences on the same prompts whose 95% interval excludes 0.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Mapping, Sequence
 
 import numpy as np

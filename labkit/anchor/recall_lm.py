@@ -37,7 +37,15 @@ __all__ = ["KIND", "train_recall_lm", "probe_labels", "mixed_blocks", "anchor_mi
 
 KIND = "tiny-lm-recall"
 CODE_VERSION = "tiny-lm-recall-v1"
+from labkit.anchor.anchors import anchor_token_ids
 from labkit.anchor.collators import IGNORE_INDEX
+from labkit.lm.corpus import corpus_documents
+from labkit.lm.evaluate import count_parameters, heldout_loss
+from labkit.lm.tokenizer import encode_documents, train_tokenizer
+from labkit.lm.train import BlockDataset, llama_config
+from labkit.lm.train import recipe as lm_recipe
+from labkit.modelcache import Recipe, train_into_cache
+from labkit.training import save_model, training_arguments, use_torch_threads
 
 
 def probe_labels(blocks: torch.Tensor, vocab: ProbeVocab) -> torch.Tensor:
@@ -99,7 +107,6 @@ def anchor_mixed_blocks(real: torch.Tensor, tokenizer, documents, spec, probe: R
     ``real`` text blocks (anchors already inserted) and probe documents with the probe words of
     the base (:func:`probe_vocab` of the same tokenizer and text, so the words are the base's),
     ``<AC>`` after every probe sentence for AC (for EP the period is the anchor)."""
-    from labkit.anchor.anchors import anchor_token_ids
 
     vocab = probe_vocab(tokenizer, documents, probe)
     anchor = None
@@ -115,8 +122,6 @@ def train_recall_lm(config: TinyLMConfig, probe: RecallProbe, *, force: bool = F
     Same arguments and result as :func:`labkit.lm.train_tiny_lm`, plus ``probe`` (sizes and
     share of the recall-probe documents). ``metrics`` adds ``probe_blocks``.
     """
-    from labkit.lm.train import recipe as lm_recipe
-    from labkit.modelcache import Recipe, train_into_cache
 
     if not isinstance(config, TinyLMConfig):
         raise ParameterError(f"train_recall_lm needs a TinyLMConfig, got {type(config).__name__}")
@@ -134,11 +139,6 @@ def _train(job, config: TinyLMConfig, probe: RecallProbe, train_text: str,
            heldout_text: str) -> dict[str, Any]:
     from transformers import LlamaForCausalLM, Trainer
 
-    from labkit.lm.corpus import corpus_documents
-    from labkit.lm.evaluate import count_parameters, heldout_loss
-    from labkit.lm.tokenizer import encode_documents, train_tokenizer
-    from labkit.lm.train import BlockDataset, llama_config
-    from labkit.training import save_model, training_arguments, use_torch_threads
 
     use_torch_threads()
     clock = Stopwatch().start()

@@ -23,14 +23,26 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 import torch
 
-from labkit.anchor.anchors import AnchorSpec, anchor_flags, anchor_token_ids, insert_anchor_tokens
+from labkit import io, records
+from labkit.anchor.anchors import (
+    AnchorSpec,
+    add_anchor_token,
+    anchor_flags,
+    anchor_token_ids,
+    insert_anchor_tokens,
+)
 from labkit.anchor.cache import anchor_cache_logits, anchor_prefill
 from labkit.anchor.fewshot import FEWSHOT_TASKS, fewshot_accuracy, fewshot_items, fewshot_panel
 from labkit.anchor.figures import figure1, latency_figure, memory_throughput_figure
 from labkit.anchor.latency import latency_sweep, speedup_table
 from labkit.anchor.prompts import kshot_prompts
+from labkit.anchor.recall import RecallProbe, probe_vocab
+from labkit.anchor.recall_lm import train_recall_lm
 from labkit.anchor.support import kv_bytes_per_token, max_positions
 from labkit.anchor.targets import TARGETS, headline, kv_summary, results_table
+from labkit.anchor.training import AnchorTrainConfig, train_anchor_lm
+from labkit.lm import TinyLMConfig, corpus_documents, load_causal_lm, train_tiny_lm
+from labkit.paths import study_dir
 from labkit.timing import Stopwatch
 
 __all__ = ["kv_cache_table", "kept_anchor_examples", "save_kept_anchors", "latency_sweep",
@@ -97,8 +109,6 @@ def kept_anchor_examples(model, tokenizer, spec: AnchorSpec, documents: Sequence
 
 def save_kept_anchors(payload: dict, study: str = STUDY):
     """Write ``figures/<study>/kept_anchors.json`` atomically and note it in the run record."""
-    from labkit import io, records
-    from labkit.paths import study_dir
 
     path = io.write_json(study_dir(study) / "kept_anchors.json", payload)
     records.note_output("data", study, "kept_anchors",
@@ -196,7 +206,6 @@ def quality_table(models: dict[str, tuple[Any, Any]], spec: AnchorSpec, document
 # --------------------------------------------------------------------------- setup
 def recall_probe(cfg: dict):
     """The :class:`~labkit.anchor.recall.RecallProbe` of a resolved profile (None without one)."""
-    from labkit.anchor.recall import RecallProbe
 
     return RecallProbe(**cfg["recall"]) if cfg.get("recall") else None
 
@@ -204,7 +213,6 @@ def recall_probe(cfg: dict):
 def train_config(cfg: dict):
     """The :class:`~labkit.anchor.training.AnchorTrainConfig` of a resolved profile ``cfg``
     (its continued training mixes in the profile's recall probe, as the base's did)."""
-    from labkit.anchor.training import AnchorTrainConfig
 
     return AnchorTrainConfig(mode=cfg["mode"], ac_init=cfg["ac_init"], symbols=tuple(cfg["symbols"]),
                              train_tokens=int(cfg["anchor_train_tokens"]),
@@ -223,11 +231,6 @@ def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress
     ``"anchor-trained"``), ``heldout`` (held-out documents), ``context``, ``probe`` and
     ``vocab`` (the probe's words, :func:`labkit.anchor.recall.probe_vocab`; None without a probe).
     """
-    from labkit.anchor.anchors import add_anchor_token
-    from labkit.anchor.recall import probe_vocab
-    from labkit.anchor.recall_lm import train_recall_lm
-    from labkit.anchor.training import train_anchor_lm
-    from labkit.lm import TinyLMConfig, corpus_documents, load_causal_lm, train_tiny_lm
 
     tcfg = train_config(cfg)
     probe = tcfg.probe

@@ -32,19 +32,31 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import torch
 
-from labkit.anchor.anchors import (AC_INITS, MODES, AnchorSpec, add_anchor_token, anchor_flags,
-                                   anchor_token_ids, insert_anchor_tokens)
+from labkit.anchor.anchors import (
+    AC_INITS,
+    MODES,
+    AnchorSpec,
+    add_anchor_token,
+    anchor_token_ids,
+    insert_anchor_tokens,
+)
 from labkit.anchor.collators import AnchorCollator
 from labkit.anchor.flex import TRAINING_ATTENTION, attention_collator, choose_training_attention
-from labkit.anchor.masks import anchor_mask, position_ids_from_attention_mask
+from labkit.anchor.recall import RecallProbe
+from labkit.anchor.recall_lm import anchor_mixed_blocks
+from labkit.anchor.support import NOT_SUPPORTED, SUPPORTED_FAMILIES, check_config, check_supported
+from labkit.device import resolve_device
 from labkit.errors import ModelError, ParameterError
 from labkit.io import sha256_text
+from labkit.lm.corpus import check_keys, corpus_documents
+from labkit.lm.load import load_causal_lm
 from labkit.modelcache import BaseModel, Recipe, base_fingerprint, train_into_cache
 from labkit.timing import Stopwatch
+from labkit.training import save_model, training_arguments, use_torch_threads
 
 __all__ = ["AnchorTrainConfig", "AnchorCollator", "AnchoredLM", "train_anchor_lm",
            "base_fingerprint", "anchor_training_blocks", "attention_collator", "anchor_trainer"]
@@ -79,7 +91,6 @@ class AnchorTrainConfig:
     probe: Any = None
 
     def __post_init__(self) -> None:
-        from labkit.anchor.recall import RecallProbe
 
         if isinstance(self.probe, dict):
             object.__setattr__(self, "probe", RecallProbe(**self.probe))
@@ -111,7 +122,6 @@ class AnchorTrainConfig:
         if not 0 < self.learning_rate < 1:
             raise ParameterError(f"AnchorTrainConfig.learning_rate must be in (0, 1), got "
                                  f"{self.learning_rate}")
-        from labkit.lm.corpus import check_keys
         check_keys(self.corpus)
 
     @property
@@ -193,7 +203,6 @@ class AnchoredLM:
     def load(self, device: str = "auto", dtype=None):
         """The trained model on the device rule's device; ``dtype="auto"`` casts to the compute
         dtype (bf16 on CUDA) for measurement-only use, ``None`` keeps float32 for training."""
-        from labkit.lm.load import load_causal_lm
         return load_causal_lm(str(self.path), device=device, dtype=dtype)
 
 
@@ -203,7 +212,6 @@ def check_base_family(folder: Path) -> str:
     configured with sliding-window / hybrid caches or ALiBi (:func:`labkit.anchor.support.check_config`)."""
     from transformers import AutoConfig
 
-    from labkit.anchor.support import NOT_SUPPORTED, SUPPORTED_FAMILIES, check_config
 
     cfg_file = Path(folder) / "config.json"
     if not cfg_file.is_file():
@@ -247,8 +255,6 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
     """
     from transformers import AutoConfig
 
-    from labkit.device import resolve_device
-    from labkit.lm.corpus import corpus_documents
 
     if not isinstance(config, AnchorTrainConfig):
         raise ParameterError(f"train_anchor_lm needs an AnchorTrainConfig, got {type(config).__name__}")
@@ -271,7 +277,6 @@ def anchor_trainer(model, blocks: torch.Tensor | torch.utils.data.Dataset, colla
     ``config``'s batch size and schedule (shared by :func:`train_anchor_lm` and the benchmark)."""
     from transformers import Trainer
 
-    from labkit.training import training_arguments
 
     args = training_arguments(
         scratch, max_steps=steps, seed=config.seed, progress=progress,
@@ -286,9 +291,6 @@ def anchor_trainer(model, blocks: torch.Tensor | torch.utils.data.Dataset, colla
 def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence[str]
            ) -> dict[str, Any]:
     """Load the base, add the anchor token, train under the AnSAN mask; saves into ``job.folder``."""
-    from labkit.anchor.support import check_supported
-    from labkit.lm.load import load_causal_lm
-    from labkit.training import save_model, use_torch_threads
 
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
@@ -311,7 +313,6 @@ def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence
     anchors_per_1k = float(torch.isin(blocks, torch.tensor(sorted(ids))).float().mean() * 1000)
     data = blocks
     if config.probe is not None:  # the base's mix of text and recall documents, anchors added
-        from labkit.anchor.recall_lm import anchor_mixed_blocks
         data = anchor_mixed_blocks(blocks, tokenizer, train_docs, spec, config.probe,
                                    steps * config.batch_size, context, seed=config.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

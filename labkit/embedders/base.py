@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from labkit.embedders.cache import EmbeddingCache
 from labkit.errors import DataError, ParameterError, ProviderError
 
 
@@ -73,7 +74,6 @@ class Embedder:
     def _cache(self):
         """The on-disk cache, opened on first use (a skipped provider leaves no file)."""
         if self.use_cache and self._cache_db is None:
-            from labkit.embedders.cache import EmbeddingCache
             self._cache_db = EmbeddingCache(self.model_key)
         return self._cache_db
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from labkit.embedders.base import Embedder, check_texts
+from labkit.embedders.cache import EmbeddingCache
 from labkit.embedders.registry import register_provider
 from labkit.errors import ModelError, ParameterError
+from labkit.models import load_sentence_transformer, pick_device, resolve
 
 
 def _short(model: str) -> str:
@@ -24,7 +26,6 @@ class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model (its own pooling and normalisation)."""
 
     def __init__(self, model: str, device: str = "auto", **kwargs: Any):
-        from labkit.models import resolve
         self.model_name = model
         self.path = resolve(model).path
         self.device = device
@@ -41,7 +42,6 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _embed_batch(self, texts):
         if self._model is None:
-            from labkit.models import load_sentence_transformer
             self._model = load_sentence_transformer(str(self.path), device=self.device)
         return self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                   show_progress_bar=False)
@@ -56,7 +56,6 @@ class PooledEncoderEmbedder(Embedder):
 
     def __init__(self, model: str, pooling: str, device: str = "auto", max_length: int = 256,
                  **kwargs: Any):
-        from labkit.models import resolve
         if pooling not in ("cls", "mean"):
             raise ParameterError(f"pooling {pooling!r} is not 'cls' or 'mean'")
         self.model_name, self.pooling, self.max_length = model, pooling, max_length
@@ -77,7 +76,6 @@ class PooledEncoderEmbedder(Embedder):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from labkit.models import pick_device
         if self._model is None:
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(str(self.path))
@@ -110,7 +108,6 @@ class PooledEncoderEmbedder(Embedder):
         if not self.use_cache:
             return None
         if getattr(self, "_sibling_db", None) is None:
-            from labkit.embedders.cache import EmbeddingCache
             self._sibling_db = EmbeddingCache(
                 f"hf|{self.model_name}|{self._other_pooling}|{self.max_length}")
         return self._sibling_db

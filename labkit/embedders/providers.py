@@ -17,15 +17,26 @@ names, errors or records.
 """
 from __future__ import annotations
 
+from labkit.embedders import api_providers as _api  # noqa: F401,I001
+
 # importing the provider modules registers them (local models first, then APIs: the help order)
 from labkit.embedders import local_providers as _local  # noqa: F401,I001
-from labkit.embedders import api_providers as _api  # noqa: F401,I001
 from labkit.embedders.api_providers import ApiEmbedder, GoogleEmbedder, OpenAIEmbedder
-from labkit.embedders.base import Embedder, RetryPolicy, Retryable, check_texts
-from labkit.embedders.local_providers import (PooledEncoderEmbedder, SentenceTransformerEmbedder,
-                                               TfidfLsaEmbedder)
-from labkit.embedders.registry import (ProviderInfo, build, parse_spec, provider_help,
-                                        register_provider, registered, spec_forms)
+from labkit.embedders.base import Embedder, Retryable, RetryPolicy, check_texts
+from labkit.embedders.local_providers import (
+    PooledEncoderEmbedder,
+    SentenceTransformerEmbedder,
+    TfidfLsaEmbedder,
+)
+from labkit.embedders.registry import (
+    ProviderInfo,
+    build,
+    parse_spec,
+    provider_help,
+    register_provider,
+    registered,
+    spec_forms,
+)
 from labkit.errors import ParameterError
 
 __doc__ = __doc__.format(table=provider_help(rst=True))

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from labkit.carbon import ESTIMATED, energy_basis
-from labkit.figures import PALETTE
+from labkit.figures import PALETTE, axis_type_for, label_positions
 
 
 def distribution_figure(pairs: pd.DataFrame, systems) -> go.Figure:
@@ -54,7 +54,6 @@ def pareto_figure(results: pd.DataFrame, inference: pd.DataFrame, power_method: 
     systems differ by decades (:func:`labkit.figures.axis_type_for`); its title says whether
     the energy is estimated or measured.
     """
-    from labkit.figures import axis_type_for, label_positions
 
     frame = results.dropna(subset=["accuracy"]).copy()
     inf = inference.set_index("system")["energy_kwh_per_1000"] if len(inference) else pd.Series(dtype=float)
@@ -114,7 +113,6 @@ def epoch_figure(epochs: pd.DataFrame, power_method: str) -> go.Figure:
     """
     from plotly.subplots import make_subplots
 
-    from labkit.figures import axis_type_for
 
     word = _energy_word(power_method)
     panels = [("seconds", 1.0, "seconds")] if "seconds" in epochs.columns else []

@@ -34,7 +34,7 @@ PROFILES: dict[str, dict] = {
 
 def _spec_problem(spec: str) -> None:
     """Parse an embedder spec without loading anything (the registry's own message)."""
-    from labkit.embedders.providers import parse_spec
+    from labkit.embedders.registry import parse_spec  # at check time: keeps numpy off the -p path
 
     parse_spec(spec)
 

@@ -18,8 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from labkit.device import resolve_device
 from labkit.errors import ParameterError
+from labkit.io import sha256_text
+from labkit.modelcache import BaseModel, Recipe, train_into_cache
+from labkit.models import load_sentence_transformer
 from labkit.timing import Stopwatch
+from labkit.training import training_arguments, use_torch_threads
 
 LOSSES = ("cosine", "contrastive")
 KIND = "siamese-st"
@@ -92,7 +97,6 @@ def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: 
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from labkit.device import resolve_device
 
     split = np.asarray(split)
     train, val = split == "train", split == "val"
@@ -209,8 +213,6 @@ def finetune_encoder(question_1, question_2, labels, cfg: FineTuneConfig = FineT
     Returns ``(model folder, metrics)``; load it with ``make_embedder("st:<folder>")``. Epoch
     energy lands in ``carbon.measurements`` as tasks ``epoch_<k>`` (only when it trains).
     """
-    from labkit.io import sha256_text
-    from labkit.modelcache import BaseModel, Recipe, train_into_cache
 
     q1, q2 = [str(q) for q in question_1], [str(q) for q in question_2]
     y = [float(v) for v in labels]
@@ -232,11 +234,12 @@ def _finetune(job, base, q1: list[str], q2: list[str], y: list[float],
     import math
 
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.sentence_transformer import losses
 
-    from labkit.models import load_sentence_transformer
-    from labkit.training import training_arguments, use_torch_threads
 
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings

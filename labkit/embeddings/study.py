@@ -19,12 +19,11 @@ import numpy as np
 import pandas as pd
 
 from labkit import carbon as energy
-from labkit.embeddings import similarity
 from labkit.embedders.providers import Embedder, make_embedder
+from labkit.embeddings import similarity
 from labkit.embeddings.siamese import FineTuneConfig, HeadConfig, finetune_encoder, train_head
 from labkit.errors import LabkitError, ParameterError
 from labkit.timing import timed
-
 
 #: the held-out accuracy the fine-tuned encoder is asked to reach (issue: >= 0.87; the dataset
 #: authors' BERT reached 0.826-0.845); met only when the whole 95% interval lies above it
@@ -33,7 +32,6 @@ TARGET_ACCURACY = 0.87
 
 def load_pairs(cfg: dict[str, Any], seed: int = 0) -> pd.DataFrame:
     """MQP (or the user's pair CSV), optionally subsampled per doctor, with a ``split`` column."""
-    import labkit.data as data
 
     pairs = (data.parse_pairs_csv(cfg["pairs_csv"]) if cfg.get("pairs_csv") else data.load("mqp"))
     pairs = pairs.rename_axis("row").reset_index()
@@ -356,4 +354,5 @@ def thresholds(results: pd.DataFrame) -> pd.DataFrame:
 
 
 # the figures live in :mod:`.figures`; these names stay importable from here
+import labkit.data as data
 from labkit.embeddings.figures import distribution_figure, epoch_figure, pareto_figure  # noqa: E402,F401

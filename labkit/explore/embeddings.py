@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from labkit import studies
+from labkit import data, studies
+from labkit.errors import LabkitError
 from labkit.explore import main_control, open_explorer
 
 STUDY = studies.for_explorer(__name__).id  # the registry entry whose explorer this is
@@ -57,8 +58,6 @@ def _pairs_html(pairs: pd.DataFrame) -> str:
 def _with_texts(frame: pd.DataFrame) -> pd.DataFrame:
     """The question texts: written by the study itself, else joined from the data registry
     when the MQP data is reachable (older results carried only row numbers)."""
-    from labkit import data
-    from labkit.errors import LabkitError
 
     if {"question_1", "question_2"} <= set(frame.columns):
         return frame

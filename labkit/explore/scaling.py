@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from labkit.explore import ResultsMissing, main_control, message, results_folder
+from labkit.scaling import kausik
 
 STUDY = "scaling_laws"
 FILES = ("bootstrap_params.csv",)
@@ -32,7 +33,6 @@ MARKER_TRACE = 5
 
 def band(beta: float) -> dict[str, list[float]]:
     """x (the D grid) and both bounds of the U(D) band at ``beta``, as JSON-ready lists."""
-    from labkit.scaling import kausik
 
     low, high = kausik.unique_sequence_bounds(TOKENS, beta)
     return {"x": TOKENS.tolist(), "high": np.asarray(high).tolist(),
@@ -41,7 +41,6 @@ def band(beta: float) -> dict[str, list[float]]:
 
 def conclusions(beta: float) -> dict[str, float]:
     """gamma range and midpoint, and the corpus growth that doubles the skills, at ``beta``."""
-    from labkit.scaling import kausik
 
     lo, hi = kausik.gamma_range(beta)
     mid = (lo + hi) / 2
@@ -64,7 +63,6 @@ def build(root: Path | None = None):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from labkit.scaling import kausik
 
     betas, missing = _bootstrap_betas(root)
     start = float(np.median(betas)) if betas is not None and len(betas) else PAPER_BETA

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from labkit.errors import DataError
 from labkit import studies
+from labkit.errors import DataError
 from labkit.explore import main_control, open_explorer
 
 STUDY = studies.for_explorer(__name__).id  # the registry entry whose explorer this is

@@ -19,20 +19,19 @@ import hashlib
 import math
 from typing import Callable, Sequence
 
+from labkit.data import load, registry
 from labkit.errors import DataError, ParameterError
 
 DOC_SEPARATOR = "\n\n"
 
 
 def _shakespeare_docs() -> list[str]:
-    from labkit.data import load
 
     text = load("tinyshakespeare")
     return [d.strip() for d in text.split("\n\n") if d.strip()]
 
 
 def _qmsum_docs() -> list[str]:
-    from labkit.data import load
 
     splits = load("qmsum")
     return [m.transcript for split in ("train", "val") for m in splits.get(split, [])
@@ -51,7 +50,6 @@ _MEMO: dict[tuple, tuple[str, ...]] = {}
 
 def _documents(key: str) -> list[str]:
     """The documents of one corpus, parsed once per process per content of its files."""
-    from labkit.data import registry
 
     loader = CORPORA[key]
     try:

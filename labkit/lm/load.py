@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from labkit.device import compute_dtype
 from labkit.errors import ModelError
+from labkit.models import pick_device, resolve
 
 
 def load_causal_lm(name_or_path: str, device: str = "auto", dtype: Any = None):
@@ -22,8 +24,6 @@ def load_causal_lm(name_or_path: str, device: str = "auto", dtype: Any = None):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from labkit.device import compute_dtype
-    from labkit.models import pick_device, resolve
 
     placed = pick_device(device)  # a bad device fails here, before any weights are read
     if isinstance(dtype, str) and dtype == "auto":

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from labkit.errors import ParameterError
-from labkit.io import sha256_text
+from labkit.io import atomic_path, sha256_text
 from labkit.paths import cache_dir
 
 SPECIAL_TOKENS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
@@ -105,7 +105,6 @@ def encode_documents(tokenizer, docs: Sequence[str], *, cache_key: str | None = 
             parts.append(np.asarray(ids + [eos], dtype=dtype))
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
     if path is not None:
-        from labkit.io import atomic_path
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, ids)

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ParameterError
 from labkit.io import sha256_text
+from labkit.lm.corpus import check_keys, corpus_documents, corpus_splits
+from labkit.lm.evaluate import count_parameters, heldout_loss_ids
+from labkit.lm.load import load_causal_lm
+from labkit.lm.tokenizer import MIN_VOCAB, encode_documents, train_tokenizer
+from labkit.modelcache import Recipe, train_into_cache
 from labkit.timing import Stopwatch
+from labkit.training import save_model, training_arguments, use_torch_threads
 
 if TYPE_CHECKING:
     from labkit.modelcache import Recipe
@@ -75,8 +81,6 @@ class TinyLMConfig:
         return max(1, math.ceil(self.train_tokens / self.tokens_per_step))
 
     def validate(self) -> None:
-        from labkit.lm.corpus import check_keys
-        from labkit.lm.tokenizer import MIN_VOCAB
 
         def positive_int(name: str) -> None:
             value = getattr(self, name)
@@ -133,7 +137,6 @@ class TrainedLM:
 
     def load(self, device: str = "auto", dtype=None):
         """``(model, tokenizer)`` from :attr:`path` (see :func:`labkit.lm.load_causal_lm`)."""
-        from labkit.lm.load import load_causal_lm
         return load_causal_lm(str(self.path), device=device, dtype=dtype)
 
 
@@ -174,8 +177,6 @@ class BlockDataset:
 
 def recipe(config: TinyLMConfig) -> tuple["Recipe", str, str]:
     """``(recipe, train_text, heldout_text)`` of a config (loads the corpus to hash it)."""
-    from labkit.lm.corpus import corpus_splits
-    from labkit.modelcache import Recipe
 
     train_text, heldout_text = corpus_splits(config.corpus, config.heldout_fraction)
     return (Recipe(KIND, CODE_VERSION, config.as_dict(),
@@ -212,7 +213,6 @@ def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
         steps), ``heldout_loss`` (nats/token), ``non_embedding_params``, ``total_params``,
         ``train_tokens``, ``steps``, ``wall_s``, ``energy_kwh`` and the logged ``loss_curve``.
     """
-    from labkit.modelcache import train_into_cache
 
     if not isinstance(config, TinyLMConfig):
         raise ParameterError(f"train_tiny_lm needs a TinyLMConfig, got {type(config).__name__}")
@@ -227,10 +227,6 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
     import torch
     from transformers import LlamaForCausalLM, Trainer
 
-    from labkit.lm.corpus import corpus_documents
-    from labkit.lm.evaluate import count_parameters, heldout_loss_ids
-    from labkit.lm.tokenizer import encode_documents, train_tokenizer
-    from labkit.training import save_model, training_arguments, use_torch_threads
 
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings

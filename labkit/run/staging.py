@@ -146,9 +146,7 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def promote(stage: Path, final: Path, root: Path) -> None:
     """Make the staging folder the study folder (keeping the old ``seeds/``), then drop the old."""
-    from labkit.figures import (
-        PLOTLY_JS,  # plotly: kept off the pre-run checks (a bad value refused < 1 s)
-    )
+    from labkit.figures import PLOTLY_JS  # plotly: kept off the pre-run checks (< 1 s)
 
     js, shared = root / PLOTLY_JS, final.parent / PLOTLY_JS  # the HTMLs load ../plotly.min.js
     final.parent.mkdir(parents=True, exist_ok=True)  # first: a seed's final.parent is new

@@ -20,9 +20,14 @@ from threadpoolctl import threadpool_limits
 
 from labkit import stats
 from labkit.errors import ParameterError
-from labkit.scaling.fit import (_FORMS, FitResult, HUBER_DELTA, _minimize_starts, grid_starts,
-                                load_points)
-
+from labkit.scaling.fit import (
+    _FORMS,
+    HUBER_DELTA,
+    FitResult,
+    _minimize_starts,
+    grid_starts,
+    load_points,
+)
 
 #: optimiser coordinates that are logs of a human parameter get that name in the samples table
 RAW_NAMES = {"a": "log_A", "b": "log_B", "e": "log_E"}

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labkit.stats import percentile_bounds
+
 IDENTIFIED = "identified"
 NOT_IDENTIFIED = "not identified"
 #: a term below this share of the predicted loss at every point has vanished (scale at bound 0)
@@ -226,7 +228,6 @@ def too_wide(name: str, samples: np.ndarray, confidence: float = 0.95) -> str:
     """Why the bootstrap interval of ``name`` is wider than :data:`MAX_CI_FACTOR` allows
     ("" when it is not); the interval is :func:`labkit.stats.percentile_bounds`, the one the
     tables print."""
-    from labkit.stats import percentile_bounds
 
     limit = MAX_CI_FACTOR.get(name)
     low, high = percentile_bounds(samples, confidence)

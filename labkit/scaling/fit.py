@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
+from labkit.data.parsers import positive_finite, read_csv_lines
 from labkit.errors import DataError, LabkitError, ParameterError
 from labkit.scaling.allocation import compute_optimal  # noqa: F401  (re-exported)
 
@@ -122,7 +123,6 @@ def _require_columns(columns, where: str) -> None:
 
 def _read_points_csv(path: Path, name: str | None) -> tuple[pd.DataFrame, list[int], str]:
     """The CSV's runs with the *file* line of each (so messages point where an editor does)."""
-    from labkit.data.parsers import positive_finite, read_csv_lines
 
     where = name or str(path)
     if not path.is_file():

@@ -26,10 +26,26 @@ from labkit.figures import PALETTE, axis_type_for
 from labkit.scaling import kausik
 from labkit.scaling.bootstrap import bootstrap, intervals, refit_starts
 from labkit.scaling.diagnostics import diagnose
-from labkit.scaling.fit import (CHINCHILLA_GRID, CHINCHILLA_PARAMS, HOFFMANN_PARAMS, FitResult,
-                                fit, grid_starts, load_points)
-from labkit.scaling.report import (KAUSIK_ROWS, PAPER, REFIT, e_not_identified,
-                                   headlines_first, kausik_figure, kausik_table, sweep_results)
+from labkit.scaling.fit import (
+    CHINCHILLA_GRID,
+    CHINCHILLA_PARAMS,
+    HOFFMANN_PARAMS,
+    FitResult,
+    compute_optimal,
+    fit,
+    grid_starts,
+    load_points,
+)
+from labkit.scaling.report import (
+    KAUSIK_ROWS,
+    PAPER,
+    REFIT,
+    e_not_identified,
+    headlines_first,
+    kausik_figure,
+    kausik_table,
+    sweep_results,
+)
 
 STUDY = "scaling_laws"
 #: Hoffmann's constants as optimiser coordinates (a, b, e, alpha, beta): always one start
@@ -179,7 +195,6 @@ def law_figure(result: FitResult, points: pd.DataFrame, title: str, size_bins: i
 def contour_figure(result: FitResult, points: pd.DataFrame, compute: np.ndarray) -> go.Figure:
     """Iso-loss contours of the fitted law over (N, D), iso-FLOP lines C = 6ND and the
     compute-optimal frontier."""
-    from labkit.scaling.fit import compute_optimal
 
     N = np.geomspace(points["N"].min() / 3, points["N"].max() * 30, 80)
     D = np.geomspace(points["D"].min() / 3, points["D"].max() * 30, 80)

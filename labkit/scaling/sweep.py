@@ -18,9 +18,20 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from labkit.carbon import DEFAULT_COUNTRY
+from labkit.carbon import DEFAULT_COUNTRY, CarbonSession, Measurement
+from labkit.cluster import map_tasks
 from labkit.errors import ParameterError
-
+from labkit.io import sha256_text
+from labkit.lm import (
+    TinyLMConfig,
+    corpus_documents,
+    encode_documents,
+    train_tiny_lm,
+    train_tokenizer,
+)
+from labkit.lm.corpus import DOC_SEPARATOR
+from labkit.lm.train import heldout_ids, recipe
+from labkit.modelcache import lookup
 
 SIZE_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size")
 
@@ -34,7 +45,6 @@ def grid_configs(sizes: Sequence[dict[str, Any]], budgets: Sequence[int], base: 
     floor E), large ones the short budgets (where the data term dominates), so every term of
     L = E + A/N^α + B/D^β matters somewhere in the grid at a fraction of a full grid's cost.
     """
-    from labkit.lm import TinyLMConfig
 
     if not sizes:
         raise ParameterError("the sweep needs at least one model size and one token budget")
@@ -84,9 +94,6 @@ def train_unit(unit: SweepUnit) -> dict[str, Any]:
         One sweep row (see :func:`run_sweep`) plus ``cached`` (bool) and ``energy`` (list of
         :class:`labkit.carbon.Measurement` dicts; empty on a hit).
     """
-    from labkit.lm import train_tiny_lm
-    from labkit.lm.train import recipe
-    from labkit.modelcache import lookup
 
     rec, _, _ = recipe(unit.config)
     hit = lookup(rec.kind, rec.key)
@@ -94,7 +101,6 @@ def train_unit(unit: SweepUnit) -> dict[str, Any]:
     if hit is not None:
         name, metrics = hit.name, hit.metrics
     else:
-        from labkit.carbon import CarbonSession
 
         with CarbonSession(unit.country) as session:
             lm = train_tiny_lm(unit.config, progress=False, carbon=session)
@@ -136,8 +142,6 @@ def run_sweep(sizes: Sequence[dict[str, int]], budgets: Sequence[int], base: dic
         ``wall_s, energy_kwh, name``.
         ``attrs["trained"]`` counts the units trained by this call (the others were cache hits).
     """
-    from labkit.carbon import Measurement
-    from labkit.cluster import map_tasks
 
     country = getattr(carbon, "country", None) or DEFAULT_COUNTRY
     units = [SweepUnit(config, country) for config in grid_configs(sizes, budgets, base)]
@@ -199,9 +203,6 @@ def token_budget_grid(max_tokens: int, points: int = 12, min_tokens: int = 1000)
 
 def _stream(base: dict[str, Any]):
     """The sweep's tokenizer and its train / held-out documents (same corpus, split, vocab)."""
-    from labkit.io import sha256_text
-    from labkit.lm import TinyLMConfig, corpus_documents, train_tokenizer
-    from labkit.lm.corpus import DOC_SEPARATOR
 
     config = TinyLMConfig(**{**base, "train_tokens": 1})
     train_docs, held_docs = corpus_documents(config.corpus, config.heldout_fraction)
@@ -213,7 +214,6 @@ def _stream(base: dict[str, Any]):
 
 def corpus_token_ids(base: dict[str, Any]) -> np.ndarray:
     """The training token stream the sweep's models see (same corpus, split and tokenizer)."""
-    from labkit.lm import encode_documents
 
     _, tokenizer, train_docs, _, train_sha = _stream(base)
     return encode_documents(tokenizer, train_docs, cache_key=f"{tokenizer.name_or_path}|{train_sha}")
@@ -223,9 +223,6 @@ def corpus_token_counts(base: dict[str, Any]) -> dict[str, int]:
     """How much text the sweep has, in its own tokens: the training stream, each corpus's share
     of it and the held-out text. This is what bounds the design: a budget over the stream's
     length is more than one epoch, and repeated data no longer count as fresh tokens D."""
-    from labkit.lm import corpus_documents, encode_documents
-    from labkit.lm.corpus import DOC_SEPARATOR
-    from labkit.lm.train import heldout_ids
 
     config, tokenizer, train_docs, held_docs, train_sha = _stream(base)
     out = {"train_stream_tokens": int(len(encode_documents(

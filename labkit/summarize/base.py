@@ -20,8 +20,9 @@ from typing import Any, Callable, Sequence
 from labkit import io
 from labkit.errors import ParameterError
 from labkit.paths import cache_dir
+from labkit.summarize.data import Instruction, Item, validate
+from labkit.summarize.data import instruction as get_instruction
 from labkit.timing import timed
-from labkit.summarize.data import Instruction, Item, instruction as get_instruction, validate
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

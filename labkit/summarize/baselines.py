@@ -31,6 +31,7 @@ from labkit.errors import DataError, ParameterError
 from labkit.summarize.base import Summarizer
 from labkit.summarize.data import Instruction, Item
 from labkit.summarize.extractive import sentences, take_budget
+from labkit.summarize.metrics import rouge_tokenizer
 
 
 def _count_matrices(token_lists: Sequence[list[str]], n: int, vocab: dict) -> tuple[list, list, list]:
@@ -75,7 +76,6 @@ def best_constant(references: Sequence[str], candidates: Sequence[str] | None = 
     judged against reference ``i``. n-grams are counted with ``rouge_score``'s own stemming
     tokenizer, so the values equal ``rouge_score``'s ROUGE-1/2 F.
     """
-    from labkit.summarize.metrics import rouge_tokenizer
 
     refs = list(references)
     cands = refs if candidates is None else list(candidates)

@@ -16,8 +16,8 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from labkit.errors import DataError, ParameterError
 from labkit.data.parsers import read_utf8
+from labkit.errors import DataError, ParameterError
 
 # QMSum marks disfluencies and noises as {disfmarker}, {vocalsound}, {gap}, ...: they are not
 # words a summary should contain, so systems see the transcript without them.

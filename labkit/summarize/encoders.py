@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from labkit import io
+from labkit.embedders import make_embedder
 from labkit.paths import cache_dir
 from labkit.timing import timed
 
@@ -54,7 +55,6 @@ class SentenceEmbedder:
     def provider(self):
         """The :mod:`labkit.embedders` provider (built on first use: loading costs seconds)."""
         if self._provider is None:
-            from labkit.embedders import make_embedder
             self._provider = make_embedder(f"st:{self.model_name}", cache=self.use_cache,
                                            batch_size=self.batch_size)
         return self._provider

@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from labkit import io, records
-from labkit.summarize import guards, metrics
+from labkit.summarize import floors, guards, metrics
 from labkit.summarize.base import ItemStats, Summarizer
 from labkit.summarize.data import Item
 from labkit.summarize.encoders import MINILM
+from labkit.summarize.meaning import shared_scorer
 
 MEANING = "minilm_cos"
 
@@ -134,7 +135,6 @@ def item_scores(runs: Sequence[Run], meaning_model: str | None = MINILM) -> pd.D
     """One row per (run, item): ``system, kind, instruction, item_id, meeting, queries, floor``,
     ROUGE-1/2/L/Lsum, ``minilm_cos`` (NaN when ``meaning_model`` is None), ``latency_s`` and
     ``words``. Every table, paired test and guard reads these same numbers."""
-    from labkit.summarize.meaning import shared_scorer
 
     scorer = shared_scorer(meaning_model) if meaning_model else None
     frames = []
@@ -180,7 +180,6 @@ def score(runs: Sequence[Run], count_tokens: Callable[[str], int],
         record: where guard results and warnings go; default the study's current run record.
         per_item: :func:`item_scores` of ``runs`` when the caller already has them.
     """
-    from labkit.summarize import floors
 
     record = record or records.current(STUDY)
     per_item = item_scores(runs, meaning_model) if per_item is None else per_item

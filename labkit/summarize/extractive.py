@@ -19,6 +19,7 @@ from labkit import io
 from labkit.summarize.base import Summarizer
 from labkit.summarize.data import Instruction, Item
 from labkit.summarize.encoders import SentenceEmbedder, shared_embedder
+from labkit.summarize.metrics import rouge_tokenizer
 from labkit.text import transcript_sentences
 from labkit.timing import timed
 
@@ -176,7 +177,6 @@ class GreedyOracle(ExtractiveSummarizer):
 
     def __init__(self, name: str = "Oracle (greedy)", **kwargs):
         super().__init__(name, **kwargs)
-        from labkit.summarize.metrics import rouge_tokenizer
         self._tokenizer = rouge_tokenizer()
         # sentence -> its n-grams: a meeting's sentences are candidates for each of its queries
         # and instruction types, and stemming them again each time was most of the oracle's cost

@@ -20,8 +20,10 @@ from typing import Any, Sequence
 
 from labkit import io
 from labkit.errors import ModelError, ParameterError
+from labkit.modelcache import BaseModel, Recipe, train_into_cache
 from labkit.summarize.chunking import TokenCounter
 from labkit.summarize.data import Item, instruction
+from labkit.training import save_model, training_arguments
 
 KIND = "summarizer"
 CODE_VERSION = "summarizer-v2"  # v2: labkit.modelcache keys (base by content) and metadata
@@ -120,7 +122,6 @@ def finetune(items: Sequence[Item], cfg: FineTuneConfig, *, carbon=None, progres
         progress: tqdm bars and Trainer log lines.
         force: retrain even if cached.
     """
-    from labkit.modelcache import BaseModel, Recipe, train_into_cache
 
     if not items:
         raise ParameterError("finetune needs at least one training item")
@@ -138,9 +139,13 @@ def _train(job, base, items: Sequence[Item], cfg: FineTuneConfig) -> dict[str, A
     """Build the examples and run (Seq2Seq)Trainer; saves into ``job.folder``."""
     import math
 
-    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer
+    from transformers import (
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        Trainer,
+    )
 
-    from labkit.training import save_model, training_arguments
 
     model, tokenizer, seq2seq = _load(cfg.base_model, base.path)
     context = _context(model, seq2seq, cfg)

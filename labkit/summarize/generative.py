@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from labkit.errors import ModelError, ParameterError
+from labkit.io import sha256_file
+from labkit.models import pick_device, resolve
 from labkit.summarize.base import Summarizer
 from labkit.summarize.chunking import STRATEGIES, TokenCounter, fit, map_reduce, transcript_budget
 from labkit.summarize.data import Instruction, Item
@@ -118,10 +120,13 @@ class HFGenerator(GenerativeSummarizer):
                  no_repeat_ngram_size: int = 3, device: str = "auto", batch_size: int = 4,
                  warn=None):
         import torch
-        from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM,
-                                  AutoTokenizer)
+        from transformers import (
+            AutoConfig,
+            AutoModelForCausalLM,
+            AutoModelForSeq2SeqLM,
+            AutoTokenizer,
+        )
 
-        from labkit.models import pick_device, resolve
 
         ref = resolve(model)
         try:
@@ -152,7 +157,6 @@ class HFGenerator(GenerativeSummarizer):
                          TokenCounter(tokenizer), batch_size, warn)
 
     def fingerprint(self) -> dict[str, Any]:
-        from labkit.io import sha256_file
         from pathlib import Path
 
         if getattr(self, "_weights", None) is None:  # hashed once, not per cache lookup

@@ -15,6 +15,7 @@ import pandas as pd
 
 from labkit import stats
 from labkit.errors import DataError, ParameterError
+from labkit.io import sha256_text
 from labkit.text import one_sentence_per_line, token_counter
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -140,7 +141,6 @@ def count_tokens_with(model_name: str = "all-MiniLM-L6-v2") -> Callable[[str], i
     """A token counter from a real tokenizer (one counter for all systems keeps tokens/s
     comparable) that remembers each text's count: QMSum asks about eight queries of each
     ten-thousand-word transcript, and every table counts its tokens again."""
-    from labkit.io import sha256_text
 
     count = token_counter(model_name)
     seen: dict[str, int] = {}

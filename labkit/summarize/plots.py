@@ -18,12 +18,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from labkit.figures import PALETTE, axis_type_for, label_positions
 from labkit.figcheck import LOG_DECADES  # noqa: F401  (one threshold for every study)
+from labkit.figures import PALETTE, axis_type_for, label_positions
 from labkit.figures import decades as _decades
 from labkit.summarize import evaluate, floors, guards
 from labkit.summarize.meaning import MEANING, MEANING_LABEL
-
+from labkit.summarize.tables import LABELS, system_label
 
 
 def _layout_title(text: str, xref: str = "paper") -> dict:
@@ -51,7 +51,6 @@ def _one_row_per_run(scores: pd.DataFrame) -> pd.DataFrame:
 def display_names(scores: pd.DataFrame) -> dict[str, str]:
     """System -> label with the degenerate mark and tags and the floor mark (``⚠ not above
     floor``, with the instruction types where it fires when not all of them)."""
-    from labkit.summarize.tables import system_label
 
     return {system: system_label(system, group, figure=True)
             for system, group in scores.groupby("system", sort=False)}
@@ -280,7 +279,6 @@ def paired_figure(table: pd.DataFrame, title: str) -> go.Figure:
     """Paired differences ``a - b`` (:func:`labkit.summarize.tables.paired`) with their 95%
     intervals, one panel per metric, one row per query kind and instruction type; the zero
     line is drawn, so "no difference shown" is read off the plot."""
-    from labkit.summarize.tables import LABELS
 
     metrics_ = list(dict.fromkeys(table["metric"]))
     fig = make_subplots(rows=1, cols=len(metrics_), shared_yaxes=True, horizontal_spacing=0.06)

@@ -54,11 +54,14 @@ import numpy as np
 
 from labkit import io
 from labkit.errors import DataError, ParameterError
+from labkit.modelcache import BaseModel, Recipe, base_fingerprint, train_into_cache
+from labkit.models import load_sentence_transformer, resolve
 from labkit.summarize.base import Summarizer
 from labkit.summarize.data import Instruction, Item, clean_text
 from labkit.summarize.encoders import MINILM, SentenceEmbedder, shared_embedder
 from labkit.summarize.extractive import GreedyOracle, sentences, take_budget
-from labkit.timing import timed
+from labkit.timing import Stopwatch, timed
+from labkit.training import training_arguments, use_torch_threads
 
 KIND = "turn-selector"
 CODE_VERSION = "turn-selector-v2-query-tower"
@@ -226,7 +229,6 @@ def finetune_selector(queries: Sequence[TrainQuery], cfg: SelectorConfig = Selec
     Returns the :class:`labkit.modelcache.CachedModel`; ``.metrics`` holds the training time,
     energy (per epoch, ``epoch_<k>`` tasks in ``carbon``) and the number of triplets.
     """
-    from labkit.modelcache import BaseModel, Recipe, train_into_cache
 
     if not queries:
         raise ParameterError("finetune_selector needs training queries; none were given")
@@ -239,14 +241,14 @@ def finetune_selector(queries: Sequence[TrainQuery], cfg: SelectorConfig = Selec
 
 def _train(job, base, queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dict[str, Any]:
     from datasets import Dataset, DatasetDict
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.base.modules import Router
     from sentence_transformers.sentence_transformer import losses
 
-    from labkit.models import load_sentence_transformer
-    from labkit.timing import Stopwatch
-    from labkit.training import training_arguments, use_torch_threads
 
     use_torch_threads()
     clock = Stopwatch().start()
@@ -327,8 +329,6 @@ class TurnSelector(Summarizer):
 
     def fingerprint(self) -> dict[str, Any]:
         if self._weights is None:  # hashing the weights once, not once per cache lookup
-            from labkit.modelcache import base_fingerprint
-            from labkit.models import resolve
             self._weights = {role: base_fingerprint(resolve(name).path)[:16]
                              for role, name in (("sentences", self.model),
                                                 ("queries", self.query_model))}

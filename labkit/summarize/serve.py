@@ -30,6 +30,11 @@ import sys
 from pathlib import Path
 
 from labkit.errors import ModelError, ProviderError
+from labkit.lm import TinyLMConfig, train_tiny_lm
+from labkit.models import resolve
+from labkit.paths import cache_dir
+from labkit.summarize.profiles import PROFILES
+from labkit.timing import Stopwatch
 
 #: the user message as the prompt, one message per line; no role markers (a base LM has none)
 PASS_THROUGH_TEMPLATE = ("{% for message in messages %}{{ message['content'] }}"
@@ -53,7 +58,6 @@ def servable_folder(model: str | os.PathLike, out: str | os.PathLike) -> Path:
     not copied, where the file system allows."""
     from transformers import AutoTokenizer
 
-    from labkit.models import resolve
 
     source = Path(resolve(str(model)).path)
     if not (source / "config.json").is_file():
@@ -99,7 +103,6 @@ def wait_until_ready(base_url: str, process: subprocess.Popen | None = None,
     import urllib.error
     import urllib.request
 
-    from labkit.timing import Stopwatch
 
     def tail() -> str:
         return log.read_text(errors="replace")[-2000:] if log is not None and log.is_file() else ""
@@ -161,10 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(why)
     model = args.model
     if not model:
-        from labkit.lm import TinyLMConfig, train_tiny_lm
-        from labkit.summarize.profiles import PROFILES
         model = str(train_tiny_lm(TinyLMConfig(**PROFILES["default"]["tiny_lm"]), progress=True).path)
-    from labkit.paths import cache_dir
     folder = servable_folder(model, cache_dir("summaries", "_served") / Path(model).name)
     print(f"serving {folder} on http://{args.host}:{args.port}/v1\n"
           f"point the study at it:\n  LABKIT_CHAT_BASE_URL=http://{args.host}:{args.port}/v1 "

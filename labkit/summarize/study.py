@@ -28,17 +28,28 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+import labkit.data as data
 from labkit import io
 from labkit.errors import ParameterError
+from labkit.lm import TinyLMConfig, train_tiny_lm
 from labkit.summarize import evaluate, guards, metrics, selector
 from labkit.summarize.base import Summarizer
 from labkit.summarize.baselines import ConstantSummary, RandomSentences
-from labkit.summarize.data import Item, qmsum_items
+from labkit.summarize.data import Item, load_jsonl, qmsum_items
 from labkit.summarize.encoders import SentenceEmbedder, shared_embedder
 from labkit.summarize.endpoint import ChatEndpoint, endpoint_configured
 from labkit.summarize.extractive import Centroid, GreedyOracle, LeadK, TextRank
-from labkit.summarize.plots import (chunking_figure, flag_note, lengths_figure,  # noqa: F401
-                                    main_figure, paired_figure, pareto_figure, png_size)
+from labkit.summarize.finetune import FineTuneConfig, finetune
+from labkit.summarize.generative import HFGenerator
+from labkit.summarize.plots import (  # noqa: F401
+    chunking_figure,
+    flag_note,
+    lengths_figure,
+    main_figure,
+    paired_figure,
+    pareto_figure,
+    png_size,
+)
 
 SUMMARIES_FILE = "summaries.jsonl"
 # The fine-tuning split of the last load_items() call: the constant baseline is chosen on it
@@ -55,7 +66,6 @@ def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
     ``max_meetings`` meetings, the fine-tuning items every training query (the selector's
     training queries, with QMSum's relevant spans, are kept for :func:`selector_systems`).
     """
-    from labkit.summarize.data import load_jsonl
 
     if cfg.get("items_jsonl"):
         items = load_jsonl(cfg["items_jsonl"])
@@ -63,7 +73,6 @@ def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
         train, test = items[:cut], items[cut:] or items
         test = test[:cfg["max_meetings"] or None]
     else:
-        import labkit.data as data
 
         splits = data.load("qmsum")
         test = qmsum_items(splits[cfg["split"]], cfg["query_kinds"], cfg["max_meetings"])
@@ -144,14 +153,11 @@ def compact_system(cfg: dict[str, Any], train: Sequence[Item], *, carbon=None, w
     labkit's tiny LM trained here on real text (``cfg["tiny_lm"]`` sizes). It fine-tunes on the
     general (whole-meeting) training items, or on all of them when there are none.
     """
-    from labkit.summarize.finetune import FineTuneConfig, finetune
-    from labkit.summarize.generative import HFGenerator
 
     base = cfg["finetune_model"]
     label = name
     train = [it for it in train if it.kind == "general"] or list(train)  # whole-meeting summaries
     if not base:
-        from labkit.lm import TinyLMConfig, train_tiny_lm
         lm = train_tiny_lm(TinyLMConfig(**cfg["tiny_lm"]), progress=False, carbon=carbon)
         base = str(lm.path)
         label = label or f"tiny LM {lm.metrics['total_params'] / 1e6:.1f}M (fine-tuned)"
@@ -171,7 +177,6 @@ def zero_shot_systems(cfg: dict[str, Any], warn=None) -> tuple[list[Summarizer],
     passed to ``warn`` as ``"skipped <system>: <reason>"``)."""
     systems, skipped = [], []
     if cfg.get("zero_shot_model"):
-        from labkit.summarize.generative import HFGenerator
         systems.append(HFGenerator(cfg["zero_shot_model"], max_new_tokens=cfg["max_new_tokens"],
                                    context_strategy="chunk", batch_size=cfg["generate_batch"],
                                    warn=warn))
