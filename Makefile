@@ -13,7 +13,7 @@ PAIRED := $(sort $(wildcard notebooks/*.ipynb) $(filter-out $(patsubst %.ipynb,%
 # notebooks are committed without any. Numbers are asserted by tests/notebooks/ (headlines).
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
-.PHONY: setup browser figures test test-fast lab gallery clean notebooks reference
+.PHONY: setup browser figures test lint test-fast lab gallery clean notebooks reference
 
 # torch for `make setup`. TORCH=auto (default): keep a torch in the venv that already sees CUDA;
 # with a GPU (nvidia-smi) and no torch yet, PyPI's default build (CUDA on Linux); else the local
@@ -53,8 +53,12 @@ browser:  ## Debian's chromium for PNG export (kaleido) and the browser tests; s
 figures:  ## the main job: every study notebook through papermill (default profile) + gallery
 	$(VENV)/bin/labkit run --profile $${PROFILE:-default}
 
-test:  ## unit tests + doctests + every notebook on the smoke profile (nbval-lax) + headline numbers
+test: lint  ## lint, then unit tests + doctests + every notebook on the smoke profile (nbval-lax) + headline numbers
 	$(PY) -m pytest tests $(NOTEBOOKS) $(EXPLORE) $(NBVAL) --doctest-modules labkit
+
+lint:  ## ruff: lint rules and formatting (pyproject.toml [tool.ruff]); 'ruff format .' fixes the layout
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-fast:  ## unit tests only, without the slow ones
 	$(PY) -m pytest tests -m "not slow"

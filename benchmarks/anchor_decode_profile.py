@@ -13,6 +13,7 @@ and the top operators by self CPU time of one profiled generation, per cache. Ru
 ``PYTHONPATH`` at an older checkout to profile the code before a change (the issue's
 before/after). Writes nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,17 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     n = args.context + args.steps
-    cfg = LlamaConfig(vocab_size=2049, hidden_size=128, intermediate_size=512, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=max(1024, n),
-                      tie_word_embeddings=True, attn_implementation="sdpa")
+    cfg = LlamaConfig(
+        vocab_size=2049,
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=max(1024, n),
+        tie_word_embeddings=True,
+        attn_implementation="sdpa",
+    )
     model = LlamaForCausalLM(cfg).eval()
     anchor = 2048
     ids = torch.randint(0, 2000, (args.batch, args.context))
@@ -50,8 +59,16 @@ def main(argv=None) -> int:
 
     def run(method):
         if method == "anchor":
-            return anchor_generate(model, None, ids, max_new_tokens=args.steps, attention_mask=att,
-                                   anchor_ids={anchor}, eos_token_id=-1, open_limit=None)
+            return anchor_generate(
+                model,
+                None,
+                ids,
+                max_new_tokens=args.steps,
+                attention_mask=att,
+                anchor_ids={anchor},
+                eos_token_id=-1,
+                open_limit=None,
+            )
         return full_cache_generate(model, None, ids, args.steps, att, eos_token_id=-1)
 
     with torch.no_grad():
@@ -62,12 +79,15 @@ def main(argv=None) -> int:
             for method in ("anchor", "full"):
                 times[method].append(1000 * run(method).stats["decode_s"] / (args.steps - 1))
         for method, ms in times.items():
-            print(f"{method:6s} cache: decode {statistics.median(ms):.3f} ms/step "
-                  f"(median of {args.repeats}; min {min(ms):.3f}) at context {args.context}, "
-                  f"batch {args.batch}")
+            print(
+                f"{method:6s} cache: decode {statistics.median(ms):.3f} ms/step "
+                f"(median of {args.repeats}; min {min(ms):.3f}) at context {args.context}, "
+                f"batch {args.batch}"
+            )
         if args.no_profile:
             return 0
         from torch.profiler import ProfilerActivity, profile
+
         for method in ("anchor", "full"):
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 run(method)
@@ -75,9 +95,11 @@ def main(argv=None) -> int:
             calls = sum(e.count for e in events if e.key.startswith("aten::"))
             self_us = sum(e.self_cpu_time_total for e in events)
             # per generated token: ATen calls do not depend on the load, microseconds do
-            print(f"\n== {method} cache: one generation ({args.steps} tokens): "
-                  f"{calls / args.steps:.0f} ATen calls and {self_us / 1000 / args.steps:.2f} ms "
-                  f"self CPU per token; top ops by self CPU time")
+            print(
+                f"\n== {method} cache: one generation ({args.steps} tokens): "
+                f"{calls / args.steps:.0f} ATen calls and {self_us / 1000 / args.steps:.2f} ms "
+                f"self CPU per token; top ops by self CPU time"
+            )
             print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows))
     return 0
 

@@ -29,21 +29,32 @@ by a dispatch mode in an untimed second run, :class:`labkit.anchor.memory.LiveTe
 Methods are interleaved per repeat; ratios vs the full cache are medians of paired ratios with
 95% bootstrap intervals. Writes ``figures/anchor_attention/benchmark_anchor_inference_throughput.json``.
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 
-
 #: Random-weight Llama shapes of the throughput mode (``vocab``: BPE vocabulary trained here).
 SHAPES = {
-    "tiny": dict(hidden_size=64, intermediate_size=172, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, vocab=2048),
-    "tinyllama-1.1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                           num_attention_heads=32, num_key_value_heads=4, vocab=32000),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=172,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab=2048,
+    ),
+    "tinyllama-1.1b": dict(
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        vocab=32000,
+    ),
 }
 
 
@@ -53,17 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=None, help="smoke | default | paper (default: default)")
     parser.add_argument("--base-model", default=None, help="any HF causal LM name or folder")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model-shape", default=None, choices=sorted(SHAPES),
-                        help="throughput mode on a random-weight model of this shape")
+    parser.add_argument(
+        "--model-shape",
+        default=None,
+        choices=sorted(SHAPES),
+        help="throughput mode on a random-weight model of this shape",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (throughput mode)")
-    parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 "
-                        "(default: bfloat16 on CUDA, float32 on CPU)")
-    parser.add_argument("--contexts", default=None,
-                        help="comma-separated prompt lengths (default 1024,4096,16384,32768 on "
-                             "CUDA, 256,512 on CPU)")
+    parser.add_argument(
+        "--dtype", default=None, help="float32 | bfloat16 | float16 (default: bfloat16 on CUDA, float32 on CPU)"
+    )
+    parser.add_argument(
+        "--contexts",
+        default=None,
+        help="comma-separated prompt lengths (default 1024,4096,16384,32768 on CUDA, 256,512 on CPU)",
+    )
     parser.add_argument("--new-tokens", type=int, default=None, help="default 64 (CUDA), 16 (CPU)")
-    parser.add_argument("--max-batch", type=int, default=None,
-                        help="cap of the batch search (default 1024 on CUDA, 8 on CPU)")
+    parser.add_argument(
+        "--max-batch", type=int, default=None, help="cap of the batch search (default 1024 on CUDA, 8 on CPU)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing repeats")
     parser.add_argument("--methods", default="no_cache,full_cache,anchor_cache")
     args = parser.parse_args(argv)
@@ -84,42 +103,87 @@ def main(argv: list[str] | None = None) -> int:
         setup = study.setup_models(cfg, args.base_model, progress=False)
         model, tok = setup["models"]["anchor-trained"]
         spec, heldout = setup["spec"], setup["heldout"]
-        kv = study.kv_cache_table(model, tok, spec, heldout, ks=(5,), n_prompts=cfg["kv_prompts"],
-                                  demo_tokens=cfg["demo_tokens"], query_tokens=cfg["query_tokens"],
-                                  seed=args.seed)
+        kv = study.kv_cache_table(
+            model,
+            tok,
+            spec,
+            heldout,
+            ks=(5,),
+            n_prompts=cfg["kv_prompts"],
+            demo_tokens=cfg["demo_tokens"],
+            query_tokens=cfg["query_tokens"],
+            seed=args.seed,
+        )
         kv_summary = kv.groupby("demonstrations", as_index=False).mean(numeric_only=True)
-        latency = study.latency_sweep(model, tok, spec, heldout, cfg["contexts"], cfg["new_tokens"],
-                                      cfg["latency_batch"], cfg["repeats"], cfg["demo_tokens"],
-                                      cfg["query_tokens"], seed=args.seed,
-                                      prefill_chunk=cfg["prefill_chunk"])
+        latency = study.latency_sweep(
+            model,
+            tok,
+            spec,
+            heldout,
+            cfg["contexts"],
+            cfg["new_tokens"],
+            cfg["latency_batch"],
+            cfg["repeats"],
+            cfg["demo_tokens"],
+            cfg["query_tokens"],
+            seed=args.seed,
+            prefill_chunk=cfg["prefill_chunk"],
+        )
         speed = study.speedup_table(latency)
-        quality = study.quality_table(setup["models"], spec, heldout, setup["context"],
-                                      cfg["ppl_tokens"], cfg["ppl_batch"])
+        quality = study.quality_table(
+            setup["models"], spec, heldout, setup["context"], cfg["ppl_tokens"], cfg["ppl_batch"]
+        )
     except LabkitError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     results = study.results_table(kv_summary, speed, quality)
     head = study.headline(kv_summary, speed, quality)
 
-    print(f"anchor inference benchmark - profile {profile}, model {setup['anchored'].name} "
-          f"(AnLLM-{spec.mode.upper()}), {os.cpu_count()} CPU threads, shared machine")
+    print(
+        f"anchor inference benchmark - profile {profile}, model {setup['anchored'].name} "
+        f"(AnLLM-{spec.mode.upper()}), {os.cpu_count()} CPU threads, shared machine"
+    )
     print(f"speed-ups: median of {int(speed.repeats.min())}+ interleaved repeats, 95% bootstrap interval")
-    print(speed[["context", "no_cache_s", "full_cache_s", "anchor_cache_s", "speedup_vs_no_cache",
-                 "speedup_vs_no_cache_lo", "speedup_vs_no_cache_hi", "speedup_vs_full_cache",
-                 "speedup_vs_full_cache_lo", "speedup_vs_full_cache_hi",
-                 "decode_speedup_vs_full_cache", "kv_reduction"]]
-          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(quality[["model", "inference", "perplexity", "next_token_accuracy"]]
-          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(
+        speed[
+            [
+                "context",
+                "no_cache_s",
+                "full_cache_s",
+                "anchor_cache_s",
+                "speedup_vs_no_cache",
+                "speedup_vs_no_cache_lo",
+                "speedup_vs_no_cache_hi",
+                "speedup_vs_full_cache",
+                "speedup_vs_full_cache_lo",
+                "speedup_vs_full_cache_hi",
+                "decode_speedup_vs_full_cache",
+                "kv_reduction",
+            ]
+        ].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    )
+    print(
+        quality[["model", "inference", "perplexity", "next_token_accuracy"]].to_string(
+            index=False, float_format=lambda v: f"{v:.3f}"
+        )
+    )
     print()
     print(results.to_string(index=False))
-    out = {"profile": profile, "model": setup["anchored"].name, "base_model": setup["base_name"],
-           "mode": spec.mode, "targets": study.TARGETS, "headline": head,
-           "results": results.to_dict(orient="records"), "latency": latency.to_dict(orient="records"),
-           "speedup": speed.to_dict(orient="records"), "quality": quality.to_dict(orient="records"),
-           "kv_cache": kv_summary.to_dict(orient="records"),
-           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
-           "wall_s": wall.stop()}
+    out = {
+        "profile": profile,
+        "model": setup["anchored"].name,
+        "base_model": setup["base_name"],
+        "mode": spec.mode,
+        "targets": study.TARGETS,
+        "headline": head,
+        "results": results.to_dict(orient="records"),
+        "latency": latency.to_dict(orient="records"),
+        "speedup": speed.to_dict(orient="records"),
+        "quality": quality.to_dict(orient="records"),
+        "kv_cache": kv_summary.to_dict(orient="records"),
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "wall_s": wall.stop(),
+    }
     return _write(out, "benchmark_anchor_inference.json")
 
 
@@ -129,8 +193,9 @@ def _shape_model(shape: str, vocab: int, max_pos: int, device: str, dtype):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     dims = {k: v for k, v in SHAPES[shape].items() if k != "vocab"}
-    cfg = LlamaConfig(vocab_size=vocab, max_position_embeddings=max_pos, rope_theta=10000.0,
-                      tie_word_embeddings=False, **dims)
+    cfg = LlamaConfig(
+        vocab_size=vocab, max_position_embeddings=max_pos, rope_theta=10000.0, tie_word_embeddings=False, **dims
+    )
     cfg._attn_implementation = "sdpa"
     torch.manual_seed(0)
     with torch.device(device):
@@ -138,7 +203,7 @@ def _shape_model(shape: str, vocab: int, max_pos: int, device: str, dtype):
     return model.to(dtype).eval()
 
 
-def _prompt_stream(shape: str, seed: int):
+def _prompt_stream(shape: str, seed: int):  # noqa: ARG001 (the held-out split is fixed; seed kept for symmetry)
     """(tokenizer with <AC>, spec, token stream of held-out text with <AC> after each sentence)."""
     from labkit.anchor.anchors import AnchorSpec, insert_anchor_tokens
     from labkit.lm import corpus_documents, train_tokenizer
@@ -173,8 +238,7 @@ def throughput_main(args) -> int:
     import torch
 
     from labkit.anchor.latency import median_interval
-    from labkit.anchor.memory import (THROUGHPUT_METHODS, is_out_of_memory, largest_batch,
-                                      measure_point)
+    from labkit.anchor.memory import THROUGHPUT_METHODS, is_out_of_memory, largest_batch, measure_point
     from labkit.errors import LabkitError, ParameterError
     from labkit.models import pick_device
     from labkit.timing import Stopwatch
@@ -203,12 +267,13 @@ def throughput_main(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    print(f"throughput: {args.model_shape} (random weights, {weights / 2**30:.2f} GiB), {device}, "
-          f"{dtype_name}, {new_tokens} new tokens, {args.repeats} interleaved repeats, "
-          f"{len(stream)} held-out tokens with <AC> after every sentence")
+    print(
+        f"throughput: {args.model_shape} (random weights, {weights / 2**30:.2f} GiB), {device}, "
+        f"{dtype_name}, {new_tokens} new tokens, {args.repeats} interleaved repeats, "
+        f"{len(stream)} held-out tokens with <AC> after every sentence"
+    )
     if not cuda:
-        print("peak memory on CPU: live tensor bytes created during a run (dispatch-mode count), "
-              "not RSS")
+        print("peak memory on CPU: live tensor bytes created during a run (dispatch-mode count), not RSS")
     records, searches, boundaries = [], [], []
 
     def point(method, ids, memory=True):
@@ -217,8 +282,7 @@ def throughput_main(args) -> int:
         except Exception as err:  # noqa: BLE001
             if not is_out_of_memory(err):
                 raise
-            boundaries.append({"context": int(ids.shape[1]), "batch": int(ids.shape[0]),
-                               "method": method, "oom": True})
+            boundaries.append({"context": int(ids.shape[1]), "batch": int(ids.shape[0]), "method": method, "oom": True})
             if cuda:
                 torch.cuda.empty_cache()
             return None
@@ -230,11 +294,19 @@ def throughput_main(args) -> int:
         found = {}
         for method in methods:
             best, best_point = largest_batch(
-                method, model, make, anchor_ids, new_tokens, max_batch,
-                on_point=lambda p: boundaries.append({"context": context, **p}) if p.get("oom") else None)
+                method,
+                model,
+                make,
+                anchor_ids,
+                new_tokens,
+                max_batch,
+                on_point=lambda p: boundaries.append({"context": context, **p}) if p.get("oom") else None,
+            )
             found[method] = best
-            print(f"  context {context}: {method} largest batch {best}"
-                  f"{' (= --max-batch cap)' if best == max_batch else ''}")
+            print(
+                f"  context {context}: {method} largest batch {best}"
+                f"{' (= --max-batch cap)' if best == max_batch else ''}"
+            )
         # interleaved repeats: latency at batch 1 and 8, tokens/s at each method's largest batch
         for repeat in range(args.repeats):
             for label, batch_of in (("b1", lambda m: 1), ("b8", lambda m: 8), ("max", lambda m: found[m])):
@@ -246,11 +318,20 @@ def throughput_main(args) -> int:
                     if rec is not None:
                         records.append({**rec, "repeat": repeat, "setting": label})
         for method in methods:
-            tps = [r["tokens_per_s"] for r in records if r["context"] == context
-                   and r["method"] == method and r["setting"] == "max"]
-            searches.append({"context": context, "method": method, "max_batch": found[method],
-                             "tokens_per_s": float(np.median(tps)) if tps else float("nan"),
-                             "capped": found[method] == max_batch})
+            tps = [
+                r["tokens_per_s"]
+                for r in records
+                if r["context"] == context and r["method"] == method and r["setting"] == "max"
+            ]
+            searches.append(
+                {
+                    "context": context,
+                    "method": method,
+                    "max_batch": found[method],
+                    "tokens_per_s": float(np.median(tps)) if tps else float("nan"),
+                    "capped": found[method] == max_batch,
+                }
+            )
     table = pd.DataFrame(records)
     print()
     rows = []
@@ -260,12 +341,16 @@ def throughput_main(args) -> int:
         for method in methods:
             if method not in wide["seconds"]:
                 continue
-            row = {"context": context, "setting": setting, "method": method,
-                   "batch": int(first.loc[method, "batch"]),
-                   "seconds": float(wide["seconds"][method].median()),
-                   "tokens_per_s": float(wide["tokens_per_s"][method].median()),
-                   "peak_MiB": float(first.loc[method, "peak_bytes"]) / 2**20,
-                   "kv_MiB": float(first.loc[method, "kv_bytes"]) / 2**20}
+            row = {
+                "context": context,
+                "setting": setting,
+                "method": method,
+                "batch": int(first.loc[method, "batch"]),
+                "seconds": float(wide["seconds"][method].median()),
+                "tokens_per_s": float(wide["tokens_per_s"][method].median()),
+                "peak_MiB": float(first.loc[method, "peak_bytes"]) / 2**20,
+                "kv_MiB": float(first.loc[method, "kv_bytes"]) / 2**20,
+            }
             if "full_cache" in wide["seconds"]:
                 if setting == "max":  # throughput ratio: method tokens/s over full cache's
                     ratio = wide["tokens_per_s"][method] / wide["tokens_per_s"]["full_cache"]
@@ -275,25 +360,38 @@ def throughput_main(args) -> int:
                 row.update({"vs_full": med, "vs_full_lo": lo, "vs_full_hi": hi})
             rows.append(row)
     summary = pd.DataFrame(rows)
-    print("latency (b1, b8: vs_full = full-cache seconds / method seconds) and throughput at each "
-          "method's largest batch (max: vs_full = tokens/s ratio); median [95% CI]")
+    print(
+        "latency (b1, b8: vs_full = full-cache seconds / method seconds) and throughput at each "
+        "method's largest batch (max: vs_full = tokens/s ratio); median [95% CI]"
+    )
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print()
     print(pd.DataFrame(searches).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if boundaries:
         print(f"\nout-of-memory boundaries: {boundaries}")
-    out = {"mode": "throughput", "model_shape": args.model_shape, "device": device,
-           "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor(),
-           "dtype": dtype_name, "new_tokens": new_tokens, "max_batch_cap": max_batch,
-           "repeats": args.repeats, "weights_bytes": weights,
-           "peak_memory_measure": ("torch.cuda.max_memory_allocated above the bytes allocated "
-                                   "before the run" if cuda else
-                                   "peak bytes of live tensors created during an untimed run "
-                                   "(labkit.anchor.memory.LiveTensorPeak)"),
-           "records": records, "max_batch": searches, "summary": summary.to_dict(orient="records"),
-           "oom": boundaries, "torch": torch.__version__,
-           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
-           "wall_s": wall.stop()}
+    out = {
+        "mode": "throughput",
+        "model_shape": args.model_shape,
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor(),
+        "dtype": dtype_name,
+        "new_tokens": new_tokens,
+        "max_batch_cap": max_batch,
+        "repeats": args.repeats,
+        "weights_bytes": weights,
+        "peak_memory_measure": (
+            "torch.cuda.max_memory_allocated above the bytes allocated before the run"
+            if cuda
+            else "peak bytes of live tensors created during an untimed run (labkit.anchor.memory.LiveTensorPeak)"
+        ),
+        "records": records,
+        "max_batch": searches,
+        "summary": summary.to_dict(orient="records"),
+        "oom": boundaries,
+        "torch": torch.__version__,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "wall_s": wall.stop(),
+    }
     return _write(out, "benchmark_anchor_inference_throughput.json")
 
 

@@ -31,6 +31,7 @@ and gradients, equal for both paths, count too), for ``forward`` those after the
 (so flex-attention's compiled code, host memory on CPU, does not count).
 Writes ``figures/anchor_attention/benchmark_anchor_training_masks.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,6 +64,7 @@ class _Meter:
         self._stop = threading.Event()
         self._thread = None
         from labkit.timing import Stopwatch
+
         self.clock = Stopwatch(device)
 
     def baseline(self) -> None:
@@ -111,8 +113,9 @@ def _lift_cpu_flex_guard() -> None:
     import labkit.anchor.flex as lab_flex
 
     torch_flex._validate_device = lambda *tensors: None
-    hf_flex.compile_friendly_flex_attention = (
-        lambda q, k, v, training=False, **kw: torch_flex.flex_attention(q, k, v, **kw))
+    hf_flex.compile_friendly_flex_attention = lambda q, k, v, training=False, **kw: torch_flex.flex_attention(
+        q, k, v, **kw
+    )
     lab_flex.flex_training_available = lambda device: (True, "")
 
 
@@ -127,9 +130,15 @@ def worker(path: str, phase: str, context: int, batch: int, steps: int, device: 
 
     record = {"path": path, "phase": phase, "context": context, "batch": batch, "device": device}
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=context + 8)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=172,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context + 8,
+    )
     cfg._attn_implementation = "sdpa"
     model = LlamaForCausalLM(cfg).to(device)
     if path == "flex-unfused":
@@ -148,6 +157,7 @@ def worker(path: str, phase: str, context: int, batch: int, steps: int, device: 
         record["tiles_skipped_pct"] = float(collate(features[:batch])["attention_mask"].sparsity())
     meter = _Meter(device)
     if phase == "train":
+
         class Steps(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
                 if state.global_step == 1:
@@ -158,8 +168,9 @@ def worker(path: str, phase: str, context: int, batch: int, steps: int, device: 
 
         tcfg = AnchorTrainConfig(batch_size=batch, context_length=context, warmup_steps=0)
         with tempfile.TemporaryDirectory() as scratch:
-            trainer = anchor_trainer(model.train(), blocks, collate, tcfg, steps=steps + 1,
-                                     scratch=scratch, callbacks=[Steps()])
+            trainer = anchor_trainer(
+                model.train(), blocks, collate, tcfg, steps=steps + 1, scratch=scratch, callbacks=[Steps()]
+            )
             trainer.remove_callback(PrinterCallback)  # keep stdout for the JSON line
             meter.baseline()  # before the loader's prefetched batch (and its mask) exists
             meter.clock.start()
@@ -169,8 +180,10 @@ def worker(path: str, phase: str, context: int, batch: int, steps: int, device: 
         meter.clock.start()
         for i in range(steps + 1):
             with torch.no_grad():
-                inputs = {k: (v.to(device) if torch.is_tensor(v) else v)
-                          for k, v in collate(features[i * batch:(i + 1) * batch]).items()}
+                inputs = {
+                    k: (v.to(device) if torch.is_tensor(v) else v)
+                    for k, v in collate(features[i * batch : (i + 1) * batch]).items()
+                }
                 model(**{k: v for k, v in inputs.items() if k != "labels"})
             del inputs  # one batch (and mask) alive at a time, as in inference
             if i == 0:
@@ -179,13 +192,18 @@ def worker(path: str, phase: str, context: int, batch: int, steps: int, device: 
             else:
                 meter.mark()
     meter.end()
-    return {**record, "steps": steps, "step_seconds": meter.seconds,
-            "tokens_per_s": [batch * context / s for s in meter.seconds],
-            "peak_bytes": [int(b) for b in meter.peaks]}
+    return {
+        **record,
+        "steps": steps,
+        "step_seconds": meter.seconds,
+        "tokens_per_s": [batch * context / s for s in meter.seconds],
+        "peak_bytes": [int(b) for b in meter.peaks],
+    }
 
 
 def _median_interval(values) -> tuple[float, float, float]:
     from labkit.anchor.latency import median_interval
+
     return median_interval(values)
 
 
@@ -198,9 +216,15 @@ def _ratio_interval(num, den, seed: int = 0) -> tuple[float, float, float]:
     ratio = float(np.median(a) / np.median(b))
     if a.size < 2 or b.size < 2 or (np.all(a == a[0]) and np.all(b == b[0])):
         return ratio, float("nan"), float("nan")
-    res = bootstrap((a, b), lambda x, y, axis: np.median(x, axis=axis) / np.median(y, axis=axis),
-                    paired=False, vectorized=True, method="percentile", n_resamples=2000,
-                    rng=np.random.default_rng(seed))
+    res = bootstrap(
+        (a, b),
+        lambda x, y, axis: np.median(x, axis=axis) / np.median(y, axis=axis),
+        paired=False,
+        vectorized=True,
+        method="percentile",
+        n_resamples=2000,
+        rng=np.random.default_rng(seed),
+    )
     return ratio, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -215,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--unfused-cpu-flex", action="store_true",
-                        help="also train through PyTorch's eager flex-attention on CPU")
+    parser.add_argument(
+        "--unfused-cpu-flex", action="store_true", help="also train through PyTorch's eager flex-attention on CPU"
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -234,10 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     contexts = [int(c) for c in args.contexts.split(",")]
     paths = ["dense", "flex"] + (["flex-unfused"] if args.unfused_cpu_flex and device == "cpu" else [])
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0",
-           "LABKIT_DEVICE": device}
-    print(f"{device}, batch {args.batch}: median of {args.steps} steps after a warm-up step, "
-          "95% bootstrap interval in brackets", flush=True)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0", "LABKIT_DEVICE": device}
+    print(
+        f"{device}, batch {args.batch}: median of {args.steps} steps after a warm-up step, "
+        "95% bootstrap interval in brackets",
+        flush=True,
+    )
     records, ratios = [], []
     for context in contexts:
         for phase in ("train", "forward"):
@@ -245,8 +272,18 @@ def main(argv: list[str] | None = None) -> int:
             for path in paths:
                 if path == "flex-unfused" and phase == "forward":
                     continue
-                cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"{path}:{phase}:{context}",
-                       "--batch", str(args.batch), "--steps", str(args.steps), "--device", device]
+                cmd = [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--worker",
+                    f"{path}:{phase}:{context}",
+                    "--batch",
+                    str(args.batch),
+                    "--steps",
+                    str(args.steps),
+                    "--device",
+                    device,
+                ]
                 done = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if done.returncode != 0:
                     tail = done.stderr.strip().splitlines()[-1:] or ["?"]
@@ -256,36 +293,57 @@ def main(argv: list[str] | None = None) -> int:
                 records.append(rec)
                 if "tokens_per_s" in rec:
                     done_here[path] = rec
-                    tiles = (f"  tiles skipped {rec['tiles_skipped_pct']:.1f}%"
-                             if "tiles_skipped_pct" in rec else "")
-                    shown = (f"{_show(rec['tokens_per_s'])} tok/s  peak "
-                             f"{_show(rec['peak_bytes'], 2**20, '{:.1f}')} MiB  "
-                             f"(warm-up {rec['warmup_s']:.1f} s){tiles}")
+                    tiles = f"  tiles skipped {rec['tiles_skipped_pct']:.1f}%" if "tiles_skipped_pct" in rec else ""
+                    shown = (
+                        f"{_show(rec['tokens_per_s'])} tok/s  peak "
+                        f"{_show(rec['peak_bytes'], 2**20, '{:.1f}')} MiB  "
+                        f"(warm-up {rec['warmup_s']:.1f} s){tiles}"
+                    )
                 else:
                     shown = f"n/a: {rec.get('skipped') or rec.get('error')}"
                 print(f"context {context:6d}  {phase:7s}  {path:12s}  {shown}", flush=True)
             for path in [p for p in done_here if p != "dense" and "dense" in done_here]:
                 ref, got = done_here["dense"], done_here[path]
-                row = {"context": context, "phase": phase, "path": path,
-                       "tokens_per_s_ratio": _ratio_interval(got["tokens_per_s"], ref["tokens_per_s"]),
-                       "peak_ratio": _ratio_interval(got["peak_bytes"], ref["peak_bytes"])}
+                row = {
+                    "context": context,
+                    "phase": phase,
+                    "path": path,
+                    "tokens_per_s_ratio": _ratio_interval(got["tokens_per_s"], ref["tokens_per_s"]),
+                    "peak_ratio": _ratio_interval(got["peak_bytes"], ref["peak_bytes"]),
+                }
                 ratios.append(row)
                 t, m = row["tokens_per_s_ratio"], row["peak_ratio"]
-                print(f"context {context:6d}  {phase:7s}  {path} / dense: tokens/s {t[0]:.2f}x "
-                      f"[{t[1]:.2f}, {t[2]:.2f}]  peak memory {m[0]:.2f}x [{m[1]:.2f}, {m[2]:.2f}]",
-                      flush=True)
-    out = {"device": device, "batch": args.batch, "steps": args.steps, "records": records,
-           "ratios": ratios, "interval": "95% percentile bootstrap over the timed steps",
-           "model": "random-weight Llama, hidden 64, 2 layers, 4 heads, 2 KV heads, vocab 512",
-           "peak_memory_measure": (("torch.cuda.max_memory_allocated" if device.startswith("cuda")
-                                    else "peak RSS (sampled every 2 ms; glibc returning freed "
-                                         "blocks at once)")
-                                   + " per step, above the bytes in use before Trainer.train() "
-                                     "(train) or after the warm-up step (forward)"),
-           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()}}
-    path = io.write_json(study_dir(studies.for_benchmark(
-        os.path.join(os.path.dirname(os.path.abspath(__file__)), "anchor_inference.py")).id)
-        / "benchmark_anchor_training_masks.json", out)
+                print(
+                    f"context {context:6d}  {phase:7s}  {path} / dense: tokens/s {t[0]:.2f}x "
+                    f"[{t[1]:.2f}, {t[2]:.2f}]  peak memory {m[0]:.2f}x [{m[1]:.2f}, {m[2]:.2f}]",
+                    flush=True,
+                )
+    out = {
+        "device": device,
+        "batch": args.batch,
+        "steps": args.steps,
+        "records": records,
+        "ratios": ratios,
+        "interval": "95% percentile bootstrap over the timed steps",
+        "model": "random-weight Llama, hidden 64, 2 layers, 4 heads, 2 KV heads, vocab 512",
+        "peak_memory_measure": (
+            (
+                "torch.cuda.max_memory_allocated"
+                if device.startswith("cuda")
+                else "peak RSS (sampled every 2 ms; glibc returning freed blocks at once)"
+            )
+            + " per step, above the bytes in use before Trainer.train() "
+            "(train) or after the warm-up step (forward)"
+        ),
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+    }
+    path = io.write_json(
+        study_dir(
+            studies.for_benchmark(os.path.join(os.path.dirname(os.path.abspath(__file__)), "anchor_inference.py")).id
+        )
+        / "benchmark_anchor_training_masks.json",
+        out,
+    )
     print(f"wrote {path}")
     return 0
 

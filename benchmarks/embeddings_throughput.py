@@ -8,6 +8,7 @@ labkit / raw >= 0.95 and cached re-run >= 50x faster than computing. Writes
 
     python benchmarks/embeddings_throughput.py [--quick] [--repeats 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import labkit.data as data
+    from labkit import studies
+    from labkit.device import describe
     from labkit.embeddings import make_embedder
     from labkit.io import write_json
     from labkit.models import load_sentence_transformer
-    from labkit import studies
     from labkit.paths import study_dir
-    from labkit.device import describe
     from labkit.timing import Stopwatch
 
     pairs = data.load("mqp")
@@ -56,19 +57,27 @@ def main() -> None:
                 make_embedder(f"st:{args.model}").embed(texts, progress=False)
             rows["cached"].append(clock.seconds)
     best = {k: min(v) for k, v in rows.items()}
-    result = {"device": describe(str(raw_model.device), mixed_precision=False),
-              "texts": len(texts), "repeats": repeats, "seconds_best": best,
-              "raw_texts_per_s": len(texts) / best["raw"],
-              "labkit_texts_per_s": len(texts) / best["labkit"],
-              "labkit_over_raw": best["raw"] / best["labkit"],
-              "cached_speedup": best["labkit"] / best["cached"],
-              "targets": {"labkit_over_raw": 0.95, "cached_speedup": 50}}
-    result["met"] = (result["labkit_over_raw"] >= 0.95 and result["cached_speedup"] >= 50)
-    print(f"{len(texts)} texts, best of {repeats}: raw encode {best['raw']:.2f} s "
-          f"({result['raw_texts_per_s']:.0f}/s), labkit {best['labkit']:.2f} s "
-          f"({result['labkit_texts_per_s']:.0f}/s), labkit cached {best['cached']:.3f} s")
-    print(f"labkit / raw throughput: {result['labkit_over_raw']:.3f} (target >= 0.95); "
-          f"cached re-run {result['cached_speedup']:.0f}x faster (target >= 50x)")
+    result = {
+        "device": describe(str(raw_model.device), mixed_precision=False),
+        "texts": len(texts),
+        "repeats": repeats,
+        "seconds_best": best,
+        "raw_texts_per_s": len(texts) / best["raw"],
+        "labkit_texts_per_s": len(texts) / best["labkit"],
+        "labkit_over_raw": best["raw"] / best["labkit"],
+        "cached_speedup": best["labkit"] / best["cached"],
+        "targets": {"labkit_over_raw": 0.95, "cached_speedup": 50},
+    }
+    result["met"] = result["labkit_over_raw"] >= 0.95 and result["cached_speedup"] >= 50
+    print(
+        f"{len(texts)} texts, best of {repeats}: raw encode {best['raw']:.2f} s "
+        f"({result['raw_texts_per_s']:.0f}/s), labkit {best['labkit']:.2f} s "
+        f"({result['labkit_texts_per_s']:.0f}/s), labkit cached {best['cached']:.3f} s"
+    )
+    print(
+        f"labkit / raw throughput: {result['labkit_over_raw']:.3f} (target >= 0.95); "
+        f"cached re-run {result['cached_speedup']:.0f}x faster (target >= 50x)"
+    )
     out = study_dir(studies.for_benchmark(__file__).id) / "benchmark_embeddings_throughput.json"
     write_json(out, result)
     print(f"wrote {out}")

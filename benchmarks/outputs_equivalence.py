@@ -18,7 +18,7 @@ Those are left out and counted per table, so a reader sees what was not compared
 that differs is reported with its columns, the number of cells and the largest absolute
 difference: for a ``*.data.csv`` (figure traces ``trace,x,y``) or a long table whose text cells
 quote a measured value, the cause is usually that an axis or a cell is a timing; the report
-says where. """
+says where."""
 
 from __future__ import annotations
 
@@ -54,24 +54,19 @@ class TableComparison:
     note: str = ""
 
 
-def _compare_frames(
-    name: str, a: pd.DataFrame, b: pd.DataFrame, rtol: float, atol: float
-) -> TableComparison:
+def _compare_frames(name: str, a: pd.DataFrame, b: pd.DataFrame, rtol: float, atol: float) -> TableComparison:
     excluded = [c for c in a.columns if MEASURED.search(str(c))]
     if list(a.columns) != list(b.columns) or a.shape != b.shape:
         return TableComparison(
             name,
             "differs",
             excluded,
-            note=f"shape/columns differ: "
-            f"{a.shape} {list(a.columns)} vs {b.shape} {list(b.columns)}",
+            note=f"shape/columns differ: {a.shape} {list(a.columns)} vs {b.shape} {list(b.columns)}",
         )
     first = a.columns[0] if len(a.columns) else None
     keep = np.ones(len(a), bool)
     if first is not None and not pd.api.types.is_numeric_dtype(a[first]):
-        keep = ~a[first].fillna("").astype(str).map(lambda v: bool(MEASURED.search(v))).to_numpy(
-            bool
-        )
+        keep = ~a[first].fillna("").astype(str).map(lambda v: bool(MEASURED.search(v))).to_numpy(bool)
     a, b = a[keep], b[keep]
     differing, cells, worst = [], 0, None
     for column in [c for c in a.columns if c not in excluded]:
@@ -98,9 +93,7 @@ def _compare_frames(
     )
 
 
-def compare_tables(
-    a: Path, b: Path, rtol: float = 1e-5, atol: float = 1e-8
-) -> list[TableComparison]:
+def compare_tables(a: Path, b: Path, rtol: float = 1e-5, atol: float = 1e-8) -> list[TableComparison]:
     """Compare every CSV under folder ``a`` with the same relative path under ``b``.
 
     A file whose name matches :data:`MEASURED` is reported ``excluded`` without reading it.
@@ -152,9 +145,7 @@ def format_rows(rows: list[TableComparison]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("a", type=Path, help="figures folder of one run (e.g. --jobs 1)")
-    parser.add_argument(
-        "b", type=Path, help="figures folder of the other (e.g. --jobs 2 --threads 1)"
-    )
+    parser.add_argument("b", type=Path, help="figures folder of the other (e.g. --jobs 2 --threads 1)")
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--atol", type=float, default=1e-8)
     args = parser.parse_args(argv)

@@ -67,9 +67,7 @@ def tiny_studies(folder: Path, count: int) -> list[str]:
         sub.mkdir(parents=True)
         nb = nbformat.v4.new_notebook()
         nb.cells = [
-            nbformat.v4.new_code_cell(
-                "profile = None\nseed = 0", metadata={"tags": ["parameters"]}
-            ),
+            nbformat.v4.new_code_cell("profile = None\nseed = 0", metadata={"tags": ["parameters"]}),
             nbformat.v4.new_code_cell(f"STUDY = {study!r}\n" + TINY_BODY),
             # the registry reads promised outputs from this call; it never runs
             nbformat.v4.new_code_cell("if False:\n    labkit.notebook.end(None)"),
@@ -100,8 +98,7 @@ def _timed(cmd: list[str], env: dict[str, str]) -> float:
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(
-            f"{' '.join(cmd[:6])} ... failed ({done.returncode}):\n"
-            f"{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+            f"{' '.join(cmd[:6])} ... failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
         )
     return wall
 
@@ -232,8 +229,7 @@ def overhead(repeats: int, count: int) -> dict:
                 }
             )
             print(
-                f"repeat {rep}: papermill {walls['papermill']:.2f} s, labkit run "
-                f"{walls['labkit']:.2f} s",
+                f"repeat {rep}: papermill {walls['papermill']:.2f} s, labkit run {walls['labkit']:.2f} s",
                 flush=True,
             )
     ratios = [r["labkit_s"] / r["papermill_s"] for r in rows]

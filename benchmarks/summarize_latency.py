@@ -9,6 +9,7 @@ input tokens read per second and output tokens written per second. Writes
 
     python benchmarks/summarize_latency.py [--quick] [--profile smoke|default] [--meetings N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,10 +24,10 @@ def main() -> None:
     parser.add_argument("--meetings", type=int, default=8)
     args = parser.parse_args()
 
+    from labkit import studies
     from labkit.config import resolve
     from labkit.device import describe
     from labkit.io import write_json
-    from labkit import studies
     from labkit.paths import study_dir
     from labkit.summarize import PROFILES, evaluate, metrics, study
 
@@ -41,15 +42,15 @@ def main() -> None:
     rows = []
     for system in systems:
         run = evaluate.run_system(system, items, "medium", progress=False, use_cache=False)
-        eff = metrics.efficiency([s.latency_s for s in run.stats], [count(i.transcript) for i in items],
-                                 [count(p) for p in run.predictions])
+        eff = metrics.efficiency(
+            [s.latency_s for s in run.stats], [count(i.transcript) for i in items], [count(p) for p in run.predictions]
+        )
         rows.append({"system": system.name, "kind": system.kind, "transcripts": len(items), **eff})
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:,.3f}"))
     out = study_dir(studies.for_benchmark(__file__).id) / "benchmark_summarize_latency.json"
     # every system is timed by labkit.timing (device synchronised before each clock reading)
-    write_json(out, {"profile": cfg["profile"], "instruction": "medium", "device": describe(),
-                     "rows": rows})
+    write_json(out, {"profile": cfg["profile"], "instruction": "medium", "device": describe(), "rows": rows})
     print(f"wrote {out}")
 
 

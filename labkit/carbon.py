@@ -23,13 +23,14 @@ Usage::
 or ``with measure("embed") as m: ...`` for a single task, or :class:`EpochCarbonCallback` for
 a transformers / sentence-transformers Trainer.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Iterator
 
 from labkit.timing import Stopwatch
 
@@ -56,7 +57,8 @@ def energy_basis(power_method: str) -> str:
     'estimated'
     >>> energy_basis("CPU measured (RAPL counters); GPU measured (NVML); RAM estimated from installed memory")
     'measured'
-    >>> energy_basis("CPU estimated from CPU load x TDP (no RAPL access); GPU measured (NVML); RAM estimated from installed memory")
+    >>> energy_basis("CPU estimated from CPU load x TDP (no RAPL access); GPU measured (NVML); "
+    ...              "RAM estimated from installed memory")
     'partly measured'
     """
     parts = [p.strip() for p in str(power_method).split(";") if p.strip()]
@@ -77,13 +79,21 @@ def energy_label(power_method: str) -> str:
     """
     basis = energy_basis(power_method)
     method = str(power_method)
-    sources = [name for key, name in (("RAPL", "RAPL"), ("NVML", "NVML"),
-                                      ("Power Gadget", "Power Gadget"),
-                                      ("powermetrics", "powermetrics")) if key in method
-               and f"no {key}" not in method]
-    estimates = [name for key, name in (("CPU load x TDP", "CPU load x TDP"),
-                                        ("constant share of TDP", "constant share of TDP"))
-                 if key in method]
+    sources = [
+        name
+        for key, name in (
+            ("RAPL", "RAPL"),
+            ("NVML", "NVML"),
+            ("Power Gadget", "Power Gadget"),
+            ("powermetrics", "powermetrics"),
+        )
+        if key in method and f"no {key}" not in method
+    ]
+    estimates = [
+        name
+        for key, name in (("CPU load x TDP", "CPU load x TDP"), ("constant share of TDP", "constant share of TDP"))
+        if key in method
+    ]
     if basis == ESTIMATED:
         return f"estimated ({', '.join(estimates) or 'no power counter'})"
     if basis == MEASURED:
@@ -99,13 +109,14 @@ def energy_caption(power_method: str) -> str:
     """
     basis = energy_basis(power_method)
     if basis == ESTIMATED:
-        return ("Energy is estimated, not measured: no power counter is readable here "
-                f"({power_method}), so it is seconds x a modelled power and ranks systems as "
-                "their seconds do; read seconds first.")
+        return (
+            "Energy is estimated, not measured: no power counter is readable here "
+            f"({power_method}), so it is seconds x a modelled power and ranks systems as "
+            "their seconds do; read seconds first."
+        )
     if basis == MEASURED:
         return f"Energy measured ({power_method})."
-    return (f"Energy partly measured ({power_method}); the estimated parts are seconds x a "
-            "modelled power.")
+    return f"Energy partly measured ({power_method}); the estimated parts are seconds x a modelled power."
 
 
 def mean_power_w(energy_kwh: float, seconds: float) -> float:
@@ -163,7 +174,7 @@ class CarbonSession:
         self._tracker = None
         self.power_method = "not started"
 
-    def open(self) -> "CarbonSession":
+    def open(self) -> CarbonSession:
         """Start the tracker (what ``with`` does), for a session that spans notebook cells;
         end it with :meth:`close`."""
         return self.__enter__()
@@ -172,14 +183,18 @@ class CarbonSession:
         """Stop the tracker; the measurements stay."""
         self.__exit__(None, None, None)
 
-    def __enter__(self) -> "CarbonSession":
+    def __enter__(self) -> CarbonSession:
         from codecarbon import OfflineEmissionsTracker
 
         logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after import: it sets its own
 
         self._tracker = OfflineEmissionsTracker(
-            country_iso_code=self.country, output_methods=[], log_level="error",
-            measure_power_secs=self.measure_power_secs, allow_multiple_runs=True)
+            country_iso_code=self.country,
+            output_methods=[],
+            log_level="error",
+            measure_power_secs=self.measure_power_secs,
+            allow_multiple_runs=True,
+        )
         self._tracker.start()
         self.power_method = _power_method(self._tracker)
         return self
@@ -213,11 +228,17 @@ class CarbonSession:
     def stop_task(self) -> Measurement:
         wall = self._task_clock.stop()  # waits for the task's queued device work first
         data = self._tracker.stop_task()
-        m = Measurement(task=self._task_name, duration_s=float(data.duration or wall),
-                        energy_kwh=float(data.energy_consumed), emissions_g=float(data.emissions) * 1000,
-                        cpu_energy_kwh=float(data.cpu_energy), ram_energy_kwh=float(data.ram_energy),
-                        gpu_energy_kwh=float(data.gpu_energy), power_method=self.power_method,
-                        country=self.country)
+        m = Measurement(
+            task=self._task_name,
+            duration_s=float(data.duration or wall),
+            energy_kwh=float(data.energy_consumed),
+            emissions_g=float(data.emissions) * 1000,
+            cpu_energy_kwh=float(data.cpu_energy),
+            ram_energy_kwh=float(data.ram_energy),
+            gpu_energy_kwh=float(data.gpu_energy),
+            power_method=self.power_method,
+            country=self.country,
+        )
         self.measurements.append(m)
         return m
 
@@ -234,11 +255,15 @@ class CarbonSession:
         """Sums over all tasks so far (for the run record), with ``basis`` ("estimated",
         "measured" or "partly measured") beside the power method, so the record names an
         estimate as one."""
-        return {"energy_kwh": sum(m.energy_kwh for m in self.measurements),
-                "emissions_g": sum(m.emissions_g for m in self.measurements),
-                "duration_s": sum(m.duration_s for m in self.measurements),
-                "tasks": len(self.measurements), "power_method": self.power_method,
-                "basis": self.basis, "country": self.country}
+        return {
+            "energy_kwh": sum(m.energy_kwh for m in self.measurements),
+            "emissions_g": sum(m.emissions_g for m in self.measurements),
+            "duration_s": sum(m.duration_s for m in self.measurements),
+            "tasks": len(self.measurements),
+            "power_method": self.power_method,
+            "basis": self.basis,
+            "country": self.country,
+        }
 
 
 @contextlib.contextmanager

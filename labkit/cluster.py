@@ -49,13 +49,11 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         host, port = parts.hostname, parts.port
     except ValueError as exc:  # a port that is not a number
         raise ParameterError(
-            f"Dask scheduler address {address!r} is malformed ({exc}); "
-            "expected e.g. tcp://host:8786"
+            f"Dask scheduler address {address!r} is malformed ({exc}); expected e.g. tcp://host:8786"
         ) from None
     if not host or port is None:
         raise ParameterError(
-            f"Dask scheduler address {address!r} is malformed: expected "
-            "e.g. tcp://host:8786 (host and port)"
+            f"Dask scheduler address {address!r} is malformed: expected e.g. tcp://host:8786 (host and port)"
         )
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -145,9 +143,7 @@ def _environment() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def connect(
-    scheduler: str | None = None, jobs: int = 1, timeout: float = CONNECT_TIMEOUT_S
-) -> Iterator[Any]:
+def connect(scheduler: str | None = None, jobs: int = 1, timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
     """Yield a :class:`distributed.Client`: the named scheduler, or an embedded LocalCluster.
 
     Args:
@@ -166,8 +162,7 @@ def connect(
             client = Client(address, timeout=f"{timeout}s", set_as_default=False)
         except Exception as exc:  # timeouts, refusals, or a server that is not a scheduler
             raise ParameterError(
-                f"Dask scheduler {address!r} is unreachable or not a Dask "
-                f"scheduler: {type(exc).__name__}: {exc}"
+                f"Dask scheduler {address!r} is unreachable or not a Dask scheduler: {type(exc).__name__}: {exc}"
             ) from None
         try:
             yield client
@@ -209,9 +204,7 @@ def _close_quietly(client, cluster) -> None:
         log.setLevel(level)
 
 
-def map_tasks(
-    fn: Callable[[Any], Any], items: Iterable[Any], desc: str, client: Any | None = None
-) -> list:
+def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], desc: str, client: Any | None = None) -> list:
     """``[fn(item) for item in items]`` as Dask tasks, with a tqdm bar, results in input order.
 
     Runs on ``client`` if given, else on the cluster named by ``$LABKIT_DASK_SCHEDULER``, else
@@ -237,8 +230,7 @@ def map_tasks(
     from distributed import as_completed
 
     futures = [
-        client.submit(fn, item, pure=False, key=f"{desc}-{i}-{os.urandom(4).hex()}")
-        for i, item in enumerate(items)
+        client.submit(fn, item, pure=False, key=f"{desc}-{i}-{os.urandom(4).hex()}") for i, item in enumerate(items)
     ]
     index = {f.key: i for i, f in enumerate(futures)}
     results: list[Any] = [None] * len(items)

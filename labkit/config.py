@@ -33,9 +33,7 @@ def active_profile(profile: str | None = None) -> str:
     return name
 
 
-def resolve(
-    profiles: Mapping[str, Mapping[str, Any]], profile: str | None = None, **overrides: Any
-) -> dict[str, Any]:
+def resolve(profiles: Mapping[str, Mapping[str, Any]], profile: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Merge a study's profile table with explicit overrides (``None`` means "not given").
 
     >>> table = {"smoke": {"n": 10}, "default": {"n": 100}, "paper": {"n": 1000}}
@@ -65,9 +63,7 @@ def resolve(
             continue
         if key not in known:
             hint = difflib.get_close_matches(key, known, n=1)
-            raise ParameterError(
-                f"unknown parameter {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-            )
+            raise ParameterError(f"unknown parameter {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
         if schema is not None and key in schema.params:
             checked = validate(schema.params[key], value)
             # a path stays as the user wrote it (the record shows that, not this machine's root)

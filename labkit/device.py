@@ -37,11 +37,7 @@ def device_problem(value: str) -> str | None:
     kind, _, index = str(value).strip().lower().partition(":")
     if kind == AUTO and not index:
         return None
-    if (
-        kind not in _KINDS
-        or (index and not (kind == "cuda" and index.isdigit()))
-        or (":" in str(value) and not index)
-    ):
+    if kind not in _KINDS or (index and not (kind == "cuda" and index.isdigit())) or (":" in str(value) and not index):
         return f"must be one of {DEVICE_FORMS}"
     return None
 
@@ -69,9 +65,7 @@ def resolve_device(preference: str | None = AUTO) -> str:
     choice = str(choice).strip().lower()
     kind, _, index = choice.partition(":")
     if device_problem(choice):
-        raise ParameterError(
-            f"device {choice!r} is not one of {DEVICE_FORMS} (parameter `device` or ${ENV})"
-        )
+        raise ParameterError(f"device {choice!r} is not one of {DEVICE_FORMS} (parameter `device` or ${ENV})")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ParameterError(
             f"device {choice!r} requested (parameter `device` or ${ENV}) but "
@@ -82,9 +76,7 @@ def resolve_device(preference: str | None = AUTO) -> str:
             f"device {choice!r} requested (parameter `device` or ${ENV}) but "
             f"torch sees {torch.cuda.device_count()} CUDA device(s)"
         )
-    if kind == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ParameterError(
             f"device {choice!r} requested (parameter `device` or ${ENV}) but "
             "torch sees no MPS device here; use 'auto' or 'cpu'"
@@ -141,9 +133,7 @@ def dtype_name(dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def describe(
-    device: str | None = None, dtype=None, mixed_precision: bool | None = None
-) -> dict[str, Any]:
+def describe(device: str | None = None, dtype=None, mixed_precision: bool | None = None) -> dict[str, Any]:
     """What the run record and the runner's summary say about where numbers were measured.
 
     ``device`` defaults to the device rule; ``dtype`` to :func:`compute_dtype` (the dtype
@@ -206,11 +196,7 @@ def synchronize(device: Any = None) -> None:
         return
     if dev.type == "cuda" and torch.cuda.is_available():
         torch.cuda.synchronize(dev)
-    elif (
-        dev.type == "mps"
-        and getattr(torch.backends, "mps", None)
-        and torch.backends.mps.is_available()
-    ):
+    elif dev.type == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         torch.mps.synchronize()
 
 

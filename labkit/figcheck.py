@@ -77,13 +77,7 @@ def _top_annotation_height(fig: go.Figure) -> int:
     titles of ``make_subplots``), which a paper-anchored title must clear."""
     lines = 0
     for note in fig.layout.annotations or ():
-        if (
-            note.yref == "paper"
-            and note.y is not None
-            and note.y >= 0.99
-            and note.yanchor == "bottom"
-            and note.text
-        ):
+        if note.yref == "paper" and note.y is not None and note.y >= 0.99 and note.yanchor == "bottom" and note.text:
             lines = max(lines, note.text.count("<br>") + 1)
     return 22 * lines
 
@@ -100,12 +94,7 @@ def _finite(values: Any) -> np.ndarray:
 
 def _error_extent(values: np.ndarray, error: Any) -> list[np.ndarray]:
     """Ends of visible error bars (``array`` / ``arrayminus`` kinds) around ``values``."""
-    if (
-        error is None
-        or error.visible is False
-        or error.type not in ("data", None)
-        or error.array is None
-    ):
+    if error is None or error.visible is False or error.type not in ("data", None) or error.array is None:
         return []
     out = []
     plus = _finite(error.array)
@@ -164,11 +153,7 @@ def check_axes(fig: go.Figure, full: go.Figure) -> list[str]:
             if (values <= 0).any():
                 problems.append(f"{title}: log axis with {int((values <= 0).sum())} value(s) <= 0")
             values = np.log10(values[values > 0])
-            if (
-                len(values)
-                and values.max() - values.min() < MIN_LOG_DECADES - _TOL
-                and len(values) > 1
-            ):
+            if len(values) and values.max() - values.min() < MIN_LOG_DECADES - _TOL and len(values) > 1:
                 problems.append(
                     f"{title}: log axis over {values.max() - values.min():.2f} "
                     f"decade(s); use a linear axis below {MIN_LOG_DECADES:g}"
@@ -189,16 +174,12 @@ def check_axes(fig: go.Figure, full: go.Figure) -> list[str]:
         if values.min() < low - _TOL * span or values.max() > high + _TOL * span:
             problems.append(
                 f"{title}: axis range [{low:.4g}, {high:.4g}] does not contain the "
-                f"data [{values.min():.4g}, {values.max():.4g}]"
-                + (" (log10 units)" if layout.type == "log" else "")
+                f"data [{values.min():.4g}, {values.max():.4g}]" + (" (log10 units)" if layout.type == "log" else "")
             )
         data_span = values.max() - values.min()
         zero_anchored = low <= 0 <= high and span <= MAX_PADDING * max(abs(values).max(), _TOL)
         if data_span > 0 and span > MAX_PADDING * data_span and not zero_anchored:
-            problems.append(
-                f"{title}: axis range [{low:.4g}, {high:.4g}] is over "
-                f"{MAX_PADDING:g}x wider than the data"
-            )
+            problems.append(f"{title}: axis range [{low:.4g}, {high:.4g}] is over {MAX_PADDING:g}x wider than the data")
     return problems
 
 
@@ -238,9 +219,7 @@ def check_labels(fig: go.Figure) -> list[str]:
     return [
         f"trace {t.name or i!r}: text labels are clipped at the plot area (cliponaxis)"
         for i, t in enumerate(fig.data)
-        if getattr(t, "mode", None)
-        and "text" in t.mode
-        and getattr(t, "cliponaxis", None) is not False
+        if getattr(t, "mode", None) and "text" in t.mode and getattr(t, "cliponaxis", None) is not False
     ]
 
 
@@ -264,9 +243,7 @@ def check_title(fig: go.Figure, full: go.Figure) -> list[str]:
     return []
 
 
-def check_figure(
-    fig: go.Figure, full: go.Figure | None = None, skip: Iterable[str] = ()
-) -> list[str]:
+def check_figure(fig: go.Figure, full: go.Figure | None = None, skip: Iterable[str] = ()) -> list[str]:
     """Every problem found in ``fig`` (empty list: it reads right).
 
     Args:

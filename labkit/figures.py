@@ -137,17 +137,13 @@ def _png_server() -> bool:
     return _PNG_STATE["ok"]
 
 
-def render_png(
-    fig: go.Figure, width: int = 900, height: int = 520, scale: float = 2.0
-) -> bytes | None:
+def render_png(fig: go.Figure, width: int = 900, height: int = 520, scale: float = 2.0) -> bytes | None:
     """PNG bytes of ``fig``, or None when no browser is available."""
     if not _png_server():
         return None
     import kaleido
 
-    return kaleido.calc_fig_sync(
-        fig, opts={"format": "png", "width": width, "height": height, "scale": scale}
-    )
+    return kaleido.calc_fig_sync(fig, opts={"format": "png", "width": width, "height": height, "scale": scale})
 
 
 def label_positions(x, y, near: tuple[float, float] = (0.06, 0.06)) -> list[str]:
@@ -173,9 +169,7 @@ def label_positions(x, y, near: tuple[float, float] = (0.06, 0.06)) -> list[str]
     places: list[str | None] = [None] * len(x)
     for i in np.lexsort((-y, x)):
         close = [
-            j
-            for j in range(len(x))
-            if j != i and abs(x[j] - x[i]) < near[0] * sx and abs(y[j] - y[i]) < near[1] * sy
+            j for j in range(len(x)) if j != i and abs(x[j] - x[i]) < near[0] * sx and abs(y[j] - y[i]) < near[1] * sy
         ]
         on_right = any(x[j] > x[i] for j in close)
         on_left = any(x[j] < x[i] for j in close)
@@ -257,11 +251,7 @@ def figure_data(fig: go.Figure) -> pd.DataFrame:
         else:
             for key in TRACE_COLUMNS:
                 value = values.get(key)
-                if (
-                    value is not None
-                    and not isinstance(value, (str, bytes))
-                    and np.ndim(value) == 1
-                ):
+                if value is not None and not isinstance(value, (str, bytes)) and np.ndim(value) == 1:
                     columns[key] = list(value)
             lengths = {len(v) for v in columns.values()}
             if len(lengths) != 1:  # mismatched or empty: keep the longest coordinate only
@@ -297,10 +287,7 @@ def _target(record: records.RunRecord | str) -> tuple[str, records.RunRecord | N
         return record.study, record
     if isinstance(record, str) and record:
         return record, records.current(record)  # transition: notebooks not yet passing records
-    raise LabkitError(
-        f"figures and tables are written for a run record or a study id, "
-        f"got {type(record).__name__}"
-    )
+    raise LabkitError(f"figures and tables are written for a run record or a study id, got {type(record).__name__}")
 
 
 def _check(fig: go.Figure, study: str, record, name: str, skip) -> list[str]:
@@ -395,9 +382,7 @@ def _escape_pipes(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         if not pd.api.types.is_numeric_dtype(out[column]):
-            out[column] = out[column].map(
-                lambda v: v.replace("|", "\\|") if isinstance(v, str) else v
-            )
+            out[column] = out[column].map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
     return out
 
 
@@ -427,9 +412,7 @@ def save_table(
     io.write_text(paths["csv"], frame.to_csv(index=index))
     # pandas hands tabulate rows, so an integer column in a frame that also has floats arrives
     # as floats: give integer columns their own format or 32768 would print as 3.277e+04.
-    formats = [
-        ".0f" if pd.api.types.is_integer_dtype(frame[c]) else float_format for c in frame.columns
-    ]
+    formats = [".0f" if pd.api.types.is_integer_dtype(frame[c]) else float_format for c in frame.columns]
     if index:
         formats.insert(0, ".0f" if pd.api.types.is_integer_dtype(frame.index) else float_format)
     markdown = _escape_pipes(frame).to_markdown(index=index, floatfmt=formats)

@@ -55,9 +55,7 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
 
 def write_json(target: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (numpy scalars and paths become plain values)."""
-    return write_text(
-        target, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-    )
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(obj: Any) -> Any:

@@ -96,8 +96,7 @@ class BaseModel:
             name, path = str(base), Path(resolve(str(base)).path)
         else:
             raise ParameterError(
-                f"base must be a trained labkit model or a model name / path, "
-                f"got {type(base).__name__}"
+                f"base must be a trained labkit model or a model name / path, got {type(base).__name__}"
             )
         return cls(name, path, base_fingerprint(path))
 
@@ -140,17 +139,14 @@ def cache_key(
         )
     except (TypeError, ValueError) as exc:
         raise ParameterError(
-            f"the training config of {kind!r} is not JSON-serialisable, so it "
-            f"cannot key the model cache: {exc}"
+            f"the training config of {kind!r} is not JSON-serialisable, so it cannot key the model cache: {exc}"
         ) from None
     return sha256_text(payload)
 
 
 def _check_kind(kind: str) -> None:
     if not isinstance(kind, str) or not _KIND.match(kind):
-        raise ParameterError(
-            f"model cache kind must be lowercase letters, digits and '-', got {kind!r}"
-        )
+        raise ParameterError(f"model cache kind must be lowercase letters, digits and '-', got {kind!r}")
 
 
 def _folder(kind: str, key: str) -> Path:
@@ -280,9 +276,7 @@ class TrainingJob:
         summary (``train_loss``, ``loss_curve``, ``energy``...). ``per_epoch`` records one carbon
         task per epoch (``epoch_<k>``) instead of one for the run."""
 
-        run = train_measured(
-            trainer, self.task, carbon=self.carbon, progress=self.progress, per_epoch=per_epoch
-        )
+        run = train_measured(trainer, self.task, carbon=self.carbon, progress=self.progress, per_epoch=per_epoch)
         self._add(run["energy"])
         return run
 

@@ -157,6 +157,4 @@ def load_sentence_transformer(name: str = MINILM, device: str = "auto"):
     from sentence_transformers import SentenceTransformer
 
     ref = resolve(name)
-    return SentenceTransformer(
-        str(ref.path), device=pick_device(device), model_kwargs={"use_safetensors": True}
-    )
+    return SentenceTransformer(str(ref.path), device=pick_device(device), model_kwargs={"use_safetensors": True})

@@ -96,10 +96,7 @@ def end(record: records.RunRecord, figures: Iterable[str] = (), tables: Iterable
 
     record.note_data(USED)
     path = record.finish()
-    written = {
-        kind: [o["name"] for o in record.outputs if o["kind"] == kind]
-        for kind in ("figure", "table")
-    }
+    written = {kind: [o["name"] for o in record.outputs if o["kind"] == kind] for kind in ("figure", "table")}
     figures = list(dict.fromkeys([*written["figure"], *figures]))
     tables = list(dict.fromkeys([*written["table"], *tables]))
     if not figures and not tables:

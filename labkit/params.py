@@ -96,11 +96,7 @@ class Param:
         return get_origin(self.type) is list or self.type is list
 
     def _bounds(self) -> str:
-        low = (
-            None
-            if self.min is None
-            else (f"> {self.min:g}" if self.exclusive_min else f">= {self.min:g}")
-        )
+        low = None if self.min is None else (f"> {self.min:g}" if self.exclusive_min else f">= {self.min:g}")
         high = None if self.max is None else f"<= {self.max:g}"
         if low and high and not self.exclusive_min:
             return f" between {self.min:g} and {self.max:g}"
@@ -182,9 +178,7 @@ def _check_scalar(where: str, param: Param, value: Any) -> Any:
             if isinstance(value, float) and not value.is_integer():
                 raise _fail(where, param, value)
             value = int(value)
-        low_bad = param.min is not None and (
-            value <= param.min if param.exclusive_min else value < param.min
-        )
+        low_bad = param.min is not None and (value <= param.min if param.exclusive_min else value < param.min)
         if low_bad or (param.max is not None and value > param.max):
             raise _fail(where, param, value)
     elif kind is Path:
@@ -295,11 +289,7 @@ class Schema:
 
 
 def _country_problem(value: str) -> str | None:
-    return (
-        None
-        if re.fullmatch(r"[A-Z]{3}", value)
-        else "must be a 3-letter upper-case ISO code such as 'USA'"
-    )
+    return None if re.fullmatch(r"[A-Z]{3}", value) else "must be a 3-letter upper-case ISO code such as 'USA'"
 
 
 #: the ``country`` parameter of the studies that measure energy (codecarbon's ISO-3 code)
@@ -341,9 +331,7 @@ COMMON = (PROFILE, SEED, DEVICE, MIXED_PRECISION)
 _SCHEMAS: dict[str, Schema] = {}
 
 
-def declare(
-    study: str, profiles: Mapping[str, Mapping[str, Any]], params: Sequence[Param]
-) -> Schema:
+def declare(study: str, profiles: Mapping[str, Mapping[str, Any]], params: Sequence[Param]) -> Schema:
     """Register a study's schema (``profile`` and ``seed`` are added); called once in its
     profiles module. Declaring the same study again (a module re-imported) replaces it."""
     table = {p.name: p for p in COMMON}
@@ -366,11 +354,7 @@ def _load_profiles_module(package: str) -> None:
         return
     if spec is None:
         return
-    path = (
-        Path(list(spec.submodule_search_locations)[0]) / "profiles.py"
-        if spec.submodule_search_locations
-        else None
-    )
+    path = Path(list(spec.submodule_search_locations)[0]) / "profiles.py" if spec.submodule_search_locations else None
     if package in sys.modules or path is None or not path.is_file():
         importlib.import_module(name if path is not None and path.is_file() else package)
         return
@@ -448,7 +432,5 @@ def parse_value(key: str, raw: str) -> Any:
         constant = not isinstance(exc, json.JSONDecodeError)  # NaN / Infinity
         if text[:1] in '[{"' or _NUMBERISH.match(text) or constant:
             why = str(exc)
-            raise ParameterError(
-                f"{key}: value {raw!r} looks like JSON but does not parse: {why}"
-            ) from None
+            raise ParameterError(f"{key}: value {raw!r} looks like JSON but does not parse: {why}") from None
         return raw

@@ -116,19 +116,14 @@ def group_codes(groups: Sequence | None, n: int) -> np.ndarray | None:
     labels = np.asarray(groups, dtype=object)
     if labels.shape != (n,):
         raise ParameterError(
-            f"groups must give one label per item ({n} items, "
-            f"got {labels.shape[0] if labels.ndim else 'a scalar'})"
+            f"groups must give one label per item ({n} items, got {labels.shape[0] if labels.ndim else 'a scalar'})"
         )
     _, codes = np.unique(labels.astype(str), return_inverse=True)
     return codes.ravel()
 
 
 def _check(n_resamples: int, confidence: float) -> None:
-    if (
-        isinstance(n_resamples, bool)
-        or not isinstance(n_resamples, (int, np.integer))
-        or n_resamples < 1
-    ):
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise ParameterError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
     if not 0 < confidence < 1:
         raise ParameterError(f"confidence must lie in (0, 1), got {confidence!r}")
@@ -196,9 +191,7 @@ def _mean_by_units(values: np.ndarray, codes: np.ndarray | None):
         return values, lambda x, axis=-1: np.mean(x, axis=axis)
     sums = np.bincount(codes, weights=values)
     counts = np.bincount(codes).astype(float)
-    return np.arange(
-        sums.size
-    ), lambda g, axis=-1: np.sum(sums[g], axis=axis) / np.sum(counts[g], axis=axis)
+    return np.arange(sums.size), lambda g, axis=-1: np.sum(sums[g], axis=axis) / np.sum(counts[g], axis=axis)
 
 
 def interval(
@@ -266,9 +259,7 @@ def _paired_from_samples(estimate: float, samples, confidence: float) -> PairedD
         return PairedDifference(float(estimate), nan, nan, confidence, 0, nan, nan)
     low, high = percentile_bounds(s, confidence)
     p_value = min(1.0, 2 * min(float(np.mean(s <= 0)), float(np.mean(s >= 0))))
-    return PairedDifference(
-        float(estimate), low, high, confidence, int(s.size), float(np.mean(s > 0)), p_value
-    )
+    return PairedDifference(float(estimate), low, high, confidence, int(s.size), float(np.mean(s > 0)), p_value)
 
 
 def paired_difference(
@@ -290,9 +281,7 @@ def paired_difference(
     _check(n_resamples, confidence)
     xa, xb = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     if xa.shape != xb.shape:
-        raise ParameterError(
-            f"a paired comparison needs scores on the same items ({xa.size} vs {xb.size})"
-        )
+        raise ParameterError(f"a paired comparison needs scores on the same items ({xa.size} vs {xb.size})")
     if xa.size == 0:
         raise ParameterError("a paired comparison needs at least one item")
     stat = statistic if statistic is not None else (lambda v, axis=-1: np.mean(v, axis=axis))
@@ -322,9 +311,7 @@ def paired_difference(
     return _paired_from_samples(estimate, samples, confidence)
 
 
-def paired_from_samples(
-    estimate: float, samples, confidence: float = CONFIDENCE
-) -> PairedDifference:
+def paired_from_samples(estimate: float, samples, confidence: float = CONFIDENCE) -> PairedDifference:
     """A :class:`PairedDifference` from a bootstrap sample of a difference (see
     :func:`distribution`, e.g. two metrics of the same resample subtracted)."""
     return _paired_from_samples(estimate, samples, confidence)

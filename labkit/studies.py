@@ -16,6 +16,7 @@ output folder ``figures/<id>/``). Optional: ``figures``, ``tables`` (default: re
 notebook's ``labkit.notebook.end(...)`` call), ``package``, ``paper``, ``explorer`` (stem of an
 exploration notebook beside the study notebook) and ``benchmark`` (script path, relative).
 """
+
 from __future__ import annotations
 
 import ast
@@ -70,44 +71,115 @@ class Study:
         return "labkit.explore." + self.explorer.removeprefix("explore_")
 
 
-def _builtin(id: str, title: str, package: str, explorer: str | None, benchmark: str | None,
-             figures: tuple[str, ...], tables: tuple[str, ...], paper: str | None,
-             optional_tables: tuple[str, ...] = ()) -> Study:
-    return Study(id, title, package, CHECKOUT / "notebooks" / f"{id}.ipynb", explorer,
-                 CHECKOUT / "benchmarks" / benchmark if benchmark else None, figures, tables,
-                 optional_tables, paper, "built-in")
+def _builtin(
+    id: str,
+    title: str,
+    package: str,
+    explorer: str | None,
+    benchmark: str | None,
+    figures: tuple[str, ...],
+    tables: tuple[str, ...],
+    paper: str | None,
+    optional_tables: tuple[str, ...] = (),
+) -> Study:
+    return Study(
+        id,
+        title,
+        package,
+        CHECKOUT / "notebooks" / f"{id}.ipynb",
+        explorer,
+        CHECKOUT / "benchmarks" / benchmark if benchmark else None,
+        figures,
+        tables,
+        optional_tables,
+        paper,
+        "built-in",
+    )
 
 
 #: the studies shipped with labkit, in the order the gallery and ``labkit run`` use
 BUILTIN: tuple[Study, ...] = (
-    _builtin("data_overview", "What the datasets hold", "labkit.overview", None, None,
-             ("mqp_label_balance", "mqp_lengths", "chinchilla_points", "qmsum_lengths"),
-             ("datasets", "mqp_by_doctor", "tinyshakespeare", "qmsum_meetings",
-              "qmsum_context_coverage"), None),
-    _builtin("embeddings_medical", "Medical embeddings, Siamese networks, carbon per epoch",
-             "labkit.embeddings", "explore_embeddings", "embeddings_throughput.py",
-             ("distributions", "accuracy_energy", "epoch_energy"),
-             ("split", "results", "pair_scores", "thresholds", "interval_units", "paired_tests",
-              "versus_base", "epochs", "inference_energy"), "Bingi & Yin 2023, arXiv 2401.00582"),
-    _builtin("anchor_attention", "Anchor-based attention (AnSAN) and anchor-cache inference",
-             "labkit.anchor", "explore_anchor", "anchor_inference.py",
-             ("recall", "figure1", "latency", "memory_throughput", "frontier"),
-             ("models", "kv_cache", "recall", "latency", "speedup", "perplexity", "frontier", "results"),
-             "Pang et al. 2024 (AnLLM), arXiv 2402.07616", optional_tables=("fewshot",)),
-    _builtin("meeting_summarization", "Compact fine-tuned vs zero-shot large summarizers",
-             "labkit.summarize", "explore_summaries", "summarize_latency.py",
-             ("prompt_lengths", "rouge", "pareto", "selector_gain", "chunking"),
-             ("context_fit", "scores", "skipped", "main_table", "selector_vs_zero_shot",
-              "training_cost", "vs_lead", "chunking"),
-             "Fu et al. 2024 (Tiny Titans), arXiv 2402.00841"),
-    _builtin("scaling_laws", "Scaling-law fits and unique-sequence bounds", "labkit.scaling",
-             "explore_scaling", "scaling_fit.py",
-             ("law", "contours", "residuals", "bootstrap", "kausik_refit", "gamma_vs_beta",
-              "sweep", "unique_sequences"),
-             ("fit_params", "bootstrap_params", "goodness", "compute_optimal", "kausik",
-              "sweep_runs", "sweep_fit_params", "sweep_fit_e0", "exponents",
-              "unique_ngrams"),
-             "Kausik 2024, arXiv 2402.14746"),
+    _builtin(
+        "data_overview",
+        "What the datasets hold",
+        "labkit.overview",
+        None,
+        None,
+        ("mqp_label_balance", "mqp_lengths", "chinchilla_points", "qmsum_lengths"),
+        ("datasets", "mqp_by_doctor", "tinyshakespeare", "qmsum_meetings", "qmsum_context_coverage"),
+        None,
+    ),
+    _builtin(
+        "embeddings_medical",
+        "Medical embeddings, Siamese networks, carbon per epoch",
+        "labkit.embeddings",
+        "explore_embeddings",
+        "embeddings_throughput.py",
+        ("distributions", "accuracy_energy", "epoch_energy"),
+        (
+            "split",
+            "results",
+            "pair_scores",
+            "thresholds",
+            "interval_units",
+            "paired_tests",
+            "versus_base",
+            "epochs",
+            "inference_energy",
+        ),
+        "Bingi & Yin 2023, arXiv 2401.00582",
+    ),
+    _builtin(
+        "anchor_attention",
+        "Anchor-based attention (AnSAN) and anchor-cache inference",
+        "labkit.anchor",
+        "explore_anchor",
+        "anchor_inference.py",
+        ("recall", "figure1", "latency", "memory_throughput", "frontier"),
+        ("models", "kv_cache", "recall", "latency", "speedup", "perplexity", "frontier", "results"),
+        "Pang et al. 2024 (AnLLM), arXiv 2402.07616",
+        optional_tables=("fewshot",),
+    ),
+    _builtin(
+        "meeting_summarization",
+        "Compact fine-tuned vs zero-shot large summarizers",
+        "labkit.summarize",
+        "explore_summaries",
+        "summarize_latency.py",
+        ("prompt_lengths", "rouge", "pareto", "selector_gain", "chunking"),
+        (
+            "context_fit",
+            "scores",
+            "skipped",
+            "main_table",
+            "selector_vs_zero_shot",
+            "training_cost",
+            "vs_lead",
+            "chunking",
+        ),
+        "Fu et al. 2024 (Tiny Titans), arXiv 2402.00841",
+    ),
+    _builtin(
+        "scaling_laws",
+        "Scaling-law fits and unique-sequence bounds",
+        "labkit.scaling",
+        "explore_scaling",
+        "scaling_fit.py",
+        ("law", "contours", "residuals", "bootstrap", "kausik_refit", "gamma_vs_beta", "sweep", "unique_sequences"),
+        (
+            "fit_params",
+            "bootstrap_params",
+            "goodness",
+            "compute_optimal",
+            "kausik",
+            "sweep_runs",
+            "sweep_fit_params",
+            "sweep_fit_e0",
+            "exponents",
+            "unique_ngrams",
+        ),
+        "Kausik 2024, arXiv 2402.14746",
+    ),
 )
 
 _registered: dict[str, Study] = {}
@@ -119,8 +191,9 @@ def register(entry: Study) -> Study:
         raise ParameterError(f"register() takes a labkit.studies.Study, got {type(entry).__name__}")
     taken = {s.id: s for s in (*BUILTIN, *_registered.values())}
     if entry.id in taken and taken[entry.id] != entry:
-        raise ParameterError(f"study id {entry.id!r} is already registered "
-                             f"({taken[entry.id].source}: {taken[entry.id].notebook})")
+        raise ParameterError(
+            f"study id {entry.id!r} is already registered ({taken[entry.id].source}: {taken[entry.id].notebook})"
+        )
     _registered[entry.id] = entry
     return entry
 
@@ -136,8 +209,10 @@ def all_studies() -> list[Study]:
     seen = {s.id: s for s in studies}
     for entry in external_studies():
         if entry.id in seen:
-            raise ParameterError(f"{entry.source}: field 'id': {entry.id!r} is already the id of "
-                                 f"the {seen[entry.id].source} study at {seen[entry.id].notebook}")
+            raise ParameterError(
+                f"{entry.source}: field 'id': {entry.id!r} is already the id of "
+                f"the {seen[entry.id].source} study at {seen[entry.id].notebook}"
+            )
         seen[entry.id] = entry
         studies.append(entry)
     return studies
@@ -156,8 +231,10 @@ def get(study_id: str) -> Study:
     known = [s.id for s in studies]
     close = difflib.get_close_matches(str(study_id), known, n=3, cutoff=0.5)
     hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-    raise ParameterError(f"unknown study {study_id!r}{hint}; registered studies: "
-                         f"{', '.join(known)} (add one with a study.json in ${STUDY_PATH_ENV})")
+    raise ParameterError(
+        f"unknown study {study_id!r}{hint}; registered studies: "
+        f"{', '.join(known)} (add one with a study.json in ${STUDY_PATH_ENV})"
+    )
 
 
 def for_notebook(path: Path) -> Study | None:
@@ -172,8 +249,9 @@ def for_benchmark(script: str | Path) -> Study:
     for entry in all_studies():
         if entry.benchmark is not None and entry.benchmark.resolve() == script:
             return entry
-    raise ParameterError(f"no registered study names {script} as its benchmark: add "
-                         "benchmark=... to its entry in labkit/studies.py")
+    raise ParameterError(
+        f"no registered study names {script} as its benchmark: add benchmark=... to its entry in labkit/studies.py"
+    )
 
 
 def for_explorer(module: str) -> Study:
@@ -181,8 +259,9 @@ def for_explorer(module: str) -> Study:
     for entry in BUILTIN:
         if entry.explorer_module == module:
             return entry
-    raise ParameterError(f"no built-in study names the explorer {module!r}: set explorer= in "
-                         "its entry in labkit/studies.py")
+    raise ParameterError(
+        f"no built-in study names the explorer {module!r}: set explorer= in its entry in labkit/studies.py"
+    )
 
 
 def explorers() -> dict[str, str]:
@@ -202,13 +281,14 @@ def display_path(path: Path | None) -> str:
 
 def markdown_table() -> str:
     """The studies as a Markdown table (the one in docs/CONVENTIONS.md is this, pasted)."""
-    lines = ["| study id (= notebook stem = `figures/<id>/`) | package | notebook | explorer "
-             "| benchmark |", "|---|---|---|---|---|"]
+    lines = [
+        "| study id (= notebook stem = `figures/<id>/`) | package | notebook | explorer | benchmark |",
+        "|---|---|---|---|---|",
+    ]
     for s in BUILTIN:
         explorer = f"`{display_path(s.explorer_notebook)}`" if s.explorer else "—"
         bench = f"`{display_path(s.benchmark)}`" if s.benchmark else "—"
-        lines.append(f"| `{s.id}` | `{s.package}` | `{display_path(s.notebook)}` | {explorer} "
-                     f"| {bench} |")
+        lines.append(f"| `{s.id}` | `{s.package}` | `{display_path(s.notebook)}` | {explorer} | {bench} |")
     return "\n".join(lines)
 
 
@@ -242,20 +322,22 @@ def promised_outputs(notebook: Path) -> dict[str, tuple[str, ...]]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        source = "\n".join(line for line in cell.source.splitlines()
-                           if not line.lstrip().startswith(("%", "!")))
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
         try:
             tree = ast.parse(source)
         except SyntaxError:
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-                    isinstance(node.targets[0], ast.Name):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 assigned[node.targets[0].id] = node.value
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = node.func.value
-                if node.func.attr == "append" and isinstance(owner, ast.Name) and node.args \
-                        and isinstance(node.args[0], ast.Constant):
+                if (
+                    node.func.attr == "append"
+                    and isinstance(owner, ast.Name)
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                ):
                     appended.setdefault(owner.id, []).append(node.args[0].value)
                 elif node.func.attr == "end" and ast.unparse(owner).endswith("notebook"):
                     found = node
@@ -264,14 +346,15 @@ def promised_outputs(notebook: Path) -> dict[str, tuple[str, ...]]:
     kwargs = {k.arg: k.value for k in found.keywords}
     tables_node = kwargs.get("tables")
     optional = appended.get(tables_node.id, []) if isinstance(tables_node, ast.Name) else []
-    return {"figures": _literal_strings(kwargs.get("figures"), assigned),
-            "tables": _literal_strings(tables_node, assigned),
-            "optional_tables": tuple(optional)}
+    return {
+        "figures": _literal_strings(kwargs.get("figures"), assigned),
+        "tables": _literal_strings(tables_node, assigned),
+        "optional_tables": tuple(optional),
+    }
 
 
 # ------------------------------------------------------------------------ external studies
-_FIELDS = {"id", "title", "notebook", "figures", "tables", "package", "paper", "explorer",
-           "benchmark"}
+_FIELDS = {"id", "title", "notebook", "figures", "tables", "package", "paper", "explorer", "benchmark"}
 
 
 def _names(data: dict[str, Any], key: str, where: Path) -> tuple[str, ...] | None:
@@ -279,8 +362,7 @@ def _names(data: dict[str, Any], key: str, where: Path) -> tuple[str, ...] | Non
         return None
     value = data[key]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ParameterError(f"{where}: field {key!r} must be a list of output names (strings), "
-                             f"got {value!r}")
+        raise ParameterError(f"{where}: field {key!r} must be a list of output names (strings), got {value!r}")
     return tuple(value)
 
 
@@ -302,26 +384,30 @@ def load_study_file(path: Path) -> Study:
     except OSError as err:
         raise ParameterError(f"cannot read {path}: {err.strerror}") from None
     except json.JSONDecodeError as err:
-        raise ParameterError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}, "
-                             f"column {err.colno}") from None
+        raise ParameterError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
     if not isinstance(data, dict):
         raise ParameterError(f"{path} must hold a JSON object with id, title and notebook")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise ParameterError(f"{path}: unknown field {unknown[0]!r} (allowed: "
-                             f"{', '.join(sorted(_FIELDS))})")
+        raise ParameterError(f"{path}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(_FIELDS))})")
     study_id = _text(data, "id", path, True)
     if not _ID.match(study_id):
-        raise ParameterError(f"{path}: field 'id' {study_id!r} must start with a letter and hold "
-                             "only letters, digits, '_' and '-' (it names figures/<id>/)")
+        raise ParameterError(
+            f"{path}: field 'id' {study_id!r} must start with a letter and hold "
+            "only letters, digits, '_' and '-' (it names figures/<id>/)"
+        )
     title = _text(data, "title", path, True)
     notebook = path.parent / _text(data, "notebook", path, True)
     if notebook.suffix != ".ipynb" or not notebook.is_file():
-        raise ParameterError(f"{path}: field 'notebook' must name an .ipynb file relative to "
-                             f"{path.parent}; {notebook} does not exist or is not a notebook")
+        raise ParameterError(
+            f"{path}: field 'notebook' must name an .ipynb file relative to "
+            f"{path.parent}; {notebook} does not exist or is not a notebook"
+        )
     if notebook.stem != study_id:
-        raise ParameterError(f"{path}: field 'notebook' {notebook.name!r} must be named after "
-                             f"the id ({study_id}.ipynb), since outputs go to figures/{study_id}/")
+        raise ParameterError(
+            f"{path}: field 'notebook' {notebook.name!r} must be named after "
+            f"the id ({study_id}.ipynb), since outputs go to figures/{study_id}/"
+        )
     figures, tables = _names(data, "figures", path), _names(data, "tables", path)
     if figures is None or tables is None:
         promised = promised_outputs(notebook)
@@ -329,14 +415,24 @@ def load_study_file(path: Path) -> Study:
         tables = promised["tables"] if tables is None else tables
     explorer = _text(data, "explorer", path, False)
     if explorer and not (notebook.parent / f"{explorer}.ipynb").is_file():
-        raise ParameterError(f"{path}: field 'explorer' names {explorer}.ipynb, which is not in "
-                             f"{notebook.parent}")
+        raise ParameterError(f"{path}: field 'explorer' names {explorer}.ipynb, which is not in {notebook.parent}")
     benchmark = _text(data, "benchmark", path, False)
     bench_path = path.parent / benchmark if benchmark else None
     if bench_path is not None and not bench_path.is_file():
         raise ParameterError(f"{path}: field 'benchmark': {bench_path} does not exist")
-    return Study(study_id, title, _text(data, "package", path, False), notebook, explorer,
-                 bench_path, figures, tables, (), _text(data, "paper", path, False), str(path))
+    return Study(
+        study_id,
+        title,
+        _text(data, "package", path, False),
+        notebook,
+        explorer,
+        bench_path,
+        figures,
+        tables,
+        (),
+        _text(data, "paper", path, False),
+        str(path),
+    )
 
 
 def study_files() -> list[Path]:

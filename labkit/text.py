@@ -87,9 +87,7 @@ def _is_abbreviation(text: str, dot: int) -> bool:
         return True
     # A single capital letter before the dot is an initial ("J. R. R. Tolkien").
     return (
-        len(token) == 1
-        and word.group(1).isupper()
-        and (dot - len(word.group(1)) == 0 or not text[dot - 2].isalpha())
+        len(token) == 1 and word.group(1).isupper() and (dot - len(word.group(1)) == 0 or not text[dot - 2].isalpha())
     )
 
 
@@ -115,9 +113,7 @@ def split_sentences(text: str, *, split_before_lowercase: bool = False) -> list[
     >>> split_sentences("Dr. Smith arrived at 3.5 p.m. today. Was it late? Yes!")
     ['Dr. Smith arrived at 3.5 p.m. today.', 'Was it late?', 'Yes!']
     """
-    return [
-        text[a:b] for a, b in sentence_spans(text, split_before_lowercase=split_before_lowercase)
-    ]
+    return [text[a:b] for a, b in sentence_spans(text, split_before_lowercase=split_before_lowercase)]
 
 
 def one_sentence_per_line(text: str) -> str:
@@ -141,11 +137,7 @@ def transcript_sentences(transcript: str, min_words: int = 5) -> list[str]:
     for line in transcript.splitlines():
         speaker, sep, content = line.partition(": ")
         text = content if sep and len(speaker.split()) <= 4 else line
-        out.extend(
-            s
-            for s in split_sentences(text, split_before_lowercase=True)
-            if word_count(s) >= min_words
-        )
+        out.extend(s for s in split_sentences(text, split_before_lowercase=True) if word_count(s) >= min_words)
     return out
 
 

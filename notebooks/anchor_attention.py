@@ -58,13 +58,25 @@ from labkit.device import describe
 from labkit.figures import device_caption, save_figure, save_table
 
 STUDY = study.STUDY
-cfg, record = notebook.begin(STUDY, anchor.PROFILES, profile, seed, mode=mode, ac_init=ac_init,
-                             anchor_train_tokens=anchor_train_tokens, contexts=contexts,
-                             latency_batch=latency_batch, frontier_presses=frontier_presses,
-                             frontier_budgets=frontier_budgets, frontier_prompts=frontier_prompts,
-                             frontier_modes=frontier_modes, recall_prompts=recall_prompts,
-                             device=device, mixed_precision=mixed_precision)
-print({k: cfg[k] for k in ('profile', 'mode', 'ac_init', 'anchor_train_tokens', 'contexts', 'latency_batch')})
+cfg, record = notebook.begin(
+    STUDY,
+    anchor.PROFILES,
+    profile,
+    seed,
+    mode=mode,
+    ac_init=ac_init,
+    anchor_train_tokens=anchor_train_tokens,
+    contexts=contexts,
+    latency_batch=latency_batch,
+    frontier_presses=frontier_presses,
+    frontier_budgets=frontier_budgets,
+    frontier_prompts=frontier_prompts,
+    frontier_modes=frontier_modes,
+    recall_prompts=recall_prompts,
+    device=device,
+    mixed_precision=mixed_precision,
+)
+print({k: cfg[k] for k in ("profile", "mode", "ac_init", "anchor_train_tokens", "contexts", "latency_batch")})
 
 # %% [markdown]
 # ## Models: base LM and its anchor-trained copy
@@ -78,12 +90,24 @@ record.add_energy("training", carbon.total())
 spec, anchored, heldout = setup["spec"], setup["anchored"], setup["heldout"]
 model, tokenizer = setup["models"]["anchor-trained"]
 base_metrics = setup["base_metrics"]
-training = pd.DataFrame([{"model": setup["base_name"], "role": "base",
-                          **{k: base_metrics.get(k) for k in ('train_loss', 'heldout_loss', 'steps', 'train_tokens', 'wall_s')}},
-                         {"model": anchored.name, "role": f"AnLLM-{spec.mode.upper()} continued training",
-                          **{k: anchored.metrics[k] for k in ('train_loss', 'steps', 'train_tokens',
-                                                              'context_length', 'anchors_per_1k_tokens', 'wall_s')},
-                          "attention": anchored.metrics.get("attention", "dense")}])
+training = pd.DataFrame(
+    [
+        {
+            "model": setup["base_name"],
+            "role": "base",
+            **{k: base_metrics.get(k) for k in ("train_loss", "heldout_loss", "steps", "train_tokens", "wall_s")},
+        },
+        {
+            "model": anchored.name,
+            "role": f"AnLLM-{spec.mode.upper()} continued training",
+            **{
+                k: anchored.metrics[k]
+                for k in ("train_loss", "steps", "train_tokens", "context_length", "anchors_per_1k_tokens", "wall_s")
+            },
+            "attention": anchored.metrics.get("attention", "dense"),
+        },
+    ]
+)
 save_table(training, STUDY, "models", "Base model and anchor-trained model (continued training under the AnSAN mask)")
 training
 
@@ -93,12 +117,33 @@ training
 # Demonstrations are runs of held-out sentences; for AnLLM-AC one `<AC>` closes each demonstration (the paper's 5-shot setting). The anchor bytes are those of the pruned `DynamicCache` tensors.
 
 # %%
-kv = study.kv_cache_table(model, tokenizer, spec, heldout, n_prompts=cfg["kv_prompts"],
-                          demo_tokens=cfg["demo_tokens"], query_tokens=cfg["query_tokens"], seed=seed)
+kv = study.kv_cache_table(
+    model,
+    tokenizer,
+    spec,
+    heldout,
+    n_prompts=cfg["kv_prompts"],
+    demo_tokens=cfg["demo_tokens"],
+    query_tokens=cfg["query_tokens"],
+    seed=seed,
+)
 kv_summary = study.kv_summary(kv, seed=seed)
-save_table(kv_summary, STUDY, "kv_cache", f"KV-cache bytes after k-shot prompts of held-out text: full vs anchor-pruned (mean over {cfg['kv_prompts']} prompts; KV reduction with its 95% bootstrap interval over prompts)")
-payload = study.kept_anchor_examples(model, tokenizer, spec, heldout, anchored.name,
-                                     demo_tokens=cfg["demo_tokens"], query_tokens=cfg["query_tokens"], seed=seed)
+save_table(
+    kv_summary,
+    STUDY,
+    "kv_cache",
+    f"KV-cache bytes after k-shot prompts of held-out text: full vs anchor-pruned (mean over {cfg['kv_prompts']} prompts; KV reduction with its 95% bootstrap interval over prompts)",
+)
+payload = study.kept_anchor_examples(
+    model,
+    tokenizer,
+    spec,
+    heldout,
+    anchored.name,
+    demo_tokens=cfg["demo_tokens"],
+    query_tokens=cfg["query_tokens"],
+    seed=seed,
+)
 study.save_kept_anchors(payload)
 kv_summary.round(3)
 
@@ -108,29 +153,46 @@ kv_summary.round(3)
 # Each prompt binds key words to value words in short sentences (` key value.`, closed by `<AC>` for AnLLM-AC; for AnLLM-EP the period is the anchor), then asks for the values bound 1, 2, 4, ... sentences back (one query per distance). Values are drawn at random, so only the binding sentence (or what an anchor kept of it) can answer. The same prompts go through the base model's full cache (the ceiling), the anchor cache of AnLLM-AC / EP and of the base model, AnLLM-AC / EP through a full cache, and the kvpress presses on the base model at 25%, at 10% and at each anchor method's own kept share. Scored: exact match of the argmax after each query's key. Intervals: 95% bootstrap over prompts (clustered by prompt where queries are pooled); "better" needs the paired interval over the same prompts to exclude 0. The guard: if StreamingLLM at AnLLM-AC's share recalls as well as the full cache, the probe does not need the far context and the headline says so.
 
 # %%
-from labkit.anchor import frontier, recall_frontier, recall_figure
+from labkit.anchor import frontier, recall_figure, recall_frontier
 
 with CarbonSession(country) as carbon:
     methods = frontier.anchor_methods(cfg, setup, cfg["frontier_modes"], carbon=carbon)
 record.add_energy("frontier training", carbon.total())
 probe = setup["probe"]
-recall_rows = recall_frontier.recall_rows(setup["models"]["base"], methods, setup["vocab"], probe,
-                                          cfg["recall_prompts"], budgets=cfg["recall_budgets"],
-                                          presses=cfg["frontier_presses"], seed=seed,
-                                          chunk=cfg["prefill_chunk"], warn=record.warn)
+recall_rows = recall_frontier.recall_rows(
+    setup["models"]["base"],
+    methods,
+    setup["vocab"],
+    probe,
+    cfg["recall_prompts"],
+    budgets=cfg["recall_budgets"],
+    presses=cfg["frontier_presses"],
+    seed=seed,
+    chunk=cfg["prefill_chunk"],
+    warn=record.warn,
+)
 recall_summary = recall_frontier.recall_summary(recall_rows, probe, seed=seed)
-recall_head = recall_frontier.recall_headline(recall_rows, recall_summary, probe,
-                                              methods=[m for m in methods if m.startswith("AnLLM")], seed=seed)
+recall_head = recall_frontier.recall_headline(
+    recall_rows, recall_summary, probe, methods=[m for m in methods if m.startswith("AnLLM")], seed=seed
+)
 record.results["recall"] = recall_head
-save_table(recall_summary, STUDY, "recall",
-           f"Long-range recall on {cfg['recall_prompts']} prompts of {probe.bindings} bindings: exact-match recall pooled, on "
-           f"the far bindings ({', '.join(map(str, probe.far_buckets))} sentences back) and per distance (d<k>), 95% bootstrap "
-           "intervals over prompts; kept share of the KV cache after the bindings ('= X': the share method X keeps)")
-save_figure(recall_figure.recall_figure(recall_summary, probe), STUDY, "recall",
-            "Left: recall of the far bindings (95% CI, clustered by prompt) against the KV share kept (log scale): kvpress "
-            "presses on the base model (lines; points dodged a few percent sideways), anchor caches (markers), full caches "
-            "(dashed: base; dotted: the anchor-trained models). Right: recall per distance (95% CI over prompts). "
-            f"{recall_frontier.recall_headline_text(recall_head)}")
+save_table(
+    recall_summary,
+    STUDY,
+    "recall",
+    f"Long-range recall on {cfg['recall_prompts']} prompts of {probe.bindings} bindings: exact-match recall pooled, on "
+    f"the far bindings ({', '.join(map(str, probe.far_buckets))} sentences back) and per distance (d<k>), 95% bootstrap "
+    "intervals over prompts; kept share of the KV cache after the bindings ('= X': the share method X keeps)",
+)
+save_figure(
+    recall_figure.recall_figure(recall_summary, probe),
+    STUDY,
+    "recall",
+    "Left: recall of the far bindings (95% CI, clustered by prompt) against the KV share kept (log scale): kvpress "
+    "presses on the base model (lines; points dodged a few percent sideways), anchor caches (markers), full caches "
+    "(dashed: base; dotted: the anchor-trained models). Right: recall per distance (95% CI over prompts). "
+    f"{recall_frontier.recall_headline_text(recall_head)}",
+)
 print(recall_frontier.recall_headline_text(recall_head))
 recall_summary.round(3)
 
@@ -140,42 +202,81 @@ recall_summary.round(3)
 # No-cache recompute (up to `no_cache_up_to` tokens: it costs a full forward per token), full cache and anchor cache decode the same prompts back to back (interleaved repeats after one warm-up, which also measures each method's peak memory). Contexts past the model's training length run the same weights there (RoPE extrapolates; the continuations are meaningless, only speed is measured): the tables mark them `past_training_length`. Timings are wall-clock and are disturbed by other load on the machine.
 
 # %%
-latency = study.latency_sweep(model, tokenizer, spec, heldout, cfg["contexts"], cfg["new_tokens"],
-                              cfg["latency_batch"], cfg["repeats"], cfg["demo_tokens"],
-                              cfg["query_tokens"], seed=seed, prefill_chunk=cfg["prefill_chunk"],
-                              no_cache_up_to=cfg["no_cache_up_to"], long_repeats=cfg["long_repeats"], progress=True)
+latency = study.latency_sweep(
+    model,
+    tokenizer,
+    spec,
+    heldout,
+    cfg["contexts"],
+    cfg["new_tokens"],
+    cfg["latency_batch"],
+    cfg["repeats"],
+    cfg["demo_tokens"],
+    cfg["query_tokens"],
+    seed=seed,
+    prefill_chunk=cfg["prefill_chunk"],
+    no_cache_up_to=cfg["no_cache_up_to"],
+    long_repeats=cfg["long_repeats"],
+    progress=True,
+)
 speed = study.speedup_table(latency)
 past = sorted(speed.context[speed.past_training_length].tolist())
-past_note = (f" Contexts {', '.join(map(str, past))} run past the model's training length ({setup['context']} tokens): "
-             "speed only, the continuations are meaningless." if past else "")
-save_table(latency, STUDY, "latency", f"Greedy decoding of {cfg['new_tokens']} tokens, batch {cfg['latency_batch']}: seconds, "
-           f"decode tokens/s and peak memory per method and context (no-cache recompute up to {cfg['no_cache_up_to']} tokens).{past_note}")
-save_table(speed, STUDY, "speedup", "Speed-ups, medians of paired per-repeat ratios with 95% bootstrap intervals: the anchor cache over "
-           "no-cache recompute with the full cache's over recompute beside it (what any KV cache buys), and the anchor cache over "
-           f"the full cache (total, decode only, prefill only).{past_note}")
+past_note = (
+    f" Contexts {', '.join(map(str, past))} run past the model's training length ({setup['context']} tokens): "
+    "speed only, the continuations are meaningless."
+    if past
+    else ""
+)
+save_table(
+    latency,
+    STUDY,
+    "latency",
+    f"Greedy decoding of {cfg['new_tokens']} tokens, batch {cfg['latency_batch']}: seconds, "
+    f"decode tokens/s and peak memory per method and context (no-cache recompute up to {cfg['no_cache_up_to']} tokens).{past_note}",
+)
+save_table(
+    speed,
+    STUDY,
+    "speedup",
+    "Speed-ups, medians of paired per-repeat ratios with 95% bootstrap intervals: the anchor cache over "
+    "no-cache recompute with the full cache's over recompute beside it (what any KV cache buys), and the anchor cache over "
+    f"the full cache (total, decode only, prefill only).{past_note}",
+)
 longest = speed.iloc[-1]
 weights = next(model.parameters())
 measured_on = device_caption(describe(str(weights.device), dtype=weights.dtype))
 nc = speed[speed.speedup_vs_no_cache.notna()].iloc[-1]
-save_figure(study.figure1(speed), STUDY, "figure1",
-            f"Like AnLLM Fig. 1: KV-cache size and cached tokens, full vs anchor, with speed-ups: medians over "
-            f"{int(longest.repeats)}-{int(speed.repeats.max())} interleaved repeats with 95% bootstrap intervals (error bars); "
-            f"the dashed line is 1x (no speed-up); recompute runs up to {cfg['no_cache_up_to']} tokens. At {int(nc.context)} tokens "
-            f"the anchor cache is {nc.speedup_vs_no_cache:.2f}x [{nc.speedup_vs_no_cache_lo:.2f}, {nc.speedup_vs_no_cache_hi:.2f}] "
-            f"faster than recompute, the full cache {nc.full_speedup_vs_no_cache:.2f}x [{nc.full_speedup_vs_no_cache_lo:.2f}, "
-            f"{nc.full_speedup_vs_no_cache_hi:.2f}]. At {int(longest.context)} tokens the anchor cache is {longest.kv_reduction:.1%} "
-            f"smaller, {longest.speedup_vs_full_cache:.2f}x [{longest.speedup_vs_full_cache_lo:.2f}, "
-            f"{longest.speedup_vs_full_cache_hi:.2f}] faster in total and {longest.decode_speedup_vs_full_cache:.2f}x "
-            f"[{longest.decode_speedup_vs_full_cache_lo:.2f}, {longest.decode_speedup_vs_full_cache_hi:.2f}] in decoding than "
-            f"the full cache.{past_note} {measured_on}")
-save_figure(study.latency_figure(latency), STUDY, "latency",
-            "Milliseconds per generated token (prefill included) vs prompt length, per cache method: median "
-            f"over repeats, bars from the fastest to the slowest repeat. {measured_on}")
-save_figure(study.memory_throughput_figure(latency), STUDY, "memory_throughput",
-            f"Left: peak memory of one generation (batch {cfg['latency_batch']}, {cfg['new_tokens']} new tokens) above "
-            "the weights and inputs, per cache method and prompt length (CUDA: max_memory_allocated; CPU: bytes of "
-            "live tensors the run created, measured in an untimed run). Right: decode tokens per second (batch x cached steps / decode seconds), median "
-            f"over repeats. {measured_on}")
+save_figure(
+    study.figure1(speed),
+    STUDY,
+    "figure1",
+    f"Like AnLLM Fig. 1: KV-cache size and cached tokens, full vs anchor, with speed-ups: medians over "
+    f"{int(longest.repeats)}-{int(speed.repeats.max())} interleaved repeats with 95% bootstrap intervals (error bars); "
+    f"the dashed line is 1x (no speed-up); recompute runs up to {cfg['no_cache_up_to']} tokens. At {int(nc.context)} tokens "
+    f"the anchor cache is {nc.speedup_vs_no_cache:.2f}x [{nc.speedup_vs_no_cache_lo:.2f}, {nc.speedup_vs_no_cache_hi:.2f}] "
+    f"faster than recompute, the full cache {nc.full_speedup_vs_no_cache:.2f}x [{nc.full_speedup_vs_no_cache_lo:.2f}, "
+    f"{nc.full_speedup_vs_no_cache_hi:.2f}]. At {int(longest.context)} tokens the anchor cache is {longest.kv_reduction:.1%} "
+    f"smaller, {longest.speedup_vs_full_cache:.2f}x [{longest.speedup_vs_full_cache_lo:.2f}, "
+    f"{longest.speedup_vs_full_cache_hi:.2f}] faster in total and {longest.decode_speedup_vs_full_cache:.2f}x "
+    f"[{longest.decode_speedup_vs_full_cache_lo:.2f}, {longest.decode_speedup_vs_full_cache_hi:.2f}] in decoding than "
+    f"the full cache.{past_note} {measured_on}",
+)
+save_figure(
+    study.latency_figure(latency),
+    STUDY,
+    "latency",
+    "Milliseconds per generated token (prefill included) vs prompt length, per cache method: median "
+    f"over repeats, bars from the fastest to the slowest repeat. {measured_on}",
+)
+save_figure(
+    study.memory_throughput_figure(latency),
+    STUDY,
+    "memory_throughput",
+    f"Left: peak memory of one generation (batch {cfg['latency_batch']}, {cfg['new_tokens']} new tokens) above "
+    "the weights and inputs, per cache method and prompt length (CUDA: max_memory_allocated; CPU: bytes of "
+    "live tensors the run created, measured in an untimed run). Right: decode tokens per second (batch x cached steps / decode seconds), median "
+    f"over repeats. {measured_on}",
+)
 speed.round(3)
 
 # %% [markdown]
@@ -184,9 +285,13 @@ speed.round(3)
 # Anchor inference runs through the pruned cache (fed in chunks, pruned after each), not merely under the mask. The scored tokens are the same in every row (never `<AC>`).
 
 # %%
-quality = study.quality_table(setup["models"], spec, heldout, setup["context"],
-                              cfg["ppl_tokens"], cfg["ppl_batch"])
-save_table(quality, STUDY, "perplexity", "Held-out perplexity and next-token accuracy, full attention vs anchor inference (pruned cache)")
+quality = study.quality_table(setup["models"], spec, heldout, setup["context"], cfg["ppl_tokens"], cfg["ppl_batch"])
+save_table(
+    quality,
+    STUDY,
+    "perplexity",
+    "Held-out perplexity and next-token accuracy, full attention vs anchor inference (pruned cache)",
+)
 quality.round(4)
 
 # %% [markdown]
@@ -201,22 +306,39 @@ quality.round(4)
 # Scored are the query tokens only, the same for every method, teacher-forced one decode step at a time through the kept cache. KV kept is the bytes of the cache tensors after the prefill over the full cache of the same prompt. Perplexity and accuracy pool the query tokens of all prompts; 95% intervals are percentile bootstraps over prompts (paired for the comparisons). Prefill and query times are wall clock, medians over prompts.
 
 # %%
-frontier_rows = frontier.frontier_table(setup["models"]["base"], methods, heldout, k=cfg["frontier_k"],
-                                        n_prompts=cfg["frontier_prompts"], demo_tokens=cfg["demo_tokens"],
-                                        query_tokens=cfg["query_tokens"], budgets=cfg["frontier_budgets"],
-                                        presses=cfg["frontier_presses"], seed=seed, warn=record.warn)
+frontier_rows = frontier.frontier_table(
+    setup["models"]["base"],
+    methods,
+    heldout,
+    k=cfg["frontier_k"],
+    n_prompts=cfg["frontier_prompts"],
+    demo_tokens=cfg["demo_tokens"],
+    query_tokens=cfg["query_tokens"],
+    budgets=cfg["frontier_budgets"],
+    presses=cfg["frontier_presses"],
+    seed=seed,
+    warn=record.warn,
+)
 frontier_summary = frontier.frontier_summary(frontier_rows, seed=seed)
 frontier_head = frontier.frontier_headline(frontier_rows, frontier_summary, f"AnLLM-{spec.mode.upper()}", seed=seed)
 record.results["frontier"] = frontier_head
-save_table(frontier_summary, STUDY, "frontier",
-           f"KV budget frontier on {cfg['frontier_prompts']} held-out {cfg['frontier_k']}-shot prompts: query perplexity and "
-           "next-token accuracy (95% bootstrap intervals over prompts), KV bytes kept after the prompt and kept share, "
-           "median prefill and query seconds (wall clock) per method and budget ('= X': the share method X keeps)")
-save_figure(frontier.frontier_figure(frontier_summary), STUDY, "frontier",
-            "Query perplexity (95% bootstrap CI over prompts) against the share of the KV cache kept after the prompt "
-            "(log scale): kvpress presses on the base model (lines; points dodged a few percent sideways so the "
-            "intervals stay apart), anchor-cache methods at their own budget (markers), full cache as the dashed "
-            f"ceiling. {frontier.headline_text(frontier_head)} {measured_on}")
+save_table(
+    frontier_summary,
+    STUDY,
+    "frontier",
+    f"KV budget frontier on {cfg['frontier_prompts']} held-out {cfg['frontier_k']}-shot prompts: query perplexity and "
+    "next-token accuracy (95% bootstrap intervals over prompts), KV bytes kept after the prompt and kept share, "
+    "median prefill and query seconds (wall clock) per method and budget ('= X': the share method X keeps)",
+)
+save_figure(
+    frontier.frontier_figure(frontier_summary),
+    STUDY,
+    "frontier",
+    "Query perplexity (95% bootstrap CI over prompts) against the share of the KV cache kept after the prompt "
+    "(log scale): kvpress presses on the base model (lines; points dodged a few percent sideways so the "
+    "intervals stay apart), anchor-cache methods at their own budget (markers), full cache as the dashed "
+    f"ceiling. {frontier.headline_text(frontier_head)} {measured_on}",
+)
 print(frontier.headline_text(frontier_head))
 frontier_summary.round(4)
 
@@ -240,10 +362,15 @@ fewshot
 
 # %%
 results = study.results_table(kv_summary, speed, quality, recall_head)
-save_table(results, STUDY, "results", "Measured values against the study's targets (met only when the 95% interval clears "
-           "the target; reference and comparison rows have no 'met')")
+save_table(
+    results,
+    STUDY,
+    "results",
+    "Measured values against the study's targets (met only when the 95% interval clears "
+    "the target; reference and comparison rows have no 'met')",
+)
 record.results.update(study.headline(kv_summary, speed, quality, recall_head))
 results
 
 # %%
-notebook.end(record, figures=["recall", "figure1", "latency", "memory_throughput", "frontier"], tables=tables);
+notebook.end(record, figures=["recall", "figure1", "latency", "memory_throughput", "frontier"], tables=tables)

@@ -36,15 +36,23 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 import labkit.data as data
-from labkit import notebook
-from labkit import overview
+from labkit import notebook, overview
 from labkit.figures import save_figure, save_table
 
 STUDY = "data_overview"
-cfg, record = notebook.begin(STUDY, overview.PROFILES, profile, seed, qmsum_splits=qmsum_splits,
-                             max_meetings=max_meetings, tokenizer=tokenizer, contexts=contexts,
-                             device=device, mixed_precision=mixed_precision)
-print({k: cfg[k] for k in ('profile', 'qmsum_splits', 'max_meetings', 'tokenizer')})
+cfg, record = notebook.begin(
+    STUDY,
+    overview.PROFILES,
+    profile,
+    seed,
+    qmsum_splits=qmsum_splits,
+    max_meetings=max_meetings,
+    tokenizer=tokenizer,
+    contexts=contexts,
+    device=device,
+    mixed_precision=mixed_precision,
+)
+print({k: cfg[k] for k in ("profile", "qmsum_splits", "max_meetings", "tokenizer")})
 
 # %% [markdown]
 # ## The registry
@@ -54,12 +62,24 @@ pairs = data.load("mqp")
 shakespeare = data.load("tinyshakespeare")
 chinchilla = data.load("chinchilla")
 qmsum = data.load("qmsum")
-registry = pd.DataFrame([
-    {"key": key, "records": n, "unit": unit, "origin": data.USED[key].origin,
-     "licence": data.get(key).licence, "files": len(data.USED[key].sha256)}
-    for key, n, unit in [("mqp", len(pairs), "pairs"), ("tinyshakespeare", len(shakespeare), "characters"),
-                         ("chinchilla", len(chinchilla), "runs"),
-                         ("qmsum", sum(len(v) for v in qmsum.values()), "meetings")]])
+registry = pd.DataFrame(
+    [
+        {
+            "key": key,
+            "records": n,
+            "unit": unit,
+            "origin": data.USED[key].origin,
+            "licence": data.get(key).licence,
+            "files": len(data.USED[key].sha256),
+        }
+        for key, n, unit in [
+            ("mqp", len(pairs), "pairs"),
+            ("tinyshakespeare", len(shakespeare), "characters"),
+            ("chinchilla", len(chinchilla), "runs"),
+            ("qmsum", sum(len(v) for v in qmsum.values()), "meetings"),
+        ]
+    ]
+)
 save_table(registry, record, "datasets", "Datasets in the registry, as resolved for this run")
 registry
 
@@ -71,21 +91,43 @@ registry
 # %%
 by_doctor = overview.mqp_by_doctor(pairs)
 save_table(by_doctor, record, "mqp_by_doctor", "MQP pairs per doctor and label")
-fig = go.Figure([go.Bar(x=by_doctor.dr_id, y=by_doctor[f"label_{l}"], name=name)
-                 for l, name in [(1, "similar (1)"), (0, "different (0)")]])
-fig.update_layout(barmode="stack", title="MQP: pairs per doctor and label",
-                  xaxis_title="doctor (dr_id)", yaxis_title="pairs")
-save_figure(fig, record, "mqp_label_balance", "MQP label balance per doctor: every doctor wrote "
-            "as many similar as different pairs.");
-
+fig = go.Figure(
+    [
+        go.Bar(x=by_doctor.dr_id, y=by_doctor[f"label_{lab}"], name=name)
+        for lab, name in [(1, "similar (1)"), (0, "different (0)")]
+    ]
+)
+fig.update_layout(
+    barmode="stack", title="MQP: pairs per doctor and label", xaxis_title="doctor (dr_id)", yaxis_title="pairs"
+)
+save_figure(
+    fig,
+    record,
+    "mqp_label_balance",
+    "MQP label balance per doctor: every doctor wrote as many similar as different pairs.",
+)
 # %%
 lengths = overview.mqp_lengths(pairs)
-fig = px.histogram(lengths, x="words", color="label", facet_col="side", barmode="overlay",
-                   nbins=40, opacity=0.7, title="MQP: question length in words")
+fig = px.histogram(
+    lengths,
+    x="words",
+    color="label",
+    facet_col="side",
+    barmode="overlay",
+    nbins=40,
+    opacity=0.7,
+    title="MQP: question length in words",
+)
 fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))  # "question_1", not "side=question_1"
 medians = lengths.groupby(["side", "label"])["words"].median()
-save_figure(fig, record, "mqp_lengths", "Length of MQP questions in words, by side and label (median "
-            + ", ".join(f"{s} {l}: {m:.0f}" for (s, l), m in medians.items()) + ").")
+save_figure(
+    fig,
+    record,
+    "mqp_lengths",
+    "Length of MQP questions in words, by side and label (median "
+    + ", ".join(f"{s} {lab}: {m:.0f}" for (s, lab), m in medians.items())
+    + ").",
+)
 lengths.groupby(["side", "label"])["words"].describe().round(1)
 
 # %% [markdown]
@@ -94,11 +136,23 @@ lengths.groupby(["side", "label"])["words"].describe().round(1)
 # %%
 text_stats = pd.DataFrame([overview.text_summary(shakespeare)])
 save_table(text_stats, record, "tinyshakespeare", "Tiny Shakespeare corpus size")
-fig = px.scatter(chinchilla, x="N", y="D", color="loss", log_x=True, log_y=True,
-                 color_continuous_scale="Viridis", title="Chinchilla Fig. 4 points: parameters vs tokens")
+fig = px.scatter(
+    chinchilla,
+    x="N",
+    y="D",
+    color="loss",
+    log_x=True,
+    log_y=True,
+    color_continuous_scale="Viridis",
+    title="Chinchilla Fig. 4 points: parameters vs tokens",
+)
 fig.update_layout(xaxis_title="parameters N", yaxis_title="training tokens D = C / (6N)")
-save_figure(fig, record, "chinchilla_points", "The 245 (N, D, loss) points read off Chinchilla's "
-            "Figure 4 by Epoch AI; colour = final loss.")
+save_figure(
+    fig,
+    record,
+    "chinchilla_points",
+    "The 245 (N, D, loss) points read off Chinchilla's Figure 4 by Epoch AI; colour = final loss.",
+)
 text_stats
 
 # %% [markdown]
@@ -115,15 +169,27 @@ save_table(meetings, record, "qmsum_meetings", f"QMSum meetings: turns, words, {
 save_table(coverage, record, "qmsum_context_coverage", "Share of QMSum transcripts that fit each context size")
 fig = overview.qmsum_lengths_figure(meetings, cfg["contexts"], cfg["tokenizer"])
 row = coverage.set_index("context_tokens").iloc[min(1, len(coverage) - 1)]
-save_figure(fig, record, "qmsum_lengths", f"QMSum transcript lengths (tokens) with context sizes marked: "
-            f"{row.fit_share:.0%} of {len(meetings)} meetings fit in {row.name:,} tokens; the median "
-            f"transcript is {row.median_length_over_context:.1f}x that window.")
+save_figure(
+    fig,
+    record,
+    "qmsum_lengths",
+    f"QMSum transcript lengths (tokens) with context sizes marked: "
+    f"{row.fit_share:.0%} of {len(meetings)} meetings fit in {row.name:,} tokens; the median "
+    f"transcript is {row.median_length_over_context:.1f}x that window.",
+)
 coverage.round(3)
 
 # %%
-record.results.update({
-    "mqp_pairs": len(pairs), "mqp_doctors": int(pairs.dr_id.nunique()),
-    "qmsum_meetings": int(len(meetings)), "qmsum_median_tokens": float(meetings.tokens.median()),
-})
-notebook.end(record, figures=["mqp_label_balance", "mqp_lengths", "chinchilla_points", "qmsum_lengths"],
-             tables=["datasets", "mqp_by_doctor", "tinyshakespeare", "qmsum_meetings", "qmsum_context_coverage"]);
+record.results.update(
+    {
+        "mqp_pairs": len(pairs),
+        "mqp_doctors": int(pairs.dr_id.nunique()),
+        "qmsum_meetings": int(len(meetings)),
+        "qmsum_median_tokens": float(meetings.tokens.median()),
+    }
+)
+notebook.end(
+    record,
+    figures=["mqp_label_balance", "mqp_lengths", "chinchilla_points", "qmsum_lengths"],
+    tables=["datasets", "mqp_by_doctor", "tinyshakespeare", "qmsum_meetings", "qmsum_context_coverage"],
+)

@@ -48,17 +48,33 @@ from labkit.figures import save_figure, save_table
 from labkit.io import sha256_file
 
 STUDY = "embeddings_medical"
-cfg, record = notebook.begin(STUDY, PROFILES, profile, seed, models=models, pairs_csv=pairs_csv,
-                             max_pairs=max_pairs, test_doctors=test_doctors, finetune_base=finetune_base,
-                             finetune_epochs=finetune_epochs, country=country, device=device,
-                             mixed_precision=mixed_precision)
+cfg, record = notebook.begin(
+    STUDY,
+    PROFILES,
+    profile,
+    seed,
+    models=models,
+    pairs_csv=pairs_csv,
+    max_pairs=max_pairs,
+    test_doctors=test_doctors,
+    finetune_base=finetune_base,
+    finetune_epochs=finetune_epochs,
+    country=country,
+    device=device,
+    mixed_precision=mixed_precision,
+)
 if cfg["pairs_csv"]:
     record.results["pairs_csv_sha256"] = sha256_file(cfg["pairs_csv"])
 pairs = study.load_pairs(cfg, seed)
 split = study.split_table(pairs)
 record.results["split"] = {k: [int(x) for x in v] for k, v in split.set_index("split")["doctors"].items()}
-save_table(split, STUDY, "split", "Doctor-wise split: pairs, question groups, similar pairs and "
-           "doctors per split (the seed chooses the held-out doctors)")
+save_table(
+    split,
+    STUDY,
+    "split",
+    "Doctor-wise split: pairs, question groups, similar pairs and "
+    "doctors per split (the seed chooses the held-out doctors)",
+)
 split
 
 # %% [markdown]
@@ -68,8 +84,7 @@ split
 
 # %%
 carbon = CarbonSession(cfg["country"]).open()
-systems = study.embed_pairs(pairs, cfg["models"], carbon=carbon,
-                            energy_texts=cfg["inference_energy_texts"])
+systems = study.embed_pairs(pairs, cfg["models"], carbon=carbon, energy_texts=cfg["inference_energy_texts"])
 for message in systems.warnings():  # skipped (no key, no client) and failed providers
     record.warn(message)
 sorted(systems.scores)
@@ -89,8 +104,7 @@ pd.DataFrame(systems.epochs).groupby("system")["epoch"].max()
 # sentence-transformers' trainer with OnlineContrastiveLoss on the training doctors' pairs, cached by base weights, config and pairs.
 
 # %%
-tuned = study.add_finetuned(systems, pairs, cfg["finetune_base"], cfg["finetune_epochs"],
-                            carbon=carbon, seed=seed)
+tuned = study.add_finetuned(systems, pairs, cfg["finetune_base"], cfg["finetune_epochs"], carbon=carbon, seed=seed)
 carbon.close()
 record.add_energy("embedding and training", carbon.total())
 power = carbon.power_method
@@ -104,11 +118,18 @@ tuned
 
 # %%
 results = study.results_table(systems, pairs, cfg["bootstrap"], seed, power_method=power)
-save_table(results, STUDY, "results", "Held-out doctors: accuracy, F1 and ROC-AUC with 95% bootstrap "
-           "intervals resampled by question group (threshold chosen on the training doctors only), "
-           f"then training seconds and training energy per system. {carbon.caption}")
+save_table(
+    results,
+    STUDY,
+    "results",
+    "Held-out doctors: accuracy, F1 and ROC-AUC with 95% bootstrap "
+    "intervals resampled by question group (threshold chosen on the training doctors only), "
+    f"then training seconds and training energy per system. {carbon.caption}",
+)
 save_table(study.pair_scores(pairs, systems), STUDY, "pair_scores", "Score of every pair under every system")
-save_table(study.thresholds(results), STUDY, "thresholds", "Threshold (training doctors) and held-out accuracy per system")
+save_table(
+    study.thresholds(results), STUDY, "thresholds", "Threshold (training doctors) and held-out accuracy per system"
+)
 study.record_headlines(record, results)
 results[["system", "kind", "accuracy", "accuracy_low", "accuracy_high", "f1", "roc_auc", "training_seconds"]]
 
@@ -119,9 +140,14 @@ results[["system", "kind", "accuracy", "accuracy_low", "accuracy_high", "f1", "r
 
 # %%
 units = study.interval_units_table(systems, pairs, cfg["bootstrap"], seed)
-save_table(units, STUDY, "interval_units", "Held-out accuracy's 95% bootstrap interval when the "
-           "resampling unit is the pair, the question group (used in every other table) or the "
-           "doctor (3 test doctors: only 10 distinct resamples)")
+save_table(
+    units,
+    STUDY,
+    "interval_units",
+    "Held-out accuracy's 95% bootstrap interval when the "
+    "resampling unit is the pair, the question group (used in every other table) or the "
+    "doctor (3 test doctors: only 10 distinct resamples)",
+)
 units.pivot(index="system", columns="unit", values="width")
 
 # %% [markdown]
@@ -132,14 +158,24 @@ units.pivot(index="system", columns="unit", values="width")
 # %%
 reference = next(iter(systems.scores))
 paired = study.paired_table(systems, pairs, results, reference, cfg["bootstrap"], seed)
-save_table(paired, STUDY, "paired_tests", f"Paired bootstrap against {reference}: verdict at 95% "
-           "(better / worse / no clear difference), difference in held-out accuracy and ROC-AUC, "
-           "95% interval and two-sided p-value, resampled by question group")
+save_table(
+    paired,
+    STUDY,
+    "paired_tests",
+    f"Paired bootstrap against {reference}: verdict at 95% "
+    "(better / worse / no clear difference), difference in held-out accuracy and ROC-AUC, "
+    "95% interval and two-sided p-value, resampled by question group",
+)
 versus_base = study.versus_base_table(systems, pairs, results, cfg["bootstrap"], seed)
-save_table(versus_base, STUDY, "versus_base", "Every trained system against its own base on the "
-           "same held-out pairs (Siamese head vs the frozen vectors it was trained on, fine-tune vs "
-           "the zero-shot encoder): verdict at 95%, difference in accuracy and ROC-AUC, interval "
-           "and two-sided p-value, resampled by question group")
+save_table(
+    versus_base,
+    STUDY,
+    "versus_base",
+    "Every trained system against its own base on the "
+    "same held-out pairs (Siamese head vs the frozen vectors it was trained on, fine-tune vs "
+    "the zero-shot encoder): verdict at 95%, difference in accuracy and ROC-AUC, interval "
+    "and two-sided p-value, resampled by question group",
+)
 record.results["versus_base_accuracy"] = versus_base.set_index("system")["accuracy_diff"].to_dict()
 versus_base
 
@@ -151,22 +187,55 @@ versus_base
 # %%
 epochs = study.epochs_table(systems, power)
 inference = pd.DataFrame(systems.inference)
-save_table(epochs, STUDY, "epochs", "Every training epoch: seconds first, then loss, validation AUC, "
-           f"energy (kWh), CO2 (g) and the mean power the energy implies. {carbon.caption}")
-save_table(inference, STUDY, "inference_energy", "Seconds, energy and CO2 per 1,000 embeddings of "
-           f"each local model (fresh, uncached). {carbon.caption}")
-save_figure(figures.distribution_figure(pairs, systems), STUDY, "distributions",
-            "Held-out similarity scores by label for every system (violins; doctor-wise split).")
-save_figure(figures.pareto_figure(results, inference, power), STUDY, "accuracy_energy",
-            "Held-out accuracy (95% interval by question group) against energy (training + "
-            f"embedding 1,000 texts), Pareto front dashed. {carbon.caption}")
-save_figure(figures.epoch_figure(epochs, power), STUDY, "epoch_energy",
-            f"Seconds (top) and energy (bottom) of every training epoch per system. {carbon.caption} "
-            "API embeddings cost energy on the provider's machines, which codecarbon cannot see.",
-            height=figures.EPOCH_FIGURE_HEIGHT)
+save_table(
+    epochs,
+    STUDY,
+    "epochs",
+    "Every training epoch: seconds first, then loss, validation AUC, "
+    f"energy (kWh), CO2 (g) and the mean power the energy implies. {carbon.caption}",
+)
+save_table(
+    inference,
+    STUDY,
+    "inference_energy",
+    f"Seconds, energy and CO2 per 1,000 embeddings of each local model (fresh, uncached). {carbon.caption}",
+)
+save_figure(
+    figures.distribution_figure(pairs, systems),
+    STUDY,
+    "distributions",
+    "Held-out similarity scores by label for every system (violins; doctor-wise split).",
+)
+save_figure(
+    figures.pareto_figure(results, inference, power),
+    STUDY,
+    "accuracy_energy",
+    "Held-out accuracy (95% interval by question group) against energy (training + "
+    f"embedding 1,000 texts), Pareto front dashed. {carbon.caption}",
+)
+save_figure(
+    figures.epoch_figure(epochs, power),
+    STUDY,
+    "epoch_energy",
+    f"Seconds (top) and energy (bottom) of every training epoch per system. {carbon.caption} "
+    "API embeddings cost energy on the provider's machines, which codecarbon cannot see.",
+    height=figures.EPOCH_FIGURE_HEIGHT,
+)
 inference
 
 # %%
-notebook.end(record, figures=["distributions", "accuracy_energy", "epoch_energy"],
-             tables=["split", "results", "pair_scores", "thresholds", "interval_units",
-                     "paired_tests", "versus_base", "epochs", "inference_energy"]);
+notebook.end(
+    record,
+    figures=["distributions", "accuracy_energy", "epoch_energy"],
+    tables=[
+        "split",
+        "results",
+        "pair_scores",
+        "thresholds",
+        "interval_units",
+        "paired_tests",
+        "versus_base",
+        "epochs",
+        "inference_energy",
+    ],
+)

@@ -52,11 +52,22 @@ from labkit.summarize import PROFILES, evaluate, metrics, study, tables
 from labkit.summarize.data import context_fit, token_lengths
 
 STUDY = "meeting_summarization"
-cfg, record = notebook.begin(STUDY, PROFILES, profile, seed, items_jsonl=items_jsonl,
-                             max_meetings=max_meetings, instructions=instructions,
-                             finetune_model=finetune_model, zero_shot_model=zero_shot_model,
-                             generate_meetings=generate_meetings, price_table=price_table,
-                             country=country, device=device, mixed_precision=mixed_precision)
+cfg, record = notebook.begin(
+    STUDY,
+    PROFILES,
+    profile,
+    seed,
+    items_jsonl=items_jsonl,
+    max_meetings=max_meetings,
+    instructions=instructions,
+    finetune_model=finetune_model,
+    zero_shot_model=zero_shot_model,
+    generate_meetings=generate_meetings,
+    price_table=price_table,
+    country=country,
+    device=device,
+    mixed_precision=mixed_precision,
+)
 items, train_items = study.load_items(cfg)
 count_tokens = metrics.count_tokens_with(cfg["token_counter"])
 print(f"{len(items)} evaluation items, {len(train_items)} fine-tuning items; profile {cfg['profile']}")
@@ -67,10 +78,18 @@ print(f"{len(items)} evaluation items, {len(train_items)} fine-tuning items; pro
 # %%
 lengths = token_lengths(items, count_tokens)
 fit_table = context_fit(lengths, cfg["contexts"])
-save_table(fit_table, STUDY, "context_fit", "Share of prompts (transcript + instruction) that fit "
-           f"each model's context ({cfg['token_counter']} tokens)")
-save_figure(study.lengths_figure(lengths, cfg["contexts"]), STUDY, "prompt_lengths",
-            "Prompt tokens per evaluation item against model contexts (dashed).")
+save_table(
+    fit_table,
+    STUDY,
+    "context_fit",
+    f"Share of prompts (transcript + instruction) that fit each model's context ({cfg['token_counter']} tokens)",
+)
+save_figure(
+    study.lengths_figure(lengths, cfg["contexts"]),
+    STUDY,
+    "prompt_lengths",
+    "Prompt tokens per evaluation item against model contexts (dashed).",
+)
 fit_table
 
 # %% [markdown]
@@ -86,45 +105,65 @@ with CarbonSession(cfg["country"]) as carbon:
     zero_shot, skipped = study.zero_shot_systems(cfg, warn=record.warn)
     few = study.generation_items(items, cfg["generate_meetings"])
     # a system that raises becomes a "failed: <cause>" row of the skipped table; the rest run
-    runs = evaluate.run_all(extractive + selectors, items, cfg["instructions"], carbon,
-                            failed=skipped, warn=record.warn)
-    runs += evaluate.run_all([compact, *zero_shot], few, cfg["instructions"], carbon,
-                             failed=skipped, warn=record.warn)
+    runs = evaluate.run_all(
+        extractive + selectors, items, cfg["instructions"], carbon, failed=skipped, warn=record.warn
+    )
+    runs += evaluate.run_all([compact, *zero_shot], few, cfg["instructions"], carbon, failed=skipped, warn=record.warn)
 record.add_energy("training and summarizing", carbon.total())
 record.results["compact_model"] = tuned.metrics
 per_item = evaluate.item_scores(runs)
-scores = evaluate.score(runs, count_tokens, cfg["price_table"], cfg["bootstrap"], seed,
-                        per_item=per_item)
-same_ref = ("All three instruction types are scored against the same reference: each query's "
-            "one QMSum answer.")
-save_table(scores, STUDY, "scores", "Every system x instruction x query kind: ROUGE and "
-           "MiniLM-cos with 95% intervals over meetings, guards, length, latency, tokens/s, "
-           f"energy ({carbon.power_method}) and cost. " + same_ref)
-save_table(pd.DataFrame(skipped or [{"system": "-", "reason": "none skipped"}]), STUDY, "skipped",
-           "Systems that were not run or failed, and why")
+scores = evaluate.score(runs, count_tokens, cfg["price_table"], cfg["bootstrap"], seed, per_item=per_item)
+same_ref = "All three instruction types are scored against the same reference: each query's one QMSum answer."
+save_table(
+    scores,
+    STUDY,
+    "scores",
+    "Every system x instruction x query kind: ROUGE and "
+    "MiniLM-cos with 95% intervals over meetings, guards, length, latency, tokens/s, "
+    f"energy ({carbon.power_method}) and cost. " + same_ref,
+)
+save_table(
+    pd.DataFrame(skipped or [{"system": "-", "reason": "none skipped"}]),
+    STUDY,
+    "skipped",
+    "Systems that were not run or failed, and why",
+)
 study.write_summaries(study_dir(STUDY), study.summary_rows(runs))
 main = tables.main_table(scores)
 flags = study.flag_note(scores)  # "" when no system is flagged
-save_table(main, STUDY, "main_table", "ROUGE-1/2/L/Lsum and MiniLM-cos per query kind, system "
-           "and instruction type, mean [95% CI over meetings] (paper-style main table). "
-           + same_ref + flags)
+save_table(
+    main,
+    STUDY,
+    "main_table",
+    "ROUGE-1/2/L/Lsum and MiniLM-cos per query kind, system "
+    "and instruction type, mean [95% CI over meetings] (paper-style main table). " + same_ref + flags,
+)
 print(record.results["floor_verdict"]["says"])
 main
 
 # %%
 rouge_fig = study.main_figure(scores)
-save_figure(rouge_fig, STUDY, "rouge", "ROUGE and MiniLM-cos by query kind, system and "
-            "instruction type with 95% intervals over meetings. " + same_ref + flags,
-            **study.png_size(rouge_fig))
-pareto_inst = cfg["instructions"][min(1, len(cfg['instructions']) - 1)]
-save_figure(study.pareto_figure(scores, pareto_inst), STUDY,
-            "pareto", f"ROUGE-1 ({pareto_inst} summaries, all items) against latency, cost and "
-            "energy per summary (an item's latency includes embedding its transcript); stars "
-            "mark the Pareto front, hollow points (calibration baselines, degenerate systems, "
-            f"systems not above the floor) never join it. Energy {carbon.power_method}, as "
-            "measured while each system ran (vectors another system already computed are not "
-            "billed again). "
-            f"{device_caption()}" + study.flag_note(scores[scores["instruction"] == pareto_inst]))
+save_figure(
+    rouge_fig,
+    STUDY,
+    "rouge",
+    "ROUGE and MiniLM-cos by query kind, system and "
+    "instruction type with 95% intervals over meetings. " + same_ref + flags,
+    **study.png_size(rouge_fig),
+)
+pareto_inst = cfg["instructions"][min(1, len(cfg["instructions"]) - 1)]
+save_figure(
+    study.pareto_figure(scores, pareto_inst),
+    STUDY,
+    "pareto",
+    f"ROUGE-1 ({pareto_inst} summaries, all items) against latency, cost and "
+    "energy per summary (an item's latency includes embedding its transcript); stars "
+    "mark the Pareto front, hollow points (calibration baselines, degenerate systems, "
+    f"systems not above the floor) never join it. Energy {carbon.power_method}, as "
+    "measured while each system ran (vectors another system already computed are not "
+    "billed again). "
+    f"{device_caption()}" + study.flag_note(scores[scores["instruction"] == pareto_inst]),
+)
 
 # %% [markdown]
 # ## Does fine-tuning the compact model beat using it zero-shot?
@@ -133,19 +172,34 @@ save_figure(study.pareto_figure(scores, pareto_inst), STUDY,
 
 # %%
 tuned_name, zs_name = selectors[1].name, selectors[0].name
-headline = tables.paired(per_item, tuned_name, zs_name, cfg["instructions"],
-                         ("rouge1", "minilm_cos"), cfg["bootstrap"], seed)
-save_table(headline, STUDY, "selector_vs_zero_shot", f"{tuned_name} minus {zs_name}: paired "
-           "difference on the same items, 95% interval resampling meetings (clustered by "
-           "meeting: the queries of one meeting share its transcript). " + same_ref)
+headline = tables.paired(
+    per_item, tuned_name, zs_name, cfg["instructions"], ("rouge1", "minilm_cos"), cfg["bootstrap"], seed
+)
+save_table(
+    headline,
+    STUDY,
+    "selector_vs_zero_shot",
+    f"{tuned_name} minus {zs_name}: paired "
+    "difference on the same items, 95% interval resampling meetings (clustered by "
+    "meeting: the queries of one meeting share its transcript). " + same_ref,
+)
 record.results["selector_vs_zero_shot"] = headline.to_dict("records")
 training = study.training_table(selector_model, tuned)
-save_table(training, STUDY, "training_cost", "What fine-tuning cost, per compact model: "
-           f"seconds and energy ({carbon.power_method}), as measured by the run that trained it")
+save_table(
+    training,
+    STUDY,
+    "training_cost",
+    "What fine-tuning cost, per compact model: "
+    f"seconds and energy ({carbon.power_method}), as measured by the run that trained it",
+)
 record.results["selector_training"] = training.to_dict("records")
-save_figure(study.paired_figure(headline, f"{tuned_name} minus {zs_name}"), STUDY,
-            "selector_gain", f"{tuned_name} minus {zs_name} in ROUGE-1 and MiniLM-cos, paired "
-            "on the same items, 95% intervals resampling meetings. " + same_ref)
+save_figure(
+    study.paired_figure(headline, f"{tuned_name} minus {zs_name}"),
+    STUDY,
+    "selector_gain",
+    f"{tuned_name} minus {zs_name} in ROUGE-1 and MiniLM-cos, paired "
+    "on the same items, 95% intervals resampling meetings. " + same_ref,
+)
 headline
 
 # %% [markdown]
@@ -155,13 +209,27 @@ headline
 
 # %%
 inst = "medium" if "medium" in cfg["instructions"] else cfg["instructions"][0]
-others = [r.system for r in runs if r.instruction == inst and r.system != "Lead-k"
-          and r.kind in ("extractive", "zero-shot", "fine-tuned") and r.items == items]
-tests = pd.concat([tables.paired(per_item, name, "Lead-k", [inst], by_queries=False,
-                                 n_resamples=cfg["bootstrap"], seed=seed) for name in others],
-                  ignore_index=True)
-save_table(tests, STUDY, "vs_lead", f"Paired bootstrap of ROUGE-1 against Lead-k ({inst} "
-           "summaries, all items, resampling meetings)")
+others = [
+    r.system
+    for r in runs
+    if r.instruction == inst
+    and r.system != "Lead-k"
+    and r.kind in ("extractive", "zero-shot", "fine-tuned")
+    and r.items == items
+]
+tests = pd.concat(
+    [
+        tables.paired(per_item, name, "Lead-k", [inst], by_queries=False, n_resamples=cfg["bootstrap"], seed=seed)
+        for name in others
+    ],
+    ignore_index=True,
+)
+save_table(
+    tests,
+    STUDY,
+    "vs_lead",
+    f"Paired bootstrap of ROUGE-1 against Lead-k ({inst} summaries, all items, resampling meetings)",
+)
 record.results["vs_lead"] = tests.to_dict("records")
 tests
 
@@ -171,17 +239,39 @@ tests
 # %%
 general = [it for it in items if it.kind == "general"] or items  # one item per meeting
 longest = evaluate.longest(general, cfg["chunk_study_meetings"], count_tokens)
-make = lambda strategy: study.compact_system(cfg, train_items, context_strategy=strategy,
-                                              name=f"{compact.name} [{strategy}]")[0]
+make = lambda strategy: study.compact_system(
+    cfg, train_items, context_strategy=strategy, name=f"{compact.name} [{strategy}]"
+)[0]
 chunking = study.chunking_table(make, longest, inst, cfg["bootstrap"], seed)
-save_table(chunking, STUDY, "chunking", "The compact model on the longest meetings (their "
-           "general query): truncated prefix vs map-reduce over the whole transcript")
+save_table(
+    chunking,
+    STUDY,
+    "chunking",
+    "The compact model on the longest meetings (their "
+    "general query): truncated prefix vs map-reduce over the whole transcript",
+)
 chunk_flags = "; ".join(f"{row.strategy}: {row.flag}" for row in chunking.itertuples() if row.flag)
-save_figure(study.chunking_figure(chunking), STUDY, "chunking", "Truncation vs map-reduce chunking "
-            "on the longest meetings (95% CIs)." + (f" {chunk_flags}." if chunk_flags else ""))
+save_figure(
+    study.chunking_figure(chunking),
+    STUDY,
+    "chunking",
+    "Truncation vs map-reduce chunking "
+    "on the longest meetings (95% CIs)." + (f" {chunk_flags}." if chunk_flags else ""),
+)
 chunking
 
 # %%
-notebook.end(record, figures=["prompt_lengths", "rouge", "pareto", "selector_gain", "chunking"],
-             tables=["context_fit", "scores", "skipped", "main_table", "selector_vs_zero_shot",
-                     "training_cost", "vs_lead", "chunking"]);
+notebook.end(
+    record,
+    figures=["prompt_lengths", "rouge", "pareto", "selector_gain", "chunking"],
+    tables=[
+        "context_fit",
+        "scores",
+        "skipped",
+        "main_table",
+        "selector_vs_zero_shot",
+        "training_cost",
+        "vs_lead",
+        "chunking",
+    ],
+)

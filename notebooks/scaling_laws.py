@@ -52,15 +52,27 @@ from labkit import notebook
 from labkit.carbon import CarbonSession
 from labkit.figures import save_figure, save_table
 from labkit.io import sha256_file
-from labkit.scaling import PROFILES, kausik, study, sweep
+from labkit.scaling import PROFILES, study, sweep
 from labkit.scaling.fit import CHINCHILLA_COMPUTE, compute_optimal, drop_highest_loss, load_points
 
 STUDY = "scaling_laws"
-cfg, record = notebook.begin(STUDY, PROFILES, profile, seed, points_csv=points_csv,
-                             drop_highest=drop_highest, fit_starts=fit_starts, bootstrap=bootstrap,
-                             n_jobs=n_jobs, sweep_sizes=sweep_sizes, sweep_budgets=sweep_budgets,
-                             sweep_base=sweep_base, country=country, device=device,
-                             mixed_precision=mixed_precision)
+cfg, record = notebook.begin(
+    STUDY,
+    PROFILES,
+    profile,
+    seed,
+    points_csv=points_csv,
+    drop_highest=drop_highest,
+    fit_starts=fit_starts,
+    bootstrap=bootstrap,
+    n_jobs=n_jobs,
+    sweep_sizes=sweep_sizes,
+    sweep_budgets=sweep_budgets,
+    sweep_base=sweep_base,
+    country=country,
+    device=device,
+    mixed_precision=mixed_precision,
+)
 if cfg["points_csv"]:
     points = load_points(cfg["points_csv"])
     record.results["points_csv_sha256"] = sha256_file(cfg["points_csv"])
@@ -75,11 +87,14 @@ print(f"{len(points)} points; profile {cfg['profile']}")
 # The interval of each parameter comes from refitting on resampled points (each refit starts from the full-data optimum and a few grid points, with tolerances tight enough that it lands where the full grid does).
 
 # %%
-rep = study.replication(points, starts=cfg["fit_starts"], n_bootstrap=cfg["bootstrap"],
-                        seed=seed, n_jobs=cfg["n_jobs"])
+rep = study.replication(points, starts=cfg["fit_starts"], n_bootstrap=cfg["bootstrap"], seed=seed, n_jobs=cfg["n_jobs"])
 params = study.parameter_table(rep)
-save_table(params, STUDY, "fit_params", "Chinchilla-form fit: estimates, 95% bootstrap intervals "
-           "and Hoffmann et al.'s published constants")
+save_table(
+    params,
+    STUDY,
+    "fit_params",
+    "Chinchilla-form fit: estimates, 95% bootstrap intervals and Hoffmann et al.'s published constants",
+)
 save_table(rep.samples, STUDY, "bootstrap_params", "Every bootstrap refit (one row per resample)")
 goodness = study.goodness_table({"chinchilla form": rep.fit, "kaplan joint form": rep.kaplan})
 save_table(goodness, STUDY, "goodness", "Goodness of fit of the Chinchilla and Kaplan forms")
@@ -87,29 +102,53 @@ record.results["fit"] = {**rep.fit.params, "rmse_log": rep.fit.goodness()["rmse_
 params
 
 # %%
-save_figure(study.law_figure(rep.fit, points, "Chinchilla's points and the fitted law"), STUDY, "law",
-            "Loss against training tokens for Chinchilla's runs (binned by model size) and the "
-            "fitted law L = E + A/N^α + B/D^β along each size.")
-save_figure(study.contour_figure(rep.fit, points, np.array([1e18, 1e20, 1e22, CHINCHILLA_COMPUTE])),
-            STUDY, "contours", "Iso-loss contours of the fitted law, iso-FLOP lines C = 6ND "
-            "(dotted) and the compute-optimal frontier (red).")
-save_figure(study.residual_figure(rep.fit, points), STUDY, "residuals",
-            "Residuals of the fit in log loss against compute; colour is model size.")
-save_figure(study.bootstrap_figure(rep.samples, rep.fit.params), STUDY, "bootstrap",
-            "Bootstrap distributions of each parameter: the fit (red) and Hoffmann et al.'s "
-            "constants (orange, dashed).")
+save_figure(
+    study.law_figure(rep.fit, points, "Chinchilla's points and the fitted law"),
+    STUDY,
+    "law",
+    "Loss against training tokens for Chinchilla's runs (binned by model size) and the "
+    "fitted law L = E + A/N^α + B/D^β along each size.",
+)
+save_figure(
+    study.contour_figure(rep.fit, points, np.array([1e18, 1e20, 1e22, CHINCHILLA_COMPUTE])),
+    STUDY,
+    "contours",
+    "Iso-loss contours of the fitted law, iso-FLOP lines C = 6ND (dotted) and the compute-optimal frontier (red).",
+)
+save_figure(
+    study.residual_figure(rep.fit, points),
+    STUDY,
+    "residuals",
+    "Residuals of the fit in log loss against compute; colour is model size.",
+)
+save_figure(
+    study.bootstrap_figure(rep.samples, rep.fit.params),
+    STUDY,
+    "bootstrap",
+    "Bootstrap distributions of each parameter: the fit (red) and Hoffmann et al.'s constants (orange, dashed).",
+)
 
 # %% [markdown]
 # ## 2. Compute-optimal allocation
 
 # %%
 compute = np.array([1e21, 1e22, 1e23, CHINCHILLA_COMPUTE, 1e24, 1e25])
-optimal = pd.concat([compute_optimal(rep.fit.params, compute).assign(law="our fit"),
-                     compute_optimal(study.HOFFMANN_PARAMS, compute).assign(law="Hoffmann et al.")])
-save_table(optimal, STUDY, "compute_optimal", "Compute-optimal N and D (C = 6ND) under our fit "
-           "and under the published constants; 5.76e23 FLOP is Chinchilla's budget")
+optimal = pd.concat(
+    [
+        compute_optimal(rep.fit.params, compute).assign(law="our fit"),
+        compute_optimal(study.HOFFMANN_PARAMS, compute).assign(law="Hoffmann et al."),
+    ]
+)
+save_table(
+    optimal,
+    STUDY,
+    "compute_optimal",
+    "Compute-optimal N and D (C = 6ND) under our fit "
+    "and under the published constants; 5.76e23 FLOP is Chinchilla's budget",
+)
 record.results["tokens_per_param_at_chinchilla_compute"] = float(
-    optimal[(optimal.law == "our fit") & (optimal.C == CHINCHILLA_COMPUTE)].tokens_per_param.iloc[0])
+    optimal[(optimal.law == "our fit") & (optimal.C == CHINCHILLA_COMPUTE)].tokens_per_param.iloc[0]
+)
 optimal
 
 # %% [markdown]
@@ -121,15 +160,27 @@ optimal
 beta_fit = rep.fit.params["beta"]
 beta_ci = tuple(rep.ci.set_index("parameter").loc["beta", ["low", "high"]])
 kt = study.kausik_table(rep.samples, beta_fit)
-save_table(kt, STUDY, "kausik", f"Kausik at labkit's refit β = {beta_fit:.3f} (95% intervals from "
-           "its bootstrap distribution), headline rows first, beside the paper's β = 0.28")
-save_figure(study.kausik_figure(kt), STUDY, "kausik_refit",
-            "Kausik's exponent γ of N ~ D^γ and the data factor that doubles the skills at labkit's "
-            "refit β (red, 95% bootstrap interval) beside the paper's β = 0.28 (blue); the pale bars "
-            "are each γ range 1 − 2β .. 1 − β.")
-save_figure(study.beta_figure(np.linspace(0.05, 0.45, 81), beta_fit, beta_ci), STUDY, "gamma_vs_beta",
-            "How Kausik's conclusions move with β: the exponent γ of N ~ D^γ and the data factor "
-            "that doubles the skills.")
+save_table(
+    kt,
+    STUDY,
+    "kausik",
+    f"Kausik at labkit's refit β = {beta_fit:.3f} (95% intervals from "
+    "its bootstrap distribution), headline rows first, beside the paper's β = 0.28",
+)
+save_figure(
+    study.kausik_figure(kt),
+    STUDY,
+    "kausik_refit",
+    "Kausik's exponent γ of N ~ D^γ and the data factor that doubles the skills at labkit's "
+    "refit β (red, 95% bootstrap interval) beside the paper's β = 0.28 (blue); the pale bars "
+    "are each γ range 1 − 2β .. 1 − β.",
+)
+save_figure(
+    study.beta_figure(np.linspace(0.05, 0.45, 81), beta_fit, beta_ci),
+    STUDY,
+    "gamma_vs_beta",
+    "How Kausik's conclusions move with β: the exponent γ of N ~ D^γ and the data factor that doubles the skills.",
+)
 kt
 
 # %% [markdown]
@@ -139,32 +190,54 @@ kt
 
 # %%
 with CarbonSession(cfg["country"]) as carbon:
-    runs = sweep.run_sweep(cfg["sweep_sizes"], cfg["sweep_budgets"],
-                           {"seed": seed, **cfg["sweep_base"]}, carbon=carbon)
+    runs = sweep.run_sweep(cfg["sweep_sizes"], cfg["sweep_budgets"], {"seed": seed, **cfg["sweep_base"]}, carbon=carbon)
 record.add_energy("sweep training", carbon.total())
 save_table(runs, STUDY, "sweep_runs", "Our sweep: one row per trained model (held-out loss in nats/token)")
 ours, ours_ci, e0 = None, None, None
 try:
-    mine = study.replication(runs[["N", "D", "loss"]], starts=cfg["fit_starts"],
-                             n_bootstrap=cfg["sweep_bootstrap"], seed=seed, n_jobs=cfg["n_jobs"],
-                             with_kaplan=False)
+    mine = study.replication(
+        runs[["N", "D", "loss"]],
+        starts=cfg["fit_starts"],
+        n_bootstrap=cfg["sweep_bootstrap"],
+        seed=seed,
+        n_jobs=cfg["n_jobs"],
+        with_kaplan=False,
+    )
     ours, ours_ci = mine.fit, mine.ci
-    save_table(study.parameter_table(mine, published=None), STUDY, "sweep_fit_params",
-               "Our sweep's Chinchilla-form fit: estimates, 95% bootstrap intervals (runs "
-               "resampled) and whether each parameter is identified")
-    e0 = study.replication(runs[["N", "D", "loss"]], starts=cfg["fit_starts"],
-                           n_bootstrap=cfg["sweep_bootstrap"], seed=seed, n_jobs=cfg["n_jobs"],
-                           with_kaplan=False, form="chinchilla_e0")
-    save_table(study.parameter_table(e0, published=None), STUDY, "sweep_fit_e0",
-               "Our sweep's constrained fit L = A/N^α + B/D^β (E fixed at 0): what to read when "
-               "the five-parameter fit leaves E unidentified")
+    save_table(
+        study.parameter_table(mine, published=None),
+        STUDY,
+        "sweep_fit_params",
+        "Our sweep's Chinchilla-form fit: estimates, 95% bootstrap intervals (runs "
+        "resampled) and whether each parameter is identified",
+    )
+    e0 = study.replication(
+        runs[["N", "D", "loss"]],
+        starts=cfg["fit_starts"],
+        n_bootstrap=cfg["sweep_bootstrap"],
+        seed=seed,
+        n_jobs=cfg["n_jobs"],
+        with_kaplan=False,
+        form="chinchilla_e0",
+    )
+    save_table(
+        study.parameter_table(e0, published=None),
+        STUDY,
+        "sweep_fit_e0",
+        "Our sweep's constrained fit L = A/N^α + B/D^β (E fixed at 0): what to read when "
+        "the five-parameter fit leaves E unidentified",
+    )
 except Exception as err:  # too few runs or a fit that does not converge: say so, keep going
     record.warn(f"the sweep's law was not fitted: {err}")
 exponents = study.exponent_table(ours, ours_ci, rep.fit)
 save_table(exponents, STUDY, "exponents", "Exponents of our sweep against Chinchilla's")
-save_figure(study.sweep_figure(ours, runs), STUDY, "sweep",
-            "Held-out loss of our tiny decoders against training tokens, with the fitted law. "
-            f"Training energy {carbon.total()['energy_kwh']:.2g} kWh ({carbon.power_method}).")
+save_figure(
+    study.sweep_figure(ours, runs),
+    STUDY,
+    "sweep",
+    "Held-out loss of our tiny decoders against training tokens, with the fitted law. "
+    f"Training energy {carbon.total()['energy_kwh']:.2g} kWh ({carbon.power_method}).",
+)
 if ours is not None:
     study.sweep_results(ours, ours_ci, record)
 if e0 is not None:
@@ -177,19 +250,36 @@ exponents
 
 # %%
 ids = sweep.corpus_token_ids(cfg["sweep_base"])
-record.results["sweep_corpus"] = {**sweep.corpus_token_counts(cfg["sweep_base"]),
-                                  "max_epochs": float(runs["epochs"].max())}
+record.results["sweep_corpus"] = {
+    **sweep.corpus_token_counts(cfg["sweep_base"]),
+    "max_epochs": float(runs["epochs"].max()),
+}
 counts = sweep.unique_ngrams(ids, cfg["ngram_orders"], sweep.token_budget_grid(len(ids), cfg["ngram_points"]))
-save_table(counts, STUDY, "unique_ngrams", "Unique token n-grams among the first D tokens of the "
-           "sweep's training text")
-save_figure(study.unique_sequences_figure(counts, beta_fit, beta_ci), STUDY, "unique_sequences",
-            "Kausik's band D^(1−2β)..D^(1−β) at our fitted β (shaded: over its 95% interval) "
-            "beside unique n-grams of the sweep's training text.")
+save_table(counts, STUDY, "unique_ngrams", "Unique token n-grams among the first D tokens of the sweep's training text")
+save_figure(
+    study.unique_sequences_figure(counts, beta_fit, beta_ci),
+    STUDY,
+    "unique_sequences",
+    "Kausik's band D^(1−2β)..D^(1−β) at our fitted β (shaded: over its 95% interval) "
+    "beside unique n-grams of the sweep's training text.",
+)
 counts.pivot(index="D", columns="n", values="unique")
 
 # %%
 study.headlines_first(record)
-notebook.end(record, figures=["law", "contours", "residuals", "bootstrap", "kausik_refit",
-                              "gamma_vs_beta", "sweep", "unique_sequences"],
-             tables=["fit_params", "bootstrap_params", "goodness", "compute_optimal", "kausik",
-                     "sweep_runs", "sweep_fit_params", "sweep_fit_e0", "exponents", "unique_ngrams"]);
+notebook.end(
+    record,
+    figures=["law", "contours", "residuals", "bootstrap", "kausik_refit", "gamma_vs_beta", "sweep", "unique_sequences"],
+    tables=[
+        "fit_params",
+        "bootstrap_params",
+        "goodness",
+        "compute_optimal",
+        "kausik",
+        "sweep_runs",
+        "sweep_fit_params",
+        "sweep_fit_e0",
+        "exponents",
+        "unique_ngrams",
+    ],
+)

@@ -320,8 +320,7 @@ CASES: list[tuple[str, tuple[str, str | bytes] | None, Callable[[Path], Any], ty
         ("q/test/M.json", _meeting(general_query_list=["a string"])),
         _load("qmsum", splits=("test",)),
         DataError,
-        "M.json: line 9: general_query_list[0] must be an object with 'query' and 'answer', "
-        "got a string",
+        "M.json: line 9: general_query_list[0] must be an object with 'query' and 'answer', got a string",
     ),
     (
         "qmsum broken JSON",
@@ -454,9 +453,7 @@ SUBPROCESS_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "argv, message", SUBPROCESS_CASES, ids=[" ".join(a) for a, _ in SUBPROCESS_CASES]
-)
+@pytest.mark.parametrize("argv, message", SUBPROCESS_CASES, ids=[" ".join(a) for a, _ in SUBPROCESS_CASES])
 def test_command_line_prints_one_line_and_exits_2(argv, message, figures):
     env = {**os.environ, "LABKIT_FIGURES_DIR": str(figures)}
     done = subprocess.run(

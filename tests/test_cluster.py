@@ -81,9 +81,7 @@ def test_two_worker_local_cluster_runs_tasks_in_their_processes_and_reports_fail
         out = cluster.map_tasks(_square, [5, 0, 2, 1, 6], "squares", client=client)
         assert [v for _, v in out] == [25, 0, 4, 1, 36]
         assert os.getpid() not in {pid for pid, _ in out}
-        with pytest.raises(
-            LabkitError, match=r"the task for 3 failed: ValueError: no square for 3"
-        ):
+        with pytest.raises(LabkitError, match=r"the task for 3 failed: ValueError: no square for 3"):
             cluster.map_tasks(_square, [0, 3, 1], "squares", client=client)
         with pytest.raises(DataError, match=r"the task for 4 failed: DataError: row 4 of pairs"):
             cluster.map_tasks(_square, [4], "squares", client=client)
@@ -139,17 +137,13 @@ def test_watch_parent_ends_a_process_and_its_children_when_the_parent_dies(tmp_p
     parent = subprocess.Popen([sys.executable, str(path), "parent"])
     try:
         deadline = time.time() + 30
-        while (
-            not (pids.is_file() and len(pids.read_text().split()) == 2) and time.time() < deadline
-        ):
+        while not (pids.is_file() and len(pids.read_text().split()) == 2) and time.time() < deadline:
             time.sleep(0.1)
         child, grand = map(int, pids.read_text().split())
         parent.kill()
         parent.wait()
         psutil = pytest.importorskip("psutil")
-        _, alive = psutil.wait_procs(
-            [psutil.Process(p) for p in (child, grand) if psutil.pid_exists(p)], timeout=5
-        )
+        _, alive = psutil.wait_procs([psutil.Process(p) for p in (child, grand) if psutil.pid_exists(p)], timeout=5)
         assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
     finally:
         parent.kill()

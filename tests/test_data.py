@@ -31,9 +31,7 @@ def fake_mqp_entry(monkeypatch, content: bytes, url="http://127.0.0.1:9/mqp.csv"
     """Point the mqp entry at given bytes (hash of those bytes) and an unreachable URL."""
     entry = registry.get("mqp")
     file = registry.DataFile("mqp.csv", url, hashlib.sha256(content).hexdigest())
-    monkeypatch.setitem(
-        registry._REGISTRY, "mqp", registry.Dataset(**{**entry.__dict__, "files": (file,)})
-    )
+    monkeypatch.setitem(registry._REGISTRY, "mqp", registry.Dataset(**{**entry.__dict__, "files": (file,)}))
 
 
 @needs_mirror
@@ -138,9 +136,7 @@ def test_chinchilla_parser_rejects_missing_columns_and_non_positive_values(tmp_p
     with pytest.raises(DataError, match="missing column\\(s\\) Training FLOP"):
         registry.get("chinchilla").parser(path)
     path.write_text("Model Size,Training FLOP,loss\n1e9,1e20,2.0\n1e9,-1,2.0\n")
-    with pytest.raises(
-        DataError, match="line 3, field 'Training FLOP' must be a positive finite number, got '-1'"
-    ):
+    with pytest.raises(DataError, match="line 3, field 'Training FLOP' must be a positive finite number, got '-1'"):
         registry.get("chinchilla").parser(path)
 
 
@@ -195,14 +191,11 @@ def test_qmsum_item_that_is_not_an_object_names_file_and_line(tmp_path):
         tmp_path / "q" / "test" / "M1.json",
         general_query_list=[{"query": "Summarize.", "answer": "They met."}, "just a string"],
     )
-    line = 1 + next(
-        i for i, text in enumerate(path.read_text().splitlines()) if "just a string" in text
-    )
+    line = 1 + next(i for i, text in enumerate(path.read_text().splitlines()) if "just a string" in text)
     with pytest.raises(DataError) as info:
         data.load("qmsum", path=tmp_path / "q", splits=("test",))
     assert str(info.value) == (
-        f"{path}: line {line}: general_query_list[1] must be an object with "
-        "'query' and 'answer', got a string"
+        f"{path}: line {line}: general_query_list[1] must be an object with 'query' and 'answer', got a string"
     )
 
 
@@ -210,11 +203,7 @@ def test_qmsum_item_that_is_not_an_object_names_file_and_line(tmp_path):
     "fields, message",
     [
         (
-            {
-                "specific_query_list": [
-                    {"query": "q", "answer": "a", "relevant_text_span": [["x", "2"]]}
-                ]
-            },
+            {"specific_query_list": [{"query": "q", "answer": "a", "relevant_text_span": [["x", "2"]]}]},
             "specific_query_list[0].relevant_text_span[0] must be a pair of turn numbers",
         ),
         (
@@ -238,9 +227,7 @@ def test_qmsum_fields_are_checked_with_lines(tmp_path, fields, message):
 def test_qmsum_syntax_error_names_line_and_column(tmp_path):
     path = tmp_path / "M3.json"
     path.write_text('{\n  "meeting_transcripts": [\n    {"speaker": "A" "content": "x"}\n  ]\n}\n')
-    with pytest.raises(
-        DataError, match=r"M3.json: line 3, column 21: not valid JSON \(Expecting .,. delimiter\)"
-    ):
+    with pytest.raises(DataError, match=r"M3.json: line 3, column 21: not valid JSON \(Expecting .,. delimiter\)"):
         parsers.parse_qmsum_meeting(path, "test")
 
 
@@ -260,8 +247,7 @@ def test_users_own_qmsum_folder_loads_with_each_file_validated(tmp_path, isolate
     assert (
         used.origin == "path"
         and not used.verified
-        and sorted(used.sha256)
-        == ["test/Bro001.json", "train/T1.json", "train/T2.json", "val/V1.json"]
+        and sorted(used.sha256) == ["test/Bro001.json", "train/T1.json", "train/T2.json", "val/V1.json"]
     )
     only_test = data.load("qmsum", path=root, splits=("test",))
     assert list(only_test) == ["test"]
@@ -296,9 +282,7 @@ def test_qmsum_meeting_errors(tmp_path):
 
 def test_hf_dataset_offline_is_one_clear_error(isolated, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(
-        DataUnavailableError, match="'boolq' not available.*LABKIT_DATA_MIRROR/boolq"
-    ):
+    with pytest.raises(DataUnavailableError, match="'boolq' not available.*LABKIT_DATA_MIRROR/boolq"):
         data.load("boolq")
 
 
@@ -306,8 +290,7 @@ def test_hf_dataset_from_a_mirror_folder(isolated, monkeypatch):
     folder = isolated / "m" / "biosses"
     folder.mkdir(parents=True)
     (folder / "test.jsonl").write_text(
-        '{"sentence1": "a", "sentence2": "b", "score": 2.5}\n'
-        '{"sentence1": "c", "sentence2": "d", "score": 0.5}\n'
+        '{"sentence1": "a", "sentence2": "b", "score": 2.5}\n{"sentence1": "c", "sentence2": "d", "score": 0.5}\n'
     )
     monkeypatch.setenv("LABKIT_DATA_MIRROR", str(isolated / "m"))
     frame = data.load("biosses")

@@ -119,9 +119,7 @@ PROFILES = {"smoke": {"n": 1}, "default": {"n": 2}, "paper": {"n": 3}}
 def test_begin_sets_the_device_for_the_kernel_and_the_record(fake_cuda):
     from labkit import notebook, records
 
-    cfg, record = notebook.begin(
-        "unit_device", PROFILES, "smoke", 0, device=None, mixed_precision=False, n=None
-    )
+    cfg, record = notebook.begin("unit_device", PROFILES, "smoke", 0, device=None, mixed_precision=False, n=None)
     assert (cfg["device"], cfg["dtype"], cfg["n"]) == ("cuda", "float32", 1)
     assert dev.resolve_device() == "cuda" and not dev.mixed_precision_enabled()
     assert record.to_dict()["device"] == {
@@ -155,9 +153,7 @@ def test_begin_rejects_bad_device_parameters_before_any_work(clean_env, kwargs, 
 def _args(**kwargs):
     from labkit.training import training_arguments
 
-    return training_arguments(
-        Path("unused"), seed=0, progress=False, max_steps=2, args_class=lambda **kw: kw, **kwargs
-    )
+    return training_arguments(Path("unused"), seed=0, progress=False, max_steps=2, args_class=lambda **kw: kw, **kwargs)
 
 
 def test_training_arguments_follow_the_device_rule(fake_cuda):
@@ -220,9 +216,7 @@ def test_causal_lm_loaders_place_the_model_on_cuda(placements, tmp_path):
 
 def test_causal_lm_dtype_auto_is_the_compute_dtype(fake_cuda, tmp_path):
     casts = []
-    fake_cuda.setattr(
-        torch.nn.Module, "to", lambda self, *a, **k: casts.append(k.get("dtype")) or self
-    )
+    fake_cuda.setattr(torch.nn.Module, "to", lambda self, *a, **k: casts.append(k.get("dtype")) or self)
     from labkit.lm import load_causal_lm
 
     folder = _tiny_causal_lm(tmp_path / "lm")
@@ -346,19 +340,11 @@ def test_no_function_defaults_its_device_to_cpu():
                     + list(node.args.kw_defaults)
                 )
                 for arg, default in zip(args, defaults):
-                    if (
-                        "device" in arg.arg
-                        and isinstance(default, ast.Constant)
-                        and default.value == "cpu"
-                    ):
+                    if "device" in arg.arg and isinstance(default, ast.Constant) and default.value == "cpu":
                         found.add((rel, node.name))
             elif isinstance(node, ast.Call):
                 for kw in node.keywords:
-                    if (
-                        kw.arg == "device"
-                        and isinstance(kw.value, ast.Constant)
-                        and kw.value.value == "cpu"
-                    ):
+                    if kw.arg == "device" and isinstance(kw.value, ast.Constant) and kw.value.value == "cpu":
                         found.add((rel, f"call at line {node.lineno}"))
     assert found - KNOWN_CPU_DEFAULTS == set(), (
         f"hard-coded 'cpu' device outside the device rule: {sorted(found - KNOWN_CPU_DEFAULTS)}"
@@ -372,11 +358,7 @@ def portable_home(rest: str) -> str:
     """What ``st:$HOME/<rest>`` becomes (``<home>``, unless $HOME lies in the checkout or /tmp)."""
     from labkit.records import portable
 
-    return (
-        portable("st:" + str(Path.home() / rest))
-        if str(Path.home()).startswith("/tmp")
-        else "st:<home>/" + rest
-    )
+    return portable("st:" + str(Path.home() / rest)) if str(Path.home()).startswith("/tmp") else "st:<home>/" + rest
 
 
 def test_record_is_portable(clean_env, tmp_path):

@@ -28,6 +28,7 @@ double quotes (a word mentioned, not used: the rule's own description), a line e
 more than a few seconds"; keep it rare), and ``docs/CONVENTIONS.md``, which states rules and
 quotes no result.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,28 +43,63 @@ from labkit.text import sentence_spans
 ROOT = Path(__file__).resolve().parents[1]
 
 NOT_A_CLAIM = "<!-- not a claim -->"
-CLAIM_WORDS = ("beats", "beat", "beating", "better", "worse", "strong",
-               "stronger", "strongest", "weak", "weaker", "weakest", "outperforms", "outperform",
-               "outperformed", "only at", "faster", "slower", "cheaper", "costlier", "higher",
-               "lower", "hundreds", "thousands", "more than", "less than", "fewer than", "ties",
-               "tied", "matches", "matched", "helps", "hurts", "pays off", "reproduces",
-               "reproduced")
+CLAIM_WORDS = (
+    "beats",
+    "beat",
+    "beating",
+    "better",
+    "worse",
+    "strong",
+    "stronger",
+    "strongest",
+    "weak",
+    "weaker",
+    "weakest",
+    "outperforms",
+    "outperform",
+    "outperformed",
+    "only at",
+    "faster",
+    "slower",
+    "cheaper",
+    "costlier",
+    "higher",
+    "lower",
+    "hundreds",
+    "thousands",
+    "more than",
+    "less than",
+    "fewer than",
+    "ties",
+    "tied",
+    "matches",
+    "matched",
+    "helps",
+    "hurts",
+    "pays off",
+    "reproduces",
+    "reproduced",
+)
 #: pages that state rules and quote no result
 NOT_RESULT_PAGES = ("docs/CONVENTIONS.md",)
-_CLAIM = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(w).replace(r"\ ", r"\s+")
-                                               for w in CLAIM_WORDS) + r")(?![\w-])", re.I)
+_CLAIM = re.compile(
+    r"(?<![\w-])(?:" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in CLAIM_WORDS) + r")(?![\w-])", re.I
+)
 _CITE = re.compile(r"<!--\s*cites:\s*(?P<table>[^|]*?)\s*\|\s*(?P<text>.*?)\s*-->", re.S)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _BLOCK_START = re.compile(r"<!--\s*results:")
 _BLOCK_END = re.compile(r"<!--\s*/results\s*-->")
 _NEW_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_MASK = [re.compile(p, re.S) for p in (
-    r"`[^`\n]*`",            # code spans
-    r"<!--.*?-->",           # HTML comments (the markers are read before this)
-    r"\]\([^)]*\)",          # link targets
-    r"https?://\S+",         # bare URLs
-    r"\"[^\"\n]*\"|“[^”\n]*”",  # words in double quotes: mentioned, not used
-)]
+_MASK = [
+    re.compile(p, re.S)
+    for p in (
+        r"`[^`\n]*`",  # code spans
+        r"<!--.*?-->",  # HTML comments (the markers are read before this)
+        r"\]\([^)]*\)",  # link targets
+        r"https?://\S+",  # bare URLs
+        r"\"[^\"\n]*\"|“[^”\n]*”",  # words in double quotes: mentioned, not used
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -111,8 +147,7 @@ def paragraphs(text: str) -> list[list[tuple[int, str]]]:
             close()
             in_block = not _BLOCK_END.search(line)
             continue
-        if (fenced or not line.strip() or line.lstrip().startswith("#")
-                or line.rstrip().endswith(NOT_A_CLAIM)):
+        if fenced or not line.strip() or line.lstrip().startswith("#") or line.rstrip().endswith(NOT_A_CLAIM):
             close()
             continue
         if line.lstrip().startswith("|"):
@@ -139,8 +174,9 @@ def scan(text: str) -> tuple[list[Claim], list[Cite]]:
             i = max(k for k, s in enumerate(starts) if s <= offset)
             return para[i][0]
 
-        markers = [(m.start(), Cite(line_of(m.start()), m["table"].strip(), m["text"].strip()))
-                   for m in _CITE.finditer(raw)]
+        markers = [
+            (m.start(), Cite(line_of(m.start()), m["table"].strip(), m["text"].strip())) for m in _CITE.finditer(raw)
+        ]
         cites += [c for _, c in markers]
         clean = raw
         for pattern in _MASK:  # same length, so offsets and lines stay where they were
@@ -173,8 +209,7 @@ def resolve(cite: Cite, results: Path) -> str | None:
     want = _normal(cite.text)
     if not want:
         return f"cites {cite.table}: no row text given"
-    rows = [_normal(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.lstrip().startswith("|")]
+    rows = [_normal(line) for line in path.read_text(encoding="utf-8").splitlines() if line.lstrip().startswith("|")]
     if not any(want in row for row in rows):
         return f"cites {cite.table}: no row contains {cite.text!r}"
     return None
@@ -184,8 +219,11 @@ def check_page(page: Path, results: Path, root: Path = ROOT) -> list[str]:
     """One line per uncited claim and per marker that does not resolve."""
     name = page.relative_to(root).as_posix() if page.is_relative_to(root) else page.name
     claims, cites = scan(page.read_text(encoding="utf-8"))
-    problems = [f"{name} line {c.line}: claim ({', '.join(dict.fromkeys(c.words))}) cites no "
-                f"row: {c.sentence[:160]}" for c in claims if not c.cited]
+    problems = [
+        f"{name} line {c.line}: claim ({', '.join(dict.fromkeys(c.words))}) cites no row: {c.sentence[:160]}"
+        for c in claims
+        if not c.cited
+    ]
     for cite in cites:
         problem = resolve(cite, results)
         if problem:
@@ -194,8 +232,10 @@ def check_page(page: Path, results: Path, root: Path = ROOT) -> list[str]:
 
 
 def pages() -> list[Path]:
-    return [ROOT / "README.md", *(p for p in sorted((ROOT / "docs").glob("*.md"))
-                                  if p.relative_to(ROOT).as_posix() not in NOT_RESULT_PAGES)]
+    return [
+        ROOT / "README.md",
+        *(p for p in sorted((ROOT / "docs").glob("*.md")) if p.relative_to(ROOT).as_posix() not in NOT_RESULT_PAGES),
+    ]
 
 
 # ------------------------------------------------------------- the rules, on synthetic pages
@@ -205,7 +245,8 @@ def results(tmp_path) -> Path:
     folder.mkdir(parents=True)
     (folder / "main.md").write_text(
         "**Caption: system A is better than B**\n\n| system | versus | verdict |\n|---|---|---|\n"
-        "| head A   | base A | better |\n| head B | base B | no clear difference |\n")
+        "| head A   | base A | better |\n| head B | base B | no clear difference |\n"
+    )
     return tmp_path / "results"
 
 
@@ -219,24 +260,30 @@ def test_an_uncited_claim_fails_naming_page_line_and_words(tmp_path, results):
     text = "# Title\n\nThe head helps weak vectors.\nIt is a plain fact.\nLead-k is strong here.\n"
     assert _problems(tmp_path, results, text) == [
         "page.md line 3: claim (helps, weak) cites no row: The head helps weak vectors.",
-        "page.md line 5: claim (strong) cites no row: Lead-k is strong here."]
+        "page.md line 5: claim (strong) cites no row: Lead-k is strong here.",
+    ]
 
 
 def test_the_issue_claims_are_caught(tmp_path, results):
-    for sentence in ("Lead-k is strong on QMSum's general queries.",
-                     "Map-reduce takes hundreds of chunks.", "It pays off only at long contexts.",
-                     "The workbench reproduces every published number.",
-                     "It helps weak vectors but cannot rescue them.",
-                     "Random sentences tie it; the oracle beats both."):
+    for sentence in (
+        "Lead-k is strong on QMSum's general queries.",
+        "Map-reduce takes hundreds of chunks.",
+        "It pays off only at long contexts.",
+        "The workbench reproduces every published number.",
+        "It helps weak vectors but cannot rescue them.",
+        "Random sentences tie it; the oracle beats both.",
+    ):
         assert _problems(tmp_path, results, sentence + "\n"), sentence
 
 
 def test_a_marker_on_the_line_or_after_the_sentence_supports_it(tmp_path, results):
     marker = "<!-- cites: demo/main.md | head A | base A | better -->"
-    ok = [f"The head helps. {marker}\n",
-          f"The head\nhelps its base. {marker}\nNext sentence.\n",
-          f"- The head helps its base {marker} on these pairs.\n",
-          f"| head A | helps | {marker} |\n"]
+    ok = [
+        f"The head helps. {marker}\n",
+        f"The head\nhelps its base. {marker}\nNext sentence.\n",
+        f"- The head helps its base {marker} on these pairs.\n",
+        f"| head A | helps | {marker} |\n",
+    ]
     for text in ok:
         assert _problems(tmp_path, results, text) == [], text
     # a marker after a later sentence does not support an earlier one on another line
@@ -244,10 +291,12 @@ def test_a_marker_on_the_line_or_after_the_sentence_supports_it(tmp_path, result
 
 
 def test_markers_resolve_against_the_record(tmp_path, results):
-    bad = {"<!-- cites: demo/missing.md | x -->": "no such table in results/",
-           "<!-- cites: demo/main.md | head C -->": "no row contains 'head C'",
-           "<!-- cites: main.md | head A -->": "expected <study>/<table>.md",
-           "<!-- cites: demo/main.md | better than B -->": "no row contains"}  # caption, not row
+    bad = {
+        "<!-- cites: demo/missing.md | x -->": "no such table in results/",
+        "<!-- cites: demo/main.md | head C -->": "no row contains 'head C'",
+        "<!-- cites: main.md | head A -->": "expected <study>/<table>.md",
+        "<!-- cites: demo/main.md | better than B -->": "no row contains",
+    }  # caption, not row
     for marker, message in bad.items():
         [problem] = _problems(tmp_path, results, f"A plain sentence. {marker}\n")
         assert message in problem and problem.startswith("page.md line 1: ")
@@ -255,13 +304,22 @@ def test_markers_resolve_against_the_record(tmp_path, results):
 
 
 def test_code_headings_blocks_comments_and_quoted_words_are_exempt(tmp_path, results):
-    text = "\n".join([
-        "# The best heading", "", "```", "better = faster()", "```",
-        "Run `labkit run --faster` and see [the page](https://example.org/better).",
-        "Tests that train for more than a few seconds are marked slow. <!-- not a claim -->",
-        "<!-- results:demo/main.md -->", "| head A | better |", "<!-- /results -->",
-        'A claim word such as "beats" or “stronger” is mentioned, not used.',
-        "<!-- a comment that says better -->"])
+    text = "\n".join(
+        [
+            "# The best heading",
+            "",
+            "```",
+            "better = faster()",
+            "```",
+            "Run `labkit run --faster` and see [the page](https://example.org/better).",
+            "Tests that train for more than a few seconds are marked slow. <!-- not a claim -->",
+            "<!-- results:demo/main.md -->",
+            "| head A | better |",
+            "<!-- /results -->",
+            'A claim word such as "beats" or “stronger” is mentioned, not used.',
+            "<!-- a comment that says better -->",
+        ]
+    )
     assert _problems(tmp_path, results, text) == []
     # link text is prose
     assert _problems(tmp_path, results, "See [the better system](x.md).\n")
@@ -275,6 +333,7 @@ def test_every_comparative_claim_on_the_page_cites_the_reference_record(page):
     if not results.is_dir():
         pytest.skip("no results/ yet: run `make figures` and `make reference` first")
     problems = check_page(page, results)
-    assert not problems, ("comparative claims without a supporting row of the reference record "
-                          "(add <!-- cites: <study>/<table>.md | <row text> --> or rewrite):\n"
-                          + "\n".join(problems))
+    assert not problems, (
+        "comparative claims without a supporting row of the reference record "
+        "(add <!-- cites: <study>/<table>.md | <row text> --> or rewrite):\n" + "\n".join(problems)
+    )

@@ -14,6 +14,7 @@ targets and URLs, numbers that are part of a name
 lines ending in ``<!-- not a result -->`` (the escape hatch for the rare constant that is not a
 parameter in the record; keep it rare). Signs are ignored: "−1.9" and "1.9" both look up 1.9.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -34,16 +35,19 @@ _NUMBER = re.compile(r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:[eE][-+]?\d+
 _MAGNITUDE = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _RATIO = ("x", "×")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_STRIP = [re.compile(p) for p in (
-    r"`[^`]*`",                                        # code spans
-    r"<!--.*?-->",                                     # HTML comments (incl. block markers)
-    r"\]\([^)]*\)",                                    # link targets
-    r"https?://\S+",                                   # bare URLs
-    r"\(([^()]*\bet al\.?[^()]*)\)",                   # citations: (Fu et al. 2024)
-    r"\barXiv:? ?\d{4}\.\d{4,5}(?:v\d+)?",             # arXiv ids
-    r"\b\d+(?:\.\d+)?% (?:[\w-]+ ){0,2}(?:CIs?|confidence|intervals?|bootstrap)\b",  # a confidence level
-    r"^\*From \[.*$",                                  # a generated block's source line
-)]
+_STRIP = [
+    re.compile(p)
+    for p in (
+        r"`[^`]*`",  # code spans
+        r"<!--.*?-->",  # HTML comments (incl. block markers)
+        r"\]\([^)]*\)",  # link targets
+        r"https?://\S+",  # bare URLs
+        r"\(([^()]*\bet al\.?[^()]*)\)",  # citations: (Fu et al. 2024)
+        r"\barXiv:? ?\d{4}\.\d{4,5}(?:v\d+)?",  # arXiv ids
+        r"\b\d+(?:\.\d+)?% (?:[\w-]+ ){0,2}(?:CIs?|confidence|intervals?|bootstrap)\b",  # a confidence level
+        r"^\*From \[.*$",  # a generated block's source line
+    )
+]
 _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*+])\s+")
 
 
@@ -81,7 +85,7 @@ def numbers_in(text: str, line: int = 0) -> list[Quoted]:
         raw, start, end = match.group(), match.start(), match.end()
         before = text[start - 1] if start else " "
         before2 = text[start - 2] if start > 1 else " "
-        after, after2 = text[end:end + 1], text[end + 1:end + 2]
+        after, after2 = text[end : end + 1], text[end + 1 : end + 2]
         if before.isalnum() or before in "_.^/\\" or (before == "-" and before2.isalpha()):
             continue  # part of a name (ROUGE-1, L6-v2, x2), a version's tail or a fraction
         if after == "." and after2.isdigit():
@@ -98,8 +102,7 @@ def numbers_in(text: str, line: int = 0) -> list[Quoted]:
         mantissa, _, exponent = raw.replace(",", "").lower().partition("e")
         decimals = len(mantissa.partition(".")[2])
         value = float(mantissa) * 10 ** int(exponent or 0) * scale
-        if ("," not in raw and "." not in raw and not exponent and scale == 1 and not percent
-                and 1900 <= value <= 2100):
+        if "," not in raw and "." not in raw and not exponent and scale == 1 and not percent and 1900 <= value <= 2100:
             continue  # a year
         tol = 0.5 * 10 ** (-decimals) * 10 ** int(exponent or 0) * scale
         found.append(Quoted(line, raw + (after if scale != 1 or percent else ""), value, tol, percent))
@@ -166,8 +169,10 @@ def check_page(page: Path, results: Path) -> list[str]:
     if not folder.is_dir():
         return [f"docs/{page.name}: no {results.name}/{page.stem}/ to quote from"]
     values = record_values(folder)
-    return [f"docs/{page.name} line {q.line}: {q.raw} is not in {results.name}/{page.stem}/"
-            for q in unquoted(page.read_text(encoding="utf-8"), values)]
+    return [
+        f"docs/{page.name} line {q.line}: {q.raw} is not in {results.name}/{page.stem}/"
+        for q in unquoted(page.read_text(encoding="utf-8"), values)
+    ]
 
 
 # -------------------------------------------------------------- the rules, on synthetic pages
@@ -176,19 +181,21 @@ def raws(text: str) -> list[str]:
 
 
 def test_skips_code_headings_lists_years_citations_names_and_marked_lines():
-    page = "\n".join([
-        "# Study 3 — 42 things",
-        "Seed: Fu et al. 2024 (arXiv 2402.00841), see (Pang et al. 2024) and Bingi & Yin 2023.",
-        "Run `labkit run -p epochs=3` with all-MiniLM-L6-v2 and ROUGE-1 on a 4D mask in 16ms.",
-        "```",
-        "accuracy = 0.999",
-        "```",
-        "1. first step [link](https://arxiv.org/abs/2402.07616) torch 2.13.0",
-        "A constant of the code, 0.10. <!-- not a result -->",
-        "<!-- results:x/y2.md -->",
-        "*From [`results/x/y2.md`](../results/x/y2.md), the reference run.*",
-        "Accuracy 0.826 [0.800, 0.853] (95% CI; 90% percentile-bootstrap interval), 1,000 resamples, −1.9 in 2023.",
-    ])
+    page = "\n".join(
+        [
+            "# Study 3 — 42 things",
+            "Seed: Fu et al. 2024 (arXiv 2402.00841), see (Pang et al. 2024) and Bingi & Yin 2023.",
+            "Run `labkit run -p epochs=3` with all-MiniLM-L6-v2 and ROUGE-1 on a 4D mask in 16ms.",
+            "```",
+            "accuracy = 0.999",
+            "```",
+            "1. first step [link](https://arxiv.org/abs/2402.07616) torch 2.13.0",
+            "A constant of the code, 0.10. <!-- not a result -->",
+            "<!-- results:x/y2.md -->",
+            "*From [`results/x/y2.md`](../results/x/y2.md), the reference run.*",
+            "Accuracy 0.826 [0.800, 0.853] (95% CI; 90% percentile-bootstrap interval), 1,000 resamples, −1.9 in 2023.",
+        ]
+    )
     assert raws(page) == ["0.826", "0.800", "0.853", "1,000", "1.9"]
     assert [q.line for q in page_numbers(page)] == [11] * 5
 
@@ -203,21 +210,31 @@ def test_suffixes_percent_ratio_and_magnitude():
 
 def test_displayed_precision_decides_a_match():
     values = sorted([1.3412, 0.97896, 3048.0, 1680400.0, 48.93])
+
     def ok(text):
         return in_record(page_numbers(text)[0], values)
+
     assert ok("1.34") and ok("1.3") and ok("1.341") and not ok("1.35") and not ok("1.3413")
-    assert ok("97.9%") and ok("98%") and not ok("97.8%")   # as a share of 1
-    assert ok("48.9%")                                       # as written (ROUGE in percent)
+    assert ok("97.9%") and ok("98%") and not ok("97.8%")  # as a share of 1
+    assert ok("48.9%")  # as written (ROUGE in percent)
     assert ok("3,048") and not ok("3,049") and ok("1.68M") and ok("1.7M") and not ok("1.6M")
     assert not ok("2.5")
 
 
 def test_record_values_read_tables_and_record_json(tmp_path):
-    (tmp_path / "main.md").write_text("**Caption with 37 items.**\n\n| system | R-1 |\n|---|---|\n"
-                                      "| Lead-k | 23.8 [21.8, 25.9] |\n| shrink | 97.9% |\n")
-    (tmp_path / "record.json").write_text(json.dumps(
-        {"results": {"speedup": {"median": 1.3412, "ci": [-0.98, 1.6]}, "ok": True},
-         "warnings": ["kept 1.2% of the transcript"], "parameters": {"profile": "default"}}))
+    (tmp_path / "main.md").write_text(
+        "**Caption with 37 items.**\n\n| system | R-1 |\n|---|---|\n"
+        "| Lead-k | 23.8 [21.8, 25.9] |\n| shrink | 97.9% |\n"
+    )
+    (tmp_path / "record.json").write_text(
+        json.dumps(
+            {
+                "results": {"speedup": {"median": 1.3412, "ci": [-0.98, 1.6]}, "ok": True},
+                "warnings": ["kept 1.2% of the transcript"],
+                "parameters": {"profile": "default"},
+            }
+        )
+    )
     values = record_values(tmp_path)
     for number in (37, 23.8, 21.8, 25.9, 97.9, 0.979, 1.3412, 0.98, 1.6, 1.2, 0.012):
         assert any(abs(v - number) < 1e-9 for v in values), number
@@ -248,8 +265,10 @@ def test_every_builtin_study_has_a_page():
 def test_study_pages_quote_only_numbers_in_the_reference_record():
     results = ROOT / reference.RESULTS_DIR
     if not results.is_dir():
-        pytest.skip("no results/ yet: run `make figures` (default profile), `make reference` and "
-                    "`python -m labkit.run.reference --update-docs`, then commit results/ and docs/")
+        pytest.skip(
+            "no results/ yet: run `make figures` (default profile), `make reference` and "
+            "`python -m labkit.run.reference --update-docs`, then commit results/ and docs/"
+        )
     problems = [p for page in study_pages() for p in check_page(page, results)]
     assert not problems, "numbers on study pages that the reference record lacks:\n" + "\n".join(problems)
 
@@ -257,10 +276,14 @@ def test_study_pages_quote_only_numbers_in_the_reference_record():
 def test_generated_blocks_match_the_reference_record(tmp_path):
     results = ROOT / reference.RESULTS_DIR
     if not results.is_dir():
-        pytest.skip("no results/ yet: the generated blocks are filled by "
-                    "`python -m labkit.run.reference --update-docs` once it exists")
+        pytest.skip(
+            "no results/ yet: the generated blocks are filled by "
+            "`python -m labkit.run.reference --update-docs` once it exists"
+        )
     docs = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", docs)
     stale = reference.update_docs(docs, results)
-    assert not stale, ("generated blocks out of date (run `python -m labkit.run.reference "
-                       f"--update-docs`): {', '.join('docs/' + p.name for p in stale)}")
+    assert not stale, (
+        "generated blocks out of date (run `python -m labkit.run.reference "
+        f"--update-docs`): {', '.join('docs/' + p.name for p in stale)}"
+    )

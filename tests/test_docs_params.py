@@ -8,6 +8,7 @@ the study whose page it is (``docs/<study>.md``), else (README, general pages) a
 study with that parameter. A placeholder value (``...``, ``<name or path>``) checks the name
 only; a real value is parsed as ``labkit run`` parses it and validated.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,8 +36,7 @@ def _examples() -> list[tuple[str, int, str | None, str, str]]:
             for key, value in EXAMPLE.findall(line):
                 if key == "key":  # the syntax itself: `-p key=value`
                     continue
-                found.append((page.relative_to(ROOT).as_posix(), n,
-                              named.group(1) if named else own, key, value))
+                found.append((page.relative_to(ROOT).as_posix(), n, named.group(1) if named else own, key, value))
     return found
 
 
@@ -61,8 +61,7 @@ def test_examples_are_found():
     assert {"base_model", "mixed_precision"} <= keys, keys
 
 
-@pytest.mark.parametrize("page,line,study,key,raw", EXAMPLES,
-                         ids=[f"{e[0]}:{e[1]}:{e[3]}" for e in EXAMPLES])
+@pytest.mark.parametrize("page,line,study,key,raw", EXAMPLES, ids=[f"{e[0]}:{e[1]}:{e[3]}" for e in EXAMPLES])
 def test_documented_example_passes_the_check(page, line, study, key, raw):
     value = _value(raw)
     errors = []

@@ -104,10 +104,7 @@ def edges() -> tuple[dict[str, set[str]], list[str]]:
                 if node.level:
                     up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(up + ([node.module] if node.module else []))
-                targets = [
-                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                    for a in node.names
-                ]
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
             else:
                 continue
             targets = [t for t in targets if t == "labkit" or t.startswith("labkit.")]
@@ -161,9 +158,7 @@ def test_there_is_no_import_circle():
                 if top == node:
                     break
             # a package importing its own submodules and back is how __init__ re-exports work
-            real = [
-                m for m in component if not any(o != m and o.startswith(m + ".") for o in component)
-            ]
+            real = [m for m in component if not any(o != m and o.startswith(m + ".") for o in component)]
             if len(real) > 1:
                 circles.append(" <-> ".join(sorted(component)))
 

@@ -63,10 +63,7 @@ def make_train_fn(base_path, calls: list, fail: bool = False):
 
         calls.append(job.folder)
         model = LlamaForCausalLM.from_pretrained(base_path, use_safetensors=True)
-        data = [
-            {"input_ids": torch.arange(i, i + 8) % 64, "labels": torch.arange(i, i + 8) % 64}
-            for i in range(8)
-        ]
+        data = [{"input_ids": torch.arange(i, i + 8) % 64, "labels": torch.arange(i, i + 8) % 64} for i in range(8)]
         args = training_arguments(
             job.scratch,
             max_steps=CONFIG["steps"],
@@ -84,9 +81,7 @@ def make_train_fn(base_path, calls: list, fail: bool = False):
 
 
 def recipe_for(base_path, config=CONFIG) -> Recipe:
-    return Recipe(
-        "unit-lm", "unit-lm-v1", config, base=BaseModel.of(str(base_path)), data_sha256="d" * 64
-    )
+    return Recipe("unit-lm", "unit-lm-v1", config, base=BaseModel.of(str(base_path)), data_sha256="d" * 64)
 
 
 def test_same_inputs_hit_and_metadata_has_everything(tiny_base):
@@ -102,9 +97,7 @@ def test_same_inputs_hit_and_metadata_has_everything(tiny_base):
     assert meta["config"] == CONFIG and meta["code_version"] == "unit-lm-v1"
     assert meta["base"] == {"name": str(tiny_base), "fingerprint": base_fingerprint(tiny_base)}
     assert meta["data_sha256"] == "d" * 64 and meta["created"]
-    assert meta["energy"]["energy_kwh"] > 0 and meta["energy"]["tasks"] == [
-        f"train_unit-lm-{first.key[:12]}"
-    ]
+    assert meta["energy"]["energy_kwh"] > 0 and meta["energy"]["tasks"] == [f"train_unit-lm-{first.key[:12]}"]
     assert meta["metrics"]["energy_kwh"] == meta["energy"]["energy_kwh"]
     assert meta["power_method"] and meta["power_method"] == meta["energy"]["power_method"]
     # the registry finds it by its labkit name; the Trainer scratch folder is gone
@@ -226,10 +219,7 @@ def test_siamese_finetune_keys_on_the_base_bytes_not_its_folder_name(tmp_path):
     base = tmp_path / "all-MiniLM-L6-v2"
     shutil.copytree(resolve("all-MiniLM-L6-v2").path, base)
     q1 = [f"is drug {i} safe in pregnancy" for i in range(8)]
-    q2 = [
-        f"can I take drug {i} while pregnant" if i % 2 else f"what does drug {i} cost"
-        for i in range(8)
-    ]
+    q2 = [f"can I take drug {i} while pregnant" if i % 2 else f"what does drug {i} cost" for i in range(8)]
     y = [i % 2 for i in range(8)]
     cfg = FineTuneConfig(base_model=str(base), epochs=2, batch_size=4)
     with CarbonSession() as carbon:

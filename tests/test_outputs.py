@@ -56,9 +56,7 @@ def test_carbon_measures_each_task_and_says_how():
 
 
 def test_figure_and_table_are_written_and_recorded(out):
-    record = records.start(
-        "unit", {"profile": "smoke", "hf_token": "hf_abcdefghijklmnopqrstuvwxyz"}, {"python": 0}
-    )
+    record = records.start("unit", {"profile": "smoke", "hf_token": "hf_abcdefghijklmnopqrstuvwxyz"}, {"python": 0})
     fig = go.Figure(go.Scatter(x=[1, 2], y=[2, 1]))
     paths = figures.save_figure(fig, "unit", "line", "A line.", show=False)
     figures.save_table(pd.DataFrame({"a": [1.5, 2.25]}), "unit", "numbers", "Two numbers.")
@@ -114,9 +112,7 @@ def test_notebook_end_fails_when_a_promised_output_is_missing(out, monkeypatch):
 
     monkeypatch.setenv("LABKIT_DEVICE", "")  # begin() sets it for the kernel; undo after the test
     monkeypatch.setenv("LABKIT_MIXED_PRECISION", "1")
-    cfg, record = notebook.begin(
-        "unit2", {"smoke": {"k": 1}, "default": {"k": 2}, "paper": {"k": 3}}, "smoke", 7
-    )
+    cfg, record = notebook.begin("unit2", {"smoke": {"k": 1}, "default": {"k": 2}, "paper": {"k": 3}}, "smoke", 7)
     assert {k: cfg[k] for k in ("k", "profile", "seed")} == {"k": 1, "profile": "smoke", "seed": 7}
     assert cfg["device"] == device.resolve_device()
     with pytest.raises(LabkitError, match="missing or empty figure file .*ghost.html"):
@@ -124,9 +120,7 @@ def test_notebook_end_fails_when_a_promised_output_is_missing(out, monkeypatch):
     assert (out / "unit2" / records.RECORD_NAME).is_file()
 
 
-def test_end_checks_what_the_notebook_registered_and_refuses_a_notebook_that_wrote_nothing(
-    tmp_path, monkeypatch
-):
+def test_end_checks_what_the_notebook_registered_and_refuses_a_notebook_that_wrote_nothing(tmp_path, monkeypatch):
     import pandas as pd
 
     from labkit.errors import LabkitError

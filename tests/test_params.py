@@ -83,8 +83,7 @@ def test_profile_values_and_notebook_defaults_pass_their_own_schema(study):
         (
             "meeting_summarization",
             {"instructions": ["lnog"]},
-            "instructions[0]: expected one of 'long', 'medium', 'short', got 'lnog'; "
-            "did you mean 'long'?",
+            "instructions[0]: expected one of 'long', 'medium', 'short', got 'lnog'; did you mean 'long'?",
         ),
         (
             "meeting_summarization",
@@ -132,8 +131,7 @@ def test_check_normalises_what_the_kernel_needs(tmp_path, monkeypatch):
     assert isinstance(out["sweep_budgets"][0], int)
     with pytest.raises(
         ParameterError,
-        match="points_csv: expected the path of an existing file, "
-        "got 'gone.csv', which does not exist",
+        match="points_csv: expected the path of an existing file, got 'gone.csv', which does not exist",
     ):
         params.check("scaling_laws", {"points_csv": "gone.csv"})
     with pytest.raises(ParameterError, match="which is a folder"):
@@ -204,9 +202,7 @@ def test_tiny_lm_fields_follow_the_config_dataclass():
 def test_param_describes_its_form():
     assert Param("x", int, min=1).expected() == "an integer >= 1"
     assert Param("x", float, min=0, max=1).expected() == "a number between 0 and 1"
-    assert (
-        Param("x", list[int], min=1, min_items=1).expected() == "a non-empty list of integers >= 1"
-    )
+    assert Param("x", list[int], min=1, min_items=1).expected() == "a non-empty list of integers >= 1"
     assert Param("x", list[str], none_means="profile").type_label() == "list[str] | None"
 
 

@@ -28,11 +28,7 @@ DATA_CELL = 'import labkit.data\nprint(len(labkit.data.load("chinchilla")))'
 
 
 def _mirror_has(key: str) -> bool:
-    return any(
-        (Path(m) / key).is_dir()
-        for m in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep)
-        if m
-    )
+    return any((Path(m) / key).is_dir() for m in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep) if m)
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,7 @@ def write_run(root: Path, profile: str = "default", skip: tuple[str, ...] = (), 
         outputs = []
         for name in study.figures:
             for ext in ("png", "html"):
-                (folder / f"{name}.{ext}").write_bytes(
-                    b"\x89PNG binary" if ext == "png" else b"<html>"
-                )
+                (folder / f"{name}.{ext}").write_bytes(b"\x89PNG binary" if ext == "png" else b"<html>")
             outputs.append(
                 {
                     "kind": "figure",
@@ -50,9 +48,7 @@ def write_run(root: Path, profile: str = "default", skip: tuple[str, ...] = (), 
             )
         for name in study.tables:
             (folder / f"{name}.csv").write_text("a,b\n1,2.5\n")
-            (folder / f"{name}.md").write_text(
-                f"**Table {name}.**\n\n| a | b |\n|--:|--:|\n| {i} | 0.{i}25 |\n"
-            )
+            (folder / f"{name}.md").write_text(f"**Table {name}.**\n\n| a | b |\n|--:|--:|\n| {i} | 0.{i}25 |\n")
             outputs.append(
                 {
                     "kind": "table",
@@ -116,25 +112,15 @@ def test_a_complete_default_run_becomes_a_small_portable_record(tmp_path):
         record = json.loads((folder / "record.json").read_text())
         assert record["profile"] == "default" and record["device"]["device"] == "cpu"
         assert record["results"]["headline"]["median"] == 1.2345
-        assert (
-            record["packages"] == {"torch": "2.13.0"}
-            and record["git"]["commit"] == "0123456789abcdef"
-        )
+        assert record["packages"] == {"torch": "2.13.0"} and record["git"]["commit"] == "0123456789abcdef"
         assert record["warnings"] == ["few-shot panel: piqa skipped, data unavailable"]
         assert [o["name"] for o in record["outputs"]] == [*study.figures, *study.tables]
         assert all(set(o) == {"kind", "name", "caption"} for o in record["outputs"])
         assert record["data"]["mqp"]["files"] == 1 and "location" not in record["data"]["mqp"]
-    assert (
-        not list(out.rglob("*.png"))
-        and not list(out.rglob("*.html"))
-        and not list(out.rglob("*.csv"))
-    )
+    assert not list(out.rglob("*.png")) and not list(out.rglob("*.html")) and not list(out.rglob("*.csv"))
     readme = (out / "README.md").read_text()
     assert reference.GENERATED_MARK in readme and "Partial" not in readme
-    assert (
-        "| [scaling_laws](scaling_laws/record.json) | default | 5.0 min | cpu (CPU, float32) |"
-        in readme
-    )
+    assert "| [scaling_laws](scaling_laws/record.json) | default | 5.0 min | cpu (CPU, float32) |" in readme
     assert "`figs/`" in readme and "0123456789ab" in readme
     assert "Left out" in readme and "`embeddings_medical/pair_scores.md`" in readme
     assert "[pair_scores](embeddings_medical/pair_scores.md)" not in readme
@@ -172,9 +158,7 @@ def test_a_complete_default_run_becomes_a_small_portable_record(tmp_path):
         ),
     ],
 )
-def test_an_incomplete_or_non_default_run_is_refused_with_the_reason(
-    tmp_path, profile, skip, edit, reason
-):
+def test_an_incomplete_or_non_default_run_is_refused_with_the_reason(tmp_path, profile, skip, edit, reason):
     if "repeats" in reason:
         assert "repeats" in reference.default_parameters(studies.get("anchor_attention"))
     figs = write_run(tmp_path / "figs", profile, skip, edit)
@@ -192,9 +176,7 @@ def test_a_machine_path_anywhere_stops_the_build_naming_file_and_path(tmp_path, 
     leak = str(tmp_path / "cache" / "x.bin")
     figs = write_run(
         tmp_path / "figs",
-        edit=lambda s, r: (
-            r["warnings"].append(f"read {leak}") if s.id == "embeddings_medical" else None
-        ),
+        edit=lambda s, r: r["warnings"].append(f"read {leak}") if s.id == "embeddings_medical" else None,
     )
     with pytest.raises(DataError) as err:
         reference.build(figs, tmp_path / "results")
@@ -210,13 +192,9 @@ def test_a_machine_path_anywhere_stops_the_build_naming_file_and_path(tmp_path, 
 
 
 def test_path_leaks_match_whole_components_only():
-    assert reference.path_leaks("/work/main/figures and /work/mainline", ["/work/main"]) == [
-        "/work/main"
-    ]
+    assert reference.path_leaks("/work/main/figures and /work/mainline", ["/work/main"]) == ["/work/main"]
     assert reference.path_leaks("/work/mainline /work/main_x", ["/work/main"]) == []
-    assert (
-        "/tmp" in reference.machine_paths() and str(studies.CHECKOUT) in reference.machine_paths()
-    )
+    assert "/tmp" in reference.machine_paths() and str(studies.CHECKOUT) in reference.machine_paths()
 
 
 def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
@@ -251,20 +229,15 @@ def test_update_docs_fills_blocks_from_the_record_and_is_idempotent(tmp_path):
     docs.mkdir()
     page = docs / "scaling_laws.md"
     page.write_text(
-        "# S\n\nBefore.\n\n<!-- results:scaling_laws/fit_params.md -->\nstale 9.99\n"
-        "<!-- /results -->\n\nAfter.\n"
+        "# S\n\nBefore.\n\n<!-- results:scaling_laws/fit_params.md -->\nstale 9.99\n<!-- /results -->\n\nAfter.\n"
     )
     assert reference.update_docs(docs, results) == [page]
     text = page.read_text()
     assert "stale" not in text and "**Table fit_params.**" in text and "| 4 | 0.425 |" in text
-    assert "(../results/scaling_laws/fit_params.md)" in text and text.endswith(
-        "<!-- /results -->\n\nAfter.\n"
-    )
+    assert "(../results/scaling_laws/fit_params.md)" in text and text.endswith("<!-- /results -->\n\nAfter.\n")
     assert reference.update_docs(docs, results) == []
     page.write_text("# S\n\n\n<!-- results:scaling_laws/nope.md -->\n<!-- /results -->\n")
-    with pytest.raises(
-        DataError, match=r"scaling_laws.md line 4: block names scaling_laws/nope.md"
-    ):
+    with pytest.raises(DataError, match=r"scaling_laws.md line 4: block names scaling_laws/nope.md"):
         reference.update_docs(docs, results)
 
 
@@ -273,10 +246,7 @@ def test_command_line(tmp_path, capsys):
     assert reference.main(["--figures", str(figs), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("labkit.run.reference: error:") and err.count("\n") == 1
-    assert (
-        reference.main(["--figures", str(figs), "--out", str(tmp_path / "r"), "--allow-partial"])
-        == 0
-    )
+    assert reference.main(["--figures", str(figs), "--out", str(tmp_path / "r"), "--allow-partial"]) == 0
     assert (tmp_path / "r" / "data_overview" / "record.json").is_file()
 
 
@@ -339,9 +309,7 @@ def test_gallery_shows_device_skipped_panels_and_warnings_in_full(tmp_path):
         > skipped
     )
     assert page.index("- provider openai-3-small skipped: OPENAI_API_KEY is not set") > skipped
-    assert page.index("- truncated 3 transcripts to the context") > page.index(
-        "Warnings (from the run record):"
-    )
+    assert page.index("- truncated 3 transcripts to the context") > page.index("Warnings (from the run record):")
     assert " ".join(caption.split()) in page
 
 
@@ -354,9 +322,7 @@ def test_a_default_seeds_run_enters_the_record_and_another_profile_is_refused(tm
         sub = folder / "seeds" / f"seed-{seed}"
         sub.mkdir(parents=True)
         (sub / "run_record.json").write_text(
-            json.dumps(
-                {"parameters": {"profile": "default", "seed": seed}, "git": {"commit": "abc"}}
-            )
+            json.dumps({"parameters": {"profile": "default", "seed": seed}, "git": {"commit": "abc"}})
         )
     (folder / "seeds_summary.md").write_text("| quantity | mean |\n|---|---|\n| r | 1 |\n")
     assert seeds_spread(folder) == {"seeds": [0, 1, 2], "profile": "default", "commits": ["abc"]}

@@ -19,9 +19,7 @@ def statuses(results):
 
 
 @pytest.mark.slow
-def test_second_run_is_cached_and_a_changed_parameter_or_missing_output_reruns(
-    tmp_path, monkeypatch
-):
+def test_second_run_is_cached_and_a_changed_parameter_or_missing_output_reruns(tmp_path, monkeypatch):
     ext = tmp_path / "ext"
     light_study(ext / "one", "one", "pass")
     light_study(ext / "two", "two", "pass")
@@ -50,9 +48,7 @@ def test_second_run_is_cached_and_a_changed_parameter_or_missing_output_reruns(
         "two": "ok",
     }
     # --force re-runs even what is cached
-    assert statuses(runner.run(["one"], profile="default", out_root=figs, force=True)) == {
-        "one": "ok"
-    }
+    assert statuses(runner.run(["one"], profile="default", out_root=figs, force=True)) == {"one": "ok"}
     # a partial run is never reused
     record = figs / "one" / "run_record.json"
     data = json.loads(record.read_text())
@@ -103,9 +99,7 @@ def _notebook(path: Path, code: str) -> Path:
     return path
 
 
-def test_a_changed_code_file_changes_exactly_the_keys_of_the_notebooks_that_can_run_it(
-    tmp_path, monkeypatch
-):
+def test_a_changed_code_file_changes_exactly_the_keys_of_the_notebooks_that_can_run_it(tmp_path, monkeypatch):
     pkg = _fake_labkit(tmp_path / "src")
     monkeypatch.setattr(cache, "LABKIT", pkg)
     cache._module_imports.cache_clear()
@@ -163,9 +157,7 @@ def test_a_user_file_named_by_a_parameter_is_part_of_the_key(tmp_path):
 
 
 def test_changed_mirror_data_invalidates_a_cached_run(tmp_path, monkeypatch):
-    source = Path(
-        __import__("os").environ.get("LABKIT_DATA_MIRROR", ROOT.parent / "shared" / "data")
-    )
+    source = Path(__import__("os").environ.get("LABKIT_DATA_MIRROR", ROOT.parent / "shared" / "data"))
     if not (source / "tinyshakespeare" / "input.txt").is_file():
         pytest.skip("real data mirror not found")
     mirror = tmp_path / "mirror"

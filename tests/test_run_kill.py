@@ -27,9 +27,7 @@ def slow_study(folder: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("profile = None\nseed = 0", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import os, time\nprint('kernel', os.getpid(), flush=True)\ntime.sleep(120)"
-        ),
+        nbformat.v4.new_code_cell("import os, time\nprint('kernel', os.getpid(), flush=True)\ntime.sleep(120)"),
         nbformat.v4.new_code_cell("import labkit.notebook\nlabkit.notebook.end(None)"),
     ]
     nb.metadata["kernelspec"] = {

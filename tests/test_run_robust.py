@@ -114,10 +114,7 @@ def test_a_missing_data_mirror_and_an_unwritable_cache_are_named(tmp_path, monke
     monkeypatch.setenv("LABKIT_FIGURES_DIR", str(tmp_path / "figs"))
     monkeypatch.setenv("LABKIT_DATA_MIRROR", str(tmp_path / "nowhere"))
     assert cli.main(["run", "data_overview"]) == 2
-    assert (
-        f"LABKIT_DATA_MIRROR entry {tmp_path / 'nowhere'}: no such folder"
-        in capsys.readouterr().err
-    )
+    assert f"LABKIT_DATA_MIRROR entry {tmp_path / 'nowhere'}: no such folder" in capsys.readouterr().err
     monkeypatch.delenv("LABKIT_DATA_MIRROR")
     (tmp_path / "cachefile").write_text("x")
     monkeypatch.setenv("LABKIT_CACHE_DIR", str(tmp_path / "cachefile"))
@@ -126,9 +123,7 @@ def test_a_missing_data_mirror_and_an_unwritable_cache_are_named(tmp_path, monke
 
 
 @pytest.mark.slow
-def test_a_kernel_killed_from_outside_is_explained_and_leaves_nothing_running(
-    tmp_path, capsys, monkeypatch
-):
+def test_a_kernel_killed_from_outside_is_explained_and_leaves_nothing_running(tmp_path, capsys, monkeypatch):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("profile = None", metadata={"tags": ["parameters"]}),
@@ -139,9 +134,7 @@ def test_a_kernel_killed_from_outside_is_explained_and_leaves_nothing_running(
             "open(os.environ['CHILD_PID_FILE'], 'w').write(str(child.pid))\n"
             "block = bytearray(200_000_000)"
         ),
-        nbformat.v4.new_code_cell(
-            "import signal, time\ntime.sleep(1.5)\nos.kill(os.getpid(), signal.SIGKILL)"
-        ),
+        nbformat.v4.new_code_cell("import signal, time\ntime.sleep(1.5)\nos.kill(os.getpid(), signal.SIGKILL)"),
     ]
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -154,9 +147,7 @@ def test_a_kernel_killed_from_outside_is_explained_and_leaves_nothing_running(
     monkeypatch.setenv("CHILD_PID_FILE", str(tmp_path / "child.pid"))
     assert cli.main(["run", str(path), "--no-gallery"]) == 1
     out = capsys.readouterr().out
-    assert (
-        "the kernel died (signal 9: killed from outside, often out of memory) in cell 4 of 4" in out
-    )
+    assert "the kernel died (signal 9: killed from outside, often out of memory) in cell 4 of 4" in out
     assert "peak memory" in out and "--jobs 1" in out
     assert "Traceback" not in out and "DeadKernelError" not in out
     child = int((tmp_path / "child.pid").read_text())

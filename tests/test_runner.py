@@ -51,9 +51,7 @@ def test_default_set_is_the_registry_without_exploration_notebooks(monkeypatch):
 
 def test_names_resolve_through_the_registry_and_paths_still_work(tmp_path):
     assert plan.discover(["scaling_laws"]) == [studies.get("scaling_laws")]
-    assert plan.discover([str(ROOT / "notebooks" / "data_overview.ipynb")]) == [
-        studies.get("data_overview")
-    ]
+    assert plan.discover([str(ROOT / "notebooks" / "data_overview.ipynb")]) == [studies.get("data_overview")]
     nb = make_notebook(tmp_path / "adhoc.ipynb", "print(y)")
     (adhoc,) = plan.discover([str(nb)])
     assert (adhoc.id, adhoc.notebook) == ("adhoc", nb.resolve())
@@ -63,9 +61,7 @@ def test_names_resolve_through_the_registry_and_paths_still_work(tmp_path):
 
 def test_unknown_notebook_and_unknown_parameter_are_clear_errors(tmp_path, capsys):
     assert cli.main(["run", "data_overveiw"]) == 2
-    assert (
-        "unknown study 'data_overveiw' (did you mean 'data_overview'?)" in capsys.readouterr().err
-    )
+    assert "unknown study 'data_overveiw' (did you mean 'data_overview'?)" in capsys.readouterr().err
     nb = make_notebook(tmp_path / "tiny.ipynb", "print(y)")
     assert cli.main(["run", str(nb), "-p", "epochs=3"]) == 2
     assert "has no parameter 'epochs'" in capsys.readouterr().err
@@ -85,10 +81,7 @@ def test_failing_notebook_exits_1_and_shows_the_cell_and_error(tmp_path, capsys,
 
 @pytest.mark.slow
 def test_data_overview_runs_end_to_end_and_writes_every_output(tmp_path, monkeypatch, capsys):
-    if (
-        not (ROOT.parent / "shared" / "data").is_dir()
-        and "LABKIT_DATA_MIRROR" not in __import__("os").environ
-    ):
+    if not (ROOT.parent / "shared" / "data").is_dir() and "LABKIT_DATA_MIRROR" not in __import__("os").environ:
         pytest.skip("real data mirror not found")
     monkeypatch.setenv("LABKIT_FIGURES_DIR", str(tmp_path))
     code = cli.main(["run", "data_overview", "--profile", "smoke", "-p", "max_meetings=3"])
@@ -166,10 +159,7 @@ def test_parse_seeds_and_exit_codes():
     for bad in ("a", "1,,2", "-1", "1,1", "0.5"):
         with pytest.raises(ParameterError, match="--seeds"):
             plan.parse_seeds(bad)
-    rows = [
-        summary.NotebookResult("a.ipynb", "a", status, 1.0)
-        for status in ("ok", "partial", "failed")
-    ]
+    rows = [summary.NotebookResult("a.ipynb", "a", status, 1.0) for status in ("ok", "partial", "failed")]
     assert summary.exit_code(rows[:1]) == 0 and summary.exit_code(rows[:2]) == 3
     assert summary.exit_code(rows) == 1 and summary.exit_code(rows[::2]) == 1
 
@@ -271,15 +261,11 @@ def test_executed_notebooks_carry_no_absolute_paths(tmp_path, monkeypatch):
         "models": [str(ROOT / "notebooks"), "all-MiniLM-L6-v2"],
     }
     nb.cells = [
-        nbformat.v4.new_code_cell(
-            f"pairs = {params['pairs']!r}", metadata={"tags": ["injected-parameters"]}
-        ),
+        nbformat.v4.new_code_cell(f"pairs = {params['pairs']!r}", metadata={"tags": ["injected-parameters"]}),
         nbformat.v4.new_code_cell(
             "print(out)",
             outputs=[
-                nbformat.v4.new_output(
-                    "stream", name="stdout", text=f"wrote {stage}/t.csv\nfrom {ROOT}/labkit/io.py\n"
-                )
+                nbformat.v4.new_output("stream", name="stdout", text=f"wrote {stage}/t.csv\nfrom {ROOT}/labkit/io.py\n")
             ],
         ),
     ]
@@ -308,9 +294,7 @@ def test_executed_notebooks_carry_no_absolute_paths(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(
-    tmp_path, monkeypatch, capsys
-):
+def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(tmp_path, monkeypatch, capsys):
     """2-worker LocalCluster: ok, partial, failing (previous outputs kept) and worker-killing
     notebooks; the others complete, the summary says what happened, the exit code is 1."""
     ext = tmp_path / "ext"
@@ -328,9 +312,7 @@ def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(
     (figs / "bad" / "numbers.csv").write_text("previous good run\n")
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(ext))
     monkeypatch.setenv("LABKIT_FIGURES_DIR", str(figs))
-    code = cli.main(
-        ["run", "good", "part", "bad", "dies", "--profile", "smoke", "--jobs", "2", "--no-gallery"]
-    )
+    code = cli.main(["run", "good", "part", "bad", "dies", "--profile", "smoke", "--jobs", "2", "--no-gallery"])
     out = capsys.readouterr().out
     assert code == 1, out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if ".ipynb " in line[:12]}
@@ -354,9 +336,7 @@ def test_dask_run_stages_outputs_isolates_failures_and_survives_a_dead_worker(
 
 
 @pytest.mark.slow
-def test_seeds_run_per_seed_folders_then_aggregate_then_come_from_the_run_cache(
-    tmp_path, monkeypatch
-):
+def test_seeds_run_per_seed_folders_then_aggregate_then_come_from_the_run_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(light_study(tmp_path / "ext", "lite", "pass")))
     figs = tmp_path / "dask"
     (figs / "lite").mkdir(parents=True)

@@ -58,13 +58,9 @@ def test_paired_difference_of_equal_systems_is_not_significant():
 def test_distribution_shares_resamples_between_metrics():
     y = np.array([0, 1] * 20)
     s = np.linspace(0, 1, 40)
-    samples = stats.distribution(
-        lambda idx: np.array([y[idx].mean(), s[idx].mean()]), 40, n_resamples=200
-    )
+    samples = stats.distribution(lambda idx: np.array([y[idx].mean(), s[idx].mean()]), 40, n_resamples=200)
     assert samples.shape == (200, 2)
-    grouped = stats.distribution(
-        lambda idx: float(len(idx)), 40, groups=np.repeat(np.arange(8), 5), n_resamples=50
-    )
+    grouped = stats.distribution(lambda idx: float(len(idx)), 40, groups=np.repeat(np.arange(8), 5), n_resamples=50)
     assert set(grouped) == {40.0}  # 8 groups of 5 drawn: always 40 items
 
 

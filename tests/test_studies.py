@@ -3,6 +3,7 @@
 The throwaway study is the proof that adding a study needs no edit to labkit: a notebook and a
 ``study.json`` in a temporary folder, named in ``LABKIT_STUDY_PATH``, run by ``labkit run``.
 """
+
 import importlib
 import json
 import os
@@ -14,8 +15,8 @@ import nbformat
 import pytest
 
 from labkit import studies
-from labkit.run import cli, gallery, plan
 from labkit.errors import ParameterError
+from labkit.run import cli, gallery, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +40,7 @@ def test_every_entry_points_at_real_files_and_ids_are_unique(no_external):
 
 
 def test_every_study_notebook_in_the_checkout_is_registered(no_external):
-    on_disk = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")
-               if not p.name.startswith("explore_")}
+    on_disk = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("explore_")}
     assert on_disk == set(studies.ids())
     explorers = {p.stem for p in (ROOT / "notebooks").glob("explore_*.ipynb")}
     assert explorers == {s.explorer for s in studies.all_studies() if s.explorer}
@@ -74,10 +74,17 @@ def test_conventions_table_is_the_registry():
 def test_consumers_read_the_registry(no_external):
     from labkit.explore import STUDIES, anchor, embeddings, summaries
 
-    assert STUDIES == {"embeddings": "embeddings_medical", "anchor": "anchor_attention",
-                       "summaries": "meeting_summarization", "scaling": "scaling_laws"}
-    assert (embeddings.STUDY, anchor.STUDY, summaries.STUDY) == \
-        ("embeddings_medical", "anchor_attention", "meeting_summarization")
+    assert STUDIES == {
+        "embeddings": "embeddings_medical",
+        "anchor": "anchor_attention",
+        "summaries": "meeting_summarization",
+        "scaling": "scaling_laws",
+    }
+    assert (embeddings.STUDY, anchor.STUDY, summaries.STUDY) == (
+        "embeddings_medical",
+        "anchor_attention",
+        "meeting_summarization",
+    )
     assert studies.for_benchmark(ROOT / "benchmarks" / "scaling_fit.py").id == "scaling_laws"
     assert [s.id for s in plan.discover()] == studies.ids()
     assert plan.discover(["notebooks/scaling_laws.ipynb"])[0] is studies.get("scaling_laws")
@@ -89,8 +96,11 @@ def test_gallery_follows_registry_order_and_titles(tmp_path, no_external):
         (tmp_path / study_id / "run_record.json").write_text(json.dumps({"study": study_id}))
     page = gallery.write(tmp_path).read_text()
     first, second = studies.get("data_overview").title, studies.get("scaling_laws").title
-    assert page.index(f"## {first} (`data_overview`)") < page.index(f"## {second} (`scaling_laws`)") \
+    assert (
+        page.index(f"## {first} (`data_overview`)")
+        < page.index(f"## {second} (`scaling_laws`)")
         < page.index("## zz_adhoc")
+    )
 
 
 def test_cli_lists_the_studies(capsys, no_external):
@@ -103,8 +113,11 @@ def test_cli_lists_the_studies(capsys, no_external):
 
 # ------------------------------------------------------------------------------------ errors
 def test_unknown_id_suggests_the_close_one_and_lists_all(no_external):
-    with pytest.raises(ParameterError, match=r"unknown study 'scaling_law' \(did you mean "
-                                             r"'scaling_laws'\?\).*data_overview"):
+    with pytest.raises(
+        ParameterError,
+        match=r"unknown study 'scaling_law' \(did you mean "
+        r"'scaling_laws'\?\).*data_overview",
+    ):
         studies.get("scaling_law")
     with pytest.raises(ParameterError) as err:
         studies.get("zzz")
@@ -128,31 +141,40 @@ def test_register_adds_a_study_and_refuses_a_taken_id(tmp_path, no_external):
 def write_study(folder: Path, spec: dict | str, notebooks=("demo.ipynb",)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import labkit.notebook\nrecord = None\n"
-                                          "tables = ['t1']\ntables.append('t2')\n"
-                                          "labkit.notebook.end(record, figures=['f1'], tables=tables)")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import labkit.notebook\nrecord = None\n"
+            "tables = ['t1']\ntables.append('t2')\n"
+            "labkit.notebook.end(record, figures=['f1'], tables=tables)"
+        )
+    ]
     for name in notebooks:
         nbformat.write(nb, folder / name)
     (folder / "study.json").write_text(json.dumps(spec) if isinstance(spec, dict) else spec)
     return folder / "study.json"
 
 
-@pytest.mark.parametrize("spec, field", [
-    ('{"id": "demo", "title": ', "not valid JSON"),
-    ('["demo"]', "must hold a JSON object"),
-    ({"title": "Demo", "notebook": "demo.ipynb"}, "missing field 'id'"),
-    ({"id": "demo", "notebook": "demo.ipynb"}, "missing field 'title'"),
-    ({"id": "demo", "title": "Demo"}, "missing field 'notebook'"),
-    ({"id": "demo", "title": "", "notebook": "demo.ipynb"}, "field 'title' must be a non-empty"),
-    ({"id": "de mo", "title": "Demo", "notebook": "demo.ipynb"}, "field 'id' 'de mo'"),
-    ({"id": "demo", "title": "Demo", "notebook": "nope.ipynb"}, "field 'notebook'.*nope.ipynb"),
-    ({"id": "other", "title": "Demo", "notebook": "demo.ipynb"}, "field 'notebook'.*other.ipynb"),
-    ({"id": "demo", "title": "Demo", "notebook": "demo.ipynb", "tables": "t1"}, "field 'tables'"),
-    ({"id": "demo", "title": "Demo", "notebook": "demo.ipynb", "figure": []}, "unknown field 'figure'"),
-    ({"id": "demo", "title": "Demo", "notebook": "demo.ipynb", "benchmark": "b.py"}, "field 'benchmark'"),
-    ({"id": "data_overview", "title": "D", "notebook": "data_overview.ipynb"},
-     "field 'id': 'data_overview' is already the id of the built-in study"),
-])
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        ('{"id": "demo", "title": ', "not valid JSON"),
+        ('["demo"]', "must hold a JSON object"),
+        ({"title": "Demo", "notebook": "demo.ipynb"}, "missing field 'id'"),
+        ({"id": "demo", "notebook": "demo.ipynb"}, "missing field 'title'"),
+        ({"id": "demo", "title": "Demo"}, "missing field 'notebook'"),
+        ({"id": "demo", "title": "", "notebook": "demo.ipynb"}, "field 'title' must be a non-empty"),
+        ({"id": "de mo", "title": "Demo", "notebook": "demo.ipynb"}, "field 'id' 'de mo'"),
+        ({"id": "demo", "title": "Demo", "notebook": "nope.ipynb"}, "field 'notebook'.*nope.ipynb"),
+        ({"id": "other", "title": "Demo", "notebook": "demo.ipynb"}, "field 'notebook'.*other.ipynb"),
+        ({"id": "demo", "title": "Demo", "notebook": "demo.ipynb", "tables": "t1"}, "field 'tables'"),
+        ({"id": "demo", "title": "Demo", "notebook": "demo.ipynb", "figure": []}, "unknown field 'figure'"),
+        ({"id": "demo", "title": "Demo", "notebook": "demo.ipynb", "benchmark": "b.py"}, "field 'benchmark'"),
+        (
+            {"id": "data_overview", "title": "D", "notebook": "data_overview.ipynb"},
+            "field 'id': 'data_overview' is already the id of the built-in study",
+        ),
+    ],
+)
 def test_bad_study_json_names_the_file_and_field(tmp_path, monkeypatch, spec, field):
     path = write_study(tmp_path / "ext", spec, ("demo.ipynb", "data_overview.ipynb"))
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(tmp_path / "ext"))
@@ -177,8 +199,7 @@ THROWAWAY_CELLS = [
     "import pandas as pd\nimport labkit.figures\nimport labkit.notebook",
     'cfg, record = labkit.notebook.begin("throwaway", {"smoke": {"n": 2}, "default": {"n": 3}, '
     '"paper": {"n": 4}}, profile)',
-    'labkit.figures.save_table(pd.DataFrame({"i": range(cfg["n"])}), "throwaway", "numbers", '
-    '"The first n integers.")',
+    'labkit.figures.save_table(pd.DataFrame({"i": range(cfg["n"])}), "throwaway", "numbers", "The first n integers.")',
     'labkit.notebook.end(record, tables=["numbers"])',
 ]
 
@@ -193,9 +214,17 @@ def write_throwaway_study(tmp: Path, cells=THROWAWAY_CELLS, **entry) -> Path:
     nb.cells += [nbformat.v4.new_code_cell(src) for src in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "throwaway.ipynb")
-    (folder / "study.json").write_text(json.dumps(
-        {"id": "throwaway", "title": "A throwaway study", "notebook": "throwaway.ipynb",
-         "tables": ["numbers"], **entry}))
+    (folder / "study.json").write_text(
+        json.dumps(
+            {
+                "id": "throwaway",
+                "title": "A throwaway study",
+                "notebook": "throwaway.ipynb",
+                "tables": ["numbers"],
+                **entry,
+            }
+        )
+    )
     return folder
 
 
@@ -204,11 +233,17 @@ def test_a_throwaway_study_runs_through_labkit_run_without_editing_labkit(tmp_pa
     folder = write_throwaway_study(tmp_path)
     figs = tmp_path / "figs"
     env = {**os.environ, "LABKIT_STUDY_PATH": str(folder), "LABKIT_FIGURES_DIR": str(figs)}
-    listed = subprocess.run([sys.executable, "-m", "labkit.run.cli", "studies"], env=env,
-                            capture_output=True, text=True, cwd=tmp_path)
+    listed = subprocess.run(
+        [sys.executable, "-m", "labkit.run.cli", "studies"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert listed.returncode == 0 and "A throwaway study" in listed.stdout, listed.stderr
-    done = subprocess.run([sys.executable, "-m", "labkit.run.cli", "run", "throwaway", "--profile",
-                           "smoke"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "labkit.run.cli", "run", "throwaway", "--profile", "smoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = figs / "throwaway"
     assert (out / "numbers.csv").read_text().splitlines() == ["i", "0", "1"]

@@ -80,11 +80,7 @@ def test_every_timing_path_in_labkit_uses_the_timer_helper():
             ):
                 offenders.append(f"{rel}:{node.lineno} time.{node.attr}")
             elif (
-                isinstance(node, ast.ImportFrom)
-                and node.module == "time"
-                and any(a.name in CLOCKS for a in node.names)
+                isinstance(node, ast.ImportFrom) and node.module == "time" and any(a.name in CLOCKS for a in node.names)
             ):
                 offenders.append(f"{rel}:{node.lineno} from time import ...")
-    assert not offenders, "read the clock through labkit.timing (Stopwatch/timed): " + ", ".join(
-        offenders
-    )
+    assert not offenders, "read the clock through labkit.timing (Stopwatch/timed): " + ", ".join(offenders)

@@ -11,11 +11,13 @@ Two variants, as in Pang et al. 2024 (arXiv 2402.07616):
 Nothing here touches attention; :mod:`labkit.anchor.masks` turns the boolean anchor flags into
 the AnSAN mask and :mod:`labkit.anchor.inference` prunes the KV cache with them.
 """
+
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 import torch
 
@@ -23,8 +25,13 @@ from labkit.errors import ModelError, ParameterError
 from labkit.text import sentence_spans, split_sentences
 
 __all__ = [
-    "AnchorSpec", "split_sentences", "sentence_spans", "insert_anchor_tokens",
-    "add_anchor_token", "anchor_token_ids", "anchor_flags",
+    "AnchorSpec",
+    "split_sentences",
+    "sentence_spans",
+    "insert_anchor_tokens",
+    "add_anchor_token",
+    "anchor_token_ids",
+    "anchor_flags",
 ]
 
 MODES = ("ep", "ac")
@@ -53,8 +60,7 @@ class AnchorSpec:
         if self.mode not in MODES:
             raise ParameterError(f"AnchorSpec.mode must be one of {MODES}, got {self.mode!r}")
         if isinstance(self.symbols, str) or not all(isinstance(s, str) and s for s in self.symbols):
-            raise ParameterError("AnchorSpec.symbols must be a tuple of non-empty strings, got "
-                                 f"{self.symbols!r}")
+            raise ParameterError(f"AnchorSpec.symbols must be a tuple of non-empty strings, got {self.symbols!r}")
         if self.mode == "ep" and not self.symbols:
             raise ParameterError("AnchorSpec.symbols is empty: EP mode needs at least one symbol")
         if not isinstance(self.ac_token, str) or not self.ac_token.strip():
@@ -99,22 +105,24 @@ def add_anchor_token(model, tokenizer, spec: AnchorSpec) -> int:
     if spec.mode == "ep":
         tid = _single_token_id(tokenizer, spec.symbols[0])
         if tid is None:
-            raise ModelError(f"the tokenizer has no single token for the EP anchor symbol "
-                             f"{spec.symbols[0]!r} (AnchorSpec.symbols)")
+            raise ModelError(
+                f"the tokenizer has no single token for the EP anchor symbol {spec.symbols[0]!r} (AnchorSpec.symbols)"
+            )
         return tid
 
     existing = tokenizer.convert_tokens_to_ids(spec.ac_token)
-    if existing is not None and existing != tokenizer.unk_token_id and \
-            existing < model.get_input_embeddings().weight.shape[0]:
+    if (
+        existing is not None
+        and existing != tokenizer.unk_token_id
+        and existing < model.get_input_embeddings().weight.shape[0]
+    ):
         return int(existing)
 
-    tokenizer.add_special_tokens({"extra_special_tokens": [spec.ac_token]},
-                                 replace_extra_special_tokens=False)
+    tokenizer.add_special_tokens({"extra_special_tokens": [spec.ac_token]}, replace_extra_special_tokens=False)
     new_id = int(tokenizer.convert_tokens_to_ids(spec.ac_token))
     period = _single_token_id(tokenizer, ".")
     if spec.ac_init == "period" and period is None:
-        raise ModelError("AnchorSpec.ac_init='period' but the tokenizer has no single '.' token; "
-                         "use ac_init='mean'")
+        raise ModelError("AnchorSpec.ac_init='period' but the tokenizer has no single '.' token; use ac_init='mean'")
     old_rows = model.get_input_embeddings().weight.shape[0]
     if new_id >= old_rows:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -133,7 +141,7 @@ def add_anchor_token(model, tokenizer, spec: AnchorSpec) -> int:
     return new_id
 
 
-_IDS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_IDS_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def anchor_token_ids(tokenizer, spec: AnchorSpec) -> set[int]:
@@ -155,11 +163,16 @@ def anchor_token_ids(tokenizer, spec: AnchorSpec) -> set[int]:
     if spec.mode == "ac":
         tid = tokenizer.convert_tokens_to_ids(spec.ac_token)
         vocab = tokenizer.get_vocab()
-        if spec.ac_token not in vocab or tid is None or (tid == tokenizer.unk_token_id
-                                                         and spec.ac_token != tokenizer.unk_token):
-            raise ModelError(f"the tokenizer has no anchor token {spec.ac_token!r} "
-                             "(AnchorSpec.ac_token); call "
-                             "labkit.anchor.add_anchor_token(model, tokenizer, spec) first")
+        if (
+            spec.ac_token not in vocab
+            or tid is None
+            or (tid == tokenizer.unk_token_id and spec.ac_token != tokenizer.unk_token)
+        ):
+            raise ModelError(
+                f"the tokenizer has no anchor token {spec.ac_token!r} "
+                "(AnchorSpec.ac_token); call "
+                "labkit.anchor.add_anchor_token(model, tokenizer, spec) first"
+            )
         ids = {int(tid)}
     else:
         ids = set()
@@ -170,8 +183,10 @@ def anchor_token_ids(tokenizer, spec: AnchorSpec) -> set[int]:
             if text.rstrip(" ").endswith(spec.symbols):
                 ids.add(int(tid))
         if not ids:
-            raise ModelError(f"no token of the tokenizer ends with any of {spec.symbols!r} "
-                             "(AnchorSpec.symbols): EP mode has no anchors")
+            raise ModelError(
+                f"no token of the tokenizer ends with any of {spec.symbols!r} "
+                "(AnchorSpec.symbols): EP mode has no anchors"
+            )
     try:
         _IDS_CACHE[tokenizer] = (key, frozenset(ids))
     except TypeError:
@@ -179,8 +194,7 @@ def anchor_token_ids(tokenizer, spec: AnchorSpec) -> set[int]:
     return ids
 
 
-def anchor_flags(input_ids: torch.Tensor, tokenizer_or_ids, spec: AnchorSpec | None = None
-                 ) -> torch.BoolTensor:
+def anchor_flags(input_ids: torch.Tensor, tokenizer_or_ids, spec: AnchorSpec | None = None) -> torch.BoolTensor:
     """Boolean ``(B, L)`` tensor: True where ``input_ids`` holds an anchor token.
 
     Args:
@@ -198,8 +212,7 @@ def anchor_flags(input_ids: torch.Tensor, tokenizer_or_ids, spec: AnchorSpec | N
         ids: Iterable[int] = tokenizer_or_ids
     else:
         if spec is None:
-            raise ParameterError("anchor_flags(input_ids, tokenizer, spec): spec is required "
-                                 "when a tokenizer is given")
+            raise ParameterError("anchor_flags(input_ids, tokenizer, spec): spec is required when a tokenizer is given")
         ids = anchor_token_ids(tokenizer_or_ids, spec)
     ids_t = torch.as_tensor(sorted(int(i) for i in ids), dtype=input_ids.dtype, device=input_ids.device)
     return torch.isin(input_ids, ids_t)

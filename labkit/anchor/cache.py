@@ -32,9 +32,11 @@ Exactness: the logits of :func:`anchor_cache_logits` equal one full forward pass
 :func:`labkit.anchor.masks.anchor_mask` with the same positions, because no pruned key is
 visible to any later query under the AnSAN rule (tested per supported family).
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 import torch
 
@@ -68,9 +70,21 @@ from labkit.device import resolve_device
 from labkit.errors import ParameterError
 
 __all__ = [
-    "SUPPORTED_FAMILIES", "AnchorCacheWarning", "AnchorState", "check_supported", "prefill_chunk",
-    "anchor_prefill", "anchor_step", "anchor_extend", "anchor_id_tensor", "compact", "anchor_cache_logits",
-    "masked_forward_logits", "kv_cache_bytes", "kv_bytes_per_token", "OPEN_POLICIES",
+    "SUPPORTED_FAMILIES",
+    "AnchorCacheWarning",
+    "AnchorState",
+    "check_supported",
+    "prefill_chunk",
+    "anchor_prefill",
+    "anchor_step",
+    "anchor_extend",
+    "anchor_id_tensor",
+    "compact",
+    "anchor_cache_logits",
+    "masked_forward_logits",
+    "kv_cache_bytes",
+    "kv_bytes_per_token",
+    "OPEN_POLICIES",
 ]
 
 #: Prompt tokens encoded per forward when ``chunk=None``: big enough that matrix products stay
@@ -80,8 +94,7 @@ DEFAULT_CHUNK = {"cpu": 512, "cuda": 2048}
 MIN_SPLIT = 256
 
 
-def prefill_chunk(length: int, device: torch.device | str | None = None,
-                  chunk: int | None = None) -> int:
+def prefill_chunk(length: int, device: torch.device | str | None = None, chunk: int | None = None) -> int:
     """Tokens per prefill forward: ``chunk`` if given, else
     ``min(length, max(MIN_SPLIT, ceil(length / 2)), DEFAULT_CHUNK[device])``.
 
@@ -113,13 +126,14 @@ def _check_positions(state: AnchorState, pos_new: torch.Tensor, valid_new: torch
     if bool(too_far.any()):
         row = int(too_far.nonzero()[0, 0])
         need = int((state.next_pos[row] + valid_new[row].sum()).item())
-        raise ParameterError(f"row {row} needs {need} positions but the model's context is "
-                             f"{state.max_positions} (config.max_position_embeddings): shorten "
-                             "input_ids / max_new_tokens")
+        raise ParameterError(
+            f"row {row} needs {need} positions but the model's context is "
+            f"{state.max_positions} (config.max_position_embeddings): shorten "
+            "input_ids / max_new_tokens"
+        )
 
 
-def _step_mask(state: AnchorState, q_seq: torch.Tensor, q_anchor: torch.Tensor,
-               q_valid: torch.Tensor) -> torch.Tensor:
+def _step_mask(state: AnchorState, q_seq: torch.Tensor, q_anchor: torch.Tensor, q_valid: torch.Tensor) -> torch.Tensor:
     """The AnSAN visibility ``(B, 1, 1, T + 1)`` of one new token per row over the cached slots
     plus itself: :func:`labkit.anchor.masks.rule_mask` for a single query, in four element-wise
     ops. Every cached slot precedes the query (no position test); a non-anchor sees every valid
@@ -133,9 +147,15 @@ def _step_mask(state: AnchorState, q_seq: torch.Tensor, q_anchor: torch.Tensor,
     return torch.cat([seen, torch.ones_like(q_valid)], dim=1)[:, None, None, :]
 
 
-def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torch.Tensor,
-                   flags_new: torch.Tensor, want: Literal["all", "last", "none"] = "all",
-                   compact: bool = True):
+def _forward_chunk(
+    model,
+    state: AnchorState,
+    ids: torch.Tensor,
+    valid_new: torch.Tensor,
+    flags_new: torch.Tensor,
+    want: Literal["all", "last", "none"] = "all",
+    compact: bool = True,
+):
     """Run ``ids`` (``(B, n)``) through the model on top of ``state`` and prune afterwards.
 
     Returns logits ``(B, n, V)`` (``want="all"``) or ``None``; ``state.last_logits`` always gets
@@ -164,13 +184,13 @@ def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torc
         k_anchor = torch.cat([state.anchor, flags_new], dim=1)
         k_valid = torch.cat([state.valid, valid_new], dim=1)
         self_index = T + torch.arange(n, device=ids.device).expand(B, n)
-        allowed = rule_mask(pos_new, seq_new, flags_new, k_pos, k_seq, k_anchor, k_valid,
-                            q_valid=valid_new, self_index=self_index)
+        allowed = rule_mask(
+            pos_new, seq_new, flags_new, k_pos, k_seq, k_anchor, k_valid, q_valid=valid_new, self_index=self_index
+        )
     mask = bool_to_additive(allowed, model_dtype(model))
 
     decoder = model.get_decoder()
-    out = decoder(input_ids=ids, attention_mask=mask, position_ids=pos_new,
-                  past_key_values=state.cache, use_cache=True)
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=pos_new, past_key_values=state.cache, use_cache=True)
     hidden = out.last_hidden_state
     head = model.get_output_embeddings()
 
@@ -210,8 +230,10 @@ def _forward_chunk(model, state: AnchorState, ids: torch.Tensor, valid_new: torc
 def _prepare(model, input_ids, anchor_flags, attention_mask):
     check_supported(model)
     if not torch.is_tensor(input_ids) or input_ids.dim() != 2:
-        raise ParameterError("input_ids must be a (batch, length) LongTensor, got "
-                             f"{tuple(input_ids.shape) if torch.is_tensor(input_ids) else type(input_ids).__name__}")
+        raise ParameterError(
+            "input_ids must be a (batch, length) LongTensor, got "
+            f"{tuple(input_ids.shape) if torch.is_tensor(input_ids) else type(input_ids).__name__}"
+        )
     if input_ids.shape[1] == 0 or input_ids.shape[0] == 0:
         raise ParameterError(f"input_ids is empty (shape {tuple(input_ids.shape)})")
     device = model_device(model)
@@ -219,29 +241,40 @@ def _prepare(model, input_ids, anchor_flags, attention_mask):
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
     if attention_mask.shape != input_ids.shape:
-        raise ParameterError(f"attention_mask shape {tuple(attention_mask.shape)} != input_ids "
-                             f"shape {tuple(input_ids.shape)}")
+        raise ParameterError(
+            f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
+        )
     attention_mask = attention_mask.to(device).bool()
     empty = (~attention_mask.any(dim=1)).nonzero()[:, 0].tolist()
     if empty:
-        raise ParameterError(f"batch rows {empty} are empty (attention_mask all 0): every row "
-                             "needs at least one token")
+        raise ParameterError(f"batch rows {empty} are empty (attention_mask all 0): every row needs at least one token")
     if anchor_flags is None or anchor_flags.shape != input_ids.shape:
-        raise ParameterError(f"anchor_flags must have input_ids' shape {tuple(input_ids.shape)}, got "
-                             f"{None if anchor_flags is None else tuple(anchor_flags.shape)}")
+        raise ParameterError(
+            f"anchor_flags must have input_ids' shape {tuple(input_ids.shape)}, got "
+            f"{None if anchor_flags is None else tuple(anchor_flags.shape)}"
+        )
     max_pos = max_positions(model)
     longest = int(attention_mask.sum(dim=1).max())
     if max_pos is not None and longest > max_pos:
-        raise ParameterError(f"input_ids has a row of {longest} tokens, longer than the model's "
-                             f"context of {max_pos} (config.max_position_embeddings)")
+        raise ParameterError(
+            f"input_ids has a row of {longest} tokens, longer than the model's "
+            f"context of {max_pos} (config.max_position_embeddings)"
+        )
     return input_ids, anchor_flags.to(device).bool() & attention_mask, attention_mask
 
 
 @torch.no_grad()
-def anchor_prefill(model, input_ids: torch.Tensor, anchor_flags: torch.Tensor,
-                   attention_mask: torch.Tensor | None = None, *, chunk: int | None = None,
-                   open_limit: int | None = 4096, open_policy: str = "warn",
-                   compact_every: int = 1) -> AnchorState:
+def anchor_prefill(
+    model,
+    input_ids: torch.Tensor,
+    anchor_flags: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    chunk: int | None = None,
+    open_limit: int | None = 4096,
+    open_policy: str = "warn",
+    compact_every: int = 1,
+) -> AnchorState:
     """Encode a (padded) prompt batch under the AnSAN mask and prune the cache.
 
     Args:
@@ -279,9 +312,13 @@ def anchor_prefill(model, input_ids: torch.Tensor, anchor_flags: torch.Tensor,
 
 
 @torch.no_grad()
-def anchor_step(model, state: AnchorState, next_ids: torch.Tensor,
-                anchor_ids: Iterable[int] | torch.Tensor,
-                active: torch.Tensor | None = None) -> torch.Tensor:
+def anchor_step(
+    model,
+    state: AnchorState,
+    next_ids: torch.Tensor,
+    anchor_ids: Iterable[int] | torch.Tensor,
+    active: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Feed one token per row (``(B,)``), prune if it is an anchor, return next logits ``(B, V)``.
 
     Rows with ``active`` False (finished) feed nothing (their new slot is invalid and compacted
@@ -302,8 +339,9 @@ def anchor_step(model, state: AnchorState, next_ids: torch.Tensor,
 
 
 @torch.no_grad()
-def anchor_extend(model, state: AnchorState, input_ids: torch.Tensor,
-                  anchor_ids: Iterable[int] | torch.Tensor) -> torch.Tensor:
+def anchor_extend(
+    model, state: AnchorState, input_ids: torch.Tensor, anchor_ids: Iterable[int] | torch.Tensor
+) -> torch.Tensor:
     """Feed a block of tokens (``(B, n)``, no padding) on top of ``state`` in one forward and
     return their logits ``(B, n, V)``; the cache is pruned afterwards.
 
@@ -313,8 +351,7 @@ def anchor_extend(model, state: AnchorState, input_ids: torch.Tensor,
     """
     input_ids = input_ids.to(state.pos.device)
     if input_ids.dim() != 2 or input_ids.shape[0] != state.pos.shape[0]:
-        raise ParameterError(f"input_ids must be (batch={state.pos.shape[0]}, n), got "
-                             f"{tuple(input_ids.shape)}")
+        raise ParameterError(f"input_ids must be (batch={state.pos.shape[0]}, n), got {tuple(input_ids.shape)}")
     if not torch.is_tensor(anchor_ids):
         anchor_ids = anchor_id_tensor(anchor_ids, input_ids.device)
     flags = torch.isin(input_ids, anchor_ids)
@@ -331,9 +368,16 @@ def anchor_id_tensor(anchor_ids: Iterable[int], device: torch.device | str | Non
 
 
 @torch.no_grad()
-def anchor_cache_logits(model, input_ids: torch.Tensor, anchor_flags: torch.Tensor,
-                        attention_mask: torch.Tensor | None = None, *, chunk: int = 64,
-                        open_limit: int | None = None, open_policy: str = "warn") -> torch.Tensor:
+def anchor_cache_logits(
+    model,
+    input_ids: torch.Tensor,
+    anchor_flags: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    chunk: int = 64,
+    open_limit: int | None = None,
+    open_policy: str = "warn",
+) -> torch.Tensor:
     """Teacher-forced logits ``(B, L, V)`` computed through the pruned cache (for perplexity).
 
     The text is fed ``chunk`` tokens at a time; after each chunk the cache is pruned to anchors
@@ -350,14 +394,14 @@ def anchor_cache_logits(model, input_ids: torch.Tensor, anchor_flags: torch.Tens
     parts = []
     for start in range(0, L, chunk):
         sl = slice(start, start + chunk)
-        parts.append(_forward_chunk(model, state, input_ids[:, sl], attention_mask[:, sl],
-                                    flags[:, sl], want="all"))
+        parts.append(_forward_chunk(model, state, input_ids[:, sl], attention_mask[:, sl], flags[:, sl], want="all"))
     return torch.cat(parts, dim=1)
 
 
 @torch.no_grad()
-def masked_forward_logits(model, input_ids: torch.Tensor, anchor_flags: torch.Tensor,
-                          attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+def masked_forward_logits(
+    model, input_ids: torch.Tensor, anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """One full forward pass under the AnSAN mask with padding-aware absolute positions.
 
     This is what training sees and what the pruned-cache path must reproduce. It builds the
@@ -368,5 +412,3 @@ def masked_forward_logits(model, input_ids: torch.Tensor, anchor_flags: torch.Te
     mask = anchor_mask(flags, attention_mask, dtype=model_dtype(model))
     pos = position_ids_from_attention_mask(attention_mask)
     return model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=False).logits.float()
-
-

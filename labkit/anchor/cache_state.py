@@ -5,6 +5,7 @@ cache plus per-slot bookkeeping of every row; :func:`_mark_pruned` invalidates, 
 the slots no later query may see, and :func:`_compact` gathers every layer's K/V down to the
 valid slots (one host read), applying the open-sentence limit policy.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -79,11 +80,20 @@ def _empty_state(model, batch: int, device, open_limit, open_policy) -> AnchorSt
     z = torch.zeros(batch, 0, dtype=torch.long, device=device)
     zb = torch.zeros(batch, 0, dtype=torch.bool, device=device)
     zeros = torch.zeros(batch, dtype=torch.long, device=device)
-    return AnchorState(cache=new_cache(model), pos=z, seq=z.clone(), anchor=zb, valid=zb.clone(),
-                       next_pos=zeros, next_seq=zeros.clone(), seen=zeros.clone(),
-                       open_limit=open_limit, open_policy=open_policy,
-                       max_positions=max_positions(model),
-                       pending_capped=torch.zeros((), dtype=torch.long, device=device))
+    return AnchorState(
+        cache=new_cache(model),
+        pos=z,
+        seq=z.clone(),
+        anchor=zb,
+        valid=zb.clone(),
+        next_pos=zeros,
+        next_seq=zeros.clone(),
+        seen=zeros.clone(),
+        open_limit=open_limit,
+        open_policy=open_policy,
+        max_positions=max_positions(model),
+        pending_capped=torch.zeros((), dtype=torch.long, device=device),
+    )
 
 
 def _check_open_policy(open_limit, open_policy) -> None:
@@ -123,20 +133,20 @@ def _compact(state: AnchorState) -> None:
         return
     open_sentence = state.valid & (state.seq == state.next_seq[:, None])
     n_open = open_sentence.sum(dim=1)
-    new_T, bound, longest_open, capped = torch.stack([
-        state.valid.sum(dim=1).max(), state.next_pos.max(), n_open.max(),
-        state.pending_capped.reshape(())]).tolist()
+    new_T, bound, longest_open, capped = torch.stack(
+        [state.valid.sum(dim=1).max(), state.next_pos.max(), n_open.max(), state.pending_capped.reshape(())]
+    ).tolist()
     state.pos_bound = int(bound)
     state.capped_tokens += int(capped)
     state.pending_capped = torch.zeros_like(state.pending_capped)
-    if (state.open_limit is not None and state.open_policy != "cap"
-            and longest_open > state.open_limit):
+    if state.open_limit is not None and state.open_policy != "cap" and longest_open > state.open_limit:
         rows = [int(r) for r in (n_open > state.open_limit).nonzero()[:, 0]]
         if state.open_policy == "error":
             raise ParameterError(
                 f"rows {rows} have {int(longest_open)} tokens since their last anchor, more "
                 f"than open_limit={state.open_limit}: the prompt has no anchors (check "
-                "AnchorSpec / insert_anchor_tokens) or raise open_limit")
+                "AnchorSpec / insert_anchor_tokens) or raise open_limit"
+            )
         new = [r for r in rows if r not in state.warned_rows]
         if new:
             state.warned_rows.update(new)
@@ -144,7 +154,9 @@ def _compact(state: AnchorState) -> None:
                 f"anchor cache: rows {new} have more than open_limit={state.open_limit} "
                 "tokens since their last anchor, so their cache is not being reduced "
                 "(no anchor in the text?); use open_policy='cap' to bound it",
-                AnchorCacheWarning, stacklevel=4)
+                AnchorCacheWarning,
+                stacklevel=4,
+            )
     new_T = int(new_T)
     state.compacted_slots = new_T
     if new_T == T:

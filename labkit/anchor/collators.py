@@ -5,9 +5,10 @@ Why a module of its own: both :mod:`labkit.anchor.training` and :mod:`labkit.anc
 need it, and training also picks the flex path; keeping the collator here keeps the two
 modules from importing each other.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -20,8 +21,7 @@ __all__ = ["IGNORE_INDEX", "AnchorCollator", "pad_batch"]
 IGNORE_INDEX = -100
 
 
-def pad_batch(features: Sequence[dict], pad_id: int, who: str
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_batch(features: Sequence[dict], pad_id: int, who: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad a batch of ``{"input_ids", "labels"?}`` features: ``(input_ids, labels, att)``,
     labels -100 and attention 0 at padding; one ParameterError naming the bad feature.
     Shared by the dense and the flex-attention collators."""
@@ -36,8 +36,7 @@ def pad_batch(features: Sequence[dict], pad_id: int, who: str
             raise ParameterError(f"feature {i} of the batch is empty (input_ids has no token)")
         lab = torch.as_tensor(feat.get("labels", ids), dtype=torch.long).reshape(-1)
         if lab.shape != ids.shape:
-            raise ParameterError(f"feature {i}: labels has {lab.numel()} entries, input_ids "
-                                 f"{ids.numel()}")
+            raise ParameterError(f"feature {i}: labels has {lab.numel()} entries, input_ids {ids.numel()}")
         rows.append(ids)
         labels.append(lab)
     B, L = len(rows), max(r.numel() for r in rows)
@@ -77,7 +76,9 @@ class AnchorCollator:
     def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
         input_ids, label_t, att = pad_batch(features, self.pad_id, "AnchorCollator")
         flags = anchor_flags(input_ids, self.anchor_ids) & att.bool()
-        return {"input_ids": input_ids,
-                "attention_mask": anchor_mask(flags, att, dtype=self.dtype),
-                "position_ids": position_ids_from_attention_mask(att),
-                "labels": label_t}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": anchor_mask(flags, att, dtype=self.dtype),
+            "position_ids": position_ids_from_attention_mask(att),
+            "labels": label_t,
+        }

@@ -6,10 +6,11 @@ AnSAN mask it is the token-for-token reference for the anchor path) share one gr
 input handling, so their timings and outputs differ only by the cache. Clock readings go through
 :class:`labkit.timing.Stopwatch`, which synchronises CUDA before reading the clock.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import torch
 
@@ -28,8 +29,7 @@ from labkit.anchor.support import (
 from labkit.errors import ModelError, ParameterError
 from labkit.timing import Stopwatch
 
-__all__ = ["GenerationResult", "encode_prompts", "anchor_generate", "full_cache_generate",
-           "no_cache_generate"]
+__all__ = ["GenerationResult", "encode_prompts", "anchor_generate", "full_cache_generate", "no_cache_generate"]
 
 
 @dataclass
@@ -44,8 +44,9 @@ class GenerationResult:
         return iter((self.sequences, self.stats))
 
 
-def encode_prompts(tokenizer, prompts: str | Sequence[str], spec: AnchorSpec | None = None, *,
-                   insert_anchors: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_prompts(
+    tokenizer, prompts: str | Sequence[str], spec: AnchorSpec | None = None, *, insert_anchors: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize prompts left-padded (``(ids, attention_mask)``); AC anchors inserted on request."""
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -67,8 +68,8 @@ def encode_prompts(tokenizer, prompts: str | Sequence[str], spec: AnchorSpec | N
     ids = torch.full((len(rows), L), int(pad_id), dtype=torch.long)
     att = torch.zeros((len(rows), L), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, L - len(r):] = torch.tensor(r, dtype=torch.long)
-        att[i, L - len(r):] = 1
+        ids[i, L - len(r) :] = torch.tensor(r, dtype=torch.long)
+        att[i, L - len(r) :] = 1
     return ids, att
 
 
@@ -81,8 +82,9 @@ def _resolve_ids(tokenizer, spec, anchor_ids) -> set[int]:
 
 
 def _inputs(tokenizer, input_ids, attention_mask, spec, insert_anchors):
-    if isinstance(input_ids, (str, list, tuple)) and (isinstance(input_ids, str)
-                                                      or all(isinstance(p, str) for p in input_ids)):
+    if isinstance(input_ids, (str, list, tuple)) and (
+        isinstance(input_ids, str) or all(isinstance(p, str) for p in input_ids)
+    ):
         if tokenizer is None:
             raise ParameterError("text prompts need a tokenizer")
         return encode_prompts(tokenizer, input_ids, spec, insert_anchors=insert_anchors)
@@ -102,15 +104,19 @@ def _check_budget(model, attention_mask, max_new_tokens) -> None:
     max_pos = max_positions(model)
     longest = int(attention_mask.sum(dim=1).max())
     if max_pos is not None and longest + max_new_tokens > max_pos:
-        raise ParameterError(f"prompt of {longest} tokens + max_new_tokens={max_new_tokens} exceeds "
-                             f"the model's context of {max_pos} (config.max_position_embeddings)")
+        raise ParameterError(
+            f"prompt of {longest} tokens + max_new_tokens={max_new_tokens} exceeds "
+            f"the model's context of {max_pos} (config.max_position_embeddings)"
+        )
 
 
 def _require_left_padding(attention_mask, who: str) -> None:
     if not bool(attention_mask[:, -1].bool().all()):
         rows = (~attention_mask[:, -1].bool()).nonzero()[:, 0].tolist()
-        raise ParameterError(f"{who} needs left padding (rows {rows} end with padding in "
-                             "attention_mask); use encode_prompts() or tokenizer.padding_side='left'")
+        raise ParameterError(
+            f"{who} needs left padding (rows {rows} end with padding in "
+            "attention_mask); use encode_prompts() or tokenizer.padding_side='left'"
+        )
 
 
 def _eos(tokenizer, eos_token_id):
@@ -151,12 +157,22 @@ def _greedy(first_logits, step_fn, max_new_tokens, eos, pad_id):
 
 
 @torch.no_grad()
-def anchor_generate(model, tokenizer, input_ids, spec: AnchorSpec | None = None,
-                    max_new_tokens: int = 32, attention_mask: torch.Tensor | None = None, *,
-                    anchor_ids: Iterable[int] | None = None, eos_token_id: int | None = None,
-                    chunk: int | None = None, open_limit: int | None = 4096,
-                    open_policy: str = "warn", insert_anchors: bool = False,
-                    compact_every: int = 32) -> GenerationResult:
+def anchor_generate(
+    model,
+    tokenizer,
+    input_ids,
+    spec: AnchorSpec | None = None,
+    max_new_tokens: int = 32,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    anchor_ids: Iterable[int] | None = None,
+    eos_token_id: int | None = None,
+    chunk: int | None = None,
+    open_limit: int | None = 4096,
+    open_policy: str = "warn",
+    insert_anchors: bool = False,
+    compact_every: int = 32,
+) -> GenerationResult:
     """Greedy decoding with the anchor-pruned cache.
 
     Prefill under the AnSAN mask, prune to anchors + open sentence, then decode one token per
@@ -184,9 +200,16 @@ def anchor_generate(model, tokenizer, input_ids, spec: AnchorSpec | None = None,
     flags = anchor_flags(input_ids, ids_set)
     eos = _eos(tokenizer, eos_token_id)
     clock = Stopwatch(device).start()
-    state = anchor_prefill(model, input_ids, flags, attention_mask, chunk=chunk,
-                           open_limit=open_limit, open_policy=open_policy,
-                           compact_every=compact_every)
+    state = anchor_prefill(
+        model,
+        input_ids,
+        flags,
+        attention_mask,
+        chunk=chunk,
+        open_limit=open_limit,
+        open_policy=open_policy,
+        compact_every=compact_every,
+    )
     prefill_s = clock.lap()
     kept_prefill = state.kept_tokens.clone()
     bytes_prefill = state.kv_bytes()
@@ -227,9 +250,15 @@ def anchor_generate(model, tokenizer, input_ids, spec: AnchorSpec | None = None,
 
 
 @torch.no_grad()
-def full_cache_generate(model, tokenizer, input_ids, max_new_tokens: int = 32,
-                        attention_mask: torch.Tensor | None = None, *,
-                        eos_token_id: int | None = None) -> GenerationResult:
+def full_cache_generate(
+    model,
+    tokenizer,
+    input_ids,
+    max_new_tokens: int = 32,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    eos_token_id: int | None = None,
+) -> GenerationResult:
     """Baseline: greedy decoding with an ordinary full ``DynamicCache`` and causal attention."""
     check_supported(model)
     input_ids, attention_mask = _inputs(tokenizer, input_ids, attention_mask, None, False)
@@ -244,32 +273,56 @@ def full_cache_generate(model, tokenizer, input_ids, max_new_tokens: int = 32,
     pos = position_ids_from_attention_mask(attention_mask)
     next_pos = attention_mask.sum(dim=1)
     clock = Stopwatch(device).start()
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos,
-                past_key_values=cache, use_cache=True, logits_to_keep=1)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=pos,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
     prefill_s = clock.lap()
     state = {"mask": attention_mask, "next_pos": next_pos}
     bytes_prefill = kv_cache_bytes(cache)
 
     def step(tok, active):
         state["mask"] = torch.cat([state["mask"], active.long()[:, None]], dim=1)
-        o = model(input_ids=tok[:, None], attention_mask=state["mask"],
-                  position_ids=state["next_pos"][:, None], past_key_values=cache, use_cache=True)
+        o = model(
+            input_ids=tok[:, None],
+            attention_mask=state["mask"],
+            position_ids=state["next_pos"][:, None],
+            past_key_values=cache,
+            use_cache=True,
+        )
         state["next_pos"] = state["next_pos"] + active.long()
         return o.logits[:, -1].float()
 
     seqs = _greedy(out.logits[:, -1].float(), step, max_new_tokens, eos, _pad(tokenizer, eos))
     decode_s = clock.lap()
-    return GenerationResult(seqs, {"kv_bytes_after_prefill": int(bytes_prefill),
-                                   "kv_bytes": int(kv_cache_bytes(cache)),
-                                   "generated_tokens": int(seqs.shape[1]),
-                                   "prefill_s": prefill_s, "decode_s": decode_s})
+    return GenerationResult(
+        seqs,
+        {
+            "kv_bytes_after_prefill": int(bytes_prefill),
+            "kv_bytes": int(kv_cache_bytes(cache)),
+            "generated_tokens": int(seqs.shape[1]),
+            "prefill_s": prefill_s,
+            "decode_s": decode_s,
+        },
+    )
 
 
 @torch.no_grad()
-def no_cache_generate(model, tokenizer, input_ids, max_new_tokens: int = 32,
-                      attention_mask: torch.Tensor | None = None, *, spec: AnchorSpec | None = None,
-                      anchor_ids: Iterable[int] | None = None,
-                      eos_token_id: int | None = None) -> GenerationResult:
+def no_cache_generate(
+    model,
+    tokenizer,
+    input_ids,
+    max_new_tokens: int = 32,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    spec: AnchorSpec | None = None,
+    anchor_ids: Iterable[int] | None = None,
+    eos_token_id: int | None = None,
+) -> GenerationResult:
     """Baseline: recompute the whole sequence at every step (no KV cache).
 
     With ``spec`` or ``anchor_ids`` each step is a full pass under the AnSAN mask, which makes
@@ -295,8 +348,9 @@ def no_cache_generate(model, tokenizer, input_ids, max_new_tokens: int = 32,
             mask = anchor_mask(anchor_flags(seq["ids"], ids_set), seq["mask"], dtype=dtype)
         else:
             mask = seq["mask"]
-        logits = model(input_ids=seq["ids"], attention_mask=mask, position_ids=pos,
-                       use_cache=False, logits_to_keep=1).logits
+        logits = model(
+            input_ids=seq["ids"], attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=1
+        ).logits
         return logits[:, -1].float()
 
     def step(tok, active):
@@ -309,5 +363,6 @@ def no_cache_generate(model, tokenizer, input_ids, max_new_tokens: int = 32,
     prefill_s = clock.lap()
     seqs = _greedy(first, step, max_new_tokens, eos, _pad(tokenizer, eos))
     decode_s = clock.lap()
-    return GenerationResult(seqs, {"generated_tokens": int(seqs.shape[1]),
-                                   "prefill_s": prefill_s, "decode_s": decode_s})
+    return GenerationResult(
+        seqs, {"generated_tokens": int(seqs.shape[1]), "prefill_s": prefill_s, "decode_s": decode_s}
+    )

@@ -4,9 +4,10 @@ Each task's rows are turned into ``{"context", "choices", "answer"}`` items by o
 :data:`FORMATTERS`, so a new task is one table entry, not another branch. Tasks whose data the
 registry cannot provide (offline) are skipped with a warning in the run record.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -23,23 +24,31 @@ __all__ = ["FEWSHOT_TASKS", "FORMATTERS", "fewshot_items", "fewshot_accuracy", "
 def _openbookqa(row) -> dict:
     choices = row["choices"]
     texts, labels = list(choices["text"]), list(choices["label"])
-    return {"context": f"Question: {row['question_stem']}\nAnswer:",
-            "choices": [f" {t}" for t in texts], "answer": labels.index(row["answerKey"])}
+    return {
+        "context": f"Question: {row['question_stem']}\nAnswer:",
+        "choices": [f" {t}" for t in texts],
+        "answer": labels.index(row["answerKey"]),
+    }
 
 
 def _piqa(row) -> dict:
-    return {"context": f"Goal: {row['goal']}\nSolution:",
-            "choices": [f" {row['sol1']}", f" {row['sol2']}"], "answer": int(row["label"])}
+    return {
+        "context": f"Goal: {row['goal']}\nSolution:",
+        "choices": [f" {row['sol1']}", f" {row['sol2']}"],
+        "answer": int(row["label"]),
+    }
 
 
 def _boolq(row) -> dict:
-    return {"context": f"{row['passage']}\nQuestion: {row['question']}?\nAnswer:",
-            "choices": [" no", " yes"], "answer": int(bool(row["answer"]))}
+    return {
+        "context": f"{row['passage']}\nQuestion: {row['question']}?\nAnswer:",
+        "choices": [" no", " yes"],
+        "answer": int(bool(row["answer"])),
+    }
 
 
 #: task name -> formatter of one registry row (``labkit.data.load(task)``) into an item.
-FORMATTERS: dict[str, Callable[[pd.Series], dict]] = {
-    "openbookqa": _openbookqa, "piqa": _piqa, "boolq": _boolq}
+FORMATTERS: dict[str, Callable[[pd.Series], dict]] = {"openbookqa": _openbookqa, "piqa": _piqa, "boolq": _boolq}
 FEWSHOT_TASKS = tuple(FORMATTERS)
 
 
@@ -52,8 +61,9 @@ def fewshot_items(task: str, frame: pd.DataFrame) -> list[dict]:
 
 
 @torch.no_grad()
-def fewshot_accuracy(model, tokenizer, spec: AnchorSpec, items: list[dict], k: int = 5,
-                     n_eval: int = 50, chunk: int = 64) -> dict[str, float]:
+def fewshot_accuracy(
+    model, tokenizer, spec: AnchorSpec, items: list[dict], k: int = 5, n_eval: int = 50, chunk: int = 64
+) -> dict[str, float]:
     """k-shot accuracy (choice with the highest summed log-likelihood) under full attention and
     under anchor inference (pruned cache; each demonstration closed by an anchor)."""
     if len(items) < k + 1:
@@ -63,7 +73,7 @@ def fewshot_accuracy(model, tokenizer, spec: AnchorSpec, items: list[dict], k: i
     demos = "\n\n".join(f"{d['context']}{d['choices'][d['answer']]}{closer}" for d in items[:k])
     right = {"full": 0, "anchor": 0}
     device = model_device(model)
-    evaluated = items[k:k + n_eval]
+    evaluated = items[k : k + n_eval]
     for item in evaluated:
         prefix = tokenizer.encode(f"{demos}\n\n{item['context']}", add_special_tokens=False)
         scores = {"full": [], "anchor": []}
@@ -76,16 +86,25 @@ def fewshot_accuracy(model, tokenizer, spec: AnchorSpec, items: list[dict], k: i
                     logits = model(input_ids=ids).logits.float()
                 else:
                     logits = anchor_cache_logits(model, ids, anchor_flags(ids, ids_set), chunk=chunk)
-                lp = torch.log_softmax(logits[0, -n - 1:-1], dim=-1)
+                lp = torch.log_softmax(logits[0, -n - 1 : -1], dim=-1)
                 scores[inference].append(float(lp.gather(1, ids[0, -n:, None]).sum()))
         for inference in right:
-            right[inference] += int(max(range(len(scores[inference])),
-                                        key=scores[inference].__getitem__) == item["answer"])
+            right[inference] += int(
+                max(range(len(scores[inference])), key=scores[inference].__getitem__) == item["answer"]
+            )
     return {f"accuracy_{m}": right[m] / len(evaluated) for m in right} | {"items": len(evaluated)}
 
 
-def fewshot_panel(model, tokenizer, spec: AnchorSpec, tasks: Sequence[str] = FEWSHOT_TASKS,
-                  k: int = 5, n_eval: int = 50, record=None, loader=None) -> pd.DataFrame | None:
+def fewshot_panel(
+    model,
+    tokenizer,
+    spec: AnchorSpec,
+    tasks: Sequence[str] = FEWSHOT_TASKS,
+    k: int = 5,
+    n_eval: int = 50,
+    record=None,
+    loader=None,
+) -> pd.DataFrame | None:
     """Few-shot accuracy per task via ``labkit.data.load``; tasks whose data are unavailable
     (offline) are skipped with ``record.warn``. Returns ``None`` when no task could run."""
 

@@ -4,6 +4,7 @@ Speed-ups are drawn with their bootstrap intervals (error bars from the ``_lo`` 
 columns of :func:`labkit.anchor.latency.speedup_table`) next to a dashed 1x line, so a reader
 sees at once whether an anchor cache is faster at all, and the speed-up axis uses round ticks.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,7 @@ from labkit.figures import PALETTE, axis_type_for
 
 __all__ = ["figure1", "latency_figure", "memory_throughput_figure", "nice_ticks"]
 
-METHOD_NAMES = {"no_cache": "no cache (recompute)", "full_cache": "full KV cache",
-                "anchor_cache": "anchor KV cache"}
+METHOD_NAMES = {"no_cache": "no cache (recompute)", "full_cache": "full KV cache", "anchor_cache": "anchor KV cache"}
 
 
 def nice_ticks(top: float, max_ticks: int = 6) -> tuple[float, float]:
@@ -39,9 +39,14 @@ def _error(speedups: pd.DataFrame, column: str) -> dict | None:
     if lo not in speedups or hi not in speedups:
         return None
     mid = speedups[column].to_numpy(dtype=float)
-    return dict(type="data", symmetric=False, thickness=1.5, width=5,
-                array=np.nan_to_num(speedups[hi].to_numpy(dtype=float) - mid),
-                arrayminus=np.nan_to_num(mid - speedups[lo].to_numpy(dtype=float)))
+    return dict(
+        type="data",
+        symmetric=False,
+        thickness=1.5,
+        width=5,
+        array=np.nan_to_num(speedups[hi].to_numpy(dtype=float) - mid),
+        arrayminus=np.nan_to_num(mid - speedups[lo].to_numpy(dtype=float)),
+    )
 
 
 def _context_axis(contexts) -> tuple[dict, str]:
@@ -58,45 +63,127 @@ def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache l
     context length, with the median speed-ups (95 % bootstrap intervals) on a second axis."""
     from plotly.subplots import make_subplots
 
-
     x = [str(c) for c in speedups.context]
-    fig = make_subplots(rows=1, cols=2, specs=[[{"secondary_y": True}, {}]], horizontal_spacing=0.24,
-                        subplot_titles=("KV-cache size and speed-up", "cached tokens per prompt"))
-    fig.add_bar(x=x, y=speedups.kv_bytes_full / 2**20, name="full cache",
-                marker_color=PALETTE[1], legendgroup="full", row=1, col=1)
-    fig.add_bar(x=x, y=speedups.kv_bytes_anchor / 2**20, name="anchor cache",
-                marker_color=PALETTE[0], legendgroup="anchor", row=1, col=1)
-    fig.add_bar(x=x, y=speedups.tokens_full, name="full cache: tokens", marker_color=PALETTE[1],
-                legendgroup="full", showlegend=False, row=1, col=2)
-    fig.add_bar(x=x, y=speedups.tokens_anchor, name="anchor cache: tokens",
-                marker_color=PALETTE[0], legendgroup="anchor", showlegend=False, row=1, col=2)
-    fig.add_scatter(x=x, y=speedups.speedup_vs_no_cache, name="speed-up vs no cache",
-                    mode="lines+markers", line=dict(color=PALETTE[3]),
-                    error_y=_error(speedups, "speedup_vs_no_cache"), secondary_y=True, row=1, col=1)
-    fig.add_scatter(x=x, y=speedups.speedup_vs_full_cache, name="speed-up vs full cache",
-                    mode="lines+markers", line=dict(color=PALETTE[2], dash="dot"),
-                    error_y=_error(speedups, "speedup_vs_full_cache"), secondary_y=True, row=1, col=1)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{"secondary_y": True}, {}]],
+        horizontal_spacing=0.24,
+        subplot_titles=("KV-cache size and speed-up", "cached tokens per prompt"),
+    )
+    fig.add_bar(
+        x=x,
+        y=speedups.kv_bytes_full / 2**20,
+        name="full cache",
+        marker_color=PALETTE[1],
+        legendgroup="full",
+        row=1,
+        col=1,
+    )
+    fig.add_bar(
+        x=x,
+        y=speedups.kv_bytes_anchor / 2**20,
+        name="anchor cache",
+        marker_color=PALETTE[0],
+        legendgroup="anchor",
+        row=1,
+        col=1,
+    )
+    fig.add_bar(
+        x=x,
+        y=speedups.tokens_full,
+        name="full cache: tokens",
+        marker_color=PALETTE[1],
+        legendgroup="full",
+        showlegend=False,
+        row=1,
+        col=2,
+    )
+    fig.add_bar(
+        x=x,
+        y=speedups.tokens_anchor,
+        name="anchor cache: tokens",
+        marker_color=PALETTE[0],
+        legendgroup="anchor",
+        showlegend=False,
+        row=1,
+        col=2,
+    )
+    fig.add_scatter(
+        x=x,
+        y=speedups.speedup_vs_no_cache,
+        name="speed-up vs no cache",
+        mode="lines+markers",
+        line=dict(color=PALETTE[3]),
+        error_y=_error(speedups, "speedup_vs_no_cache"),
+        secondary_y=True,
+        row=1,
+        col=1,
+    )
+    fig.add_scatter(
+        x=x,
+        y=speedups.speedup_vs_full_cache,
+        name="speed-up vs full cache",
+        mode="lines+markers",
+        line=dict(color=PALETTE[2], dash="dot"),
+        error_y=_error(speedups, "speedup_vs_full_cache"),
+        secondary_y=True,
+        row=1,
+        col=1,
+    )
     if "decode_speedup_vs_full_cache" in speedups:
-        fig.add_scatter(x=x, y=speedups.decode_speedup_vs_full_cache, name="decode speed-up vs full cache",
-                        mode="lines+markers", line=dict(color=PALETTE[4], dash="dashdot"),
-                        error_y=_error(speedups, "decode_speedup_vs_full_cache"), secondary_y=True,
-                        row=1, col=1)
+        fig.add_scatter(
+            x=x,
+            y=speedups.decode_speedup_vs_full_cache,
+            name="decode speed-up vs full cache",
+            mode="lines+markers",
+            line=dict(color=PALETTE[4], dash="dashdot"),
+            error_y=_error(speedups, "decode_speedup_vs_full_cache"),
+            secondary_y=True,
+            row=1,
+            col=1,
+        )
     if "full_speedup_vs_no_cache" in speedups:
-        fig.add_scatter(x=x, y=speedups.full_speedup_vs_no_cache, name="full cache vs no cache",
-                        mode="lines+markers", line=dict(color="#999", dash="dot"),
-                        marker=dict(symbol="x"), error_y=_error(speedups, "full_speedup_vs_no_cache"),
-                        secondary_y=True, row=1, col=1)
-    fig.add_hline(y=1, line_dash="dash", line_color="#555", line_width=1, secondary_y=True,
-                  row=1, col=1)
-    fig.add_annotation(x=1, xref="x domain", y=1, text="1x (no speed-up)", showarrow=False,
-                       xanchor="right", yanchor="bottom", font=dict(size=11, color="#555"),
-                       secondary_y=True, row=1, col=1)
-    columns = [c for c in speedups.columns if "speedup" in c and not c.endswith("_lo")
-               and not c.startswith("prefill")]
+        fig.add_scatter(
+            x=x,
+            y=speedups.full_speedup_vs_no_cache,
+            name="full cache vs no cache",
+            mode="lines+markers",
+            line=dict(color="#999", dash="dot"),
+            marker=dict(symbol="x"),
+            error_y=_error(speedups, "full_speedup_vs_no_cache"),
+            secondary_y=True,
+            row=1,
+            col=1,
+        )
+    fig.add_hline(y=1, line_dash="dash", line_color="#555", line_width=1, secondary_y=True, row=1, col=1)
+    fig.add_annotation(
+        x=1,
+        xref="x domain",
+        y=1,
+        text="1x (no speed-up)",
+        showarrow=False,
+        xanchor="right",
+        yanchor="bottom",
+        font=dict(size=11, color="#555"),
+        secondary_y=True,
+        row=1,
+        col=1,
+    )
+    columns = [c for c in speedups.columns if "speedup" in c and not c.endswith("_lo") and not c.startswith("prefill")]
     top = np.nanmax(speedups[columns].to_numpy(dtype=float)) if columns else 1.0
     step, upper = nice_ticks(max(1.0, float(top)) * 1.05)
-    fig.update_yaxes(title_text="speed-up (x, median, 95% CI)", secondary_y=True, row=1, col=1,
-                     range=[0, upper], tickmode="linear", tick0=0, dtick=step, showgrid=False)
+    fig.update_yaxes(
+        title_text="speed-up (x, median, 95% CI)",
+        secondary_y=True,
+        row=1,
+        col=1,
+        range=[0, upper],
+        tickmode="linear",
+        tick0=0,
+        dtick=step,
+        showgrid=False,
+    )
     for col in (1, 2):
         fig.update_xaxes(title_text="context (tokens)", type="category", row=1, col=col)
     fig.update_yaxes(title_text="KV cache (MiB)", secondary_y=False, row=1, col=1)
@@ -110,58 +197,89 @@ def latency_figure(latency: pd.DataFrame, title: str = "Decoding time vs context
     with the spread over repeats (min to max) as error bars."""
     import plotly.graph_objects as go
 
-
-
     fig = go.Figure()
     shown = []
     for i, (method, label) in enumerate(METHOD_NAMES.items()):
         part = latency[latency.method == method].groupby("context").ms_per_token
         stats = part.agg(["median", "min", "max"]).sort_index()
         shown.append(stats.to_numpy().ravel())
-        fig.add_scatter(x=stats.index, y=stats["median"], name=label, mode="lines+markers",
-                        line=dict(color=PALETTE[[3, 1, 0][i]]),
-                        error_y=dict(type="data", symmetric=False,
-                                     array=stats["max"] - stats["median"],
-                                     arrayminus=stats["median"] - stats["min"]))
+        fig.add_scatter(
+            x=stats.index,
+            y=stats["median"],
+            name=label,
+            mode="lines+markers",
+            line=dict(color=PALETTE[[3, 1, 0][i]]),
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=stats["max"] - stats["median"],
+                arrayminus=stats["median"] - stats["min"],
+            ),
+        )
     # log only when the methods differ by decades (recompute at long contexts); a log axis
     # over a fraction of a decade (a tiny model, short contexts) only distorts the gaps
     kind = axis_type_for(np.concatenate(shown)) if shown else "linear"
     axis, suffix = _context_axis(latency.context.unique())
     fig.update_xaxes(**axis)
-    fig.update_layout(title=title, xaxis_title=f"context (prompt tokens{suffix})",
-                      yaxis_title="ms per generated token (prefill included, median)"
-                      + (", log scale" if kind == "log" else ""),
-                      yaxis_type=kind, yaxis_rangemode="normal" if kind == "log" else "tozero")
+    fig.update_layout(
+        title=title,
+        xaxis_title=f"context (prompt tokens{suffix})",
+        yaxis_title="ms per generated token (prefill included, median)" + (", log scale" if kind == "log" else ""),
+        yaxis_type=kind,
+        yaxis_rangemode="normal" if kind == "log" else "tozero",
+    )
     return fig
 
 
-def memory_throughput_figure(latency: pd.DataFrame,
-                             title: str = "Peak memory and throughput vs context length"):
+def memory_throughput_figure(latency: pd.DataFrame, title: str = "Peak memory and throughput vs context length"):
     """The anchor cache's point is memory: peak memory of one generation above the weights
     (MiB) and generated tokens per second (median over repeats) per method and context."""
     from plotly.subplots import make_subplots
 
-
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
-                        subplot_titles=("peak memory of a generation", "decode throughput"))
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=("peak memory of a generation", "decode throughput")
+    )
     mib, tps = [], []
     for i, (method, label) in enumerate(METHOD_NAMES.items()):
         part = latency[latency.method == method].groupby("context")
         peak = part.peak_bytes.first().sort_index() / 2**20
-        speed = (part.decode_tokens_per_s if "decode_tokens_per_s" in latency else part.tokens_per_s
-                 ).median().sort_index()
+        speed = (
+            (part.decode_tokens_per_s if "decode_tokens_per_s" in latency else part.tokens_per_s).median().sort_index()
+        )
         mib.append(peak.to_numpy())
         tps.append(speed.to_numpy())
         color = PALETTE[[3, 1, 0][i]]
-        fig.add_scatter(x=peak.index, y=peak, name=label, mode="lines+markers", legendgroup=method,
-                        line=dict(color=color), row=1, col=1)
-        fig.add_scatter(x=speed.index, y=speed, name=label, mode="lines+markers",
-                        legendgroup=method, showlegend=False, line=dict(color=color), row=1, col=2)
+        fig.add_scatter(
+            x=peak.index,
+            y=peak,
+            name=label,
+            mode="lines+markers",
+            legendgroup=method,
+            line=dict(color=color),
+            row=1,
+            col=1,
+        )
+        fig.add_scatter(
+            x=speed.index,
+            y=speed,
+            name=label,
+            mode="lines+markers",
+            legendgroup=method,
+            showlegend=False,
+            line=dict(color=color),
+            row=1,
+            col=2,
+        )
     rate = "decode tokens / s" if "decode_tokens_per_s" in latency else "generated tokens / s"
     for col, values, name in ((1, mib, "MiB above the weights"), (2, tps, rate)):
         kind = axis_type_for(np.concatenate(values)) if values else "linear"
-        fig.update_yaxes(title_text=name + (", log scale" if kind == "log" else ""), type=kind,
-                         rangemode="normal" if kind == "log" else "tozero", row=1, col=col)
+        fig.update_yaxes(
+            title_text=name + (", log scale" if kind == "log" else ""),
+            type=kind,
+            rangemode="normal" if kind == "log" else "tozero",
+            row=1,
+            col=col,
+        )
         axis, suffix = _context_axis(latency.context.unique())
         fig.update_xaxes(title_text=f"context (prompt tokens{suffix})", row=1, col=col, **axis)
     fig.update_layout(title=title, legend=dict(orientation="h", y=-0.25))

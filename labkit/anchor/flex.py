@@ -41,9 +41,10 @@ chunk, so flex-attention recompiles until ``torch.compile`` marks the shapes dyn
 switch back to eager/SDPA for the pruned-cache decode (:func:`labkit.anchor.support.check_config`
 accepts only those). Nothing to win there: prefill stays on eager/SDPA with its small dense masks.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -53,9 +54,17 @@ from labkit.anchor.masks import _check_flags, position_ids_from_attention_mask, 
 from labkit.device import resolve_device
 from labkit.errors import ModelError, ParameterError
 
-__all__ = ["flex_available", "flex_training_available", "choose_training_attention",
-           "TRAINING_ATTENTION", "attention_collator", "anchor_mask_mod", "anchor_block_mask", "dense_from_mask_mod",
-           "FlexAnchorCollator"]
+__all__ = [
+    "flex_available",
+    "flex_training_available",
+    "choose_training_attention",
+    "TRAINING_ATTENTION",
+    "attention_collator",
+    "anchor_mask_mod",
+    "anchor_block_mask",
+    "dense_from_mask_mod",
+    "FlexAnchorCollator",
+]
 
 #: Values of ``AnchorTrainConfig.attention``: ``"auto"`` (flex where it can train, else dense),
 #: ``"dense"`` (the reference: additive ``(B, 1, L, L)`` mask, eager/SDPA) or ``"flex"``.
@@ -83,8 +92,10 @@ def flex_training_available(device: torch.device | str) -> tuple[bool, str]:
         return False, why
     kind = torch.device(device).type
     if kind in ("cpu", "mps"):
-        return False, (f"torch {torch.__version__} has no flex-attention backward on {kind} "
-                       "(forward only); train with the dense mask there")
+        return False, (
+            f"torch {torch.__version__} has no flex-attention backward on {kind} "
+            "(forward only); train with the dense mask there"
+        )
     return True, ""
 
 
@@ -107,8 +118,7 @@ def _model_flex_reason(model_or_config) -> str:
     return ""
 
 
-def choose_training_attention(requested: str, device: torch.device | str, model_or_config=None
-                              ) -> tuple[str, str]:
+def choose_training_attention(requested: str, device: torch.device | str, model_or_config=None) -> tuple[str, str]:
     """The attention path continued training takes: ``("dense" | "flex", why)``.
 
     ``"dense"`` always gives dense; ``"auto"`` gives flex when flex-attention can train here
@@ -118,8 +128,7 @@ def choose_training_attention(requested: str, device: torch.device | str, model_
     :class:`ParameterError` with that reason (before any data or weights are loaded).
     """
     if requested not in TRAINING_ATTENTION:
-        raise ParameterError(f"AnchorTrainConfig.attention must be one of {TRAINING_ATTENTION}, "
-                             f"got {requested!r}")
+        raise ParameterError(f"AnchorTrainConfig.attention must be one of {TRAINING_ATTENTION}, got {requested!r}")
     if requested == "dense":
         return "dense", "attention='dense' requested"
     ok, why = flex_training_available(device)
@@ -129,8 +138,9 @@ def choose_training_attention(requested: str, device: torch.device | str, model_
     if ok:
         return "flex", f"flex-attention trains on {torch.device(device).type}"
     if requested == "flex":
-        raise ParameterError(f"AnchorTrainConfig.attention='flex' cannot run here: {why}; use "
-                             "attention='dense' or 'auto'")
+        raise ParameterError(
+            f"AnchorTrainConfig.attention='flex' cannot run here: {why}; use attention='dense' or 'auto'"
+        )
     return "dense", why
 
 
@@ -139,8 +149,7 @@ def _metadata(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None):
     return sequence_ids(flags), flags, valid
 
 
-def anchor_mask_mod(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None
-                    ) -> Callable:
+def anchor_mask_mod(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None) -> Callable:
     """A flex-attention ``mask_mod(b, h, q_idx, kv_idx) -> bool`` for a (padded) batch.
 
     Args:
@@ -152,18 +161,26 @@ def anchor_mask_mod(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | N
     """
     seq, anchor, valid = _metadata(anchor_flags, attention_mask)
 
-    def mask_mod(b, h, q_idx, kv_idx):
+    def mask_mod(b, h, q_idx, kv_idx):  # noqa: ARG001 (flex-attention calls mask_mod(b, h, q, kv))
         q_valid = valid[b, q_idx]
-        rule = ((kv_idx <= q_idx) & valid[b, kv_idx]
-                & ((seq[b, kv_idx] == seq[b, q_idx]) | (anchor[b, kv_idx] & ~anchor[b, q_idx])))
+        rule = (
+            (kv_idx <= q_idx)
+            & valid[b, kv_idx]
+            & ((seq[b, kv_idx] == seq[b, q_idx]) | (anchor[b, kv_idx] & ~anchor[b, q_idx]))
+        )
         return (q_valid & rule) | (~q_valid & (kv_idx == q_idx))
 
     return mask_mod
 
 
-def anchor_block_mask(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
-                      block_size: int = 128, device: torch.device | str | None = None,
-                      compile: bool = False):
+def anchor_block_mask(
+    anchor_flags: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    block_size: int = 128,
+    device: torch.device | str | None = None,
+    compile: bool = False,
+):
     """The AnSAN rule as a ``BlockMask`` of shape ``(B, 1, L, L)`` (heads broadcast).
 
     The eager build evaluates the predicate one row of query tiles at a time (``B x block x L``
@@ -183,8 +200,7 @@ def anchor_block_mask(anchor_flags: torch.Tensor, attention_mask: torch.Tensor |
     B, L = anchor_flags.shape
     mod = anchor_mask_mod(anchor_flags, attention_mask)
     if compile:
-        return create_block_mask(mod, B, None, L, L, device=device, BLOCK_SIZE=block_size,
-                                 _compile=True)
+        return create_block_mask(mod, B, None, L, L, device=device, BLOCK_SIZE=block_size, _compile=True)
     return _block_mask_by_rows(mod, B, L, block_size, device)
 
 
@@ -209,18 +225,21 @@ def _block_mask_by_rows(mask_mod: Callable, B: int, L: int, block: int, device: 
         partial[:, 0, row] = (count > 0) & (count < block * block)
 
     def ordered(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return (dense.sum(-1).to(torch.int32),
-                torch.argsort(dense, dim=-1, descending=True, stable=True).to(torch.int32))
+        return (
+            dense.sum(-1).to(torch.int32),
+            torch.argsort(dense, dim=-1, descending=True, stable=True).to(torch.int32),
+        )
 
-    return BlockMask.from_kv_blocks(*ordered(partial), *ordered(full), BLOCK_SIZE=block,
-                                    mask_mod=mask_mod, seq_lengths=(L, L))
+    return BlockMask.from_kv_blocks(
+        *ordered(partial), *ordered(full), BLOCK_SIZE=block, mask_mod=mask_mod, seq_lengths=(L, L)
+    )
 
 
-def dense_from_mask_mod(mask_mod: Callable, batch: int, length: int,
-                        device: torch.device | str | None = None) -> torch.Tensor:
+def dense_from_mask_mod(
+    mask_mod: Callable, batch: int, length: int, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Evaluate ``mask_mod`` on every ``(q, k)`` pair: boolean ``(B, 1, L, L)`` (for tests)."""
     from torch.nn.attention.flex_attention import create_mask
-
 
     device = device if device is not None else resolve_device()
     return create_mask(mask_mod, batch, 1, length, length, device=device)
@@ -235,8 +254,14 @@ class FlexAnchorCollator:
     with ``attn_implementation="flex_attention"``.
     """
 
-    def __init__(self, anchor_ids: Iterable[int], pad_id: int, device: torch.device | str | None = None,
-                 block_size: int = 128, compile_mask: bool = False):
+    def __init__(
+        self,
+        anchor_ids: Iterable[int],
+        pad_id: int,
+        device: torch.device | str | None = None,
+        block_size: int = 128,
+        compile_mask: bool = False,
+    ):
         self.anchor_ids = sorted({int(i) for i in anchor_ids})
         if not self.anchor_ids:
             raise ParameterError("FlexAnchorCollator needs at least one anchor id (anchor_ids is empty)")
@@ -250,11 +275,14 @@ class FlexAnchorCollator:
     def __call__(self, features: Sequence[dict]) -> dict:
         input_ids, label_t, att = pad_batch(features, self.pad_id, "FlexAnchorCollator")
         flags = flags_of(input_ids, self.anchor_ids) & att.bool()
-        return {"input_ids": input_ids,
-                "attention_mask": anchor_block_mask(flags, att, block_size=self.block_size,
-                                                    device=self.device, compile=self.compile_mask),
-                "position_ids": position_ids_from_attention_mask(att),
-                "labels": label_t}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": anchor_block_mask(
+                flags, att, block_size=self.block_size, device=self.device, compile=self.compile_mask
+            ),
+            "position_ids": position_ids_from_attention_mask(att),
+            "labels": label_t,
+        }
 
 
 def attention_collator(model, attention: str, anchor_ids: Iterable[int], pad_id: int):
@@ -273,6 +301,8 @@ def attention_collator(model, attention: str, anchor_ids: Iterable[int], pad_id:
         raise ParameterError(f"attention path must be 'dense' or 'flex', got {attention!r}")
     model.set_attn_implementation("flex_attention")
     if model.config._attn_implementation != "flex_attention":
-        raise ModelError(f"{type(model).__name__} could not be switched to flex_attention "
-                         f"(still {model.config._attn_implementation!r}); use attention='dense'")
+        raise ModelError(
+            f"{type(model).__name__} could not be switched to flex_attention "
+            f"(still {model.config._attn_implementation!r}); use attention='dense'"
+        )
     return FlexAnchorCollator(anchor_ids, pad_id, device=next(model.parameters()).device)

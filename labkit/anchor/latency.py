@@ -16,11 +16,12 @@ the continuations are meaningless) and the tables say so (``past_training_length
 recompute costs a full forward per token, so it runs only up to ``no_cache_up_to`` tokens; the
 contexts beyond use ``long_repeats`` repeats.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,19 +35,20 @@ from labkit.anchor.support import kv_bytes_per_token, model_device
 from labkit.errors import ParameterError
 from labkit.timing import timed
 
-__all__ = ["METHODS", "latency_sweep", "speedup_table", "throughput_table", "median_interval",
-           "past_training_length"]
+__all__ = ["METHODS", "latency_sweep", "speedup_table", "throughput_table", "median_interval", "past_training_length"]
 
 #: Order of the methods inside one repeat (the interleaving).
 METHODS = ("anchor_cache", "full_cache", "no_cache")
 #: (column prefix, numerator method, denominator method, timing column) of every ratio in
 #: :func:`speedup_table`: the anchor cache against both baselines, and the full cache against
 #: recompute beside it (what any KV cache buys).
-RATIOS = (("speedup_vs_no_cache", "no_cache", "anchor_cache", "seconds"),
-          ("full_speedup_vs_no_cache", "no_cache", "full_cache", "seconds"),
-          ("speedup_vs_full_cache", "full_cache", "anchor_cache", "seconds"),
-          ("decode_speedup_vs_full_cache", "full_cache", "anchor_cache", "decode_s"),
-          ("prefill_speedup_vs_full_cache", "full_cache", "anchor_cache", "prefill_s"))
+RATIOS = (
+    ("speedup_vs_no_cache", "no_cache", "anchor_cache", "seconds"),
+    ("full_speedup_vs_no_cache", "no_cache", "full_cache", "seconds"),
+    ("speedup_vs_full_cache", "full_cache", "anchor_cache", "seconds"),
+    ("decode_speedup_vs_full_cache", "full_cache", "anchor_cache", "decode_s"),
+    ("prefill_speedup_vs_full_cache", "full_cache", "anchor_cache", "prefill_s"),
+)
 
 
 @contextlib.contextmanager
@@ -67,12 +69,24 @@ def past_training_length(model, length: int) -> Iterator[bool]:
 
 
 @torch.no_grad()
-def latency_sweep(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
-                  contexts: Sequence[int], new_tokens: int = 16, batch: int = 1,
-                  repeats: int = 5, demo_tokens: int = 64, query_tokens: int = 12,
-                  seed: int = 0, prefill_chunk: int | None = None, *,
-                  no_cache_up_to: int | None = None, long_repeats: int | None = None,
-                  progress: bool = False) -> pd.DataFrame:
+def latency_sweep(
+    model,
+    tokenizer,
+    spec: AnchorSpec,
+    documents: Sequence[str],
+    contexts: Sequence[int],
+    new_tokens: int = 16,
+    batch: int = 1,
+    repeats: int = 5,
+    demo_tokens: int = 64,
+    query_tokens: int = 12,
+    seed: int = 0,
+    prefill_chunk: int | None = None,
+    *,
+    no_cache_up_to: int | None = None,
+    long_repeats: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Wall time of greedy decoding ``new_tokens`` after prompts of each context length.
 
     Methods: ``no_cache`` (recompute the whole sequence every step, causal: the baseline of the
@@ -104,41 +118,53 @@ def latency_sweep(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
     iterator = sorted(int(c) for c in contexts)
     if progress:
         from tqdm.auto import tqdm
+
         iterator = tqdm(iterator, desc="latency", unit="context")
     for length in iterator:
-        ids = prompt_ids_of_length(documents, tokenizer, spec, length, batch, demo_tokens,
-                                   query_tokens, seed)
+        ids = prompt_ids_of_length(documents, tokenizer, spec, length, batch, demo_tokens, query_tokens, seed)
         anchors = int(anchor_flags(ids, ids_set).sum())
         long = no_cache_up_to is not None and length > no_cache_up_to
         methods = [m for m in METHODS if not (long and m == "no_cache")]
         n_repeats = long_repeats if long and long_repeats is not None else repeats
         with past_training_length(model, length + new_tokens) as past:
-            peaks = {m: peak_memory(m, model, ids, ids_set, new_tokens, prefill_chunk)
-                     for m in methods}  # the warm-up (allocator, kernels), untimed
+            peaks = {
+                m: peak_memory(m, model, ids, ids_set, new_tokens, prefill_chunk) for m in methods
+            }  # the warm-up (allocator, kernels), untimed
             for repeat in range(n_repeats):
                 for method in methods:
-                    result, seconds = timed(lambda: run_method(method, model, ids, ids_set,
-                                                               new_tokens, prefill_chunk), device)
+                    result, seconds = timed(
+                        lambda: run_method(method, model, ids, ids_set, new_tokens, prefill_chunk), device
+                    )
                     stats_ = result.stats
                     kv = 0 if method == "no_cache" else int(stats_["kv_bytes"])
                     decode_s = float(stats_.get("decode_s", math.nan))
-                    rows.append({"context": length, "repeat": repeat, "method": method,
-                                 "batch": batch, "new_tokens": new_tokens,
-                                 "past_training_length": past, "seconds": seconds,
-                                 "prefill_s": float(stats_.get("prefill_s", math.nan)),
-                                 "decode_s": decode_s,
-                                 "ms_per_token": 1000 * seconds / new_tokens,
-                                 "decode_ms_per_token": 1000 * decode_s / (new_tokens - 1),
-                                 "tokens_per_s": batch * new_tokens / seconds,
-                                 "decode_tokens_per_s": batch * (new_tokens - 1) / decode_s,
-                                 "peak_bytes": peaks[method], "kv_bytes": kv,
-                                 "cached_tokens_per_row": kv / (per_tok * batch),
-                                 "anchors_in_prompt": anchors})
+                    rows.append(
+                        {
+                            "context": length,
+                            "repeat": repeat,
+                            "method": method,
+                            "batch": batch,
+                            "new_tokens": new_tokens,
+                            "past_training_length": past,
+                            "seconds": seconds,
+                            "prefill_s": float(stats_.get("prefill_s", math.nan)),
+                            "decode_s": decode_s,
+                            "ms_per_token": 1000 * seconds / new_tokens,
+                            "decode_ms_per_token": 1000 * decode_s / (new_tokens - 1),
+                            "tokens_per_s": batch * new_tokens / seconds,
+                            "decode_tokens_per_s": batch * (new_tokens - 1) / decode_s,
+                            "peak_bytes": peaks[method],
+                            "kv_bytes": kv,
+                            "cached_tokens_per_row": kv / (per_tok * batch),
+                            "anchors_in_prompt": anchors,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
-def median_interval(values, confidence: float = stats.CONFIDENCE,
-                    n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
+def median_interval(
+    values, confidence: float = stats.CONFIDENCE, n_resamples: int = stats.N_RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
     """Median of ``values`` and its percentile-bootstrap interval ``(median, low, high)``
     (:func:`labkit.stats.interval` with ``np.median``).
 
@@ -155,8 +181,9 @@ def median_interval(values, confidence: float = stats.CONFIDENCE,
     return iv.estimate, iv.low, iv.high
 
 
-def speedup_table(latency: pd.DataFrame, confidence: float = stats.CONFIDENCE,
-                  n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+def speedup_table(
+    latency: pd.DataFrame, confidence: float = stats.CONFIDENCE, n_resamples: int = stats.N_RESAMPLES, seed: int = 0
+) -> pd.DataFrame:
     """Per context: the anchor cache's speed-ups over no-cache recompute and over the full
     cache (total, decode-only, prefill-only), and the full cache's over recompute beside them.
 
@@ -166,35 +193,43 @@ def speedup_table(latency: pd.DataFrame, confidence: float = stats.CONFIDENCE,
     over repeats; KV bytes and cached tokens are those of the last repeat (identical across
     repeats).
     """
-    need = {"context", "method", "seconds", "decode_s", "prefill_s", "kv_bytes",
-            "cached_tokens_per_row"}
+    need = {"context", "method", "seconds", "decode_s", "prefill_s", "kv_bytes", "cached_tokens_per_row"}
     missing = need - set(latency.columns)
     if missing:
         raise ParameterError(f"latency table lacks columns {sorted(missing)} (use latency_sweep())")
     latency = latency if "repeat" in latency.columns else latency.assign(repeat=0)
     rows = []
     for context, part in latency.groupby("context", sort=True):
-        wide = part.pivot_table(index="repeat", columns="method",
-                                values=["seconds", "decode_s", "prefill_s", "kv_bytes",
-                                        "cached_tokens_per_row"])
-        row = {"context": int(context), "repeats": int(len(wide)),
-               "past_training_length": bool(part.get("past_training_length",
-                                                     pd.Series([False])).any())}
+        wide = part.pivot_table(
+            index="repeat",
+            columns="method",
+            values=["seconds", "decode_s", "prefill_s", "kv_bytes", "cached_tokens_per_row"],
+        )
+        row = {
+            "context": int(context),
+            "repeats": int(len(wide)),
+            "past_training_length": bool(part.get("past_training_length", pd.Series([False])).any()),
+        }
         for method in ("no_cache", "full_cache", "anchor_cache"):
             have = method in wide["seconds"]
             row[f"{method}_s"] = float(wide["seconds"][method].median()) if have else math.nan
         for name, num, den, column in RATIOS:
             if num in wide[column] and den in wide[column]:
-                med, lo, hi = median_interval((wide[column][num] / wide[column][den]).to_numpy(),
-                                              confidence, n_resamples, seed)
+                med, lo, hi = median_interval(
+                    (wide[column][num] / wide[column][den]).to_numpy(), confidence, n_resamples, seed
+                )
             else:
                 med = lo = hi = math.nan
             row.update({name: med, f"{name}_lo": lo, f"{name}_hi": hi})
         last = wide.index.max()
-        row.update({"kv_bytes_full": float(wide["kv_bytes"]["full_cache"][last]),
-                    "kv_bytes_anchor": float(wide["kv_bytes"]["anchor_cache"][last]),
-                    "tokens_full": float(wide["cached_tokens_per_row"]["full_cache"][last]),
-                    "tokens_anchor": float(wide["cached_tokens_per_row"]["anchor_cache"][last])})
+        row.update(
+            {
+                "kv_bytes_full": float(wide["kv_bytes"]["full_cache"][last]),
+                "kv_bytes_anchor": float(wide["kv_bytes"]["anchor_cache"][last]),
+                "tokens_full": float(wide["cached_tokens_per_row"]["full_cache"][last]),
+                "tokens_anchor": float(wide["cached_tokens_per_row"]["anchor_cache"][last]),
+            }
+        )
         rows.append(row)
     out = pd.DataFrame(rows)
     out["kv_reduction"] = 1 - out.kv_bytes_anchor / out.kv_bytes_full
@@ -205,12 +240,17 @@ def throughput_table(latency: pd.DataFrame) -> pd.DataFrame:
     """Per (context, method): median total and prefill seconds, decode tokens per second (all
     rows of the batch) and peak memory (MiB above the weights and inputs)."""
     grouped = latency.groupby(["context", "method"], sort=True)
-    out = grouped.agg(past_training_length=("past_training_length", "any"),
-                      batch=("batch", "first"), repeats=("repeat", "nunique"),
-                      total_s=("seconds", "median"), prefill_s=("prefill_s", "median"),
-                      decode_tokens_per_s=("decode_tokens_per_s", "median"),
-                      peak_mib=("peak_bytes", "first")).reset_index()
+    out = grouped.agg(
+        past_training_length=("past_training_length", "any"),
+        batch=("batch", "first"),
+        repeats=("repeat", "nunique"),
+        total_s=("seconds", "median"),
+        prefill_s=("prefill_s", "median"),
+        decode_tokens_per_s=("decode_tokens_per_s", "median"),
+        peak_mib=("peak_bytes", "first"),
+    ).reset_index()
     out["peak_mib"] = out.peak_mib / 2**20
     order = {m: i for i, m in enumerate(("full_cache", "anchor_cache", "no_cache"))}
-    return out.sort_values(["context", "method"], key=lambda c: c.map(order) if c.name == "method"
-                           else c).reset_index(drop=True)
+    return out.sort_values(["context", "method"], key=lambda c: c.map(order) if c.name == "method" else c).reset_index(
+        drop=True
+    )

@@ -17,18 +17,24 @@ padding is handled here: padded keys are blocked and padded query rows see only 
 row is ever fully blocked, so SDPA never yields NaN. Left and right padding (and holes) are both
 supported; the caller must pass explicit ``position_ids`` (:func:`position_ids_from_attention_mask`).
 """
+
 from __future__ import annotations
 
 import torch
 
 from labkit.errors import ParameterError
 
-__all__ = ["sequence_ids", "anchor_mask", "rule_mask", "reference_anchor_mask",
-           "position_ids_from_attention_mask", "bool_to_additive"]
+__all__ = [
+    "sequence_ids",
+    "anchor_mask",
+    "rule_mask",
+    "reference_anchor_mask",
+    "position_ids_from_attention_mask",
+    "bool_to_additive",
+]
 
 
-def _check_flags(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_flags(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     if not torch.is_tensor(anchor_flags) or anchor_flags.dim() != 2:
         shape = tuple(anchor_flags.shape) if torch.is_tensor(anchor_flags) else type(anchor_flags).__name__
         raise ParameterError(f"anchor_flags must be a (batch, length) tensor, got {shape}")
@@ -38,14 +44,14 @@ def _check_flags(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None
     else:
         if not torch.is_tensor(attention_mask) or attention_mask.shape != flags.shape:
             got = tuple(attention_mask.shape) if torch.is_tensor(attention_mask) else type(attention_mask).__name__
-            raise ParameterError(f"attention_mask must be a 2-D tensor shaped like anchor_flags "
-                                 f"{tuple(flags.shape)}, got {got}")
+            raise ParameterError(
+                f"attention_mask must be a 2-D tensor shaped like anchor_flags {tuple(flags.shape)}, got {got}"
+            )
         valid = attention_mask.bool().to(flags.device)
     return flags & valid, valid
 
 
-def sequence_ids(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None
-                 ) -> torch.LongTensor:
+def sequence_ids(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.LongTensor:
     """Sentence index of every token: the number of anchors strictly before it (``(B, L)``).
 
     The anchor itself belongs to the sentence it closes. Padded positions (``attention_mask``
@@ -62,10 +68,17 @@ def position_ids_from_attention_mask(attention_mask: torch.Tensor) -> torch.Long
     return pos.clamp(min=0)
 
 
-def rule_mask(q_pos: torch.Tensor, q_seq: torch.Tensor, q_anchor: torch.Tensor,
-              k_pos: torch.Tensor, k_seq: torch.Tensor, k_anchor: torch.Tensor,
-              k_valid: torch.Tensor, q_valid: torch.Tensor | None = None,
-              self_index: torch.Tensor | None = None) -> torch.BoolTensor:
+def rule_mask(
+    q_pos: torch.Tensor,
+    q_seq: torch.Tensor,
+    q_anchor: torch.Tensor,
+    k_pos: torch.Tensor,
+    k_seq: torch.Tensor,
+    k_anchor: torch.Tensor,
+    k_valid: torch.Tensor,
+    q_valid: torch.Tensor | None = None,
+    self_index: torch.Tensor | None = None,
+) -> torch.BoolTensor:
     """Boolean ``(B, 1, Lq, Lk)`` visibility (True = attend) for the AnSAN rule.
 
     Queries and keys are described by absolute position, sentence id and anchor flag, so the
@@ -92,12 +105,16 @@ def bool_to_additive(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) 
         raise ParameterError(f"mask dtype must be a floating point dtype, got {dtype}")
     # one fill of a fresh zero tensor: no scalar tensors built per call (a decode step calls
     # this once per token, where two host-built scalars cost as much as the fill itself)
-    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
-        ~allowed, torch.finfo(dtype).min)
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, torch.finfo(dtype).min)
 
 
-def anchor_mask(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                dtype: torch.dtype = torch.float32, *, as_bool: bool = False) -> torch.Tensor:
+def anchor_mask(
+    anchor_flags: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+    *,
+    as_bool: bool = False,
+) -> torch.Tensor:
     """The AnSAN mask for a (padded) batch.
 
     Args:
@@ -117,8 +134,7 @@ def anchor_mask(anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None 
     return allowed if as_bool else bool_to_additive(allowed, dtype)
 
 
-def reference_anchor_mask(anchor_flags, attention_mask=None, dtype: torch.dtype = torch.float32
-                          ) -> torch.Tensor:
+def reference_anchor_mask(anchor_flags, attention_mask=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Brute-force, per-element statement of the rule (slow; for tests only).
 
     Written independently of :func:`anchor_mask`, following the paper's wording and the

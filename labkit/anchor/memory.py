@@ -4,6 +4,7 @@ Split from :mod:`labkit.anchor.latency` (the timing sweep): :class:`LiveTensorPe
 peak tensor memory on CPU, :func:`measure_point` times one generation and measures its peak,
 :func:`largest_batch` searches the batch boundary (``benchmarks/anchor_inference.py``).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,15 @@ from labkit.device import synchronize
 from labkit.errors import ParameterError
 from labkit.timing import timed
 
-__all__ = ["THROUGHPUT_METHODS", "LiveTensorPeak", "is_out_of_memory", "run_method",
-           "measure_point", "largest_batch", "peak_memory"]
+__all__ = [
+    "THROUGHPUT_METHODS",
+    "LiveTensorPeak",
+    "is_out_of_memory",
+    "run_method",
+    "measure_point",
+    "largest_batch",
+    "peak_memory",
+]
 
 #: Methods of the throughput mode, in interleaving order.
 THROUGHPUT_METHODS = ("no_cache", "full_cache", "anchor_cache")
@@ -48,7 +56,7 @@ class LiveTensorPeak:
         class _Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
-                for t in (out if isinstance(out, (tuple, list)) else (out,)):
+                for t in out if isinstance(out, (tuple, list)) else (out,):
                     if torch.is_tensor(t):
                         owner._track(t)
                 return out
@@ -77,7 +85,7 @@ class LiveTensorPeak:
             self.current -= entry[0]
             del self.live[key]
 
-    def __enter__(self) -> "LiveTensorPeak":
+    def __enter__(self) -> LiveTensorPeak:
         self._mode.__enter__()
         return self
 
@@ -90,8 +98,9 @@ def is_out_of_memory(err: BaseException) -> bool:
     if isinstance(err, (MemoryError, getattr(torch.cuda, "OutOfMemoryError", MemoryError))):
         return True
     text = str(err).lower()
-    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate" in text
-                                              or "cannot allocate" in text)
+    return isinstance(err, RuntimeError) and (
+        "out of memory" in text or "can't allocate" in text or "cannot allocate" in text
+    )
 
 
 def _free(device: torch.device) -> None:
@@ -102,13 +111,21 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def run_method(method: str, model, ids: torch.Tensor, anchor_ids: set[int], new_tokens: int,
-               chunk: int | None = None):
+def run_method(method: str, model, ids: torch.Tensor, anchor_ids: set[int], new_tokens: int, chunk: int | None = None):
     """One greedy generation of ``new_tokens`` (EOS disabled) by ``method``; returns the result."""
     att = torch.ones_like(ids)
     if method == "anchor_cache":
-        return anchor_generate(model, None, ids, max_new_tokens=new_tokens, attention_mask=att,
-                               anchor_ids=anchor_ids, eos_token_id=-1, open_limit=None, chunk=chunk)
+        return anchor_generate(
+            model,
+            None,
+            ids,
+            max_new_tokens=new_tokens,
+            attention_mask=att,
+            anchor_ids=anchor_ids,
+            eos_token_id=-1,
+            open_limit=None,
+            chunk=chunk,
+        )
     if method == "full_cache":
         return full_cache_generate(model, None, ids, new_tokens, att, eos_token_id=-1)
     if method == "no_cache":
@@ -116,8 +133,15 @@ def run_method(method: str, model, ids: torch.Tensor, anchor_ids: set[int], new_
     raise ParameterError(f"method must be one of {THROUGHPUT_METHODS}, got {method!r}")
 
 
-def measure_point(method: str, model, ids: torch.Tensor, anchor_ids: set[int], new_tokens: int,
-                  chunk: int | None = None, memory: bool = True) -> dict:
+def measure_point(
+    method: str,
+    model,
+    ids: torch.Tensor,
+    anchor_ids: set[int],
+    new_tokens: int,
+    chunk: int | None = None,
+    memory: bool = True,
+) -> dict:
     """Time one generation and measure its peak memory above what existed before.
 
     CUDA: one run, ``max_memory_allocated`` after ``reset_peak_memory_stats`` minus the bytes
@@ -141,12 +165,27 @@ def measure_point(method: str, model, ids: torch.Tensor, anchor_ids: set[int], n
         peak = meter.peak
     B = int(ids.shape[0])
     kv = 0 if method == "no_cache" else int(result.stats["kv_bytes"])
-    return {"context": int(ids.shape[1]), "batch": B, "method": method, "seconds": seconds,
-            "tokens_per_s": B * new_tokens / seconds, "peak_bytes": peak, "kv_bytes": kv}
+    return {
+        "context": int(ids.shape[1]),
+        "batch": B,
+        "method": method,
+        "seconds": seconds,
+        "tokens_per_s": B * new_tokens / seconds,
+        "peak_bytes": peak,
+        "kv_bytes": kv,
+    }
 
 
-def largest_batch(method: str, model, make_ids, anchor_ids: set[int], new_tokens: int,
-                  max_batch: int, chunk: int | None = None, on_point=None) -> tuple[int, dict | None]:
+def largest_batch(
+    method: str,
+    model,
+    make_ids,
+    anchor_ids: set[int],
+    new_tokens: int,
+    max_batch: int,
+    chunk: int | None = None,
+    on_point=None,
+) -> tuple[int, dict | None]:
     """The largest batch (<= ``max_batch``) that runs, by doubling then bisection.
 
     ``make_ids(batch)`` gives the ``(batch, context)`` prompt ids. An out-of-memory error is
@@ -161,8 +200,7 @@ def largest_batch(method: str, model, make_ids, anchor_ids: set[int], new_tokens
     def fits(batch: int) -> bool:
         if batch not in cache:
             try:
-                point = measure_point(method, model, make_ids(batch), anchor_ids, new_tokens, chunk,
-                                      memory=False)
+                point = measure_point(method, model, make_ids(batch), anchor_ids, new_tokens, chunk, memory=False)
             except Exception as err:  # noqa: BLE001 - only OOM is a boundary, the rest re-raised
                 if not is_out_of_memory(err):
                     raise
@@ -193,8 +231,9 @@ def largest_batch(method: str, model, make_ids, anchor_ids: set[int], new_tokens
     return good, cache.get(good)
 
 
-def peak_memory(method: str, model, ids: torch.Tensor, anchor_ids: set[int], new_tokens: int,
-                chunk: int | None = None) -> float:
+def peak_memory(
+    method: str, model, ids: torch.Tensor, anchor_ids: set[int], new_tokens: int, chunk: int | None = None
+) -> float:
     """Peak memory of one generation above what existed before, from one untimed run (which
     doubles as the timing sweep's warm-up): CUDA ``max_memory_allocated``, CPU
     :class:`LiveTensorPeak`."""

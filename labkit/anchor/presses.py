@@ -24,10 +24,11 @@ runs with the model switched to eager attention for the prefill (:func:`attentio
 then teacher-force the query one decode step at a time through the kept cache
 (:func:`query_scores`), timing both phases on the model's device.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -38,8 +39,18 @@ from labkit.anchor.support import kv_cache_bytes, new_cache
 from labkit.errors import ParameterError
 from labkit.timing import Stopwatch
 
-__all__ = ["PRESSES", "DEFAULT_PRESSES", "check_presses", "press_ratio", "make_press", "attention",
-           "pressed_prefill", "query_scores", "run_cache", "run_anchor"]
+__all__ = [
+    "PRESSES",
+    "DEFAULT_PRESSES",
+    "check_presses",
+    "press_ratio",
+    "make_press",
+    "attention",
+    "pressed_prefill",
+    "query_scores",
+    "run_cache",
+    "run_anchor",
+]
 
 DEFAULT_PRESSES: tuple[str, ...] = tuple(PRESSES)
 _EAGER = {"observed_attention"}
@@ -51,13 +62,11 @@ def check_presses(names: Iterable[str] | None) -> list[str]:
     if names is None:
         return list(DEFAULT_PRESSES)
     if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-        raise ParameterError(f"presses must be a list of press names, got {names!r}; choices: "
-                             f"{', '.join(PRESSES)}")
+        raise ParameterError(f"presses must be a list of press names, got {names!r}; choices: {', '.join(PRESSES)}")
     names = list(names)
     unknown = [n for n in names if n not in PRESSES]
     if unknown:
-        raise ParameterError(f"presses: unknown press {', '.join(map(repr, unknown))}; choices: "
-                             f"{', '.join(PRESSES)}")
+        raise ParameterError(f"presses: unknown press {', '.join(map(repr, unknown))}; choices: {', '.join(PRESSES)}")
     if len(set(names)) != len(names):
         raise ParameterError(f"presses: a press is listed twice in {names!r}")
     return names
@@ -145,8 +154,7 @@ def pressed_prefill(model, name: str | None, ids: torch.Tensor, kept: int | None
 
 
 # --------------------------------------------------------------------------- one prompt, one method
-def query_scores(first: torch.Tensor, step: Callable[[int, int], torch.Tensor],
-                  query: list[int]) -> tuple[float, int]:
+def query_scores(first: torch.Tensor, step: Callable[[int, int], torch.Tensor], query: list[int]) -> tuple[float, int]:
     """Teacher-force ``query``: NLL sum and correct count; ``first`` predicts query[0],
     ``step(token, i)`` feeds query[i] and returns the logits predicting query[i + 1]."""
     nll, correct, logits = 0.0, 0, first
@@ -168,18 +176,20 @@ def run_cache(model, ids: torch.Tensor, query: list[int], press: str | None, kep
     L, device = ids.shape[1], ids.device
 
     def step(token: int, i: int) -> torch.Tensor:
-        out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache,
-                    position_ids=torch.tensor([[L + i]], device=device), use_cache=True)
+        out = model(
+            input_ids=torch.tensor([[token]], device=device),
+            past_key_values=cache,
+            position_ids=torch.tensor([[L + i]], device=device),
+            use_cache=True,
+        )
         return out.logits[:, -1]
 
     with torch.no_grad():
         nll, correct = query_scores(first, step, query)
-    return {"kv_bytes": kv, "nll": nll, "correct": correct, "prefill_s": prefill_s,
-            "decode_s": clock.lap()}
+    return {"kv_bytes": kv, "nll": nll, "correct": correct, "prefill_s": prefill_s, "decode_s": clock.lap()}
 
 
-def run_anchor(model, ids: torch.Tensor, anchor_ids: set[int], query: list[int],
-                chunk: int | None) -> dict:
+def run_anchor(model, ids: torch.Tensor, anchor_ids: set[int], query: list[int], chunk: int | None) -> dict:
     """Anchor prefill (pruned after every chunk), then the query through anchor steps."""
     ids_t = anchor_id_tensor(anchor_ids, ids.device)
     clock = Stopwatch(model).start()
@@ -187,9 +197,8 @@ def run_anchor(model, ids: torch.Tensor, anchor_ids: set[int], query: list[int],
     prefill_s = clock.lap()
     kv = kv_cache_bytes(state.cache)
 
-    def step(token: int, i: int) -> torch.Tensor:
+    def step(token: int, i: int) -> torch.Tensor:  # noqa: ARG001 (the decode loop passes the step index)
         return anchor_step(model, state, torch.tensor([token], device=ids.device), ids_t)
 
     nll, correct = query_scores(state.last_logits, step, query)
-    return {"kv_bytes": kv, "nll": nll, "correct": correct, "prefill_s": prefill_s,
-            "decode_s": clock.lap()}
+    return {"kv_bytes": kv, "nll": nll, "correct": correct, "prefill_s": prefill_s, "decode_s": clock.lap()}

@@ -9,20 +9,20 @@ model continues. For AnLLM-AC the ``<AC>`` token closes every demonstration, as 
 Held-out documents never appear in the training text (:func:`labkit.lm.corpus_documents`), so
 the prompts are text the models have not seen.
 """
+
 from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
 from labkit.anchor.anchors import AnchorSpec, split_sentences
 from labkit.errors import DataError, ParameterError
 
-__all__ = ["KShotPrompt", "demonstration_pool", "kshot_prompts", "prompt_ids_of_length",
-           "DEMO_SEPARATOR"]
+__all__ = ["KShotPrompt", "demonstration_pool", "kshot_prompts", "prompt_ids_of_length", "DEMO_SEPARATOR"]
 
 DEMO_SEPARATOR = "\n\n"
 
@@ -64,8 +64,7 @@ def _check_demo_tokens(demo_tokens) -> None:
         raise ParameterError(f"demo_tokens must be a positive int, got {demo_tokens!r}")
 
 
-def demonstration_pool(documents: Sequence[str], tokenizer, demo_tokens: int, n: int,
-                       seed: int = 0) -> list[str]:
+def demonstration_pool(documents: Sequence[str], tokenizer, demo_tokens: int, n: int, seed: int = 0) -> list[str]:
     """``n`` demonstrations (consecutive sentences of one document, >= ``demo_tokens`` tokens).
 
     Documents are visited in a seeded order; a document gives as many demonstrations as it
@@ -76,9 +75,11 @@ def demonstration_pool(documents: Sequence[str], tokenizer, demo_tokens: int, n:
         raise ParameterError(f"n (number of demonstrations) must be a positive int, got {n!r}")
     pool = list(itertools.islice(_demonstrations(documents, tokenizer, demo_tokens, seed), n))
     if len(pool) < n:
-        raise DataError(f"the held-out text gives only {len(pool)} demonstrations of >= "
-                        f"{demo_tokens} tokens, {n} were asked for: lower demo_tokens or the "
-                        "number of prompts")
+        raise DataError(
+            f"the held-out text gives only {len(pool)} demonstrations of >= "
+            f"{demo_tokens} tokens, {n} were asked for: lower demo_tokens or the "
+            "number of prompts"
+        )
     return pool
 
 
@@ -91,9 +92,17 @@ def _close(demo: str, spec: AnchorSpec) -> str:
     return f"{demo}{spec.ac_token}" if spec.mode == "ac" else demo
 
 
-def kshot_prompts(documents: Sequence[str], tokenizer, spec: AnchorSpec, k: int, n_prompts: int = 1,
-                  demo_tokens: int = 64, query_tokens: int = 12, seed: int = 0,
-                  max_tokens: int | None = None) -> list[KShotPrompt]:
+def kshot_prompts(
+    documents: Sequence[str],
+    tokenizer,
+    spec: AnchorSpec,
+    k: int,
+    n_prompts: int = 1,
+    demo_tokens: int = 64,
+    query_tokens: int = 12,
+    seed: int = 0,
+    max_tokens: int | None = None,
+) -> list[KShotPrompt]:
     """``n_prompts`` prompts of ``k`` demonstrations each (disjoint demonstrations per prompt).
 
     The query of each prompt is the start of the sentence that follows in the pool, truncated
@@ -105,18 +114,19 @@ def kshot_prompts(documents: Sequence[str], tokenizer, spec: AnchorSpec, k: int,
         raise ParameterError(f"k (demonstrations per prompt) must be an int >= 0, got {k!r}")
     _check_demo_tokens(demo_tokens)
     if max_tokens is None:  # the plain pool: exactly n_prompts * (k + 1) demonstrations
-        source = iter(demonstration_pool(documents, tokenizer, demo_tokens,
-                                         n_prompts * (k + 1), seed))
+        source = iter(demonstration_pool(documents, tokenizer, demo_tokens, n_prompts * (k + 1), seed))
     else:
         source = _demonstrations(documents, tokenizer, demo_tokens, seed)
     prompts, skipped = [], 0
     while len(prompts) < n_prompts:
         chunk = list(itertools.islice(source, k + 1))
         if len(chunk) < k + 1:
-            raise DataError(f"the held-out text gives only {len(prompts)} {k}-shot prompts of "
-                            f"demonstrations >= {demo_tokens} tokens within max_tokens="
-                            f"{max_tokens} ({skipped} too long), {n_prompts} were asked for: "
-                            "lower demo_tokens or the number of prompts")
+            raise DataError(
+                f"the held-out text gives only {len(prompts)} {k}-shot prompts of "
+                f"demonstrations >= {demo_tokens} tokens within max_tokens="
+                f"{max_tokens} ({skipped} too long), {n_prompts} were asked for: "
+                "lower demo_tokens or the number of prompts"
+            )
         demos, query_src = chunk[:k], chunk[k]
         query = _query(split_sentences(query_src)[0], tokenizer, query_tokens)
         text = DEMO_SEPARATOR.join([_close(d, spec) for d in demos] + [query])
@@ -127,9 +137,16 @@ def kshot_prompts(documents: Sequence[str], tokenizer, spec: AnchorSpec, k: int,
     return prompts
 
 
-def prompt_ids_of_length(documents: Sequence[str], tokenizer, spec: AnchorSpec, length: int,
-                         batch: int = 1, demo_tokens: int = 64, query_tokens: int = 12,
-                         seed: int = 0) -> torch.Tensor:
+def prompt_ids_of_length(
+    documents: Sequence[str],
+    tokenizer,
+    spec: AnchorSpec,
+    length: int,
+    batch: int = 1,
+    demo_tokens: int = 64,
+    query_tokens: int = 12,
+    seed: int = 0,
+) -> torch.Tensor:
     """``(batch, length)`` token ids of k-shot prompts cut to exactly ``length`` tokens.
 
     Enough demonstrations are taken to exceed ``length``; the prompt is then cut on the left

@@ -23,20 +23,29 @@ mixed with blocks of real text by :mod:`labkit.anchor.recall_lm` and
 :func:`labkit.anchor.training.train_anchor_lm`. Evaluation prompts use a different seed
 stream (:data:`EVAL_SEED_OFFSET`), so no training binding is ever queried.
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from labkit.errors import DataError, ParameterError
 
-__all__ = ["RecallProbe", "ProbeVocab", "RecallPrompts", "probe_vocab", "recall_prompts",
-           "training_documents", "training_blocks", "EVAL_SEED_OFFSET"]
+__all__ = [
+    "RecallProbe",
+    "ProbeVocab",
+    "RecallPrompts",
+    "probe_vocab",
+    "recall_prompts",
+    "training_documents",
+    "training_blocks",
+    "EVAL_SEED_OFFSET",
+]
 
 #: evaluation prompts draw from ``seed + EVAL_SEED_OFFSET``, never from a training seed
 EVAL_SEED_OFFSET = 1_000_003
@@ -74,15 +83,18 @@ class RecallProbe:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"RecallProbe.{name} must be a positive int, got {value!r}")
         if self.keys < self.bindings:
-            raise ParameterError(f"RecallProbe.keys ({self.keys}) must be >= bindings "
-                                 f"({self.bindings}): the keys of a prompt are distinct")
+            raise ParameterError(
+                f"RecallProbe.keys ({self.keys}) must be >= bindings "
+                f"({self.bindings}): the keys of a prompt are distinct"
+            )
         if self.min_bindings > self.bindings:
-            raise ParameterError(f"RecallProbe.min_bindings ({self.min_bindings}) must be <= "
-                                 f"bindings ({self.bindings})")
-        if not self.buckets or any(isinstance(b, bool) or not isinstance(b, int)
-                                   or not 1 <= b <= self.bindings for b in self.buckets):
-            raise ParameterError(f"RecallProbe.buckets must be distances in 1..{self.bindings}, "
-                                 f"got {self.buckets!r}")
+            raise ParameterError(
+                f"RecallProbe.min_bindings ({self.min_bindings}) must be <= bindings ({self.bindings})"
+            )
+        if not self.buckets or any(
+            isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= self.bindings for b in self.buckets
+        ):
+            raise ParameterError(f"RecallProbe.buckets must be distances in 1..{self.bindings}, got {self.buckets!r}")
         if len(set(self.buckets)) != len(self.buckets):
             raise ParameterError(f"RecallProbe.buckets lists a distance twice: {self.buckets!r}")
         if not 0 <= self.share < 1:
@@ -112,8 +124,9 @@ class ProbeVocab:
     value_words: tuple[str, ...]
 
 
-def probe_vocab(tokenizer, documents: Sequence[str], probe: RecallProbe, seed: int = 0,
-                max_chars: int = 2_000_000) -> ProbeVocab:
+def probe_vocab(
+    tokenizer, documents: Sequence[str], probe: RecallProbe, seed: int = 0, max_chars: int = 2_000_000
+) -> ProbeVocab:
     """The key and value words: the ``keys + values`` most frequent lower-case words of
     ``documents`` (first ``max_chars`` characters) that ``tokenizer`` encodes as one token with
     a leading space, shuffled by ``seed`` and split into keys and values.
@@ -136,20 +149,27 @@ def probe_vocab(tokenizer, documents: Sequence[str], probe: RecallProbe, seed: i
             if len(chosen) == need:
                 break
     if len(chosen) < need:
-        raise DataError(f"the training text has {len(chosen)} one-token words, the recall probe "
-                        f"needs {need} (RecallProbe.keys + values): lower them")
+        raise DataError(
+            f"the training text has {len(chosen)} one-token words, the recall probe "
+            f"needs {need} (RecallProbe.keys + values): lower them"
+        )
     order = np.random.default_rng(seed).permutation(need)
     picked = [chosen[i] for i in order]
     period = tokenizer.encode(".", add_special_tokens=False)
     if len(period) != 1:
         raise DataError("the tokenizer has no single '.' token, which the recall probe needs")
-    keys, values = picked[:probe.keys], picked[probe.keys:]
-    return ProbeVocab(tuple(i for _, i in keys), tuple(i for _, i in values), int(period[0]),
-                      tokenizer.eos_token_id, tuple(w for w, _ in keys), tuple(w for w, _ in values))
+    keys, values = picked[: probe.keys], picked[probe.keys :]
+    return ProbeVocab(
+        tuple(i for _, i in keys),
+        tuple(i for _, i in values),
+        int(period[0]),
+        tokenizer.eos_token_id,
+        tuple(w for w, _ in keys),
+        tuple(w for w, _ in values),
+    )
 
 
-def _sentences(keys: np.ndarray, values: np.ndarray, vocab: ProbeVocab,
-               anchor: int | None) -> np.ndarray:
+def _sentences(keys: np.ndarray, values: np.ndarray, vocab: ProbeVocab, anchor: int | None) -> np.ndarray:
     """``(..., n, 3 or 4)`` token ids of sentences `` key value.`` (+ anchor id)."""
     parts = [keys, values, np.full_like(keys, vocab.period)]
     if anchor is not None:
@@ -176,8 +196,9 @@ class RecallPrompts:
         return int(self.context.shape[0])
 
 
-def recall_prompts(vocab: ProbeVocab, probe: RecallProbe, n_prompts: int, seed: int = 0,
-                   anchor: int | None = None) -> RecallPrompts:
+def recall_prompts(
+    vocab: ProbeVocab, probe: RecallProbe, n_prompts: int, seed: int = 0, anchor: int | None = None
+) -> RecallPrompts:
     """``n_prompts`` evaluation prompts; ``anchor`` is the id appended to every sentence (AC's
     ``<AC>``) or ``None`` (plain text: the full cache, the presses and EP). The same ``seed``
     gives the same bindings and queries for every ``anchor``, so methods are paired."""
@@ -197,12 +218,18 @@ def recall_prompts(vocab: ProbeVocab, probe: RecallProbe, n_prompts: int, seed: 
     width = queries.shape[-1]
     key_index = np.broadcast_to(np.arange(Q) * width, (n_prompts, Q))
     as_long = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long)  # noqa: E731
-    return RecallPrompts(as_long(context), as_long(queries.reshape(n_prompts, -1)),
-                         as_long(key_index), as_long(vid[qvalues]), as_long(distance))
+    return RecallPrompts(
+        as_long(context),
+        as_long(queries.reshape(n_prompts, -1)),
+        as_long(key_index),
+        as_long(vid[qvalues]),
+        as_long(distance),
+    )
 
 
-def training_documents(vocab: ProbeVocab, probe: RecallProbe, n_docs: int, seed: int = 0,
-                       anchor: int | None = None) -> list[np.ndarray]:
+def training_documents(
+    vocab: ProbeVocab, probe: RecallProbe, n_docs: int, seed: int = 0, anchor: int | None = None
+) -> list[np.ndarray]:
     """``n_docs`` training documents (token id arrays, no EOS): ``min_bindings..bindings``
     bindings with distinct keys, then ``train_queries`` queries of earlier bindings."""
     rng = np.random.default_rng(seed)
@@ -213,13 +240,20 @@ def training_documents(vocab: ProbeVocab, probe: RecallProbe, n_docs: int, seed:
         keys = rng.choice(len(kid), b, replace=False)
         values = rng.integers(0, len(vid), size=b)
         asked = rng.integers(0, b, size=probe.train_queries)
-        docs.append(np.concatenate([_sentences(kid[keys], vid[values], vocab, anchor).reshape(-1),
-                                    _sentences(kid[keys[asked]], vid[values[asked]], vocab, anchor).reshape(-1)]))
+        docs.append(
+            np.concatenate(
+                [
+                    _sentences(kid[keys], vid[values], vocab, anchor).reshape(-1),
+                    _sentences(kid[keys[asked]], vid[values[asked]], vocab, anchor).reshape(-1),
+                ]
+            )
+        )
     return docs
 
 
-def training_blocks(vocab: ProbeVocab, probe: RecallProbe, n_blocks: int, context: int,
-                    seed: int = 0, anchor: int | None = None) -> torch.Tensor:
+def training_blocks(
+    vocab: ProbeVocab, probe: RecallProbe, n_blocks: int, context: int, seed: int = 0, anchor: int | None = None
+) -> torch.Tensor:
     """``(n_blocks, context)`` token ids of probe documents joined by EOS (a document may run
     across a block boundary, as real text does)."""
     if n_blocks < 1:

@@ -21,9 +21,10 @@ Statistics (:mod:`labkit.stats`): each prompt holds one query per distance bucke
 the items are prompts; pooled accuracy is clustered by prompt. "Better" is decided by paired
 differences on the same prompts whose 95% interval excludes 0.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,15 @@ from labkit.anchor.recall import ProbeVocab, RecallProbe, RecallPrompts, recall_
 from labkit.anchor.support import kv_bytes_per_token, kv_cache_bytes, model_device
 from labkit.errors import ModelError, ParameterError
 
-__all__ = ["FULL_CACHE_FLOOR", "NO_FAR_CONTEXT", "recall_rows", "recall_summary",
-           "paired_recall", "recall_headline", "recall_headline_text"]
+__all__ = [
+    "FULL_CACHE_FLOOR",
+    "NO_FAR_CONTEXT",
+    "recall_rows",
+    "recall_summary",
+    "paired_recall",
+    "recall_headline",
+    "recall_headline_text",
+]
 
 #: the full cache must reach this recall (lower end of the 95% interval) at every distance,
 #: or the probe is not answered even with everything kept and the flag says so
@@ -76,8 +84,7 @@ def _run_cache(model, prompts: RecallPrompts, press: str | None, kept: int | Non
 
 
 @torch.no_grad()
-def _run_anchor(model, prompts: RecallPrompts, anchor_ids: set[int], chunk: int | None
-                ) -> tuple[np.ndarray, int]:
+def _run_anchor(model, prompts: RecallPrompts, anchor_ids: set[int], chunk: int | None) -> tuple[np.ndarray, int]:
     device = model_device(model)
     ids_t = anchor_id_tensor(anchor_ids, device)
     ctx = prompts.context.to(device)
@@ -87,10 +94,18 @@ def _run_anchor(model, prompts: RecallPrompts, anchor_ids: set[int], chunk: int 
     return _scores(logits, prompts), kv
 
 
-def recall_rows(base: tuple, anchors: Mapping[str, tuple], vocab: ProbeVocab, probe: RecallProbe,
-                n_prompts: int, budgets: Sequence[float] = (0.25, 0.10),
-                presses: Sequence[str] | None = None, seed: int = 0, chunk: int | None = None,
-                warn: Callable[[str], None] | None = None) -> pd.DataFrame:
+def recall_rows(
+    base: tuple,
+    anchors: Mapping[str, tuple],
+    vocab: ProbeVocab,
+    probe: RecallProbe,
+    n_prompts: int,
+    budgets: Sequence[float] = (0.25, 0.10),
+    presses: Sequence[str] | None = None,
+    seed: int = 0,
+    chunk: int | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """One row per (method, budget, prompt, query): ``correct``, ``distance``, ``kept_share``.
 
     Args:
@@ -115,10 +130,19 @@ def recall_rows(base: tuple, anchors: Mapping[str, tuple], vocab: ProbeVocab, pr
         share = kv / (per_tok * length * correct.shape[0])
         for p in range(correct.shape[0]):
             for q in range(correct.shape[1]):
-                rows.append({"method": method, "kind": kind, "budget": budget, "prompt": p,
-                             "distance": int(plain.distance[p, q]), "correct": bool(correct[p, q]),
-                             "kept_share": share, "kv_bytes": kv / correct.shape[0],
-                             "kv_bytes_full": per_tok * length})
+                rows.append(
+                    {
+                        "method": method,
+                        "kind": kind,
+                        "budget": budget,
+                        "prompt": p,
+                        "distance": int(plain.distance[p, q]),
+                        "correct": bool(correct[p, q]),
+                        "kept_share": share,
+                        "kv_bytes": kv / correct.shape[0],
+                        "kv_bytes_full": per_tok * length,
+                    }
+                )
 
     base_tok = kv_bytes_per_token(base_model)
     L = plain.context.shape[1]
@@ -132,8 +156,7 @@ def recall_rows(base: tuple, anchors: Mapping[str, tuple], vocab: ProbeVocab, pr
         correct, kv = _run_anchor(model, own, anchor_token_ids(tok, spec), chunk)
         add(label, OWN, OWN, correct, kv, per_tok, length)
         if model is not base_model:
-            add(f"{label}, full cache", TRAINED_FULL, FULL, *_run_cache(model, own, None, None),
-                per_tok, length)
+            add(f"{label}, full cache", TRAINED_FULL, FULL, *_run_cache(model, own, None, None), per_tok, length)
         kept = max(1, min(L, round(kv / (per_tok * length * own.n) * L)))
         if kept not in matched.values():
             matched[f"= {label}"] = kept
@@ -142,8 +165,7 @@ def recall_rows(base: tuple, anchors: Mapping[str, tuple], vocab: ProbeVocab, pr
         todo = [(budget_label(s), max(1, round(s * L))) for s in shares] + list(matched.items())
         try:
             for budget, kept in todo:
-                add(PRESSES[name][0], "press", budget, *_run_cache(base_model, plain, name, kept),
-                    base_tok, L)
+                add(PRESSES[name][0], "press", budget, *_run_cache(base_model, plain, name, kept), base_tok, L)
         except Exception as exc:  # noqa: BLE001 - a press kvpress cannot run here is a warning
             del rows[start:]
             message = f"failed: press {name}: {type(exc).__name__}: {exc}".strip()
@@ -161,16 +183,15 @@ def _part(rows: pd.DataFrame, method: str, budget: str) -> pd.DataFrame:
     return part.sort_values(["prompt", "distance"])
 
 
-def _accuracy(part: pd.DataFrame, far: Sequence[int] | None = None, *, n_resamples: int,
-              seed: int) -> stats.Interval:
+def _accuracy(part: pd.DataFrame, far: Sequence[int] | None = None, *, n_resamples: int, seed: int) -> stats.Interval:
     """Pooled accuracy (over ``far`` buckets only, if given), clustered by prompt."""
     sel = part if far is None else part[part.distance.isin(list(far))]
-    return stats.interval(sel.correct.to_numpy(float), groups=sel.prompt.to_numpy(),
-                          n_resamples=n_resamples, seed=seed)
+    return stats.interval(sel.correct.to_numpy(float), groups=sel.prompt.to_numpy(), n_resamples=n_resamples, seed=seed)
 
 
-def recall_summary(rows: pd.DataFrame, probe: RecallProbe, n_resamples: int = stats.N_RESAMPLES,
-                   seed: int = 0) -> pd.DataFrame:
+def recall_summary(
+    rows: pd.DataFrame, probe: RecallProbe, n_resamples: int = stats.N_RESAMPLES, seed: int = 0
+) -> pd.DataFrame:
     """One row per (method, budget): kept share, pooled and far-bucket recall with 95%
     intervals (clustered by prompt), recall per distance bucket (``d<k>``, ``d<k>_lo``,
     ``d<k>_hi``: one query per prompt, so the items are prompts) and the lowest per-bucket
@@ -179,14 +200,22 @@ def recall_summary(rows: pd.DataFrame, probe: RecallProbe, n_resamples: int = st
     for (method, budget), part in rows.groupby(["method", "budget"], sort=False):
         pooled = _accuracy(part, n_resamples=n_resamples, seed=seed)
         far = _accuracy(part, probe.far_buckets, n_resamples=n_resamples, seed=seed)
-        row = {"method": method, "kind": part.kind.iloc[0], "budget": budget,
-               "prompts": int(part.prompt.nunique()), "kept_share": float(part.kept_share.mean()),
-               "recall": pooled.estimate, "recall_lo": pooled.low, "recall_hi": pooled.high,
-               "far_recall": far.estimate, "far_recall_lo": far.low, "far_recall_hi": far.high}
+        row = {
+            "method": method,
+            "kind": part.kind.iloc[0],
+            "budget": budget,
+            "prompts": int(part.prompt.nunique()),
+            "kept_share": float(part.kept_share.mean()),
+            "recall": pooled.estimate,
+            "recall_lo": pooled.low,
+            "recall_hi": pooled.high,
+            "far_recall": far.estimate,
+            "far_recall_lo": far.low,
+            "far_recall_hi": far.high,
+        }
         lows = []
         for d in probe.buckets:
-            iv = stats.interval(part[part.distance == d].correct.to_numpy(float),
-                                n_resamples=n_resamples, seed=seed)
+            iv = stats.interval(part[part.distance == d].correct.to_numpy(float), n_resamples=n_resamples, seed=seed)
             row[f"d{d}"], row[f"d{d}_lo"], row[f"d{d}_hi"] = iv.estimate, iv.low, iv.high
             lows.append(iv.low)
         row["worst_bucket_lo"] = float(np.nanmin(lows))
@@ -194,9 +223,14 @@ def recall_summary(rows: pd.DataFrame, probe: RecallProbe, n_resamples: int = st
     return pd.DataFrame(out)
 
 
-def paired_recall(rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str],
-                  buckets: Sequence[int] | None = None, n_resamples: int = stats.N_RESAMPLES,
-                  seed: int = 0) -> stats.PairedDifference:
+def paired_recall(
+    rows: pd.DataFrame,
+    a: tuple[str, str],
+    b: tuple[str, str],
+    buckets: Sequence[int] | None = None,
+    n_resamples: int = stats.N_RESAMPLES,
+    seed: int = 0,
+) -> stats.PairedDifference:
     """Recall of ``a`` minus ``b`` (each ``(method, budget)``) over the same prompts and
     queries (only ``buckets``, if given); paired bootstrap over prompts."""
     pa, pb = _part(rows, *a), _part(rows, *b)
@@ -217,9 +251,14 @@ def _diff(d: stats.PairedDifference) -> dict:
     return {"diff": d.estimate, "lo": d.low, "hi": d.high, "verdict": _verdict(d)}
 
 
-def recall_headline(rows: pd.DataFrame, summary: pd.DataFrame, probe: RecallProbe,
-                    methods: Sequence[str] = ("AnLLM-AC", "AnLLM-EP"),
-                    n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> dict:
+def recall_headline(
+    rows: pd.DataFrame,
+    summary: pd.DataFrame,
+    probe: RecallProbe,
+    methods: Sequence[str] = ("AnLLM-AC", "AnLLM-EP"),
+    n_resamples: int = stats.N_RESAMPLES,
+    seed: int = 0,
+) -> dict:
     """The recall frontier's guards and headline (``record.results["recall"]``).
 
     * ``full_cache_answers``: the full cache's lowest per-bucket interval end reaches
@@ -235,21 +274,32 @@ def recall_headline(rows: pd.DataFrame, summary: pd.DataFrame, probe: RecallProb
     kw = dict(n_resamples=n_resamples, seed=seed)
     s = summary.set_index(["method", "budget"])
     full = s.loc[("full cache", FULL)]
-    out: dict = {"prompts": int(full.prompts), "bindings": probe.bindings,
-                 "buckets": list(probe.buckets), "far_buckets": list(probe.far_buckets),
-                 "full_cache_recall": float(full.recall), "full_cache_recall_lo": float(full.recall_lo),
-                 "full_cache_recall_hi": float(full.recall_hi),
-                 "full_cache_worst_bucket_lo": float(full.worst_bucket_lo),
-                 "full_cache_answers": bool(full.worst_bucket_lo >= FULL_CACHE_FLOOR), "flags": []}
+    out: dict = {
+        "prompts": int(full.prompts),
+        "bindings": probe.bindings,
+        "buckets": list(probe.buckets),
+        "far_buckets": list(probe.far_buckets),
+        "full_cache_recall": float(full.recall),
+        "full_cache_recall_lo": float(full.recall_lo),
+        "full_cache_recall_hi": float(full.recall_hi),
+        "full_cache_worst_bucket_lo": float(full.worst_bucket_lo),
+        "full_cache_answers": bool(full.worst_bucket_lo >= FULL_CACHE_FLOOR),
+        "flags": [],
+    }
     if not out["full_cache_answers"]:
-        out["flags"].append(f"the full cache does not answer the probe (lowest per-distance "
-                            f"interval end {full.worst_bucket_lo:.2f} < {FULL_CACHE_FLOOR})")
+        out["flags"].append(
+            f"the full cache does not answer the probe (lowest per-distance "
+            f"interval end {full.worst_bucket_lo:.2f} < {FULL_CACHE_FLOOR})"
+        )
     presses = summary[summary.kind == "press"]
     for m in methods:
         if (m, OWN) not in s.index:
             continue
-        h: dict = {"kept_share": float(s.loc[(m, OWN)].kept_share),
-                   "recall": float(s.loc[(m, OWN)].recall), "far_recall": float(s.loc[(m, OWN)].far_recall)}
+        h: dict = {
+            "kept_share": float(s.loc[(m, OWN)].kept_share),
+            "recall": float(s.loc[(m, OWN)].recall),
+            "far_recall": float(s.loc[(m, OWN)].far_recall),
+        }
         if (f"{m}, full cache", FULL) in s.index:
             h["vs_own_full"] = _diff(paired_recall(rows, (m, OWN), (f"{m}, full cache", FULL), **kw))
         budget = f"= {m}"
@@ -258,22 +308,28 @@ def recall_headline(rows: pd.DataFrame, summary: pd.DataFrame, probe: RecallProb
             inside = bool(full.recall_lo <= sl.recall <= full.recall_hi)
             h["streaming_recall"] = float(sl.recall)
             h["needs_far_context"] = not inside
-            h["streaming_vs_full_far"] = _diff(paired_recall(
-                rows, ("StreamingLLM", budget), ("full cache", FULL), probe.far_buckets, **kw))
+            h["streaming_vs_full_far"] = _diff(
+                paired_recall(rows, ("StreamingLLM", budget), ("full cache", FULL), probe.far_buckets, **kw)
+            )
             if inside:
-                out["flags"].append(f"{NO_FAR_CONTEXT} (StreamingLLM at {m}'s share "
-                                    f"{sl.kept_share:.1%} recalls {sl.recall:.2f}, inside the full "
-                                    f"cache's [{full.recall_lo:.2f}, {full.recall_hi:.2f}])")
+                out["flags"].append(
+                    f"{NO_FAR_CONTEXT} (StreamingLLM at {m}'s share "
+                    f"{sl.kept_share:.1%} recalls {sl.recall:.2f}, inside the full "
+                    f"cache's [{full.recall_lo:.2f}, {full.recall_hi:.2f}])"
+                )
         for key, bud in (("own", budget), ("at_10pct", budget_label(0.10)), ("at_25pct", budget_label(0.25))):
             at = presses[presses.budget == bud]
             if at.empty:
                 continue
             best = at.sort_values(["recall", "far_recall"], ascending=False).iloc[0]
             pair = (best.method, bud)
-            h[key] = {"press": str(best.method), "press_kept_share": float(best.kept_share),
-                      "press_recall": float(best.recall),
-                      "pooled": _diff(paired_recall(rows, (m, OWN), pair, **kw)),
-                      "far": _diff(paired_recall(rows, (m, OWN), pair, probe.far_buckets, **kw))}
+            h[key] = {
+                "press": str(best.method),
+                "press_kept_share": float(best.kept_share),
+                "press_recall": float(best.recall),
+                "pooled": _diff(paired_recall(rows, (m, OWN), pair, **kw)),
+                "far": _diff(paired_recall(rows, (m, OWN), pair, probe.far_buckets, **kw)),
+            }
         out[m] = h
     return out
 
@@ -284,9 +340,11 @@ def _pm(d: dict) -> str:
 
 def recall_headline_text(h: dict) -> str:
     """The recall frontier's closing sentences, with paired intervals, from :func:`recall_headline`."""
-    text = (f"Full cache: recall {h['full_cache_recall']:.2f} [{h['full_cache_recall_lo']:.2f}, "
-            f"{h['full_cache_recall_hi']:.2f}] over {h['prompts']} prompts of {h['bindings']} "
-            f"bindings (lowest per-distance interval end {h['full_cache_worst_bucket_lo']:.2f}).")
+    text = (
+        f"Full cache: recall {h['full_cache_recall']:.2f} [{h['full_cache_recall_lo']:.2f}, "
+        f"{h['full_cache_recall_hi']:.2f}] over {h['prompts']} prompts of {h['bindings']} "
+        f"bindings (lowest per-distance interval end {h['full_cache_worst_bucket_lo']:.2f})."
+    )
     for m in ("AnLLM-AC", "AnLLM-EP"):
         r = h.get(m)
         if not r:
@@ -295,12 +353,15 @@ def recall_headline_text(h: dict) -> str:
         if "vs_own_full" in r:
             text += f"; against its own full cache {_pm(r['vs_own_full'])}"
         if "streaming_vs_full_far" in r:
-            text += (f"; StreamingLLM at that share vs the full cache on the far buckets "
-                     f"{_pm(r['streaming_vs_full_far'])}")
+            text += (
+                f"; StreamingLLM at that share vs the full cache on the far buckets {_pm(r['streaming_vs_full_far'])}"
+            )
         if "own" in r:
             o = r["own"]
-            text += (f"; against the best press at that share ({o['press']}): pooled {_pm(o['pooled'])}, "
-                     f"far {_pm(o['far'])}: {o['pooled']['verdict']}")
+            text += (
+                f"; against the best press at that share ({o['press']}): pooled {_pm(o['pooled'])}, "
+                f"far {_pm(o['far'])}: {o['pooled']['verdict']}"
+            )
         text += "."
     if h.get("flags"):
         text += " Flags: " + "; ".join(h["flags"]) + "."

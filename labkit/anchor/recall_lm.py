@@ -18,6 +18,7 @@ The result is cached by :mod:`labkit.modelcache` as ``tiny-lm-recall-<hash>`` (c
 :class:`labkit.lm.TinyLMConfig`, :class:`~labkit.anchor.recall.RecallProbe`, sha256 of the
 text), and loads like any tiny LM (:class:`labkit.lm.TrainedLM`).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,26 +27,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from labkit.anchor.anchors import anchor_token_ids
+from labkit.anchor.collators import IGNORE_INDEX
 from labkit.anchor.recall import ProbeVocab, RecallProbe, probe_vocab, training_blocks
 from labkit.errors import ParameterError
 from labkit.io import sha256_text
-from labkit.lm.train import TinyLMConfig, TrainedLM
-from labkit.timing import Stopwatch
-
-__all__ = ["KIND", "train_recall_lm", "probe_labels", "mixed_blocks", "anchor_mixed_blocks",
-           "MixedBlocks"]
-
-KIND = "tiny-lm-recall"
-CODE_VERSION = "tiny-lm-recall-v1"
-from labkit.anchor.anchors import anchor_token_ids
-from labkit.anchor.collators import IGNORE_INDEX
 from labkit.lm.corpus import corpus_documents
 from labkit.lm.evaluate import count_parameters, heldout_loss
 from labkit.lm.tokenizer import encode_documents, train_tokenizer
-from labkit.lm.train import BlockDataset, llama_config
+from labkit.lm.train import BlockDataset, TinyLMConfig, TrainedLM, llama_config
 from labkit.lm.train import recipe as lm_recipe
 from labkit.modelcache import Recipe, train_into_cache
+from labkit.timing import Stopwatch
 from labkit.training import save_model, training_arguments, use_torch_threads
+
+__all__ = ["KIND", "train_recall_lm", "probe_labels", "mixed_blocks", "anchor_mixed_blocks", "MixedBlocks"]
+
+KIND = "tiny-lm-recall"
+CODE_VERSION = "tiny-lm-recall-v1"
 
 
 def probe_labels(blocks: torch.Tensor, vocab: ProbeVocab) -> torch.Tensor:
@@ -82,8 +81,15 @@ class MixedBlocks(torch.utils.data.Dataset):
         return {"input_ids": self.blocks[i], "labels": self.labels[i]}
 
 
-def mixed_blocks(real: torch.Tensor, vocab: ProbeVocab, probe: RecallProbe, n_blocks: int,
-                 context: int, seed: int = 0, anchor: int | None = None) -> MixedBlocks:
+def mixed_blocks(
+    real: torch.Tensor,
+    vocab: ProbeVocab,
+    probe: RecallProbe,
+    n_blocks: int,
+    context: int,
+    seed: int = 0,
+    anchor: int | None = None,
+) -> MixedBlocks:
     """``n_blocks`` blocks: ``round(probe.share * n_blocks)`` probe blocks (``anchor`` after
     every sentence when given) and real-text blocks drawn without replacement from ``real``
     (``(n, context)`` windows; repeated when fewer), in a seeded random order."""
@@ -91,9 +97,10 @@ def mixed_blocks(real: torch.Tensor, vocab: ProbeVocab, probe: RecallProbe, n_bl
         raise ParameterError(f"real blocks must be (n, {context}), got {tuple(real.shape)}")
     n_probe = round(probe.share * n_blocks)
     rng = np.random.default_rng(seed)
-    pick = np.concatenate([rng.permutation(real.shape[0])
-                           for _ in range(math.ceil((n_blocks - n_probe) / real.shape[0]) or 1)])
-    real_part = real[torch.as_tensor(pick[:n_blocks - n_probe])]
+    pick = np.concatenate(
+        [rng.permutation(real.shape[0]) for _ in range(math.ceil((n_blocks - n_probe) / real.shape[0]) or 1)]
+    )
+    real_part = real[torch.as_tensor(pick[: n_blocks - n_probe])]
     probe_part = training_blocks(vocab, probe, n_probe, context, seed=seed, anchor=anchor)
     blocks = torch.cat([real_part, probe_part])
     labels = torch.cat([real_part.clone(), probe_labels(probe_part, vocab)])
@@ -101,8 +108,9 @@ def mixed_blocks(real: torch.Tensor, vocab: ProbeVocab, probe: RecallProbe, n_bl
     return MixedBlocks(blocks[order], labels[order])
 
 
-def anchor_mixed_blocks(real: torch.Tensor, tokenizer, documents, spec, probe: RecallProbe,
-                        n_blocks: int, context: int, seed: int = 0) -> MixedBlocks:
+def anchor_mixed_blocks(
+    real: torch.Tensor, tokenizer, documents, spec, probe: RecallProbe, n_blocks: int, context: int, seed: int = 0
+) -> MixedBlocks:
     """The continued-training mix of AnLLM (:func:`labkit.anchor.training.train_anchor_lm`):
     ``real`` text blocks (anchors already inserted) and probe documents with the probe words of
     the base (:func:`probe_vocab` of the same tokenizer and text, so the words are the base's),
@@ -115,8 +123,9 @@ def anchor_mixed_blocks(real: torch.Tensor, tokenizer, documents, spec, probe: R
     return mixed_blocks(real, vocab, probe, n_blocks, context, seed=seed, anchor=anchor)
 
 
-def train_recall_lm(config: TinyLMConfig, probe: RecallProbe, *, force: bool = False,
-                    progress: bool = True, carbon=None) -> TrainedLM:
+def train_recall_lm(
+    config: TinyLMConfig, probe: RecallProbe, *, force: bool = False, progress: bool = True, carbon=None
+) -> TrainedLM:
     """Train (or load from the model cache) a tiny Llama LM on real text mixed with probe blocks.
 
     Same arguments and result as :func:`labkit.lm.train_tiny_lm`, plus ``probe`` (sizes and
@@ -128,25 +137,33 @@ def train_recall_lm(config: TinyLMConfig, probe: RecallProbe, *, force: bool = F
     if not isinstance(probe, RecallProbe):
         raise ParameterError(f"train_recall_lm needs a RecallProbe, got {type(probe).__name__}")
     _, train_text, heldout_text = lm_recipe(config)
-    rec = Recipe(KIND, CODE_VERSION, {**config.as_dict(), "probe": probe.as_dict()},
-                 data_sha256=sha256_text(train_text, heldout_text))
-    cached = train_into_cache(rec, lambda job: _train(job, config, probe, train_text, heldout_text),
-                              force=force, carbon=carbon, progress=progress)
+    rec = Recipe(
+        KIND,
+        CODE_VERSION,
+        {**config.as_dict(), "probe": probe.as_dict()},
+        data_sha256=sha256_text(train_text, heldout_text),
+    )
+    cached = train_into_cache(
+        rec,
+        lambda job: _train(job, config, probe, train_text, heldout_text),
+        force=force,
+        carbon=carbon,
+        progress=progress,
+    )
     return TrainedLM(cached.name, cached.path, config, cached.metrics)
 
 
-def _train(job, config: TinyLMConfig, probe: RecallProbe, train_text: str,
-           heldout_text: str) -> dict[str, Any]:
+def _train(job, config: TinyLMConfig, probe: RecallProbe, train_text: str, heldout_text: str) -> dict[str, Any]:
     from transformers import LlamaForCausalLM, Trainer
-
 
     use_torch_threads()
     clock = Stopwatch().start()
     train_sha = sha256_text(train_text)
     tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
     train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
-    ids = encode_documents(tokenizer, train_docs, progress=job.progress,
-                           cache_key=f"{tokenizer.name_or_path}|{train_sha}")
+    ids = encode_documents(
+        tokenizer, train_docs, progress=job.progress, cache_key=f"{tokenizer.name_or_path}|{train_sha}"
+    )
     real = BlockDataset(ids, config.context_length).blocks
     vocab = probe_vocab(tokenizer, train_docs, probe)
     n_blocks = config.max_steps * config.batch_size
@@ -155,18 +172,32 @@ def _train(job, config: TinyLMConfig, probe: RecallProbe, train_text: str,
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(llama_config(config, tokenizer))
     args = training_arguments(
-        job.scratch, max_steps=config.max_steps, seed=config.seed, progress=job.progress,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        job.scratch,
+        max_steps=config.max_steps,
+        seed=config.seed,
+        progress=job.progress,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
         warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-        lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0)
+        lr_scheduler_type="cosine",
+        weight_decay=0.1,
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+    )
     run = job.train(Trainer(model=model, args=args, train_dataset=dataset))
     wall = clock.stop()
     model.eval()
     held = heldout_loss(model, tokenizer, heldout_text, config.context_length, max_tokens=100_000)
     non_emb, total = count_parameters(model)
     save_model(model, tokenizer, job.folder)
-    return {"train_loss": run["train_loss"], "heldout_loss": held,
-            "non_embedding_params": non_emb, "total_params": total,
-            "train_tokens": config.max_steps * config.tokens_per_step, "steps": config.max_steps,
-            "probe_blocks": round(probe.share * n_blocks), "wall_s": wall,
-            "loss_curve": run["loss_curve"]}
+    return {
+        "train_loss": run["train_loss"],
+        "heldout_loss": held,
+        "non_embedding_params": non_emb,
+        "total_params": total,
+        "train_tokens": config.max_steps * config.tokens_per_step,
+        "steps": config.max_steps,
+        "probe_blocks": round(probe.share * n_blocks),
+        "wall_s": wall,
+        "loss_curve": run["loss_curve"],
+    }

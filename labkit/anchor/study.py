@@ -15,10 +15,12 @@ reaches everything as ``study.<name>``: :mod:`labkit.anchor.latency` (interleave
 with bootstrap intervals), :mod:`labkit.anchor.fewshot` (k-shot accuracy) and
 :mod:`labkit.anchor.figures`.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -45,18 +47,46 @@ from labkit.lm import TinyLMConfig, corpus_documents, load_causal_lm, train_tiny
 from labkit.paths import study_dir
 from labkit.timing import Stopwatch
 
-__all__ = ["kv_cache_table", "kept_anchor_examples", "save_kept_anchors", "latency_sweep",
-           "speedup_table", "quality_table", "fewshot_items", "fewshot_accuracy", "fewshot_panel",
-           "figure1", "latency_figure", "memory_throughput_figure", "train_config", "setup_models",
-           "recall_probe", "headline", "results_table", "kv_summary", "FEWSHOT_TASKS", "STUDY", "TARGETS"]
+__all__ = [
+    "kv_cache_table",
+    "kept_anchor_examples",
+    "save_kept_anchors",
+    "latency_sweep",
+    "speedup_table",
+    "quality_table",
+    "fewshot_items",
+    "fewshot_accuracy",
+    "fewshot_panel",
+    "figure1",
+    "latency_figure",
+    "memory_throughput_figure",
+    "train_config",
+    "setup_models",
+    "recall_probe",
+    "headline",
+    "results_table",
+    "kv_summary",
+    "FEWSHOT_TASKS",
+    "STUDY",
+    "TARGETS",
+]
 
 STUDY = "anchor_attention"
 
+
 # --------------------------------------------------------------------------- KV cache size
 @torch.no_grad()
-def kv_cache_table(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
-                   ks: Iterable[int] = (1, 2, 3, 4, 5), n_prompts: int = 3, demo_tokens: int = 64,
-                   query_tokens: int = 12, seed: int = 0) -> pd.DataFrame:
+def kv_cache_table(
+    model,
+    tokenizer,
+    spec: AnchorSpec,
+    documents: Sequence[str],
+    ks: Iterable[int] = (1, 2, 3, 4, 5),
+    n_prompts: int = 3,
+    demo_tokens: int = 64,
+    query_tokens: int = 12,
+    seed: int = 0,
+) -> pd.DataFrame:
     """KV-cache size after encoding k-shot prompts: full cache vs anchor-pruned cache.
 
     One row per (k, prompt); ``kv_bytes_anchor`` is measured on the pruned cache tensors,
@@ -66,44 +96,75 @@ def kv_cache_table(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
     per_tok = kv_bytes_per_token(model)
     rows = []
     for k in ks:
-        for p, prompt in enumerate(kshot_prompts(documents, tokenizer, spec, k, n_prompts,
-                                                 demo_tokens, query_tokens, seed + k,
-                                                 max_tokens=max_positions(model))):
+        for p, prompt in enumerate(
+            kshot_prompts(
+                documents,
+                tokenizer,
+                spec,
+                k,
+                n_prompts,
+                demo_tokens,
+                query_tokens,
+                seed + k,
+                max_tokens=max_positions(model),
+            )
+        ):
             ids = torch.tensor([tokenizer.encode(prompt.text, add_special_tokens=False)])
             flags = anchor_flags(ids, ids_set)
             state = anchor_prefill(model, ids, flags, open_limit=None)
             n = ids.shape[1]
             kept = int(state.kept_tokens[0])
-            rows.append({"demonstrations": k, "prompt": p, "prompt_tokens": n,
-                         "anchors": int(flags.sum()), "kept_tokens": kept,
-                         "kv_bytes_full": per_tok * n, "kv_bytes_anchor": state.kv_bytes(),
-                         "kv_reduction": 1 - state.kv_bytes() / (per_tok * n)})
+            rows.append(
+                {
+                    "demonstrations": k,
+                    "prompt": p,
+                    "prompt_tokens": n,
+                    "anchors": int(flags.sum()),
+                    "kept_tokens": kept,
+                    "kv_bytes_full": per_tok * n,
+                    "kv_bytes_anchor": state.kv_bytes(),
+                    "kv_reduction": 1 - state.kv_bytes() / (per_tok * n),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 @torch.no_grad()
-def kept_anchor_examples(model, tokenizer, spec: AnchorSpec, documents: Sequence[str],
-                         model_name: str, ks: Iterable[int] = (1, 2, 3, 4, 5),
-                         demo_tokens: int = 64, query_tokens: int = 12, seed: int = 0) -> dict:
+def kept_anchor_examples(
+    model,
+    tokenizer,
+    spec: AnchorSpec,
+    documents: Sequence[str],
+    model_name: str,
+    ks: Iterable[int] = (1, 2, 3, 4, 5),
+    demo_tokens: int = 64,
+    query_tokens: int = 12,
+    seed: int = 0,
+) -> dict:
     """The payload of ``kept_anchors.json``: which prompt tokens stay in the pruned cache."""
     ids_set = anchor_token_ids(tokenizer, spec)
     per_tok = kv_bytes_per_token(model)
     examples = []
     for k in ks:
-        prompt = kshot_prompts(documents, tokenizer, spec, k, 1, demo_tokens, query_tokens, seed,
-                               max_tokens=max_positions(model))[0]
+        prompt = kshot_prompts(
+            documents, tokenizer, spec, k, 1, demo_tokens, query_tokens, seed, max_tokens=max_positions(model)
+        )[0]
         ids = torch.tensor([tokenizer.encode(prompt.text, add_special_tokens=False)])
         flags = anchor_flags(ids, ids_set)
         state = anchor_prefill(model, ids, flags, open_limit=None)
         kept_pos = set(state.pos[0][state.valid[0]].tolist())
         n = ids.shape[1]
-        examples.append({
-            "demonstrations": k, "context_tokens": n,
-            "tokens": tokenizer.convert_ids_to_tokens(ids[0].tolist()),
-            "is_anchor": [bool(f) for f in flags[0].tolist()],
-            "kept": [i in kept_pos for i in range(n)],
-            "kv_bytes_full": int(per_tok * n), "kv_bytes_anchor": int(state.kv_bytes()),
-        })
+        examples.append(
+            {
+                "demonstrations": k,
+                "context_tokens": n,
+                "tokens": tokenizer.convert_ids_to_tokens(ids[0].tolist()),
+                "is_anchor": [bool(f) for f in flags[0].tolist()],
+                "kept": [i in kept_pos for i in range(n)],
+                "kv_bytes_full": int(per_tok * n),
+                "kv_bytes_anchor": int(state.kv_bytes()),
+            }
+        )
     return {"model": model_name, "mode": spec.mode, "examples": examples}
 
 
@@ -111,15 +172,14 @@ def save_kept_anchors(payload: dict, study: str = STUDY):
     """Write ``figures/<study>/kept_anchors.json`` atomically and note it in the run record."""
 
     path = io.write_json(study_dir(study) / "kept_anchors.json", payload)
-    records.note_output("data", study, "kept_anchors",
-                        "Tokens kept in the anchor cache for 1..5-demonstration prompts",
-                        {"json": path})
+    records.note_output(
+        "data", study, "kept_anchors", "Tokens kept in the anchor cache for 1..5-demonstration prompts", {"json": path}
+    )
     return path
 
 
 # --------------------------------------------------------------------------- quality
-def _windows(tokenizer, documents: Sequence[str], spec: AnchorSpec, context: int,
-             max_tokens: int) -> list[list[int]]:
+def _windows(tokenizer, documents: Sequence[str], spec: AnchorSpec, context: int, max_tokens: int) -> list[list[int]]:
     eos = tokenizer.eos_token_id
     stream: list[int] = []
     for doc in documents:
@@ -128,27 +188,34 @@ def _windows(tokenizer, documents: Sequence[str], spec: AnchorSpec, context: int
         if len(stream) >= max_tokens:
             break
     stream = stream[:max_tokens]
-    return [stream[i:i + context] for i in range(0, len(stream), context) if len(stream[i:i + context]) >= 2]
+    return [stream[i : i + context] for i in range(0, len(stream), context) if len(stream[i : i + context]) >= 2]
 
 
 @torch.no_grad()
-def _score(model, windows: list[list[int]], skip: set[int], anchor_ids: set[int] | None,
-           drop: set[int], batch_size: int, chunk: int) -> tuple[float, float, int]:
+def _score(
+    model,
+    windows: list[list[int]],
+    skip: set[int],
+    anchor_ids: set[int] | None,
+    drop: set[int],
+    batch_size: int,
+    chunk: int,
+) -> tuple[float, float, int]:
     """Sum of NLL, correct count and scored count. Tokens in ``drop`` are removed from the input
     first; targets in ``skip`` are not scored; the first remaining token has no context."""
     nll, correct, count = 0.0, 0, 0
     device = next(model.parameters()).device
     rows = [[t for t in w if t not in drop] for w in windows]
     for start in range(0, len(rows), batch_size):
-        group = [r for r in rows[start:start + batch_size] if len(r) >= 2]
+        group = [r for r in rows[start : start + batch_size] if len(r) >= 2]
         if not group:
             continue
         L = max(len(r) for r in group)
         ids = torch.zeros(len(group), L, dtype=torch.long)
         att = torch.zeros(len(group), L, dtype=torch.long)
         for b, r in enumerate(group):
-            ids[b, :len(r)] = torch.tensor(r)
-            att[b, :len(r)] = 1
+            ids[b, : len(r)] = torch.tensor(r)
+            att[b, : len(r)] = 1
         ids, att = ids.to(device), att.to(device)
         if anchor_ids is None:
             pos = (att.cumsum(1) - 1).clamp(min=0)
@@ -171,9 +238,16 @@ def _score(model, windows: list[list[int]], skip: set[int], anchor_ids: set[int]
     return nll, correct, count
 
 
-def quality_table(models: dict[str, tuple[Any, Any]], spec: AnchorSpec, documents: Sequence[str],
-                  context: int, max_tokens: int = 20_000, batch_size: int = 8,
-                  chunk: int = 64, plain_full: Iterable[str] = ("base",)) -> pd.DataFrame:
+def quality_table(
+    models: dict[str, tuple[Any, Any]],
+    spec: AnchorSpec,
+    documents: Sequence[str],
+    context: int,
+    max_tokens: int = 20_000,
+    batch_size: int = 8,
+    chunk: int = 64,
+    plain_full: Iterable[str] = ("base",),
+) -> pd.DataFrame:
     """Held-out perplexity and next-token accuracy: every model under full attention and under
     anchor inference through the pruned cache (``chunk`` tokens per step, pruned after each).
 
@@ -191,12 +265,19 @@ def quality_table(models: dict[str, tuple[Any, Any]], spec: AnchorSpec, document
         for inference in ("full", "anchor"):
             drop = ids_set if (spec.mode == "ac" and inference == "full" and label in plain_full) else set()
             clock = Stopwatch(model).start()
-            nll, correct, count = _score(model, windows, skip, ids_set if inference == "anchor" else None,
-                                         drop, batch_size, chunk)
-            rows.append({"model": label, "inference": inference, "tokens_scored": count,
-                         "perplexity": math.exp(nll / count) if count else math.nan,
-                         "next_token_accuracy": correct / count if count else math.nan,
-                         "seconds": clock.stop()})
+            nll, correct, count = _score(
+                model, windows, skip, ids_set if inference == "anchor" else None, drop, batch_size, chunk
+            )
+            rows.append(
+                {
+                    "model": label,
+                    "inference": inference,
+                    "tokens_scored": count,
+                    "perplexity": math.exp(nll / count) if count else math.nan,
+                    "next_token_accuracy": correct / count if count else math.nan,
+                    "seconds": clock.stop(),
+                }
+            )
     frame = pd.DataFrame(rows)
     full = frame[frame.inference == "full"].set_index("model").perplexity
     frame["ppl_vs_full_same_model"] = frame.apply(lambda r: r.perplexity / full[r.model] - 1, axis=1)
@@ -214,11 +295,17 @@ def train_config(cfg: dict):
     """The :class:`~labkit.anchor.training.AnchorTrainConfig` of a resolved profile ``cfg``
     (its continued training mixes in the profile's recall probe, as the base's did)."""
 
-    return AnchorTrainConfig(mode=cfg["mode"], ac_init=cfg["ac_init"], symbols=tuple(cfg["symbols"]),
-                             train_tokens=int(cfg["anchor_train_tokens"]),
-                             batch_size=int(cfg["anchor_batch_size"]),
-                             learning_rate=float(cfg["anchor_learning_rate"]), seed=int(cfg["seed"]),
-                             attention=cfg.get("anchor_attention", "auto"), probe=recall_probe(cfg))
+    return AnchorTrainConfig(
+        mode=cfg["mode"],
+        ac_init=cfg["ac_init"],
+        symbols=tuple(cfg["symbols"]),
+        train_tokens=int(cfg["anchor_train_tokens"]),
+        batch_size=int(cfg["anchor_batch_size"]),
+        learning_rate=float(cfg["anchor_learning_rate"]),
+        seed=int(cfg["seed"]),
+        attention=cfg.get("anchor_attention", "auto"),
+        probe=recall_probe(cfg),
+    )
 
 
 def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress: bool = True) -> dict:
@@ -236,8 +323,11 @@ def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress
     probe = tcfg.probe
     if base_model is None:
         lm_cfg = TinyLMConfig(**cfg["base_lm"], seed=int(cfg["seed"]))
-        base = (train_recall_lm(lm_cfg, probe, progress=progress, carbon=carbon) if probe is not None
-                else train_tiny_lm(lm_cfg, progress=progress, carbon=carbon))
+        base = (
+            train_recall_lm(lm_cfg, probe, progress=progress, carbon=carbon)
+            if probe is not None
+            else train_tiny_lm(lm_cfg, progress=progress, carbon=carbon)
+        )
         base_name, base_metrics = base.name, dict(base.metrics)
     else:
         base, base_name, base_metrics = base_model, str(base_model), {}
@@ -251,6 +341,14 @@ def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress
     train_docs, heldout = corpus_documents(tcfg.corpus, tcfg.heldout_fraction)
     vocab = probe_vocab(base_t, train_docs, probe) if probe is not None else None
     context = int(anchored.metrics.get("context_length") or base_m.config.max_position_embeddings)
-    return {"base_name": base_name, "base_metrics": base_metrics, "anchored": anchored, "spec": spec,
-            "heldout": heldout, "models": {"base": (base_m, base_t), "anchor-trained": trained},
-            "context": context, "probe": probe, "vocab": vocab}
+    return {
+        "base_name": base_name,
+        "base_metrics": base_metrics,
+        "anchored": anchored,
+        "spec": spec,
+        "heldout": heldout,
+        "models": {"base": (base_m, base_t), "anchor-trained": trained},
+        "context": context,
+        "probe": probe,
+        "vocab": vocab,
+    }

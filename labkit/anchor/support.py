@@ -10,6 +10,7 @@ pruned-cache logits are checked against the masked full pass (eager and SDPA, ch
 1/7/64, left and right padding, batch 3). A family is listed here only with such a config, so
 :data:`SUPPORTED_FAMILIES` (the allow-list) is exactly the set of families that test covers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,10 +20,24 @@ import torch
 
 from labkit.errors import ModelError
 
-__all__ = ["FAMILIES", "Family", "NOT_SUPPORTED", "SUPPORTED_FAMILIES", "SUPPORTED_ATTENTION",
-           "check_config", "check_supported", "kv_cache_bytes", "kv_bytes_per_token",
-           "kv_heads", "lm_logits", "model_device", "model_dtype", "max_positions", "new_cache",
-           "cache_layers"]
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "NOT_SUPPORTED",
+    "SUPPORTED_FAMILIES",
+    "SUPPORTED_ATTENTION",
+    "check_config",
+    "check_supported",
+    "kv_cache_bytes",
+    "kv_bytes_per_token",
+    "kv_heads",
+    "lm_logits",
+    "model_device",
+    "model_dtype",
+    "max_positions",
+    "new_cache",
+    "cache_layers",
+]
 
 
 @dataclass(frozen=True)
@@ -39,8 +54,7 @@ class Family:
     note: str = ""
 
 
-_GQA = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2)
+_GQA = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
 _MHA = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
 _GPT2 = dict(n_embd=32, n_inner=64, n_layer=2, n_head=4)
 
@@ -49,28 +63,36 @@ _GPT2 = dict(n_embd=32, n_inner=64, n_layer=2, n_head=4)
 #: accept a 4-D additive mask as-is and keep K/V in ``DynamicCache.layers[l].keys/.values``.
 FAMILIES: dict[str, Family] = {
     "llama": Family("Llama", (_GQA,)),
-    "mistral": Family("Mistral", ({**_GQA, "sliding_window": None},),
-                      "without a sliding window (Mistral-7B-v0.2 and later)"),
-    "mixtral": Family("Mixtral", ({**_GQA, "sliding_window": None, "num_local_experts": 4,
-                                   "num_experts_per_tok": 2},)),
+    "mistral": Family(
+        "Mistral", ({**_GQA, "sliding_window": None},), "without a sliding window (Mistral-7B-v0.2 and later)"
+    ),
+    "mixtral": Family("Mixtral", ({**_GQA, "sliding_window": None, "num_local_experts": 4, "num_experts_per_tok": 2},)),
     "qwen2": Family("Qwen2", (_GQA,), "use_sliding_window=False (the released checkpoints)"),
-    "qwen2_moe": Family("Qwen2-MoE", ({**_GQA, "moe_intermediate_size": 32, "num_experts": 4,
-                                       "shared_expert_intermediate_size": 32},)),
+    "qwen2_moe": Family(
+        "Qwen2-MoE", ({**_GQA, "moe_intermediate_size": 32, "num_experts": 4, "shared_expert_intermediate_size": 32},)
+    ),
     "qwen3": Family("Qwen3", ({**_GQA, "head_dim": 8},)),
-    "qwen3_moe": Family("Qwen3-MoE", ({**_GQA, "head_dim": 8, "moe_intermediate_size": 32,
-                                       "num_experts": 4, "num_experts_per_tok": 2},)),
+    "qwen3_moe": Family(
+        "Qwen3-MoE", ({**_GQA, "head_dim": 8, "moe_intermediate_size": 32, "num_experts": 4, "num_experts_per_tok": 2},)
+    ),
     "gpt_neox": Family("GPT-NeoX", ({**_MHA, "rotary_pct": 0.5},)),
     "gpt2": Family("GPT-2", (_GPT2,)),
     "gpt_bigcode": Family("GPTBigCode", (_GPT2, {**_GPT2, "multi_query": False})),
     "phi": Family("Phi", ({**_GQA, "partial_rotary_factor": 0.5},)),
-    "phi3": Family("Phi-3", ({**_GQA, "sliding_window": None},),
-                   "without a sliding window (Phi-3-mini-4k sets one: refused)"),
+    "phi3": Family(
+        "Phi-3", ({**_GQA, "sliding_window": None},), "without a sliding window (Phi-3-mini-4k sets one: refused)"
+    ),
     "phimoe": Family("PhiMoE", ({**_GQA, "sliding_window": None, "num_local_experts": 4},)),
     "gemma": Family("Gemma", ({**_GQA, "head_dim": 8},)),
     "opt": Family("OPT", ({**_MHA, "ffn_dim": 64}, {**_MHA, "ffn_dim": 64, "word_embed_proj_dim": 16})),
-    "falcon": Family("Falcon", ({**_MHA, "new_decoder_architecture": True, "num_kv_heads": 2},
-                                {**_MHA, "new_decoder_architecture": False, "multi_query": True}),
-                     "rotary only (alibi=True is refused)"),
+    "falcon": Family(
+        "Falcon",
+        (
+            {**_MHA, "new_decoder_architecture": True, "num_kv_heads": 2},
+            {**_MHA, "new_decoder_architecture": False, "multi_query": True},
+        ),
+        "rotary only (alibi=True is refused)",
+    ),
     "olmo": Family("OLMo", (_GQA,)),
     "olmo2": Family("OLMo-2", (_GQA,)),
     "stablelm": Family("StableLM", (_GQA,)),
@@ -88,8 +110,10 @@ FAMILIES: dict[str, Family] = {
     "biogpt": Family("BioGPT", (_MHA,)),
     "jetmoe": Family("JetMoE", (dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4),)),
     "bitnet": Family("BitNet", (_GQA,)),
-    "hunyuan_v1_dense": Family("Hunyuan-V1-Dense", ({**_GQA, "head_dim": 8, "rope_parameters": {
-        "rope_type": "default", "rope_theta": 10000.0}},)),
+    "hunyuan_v1_dense": Family(
+        "Hunyuan-V1-Dense",
+        ({**_GQA, "head_dim": 8, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}},),
+    ),
 }
 
 #: ``config.model_type`` -> family name; the allow-list every entry point checks.
@@ -99,24 +123,29 @@ SUPPORTED_ATTENTION = ("eager", "sdpa")
 #: Families tried and left out, with the reason the error message gives.
 NOT_SUPPORTED: dict[str, str] = {
     "cohere": "its logits are scaled after lm_head (config.logit_scale), which the cached path "
-              "does not apply yet (labkit.anchor.support.lm_logits does)",
+    "does not apply yet (labkit.anchor.support.lm_logits does)",
     "granite": "its logits are divided by config.logits_scaling after lm_head, which the cached "
-               "path does not apply yet (labkit.anchor.support.lm_logits does)",
+    "path does not apply yet (labkit.anchor.support.lm_logits does)",
     "granitemoe": "its logits are divided by config.logits_scaling after lm_head, which the cached "
-                  "path does not apply yet (labkit.anchor.support.lm_logits does)",
+    "path does not apply yet (labkit.anchor.support.lm_logits does)",
     "gemma2": "hybrid cache: every other layer attends through a sliding window",
     "gemma3_text": "hybrid cache: sliding-window layers",
     "cohere2": "hybrid cache: sliding-window layers",
     "bloom": "ALiBi biases are built from a 2-D padding mask, which anchor inference replaces",
     "mpt": "ALiBi biases; no SDPA in transformers",
-    "gptj": "no SDPA attention in transformers", "codegen": "no SDPA attention in transformers",
+    "gptj": "no SDPA attention in transformers",
+    "codegen": "no SDPA attention in transformers",
     "deepseek_v3": "multi-head latent attention caches a compressed KV of another shape",
 }
 
 # model_type -> (config attribute, "mul" | "div"): scalings the CausalLM head applies after lm_head
-_POST_HEAD = {"cohere": ("logit_scale", "mul"), "cohere2": ("logit_scale", "mul"),
-              "granite": ("logits_scaling", "div"), "granitemoe": ("logits_scaling", "div"),
-              "granitemoeshared": ("logits_scaling", "div")}
+_POST_HEAD = {
+    "cohere": ("logit_scale", "mul"),
+    "cohere2": ("logit_scale", "mul"),
+    "granite": ("logits_scaling", "div"),
+    "granitemoe": ("logits_scaling", "div"),
+    "granitemoeshared": ("logits_scaling", "div"),
+}
 
 
 # --------------------------------------------------------------------------- model checks
@@ -136,23 +165,31 @@ def check_config(config, who: str = "model") -> str:
     model_type = getattr(config, "model_type", None)
     if model_type not in SUPPORTED_FAMILIES:
         why = f" ({NOT_SUPPORTED[model_type]})" if model_type in NOT_SUPPORTED else ""
-        raise ModelError(f"anchor inference does not support model_type {model_type!r}{why} "
-                         f"[{who}]; supported families: {_names()}")
+        raise ModelError(
+            f"anchor inference does not support model_type {model_type!r}{why} [{who}]; supported families: {_names()}"
+        )
     name = SUPPORTED_FAMILIES[model_type]
     impl = getattr(config, "_attn_implementation", None) or "eager"
     if impl not in SUPPORTED_ATTENTION:
-        raise ModelError(f"anchor inference needs attn_implementation in {SUPPORTED_ATTENTION} "
-                         f"(arbitrary 4-D masks), the {who} uses {impl!r}; load it with "
-                         "attn_implementation='sdpa'")
+        raise ModelError(
+            f"anchor inference needs attn_implementation in {SUPPORTED_ATTENTION} "
+            f"(arbitrary 4-D masks), the {who} uses {impl!r}; load it with "
+            "attn_implementation='sdpa'"
+        )
     if getattr(config, "use_sliding_window", False) and getattr(config, "sliding_window", None):
-        raise ModelError(f"{name} {who} with use_sliding_window=True: sliding-window caches "
-                         "cannot be pruned by anchors (window-aware pruning is not implemented)")
+        raise ModelError(
+            f"{name} {who} with use_sliding_window=True: sliding-window caches "
+            "cannot be pruned by anchors (window-aware pruning is not implemented)"
+        )
     if model_type == "falcon" and getattr(config, "alibi", False):
-        raise ModelError(f"Falcon {who} with alibi=True: ALiBi biases are built from a 2-D "
-                         "padding mask, which anchor inference replaces by a 4-D mask; only "
-                         "rotary Falcon models are supported")
+        raise ModelError(
+            f"Falcon {who} with alibi=True: ALiBi biases are built from a 2-D "
+            "padding mask, which anchor inference replaces by a 4-D mask; only "
+            "rotary Falcon models are supported"
+        )
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
+
     try:
         layers = DynamicCache(config=config).layers
     except Exception as exc:  # a config transformers cannot build a cache for
@@ -161,10 +198,12 @@ def check_config(config, who: str = "model") -> str:
     if odd:
         kinds = sorted({type(layers[i]).__name__ for i in odd})
         window = getattr(config, "sliding_window", None) or getattr(config, "attention_chunk_size", None)
-        raise ModelError(f"{name} {who} has layers {odd[:8]}{'...' if len(odd) > 8 else ''} with "
-                         f"{'/'.join(kinds)} caches (sliding_window={window}): anchor inference "
-                         "prunes full-attention caches only (window-aware pruning is not "
-                         "implemented); sliding-window and hybrid models are not supported")
+        raise ModelError(
+            f"{name} {who} has layers {odd[:8]}{'...' if len(odd) > 8 else ''} with "
+            f"{'/'.join(kinds)} caches (sliding_window={window}): anchor inference "
+            "prunes full-attention caches only (window-aware pruning is not "
+            "implemented); sliding-window and hybrid models are not supported"
+        )
     return name
 
 
@@ -208,6 +247,7 @@ def max_positions(model) -> int | None:
 def new_cache(model):
     """An empty ``DynamicCache`` shaped for ``model`` (one layer object per decoder layer)."""
     from transformers import DynamicCache
+
     return DynamicCache(config=model.config)
 
 

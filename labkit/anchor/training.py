@@ -24,15 +24,17 @@ flex-attention's backward, i.e. CUDA in torch <= 2.13); ``"auto"`` takes flex wh
 train (:func:`labkit.anchor.flex.choose_training_attention`) and dense elsewhere, so CPU runs
 are unchanged. ``metrics["attention"]`` says which path produced the weights.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -58,8 +60,16 @@ from labkit.modelcache import BaseModel, Recipe, base_fingerprint, train_into_ca
 from labkit.timing import Stopwatch
 from labkit.training import save_model, training_arguments, use_torch_threads
 
-__all__ = ["AnchorTrainConfig", "AnchorCollator", "AnchoredLM", "train_anchor_lm",
-           "base_fingerprint", "anchor_training_blocks", "attention_collator", "anchor_trainer"]
+__all__ = [
+    "AnchorTrainConfig",
+    "AnchorCollator",
+    "AnchoredLM",
+    "train_anchor_lm",
+    "base_fingerprint",
+    "anchor_training_blocks",
+    "attention_collator",
+    "anchor_trainer",
+]
 
 KIND = "anchor-lm"
 CODE_VERSION = "anchor-lm-v2"  # v2: labkit.modelcache keys and metadata
@@ -95,8 +105,9 @@ class AnchorTrainConfig:
         if isinstance(self.probe, dict):
             object.__setattr__(self, "probe", RecallProbe(**self.probe))
         if self.probe is not None and not isinstance(self.probe, RecallProbe):
-            raise ParameterError(f"AnchorTrainConfig.probe must be a RecallProbe or None, got "
-                                 f"{type(self.probe).__name__}")
+            raise ParameterError(
+                f"AnchorTrainConfig.probe must be a RecallProbe or None, got {type(self.probe).__name__}"
+            )
         for name in ("symbols", "corpus"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -104,24 +115,23 @@ class AnchorTrainConfig:
             elif isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
         if self.attention not in TRAINING_ATTENTION:
-            raise ParameterError(f"AnchorTrainConfig.attention must be one of {TRAINING_ATTENTION}, "
-                                 f"got {self.attention!r}")
+            raise ParameterError(
+                f"AnchorTrainConfig.attention must be one of {TRAINING_ATTENTION}, got {self.attention!r}"
+            )
         if self.mode not in MODES:
             raise ParameterError(f"AnchorTrainConfig.mode must be one of {MODES}, got {self.mode!r}")
         if self.ac_init not in AC_INITS:
-            raise ParameterError(f"AnchorTrainConfig.ac_init must be one of {AC_INITS}, got "
-                                 f"{self.ac_init!r}")
+            raise ParameterError(f"AnchorTrainConfig.ac_init must be one of {AC_INITS}, got {self.ac_init!r}")
         for name in ("train_tokens", "batch_size", "warmup_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "warmup_steps" else 1):
                 raise ParameterError(f"AnchorTrainConfig.{name} must be a positive int, got {value!r}")
-        if self.context_length is not None and (not isinstance(self.context_length, int)
-                                                or self.context_length < 8):
-            raise ParameterError(f"AnchorTrainConfig.context_length must be an int >= 8 or None, "
-                                 f"got {self.context_length!r}")
+        if self.context_length is not None and (not isinstance(self.context_length, int) or self.context_length < 8):
+            raise ParameterError(
+                f"AnchorTrainConfig.context_length must be an int >= 8 or None, got {self.context_length!r}"
+            )
         if not 0 < self.learning_rate < 1:
-            raise ParameterError(f"AnchorTrainConfig.learning_rate must be in (0, 1), got "
-                                 f"{self.learning_rate}")
+            raise ParameterError(f"AnchorTrainConfig.learning_rate must be in (0, 1), got {self.learning_rate}")
         check_keys(self.corpus)
 
     @property
@@ -151,8 +161,6 @@ class AnchorTrainConfig:
         return out
 
 
-
-
 class _Blocks(torch.utils.data.Dataset):
     def __init__(self, blocks: torch.Tensor):
         self.blocks = blocks
@@ -164,8 +172,9 @@ class _Blocks(torch.utils.data.Dataset):
         return {"input_ids": self.blocks[i]}
 
 
-def anchor_training_blocks(tokenizer, documents: Sequence[str], spec: AnchorSpec,
-                           context_length: int, n_tokens: int, seed: int = 0) -> torch.Tensor:
+def anchor_training_blocks(
+    tokenizer, documents: Sequence[str], spec: AnchorSpec, context_length: int, n_tokens: int, seed: int = 0
+) -> torch.Tensor:
     """``(n, context_length)`` windows of the token stream of ``documents`` (shuffled by
     ``seed``, ``<AC>`` inserted after each sentence for AC, documents joined by EOS), enough for
     ``n_tokens`` (the stream is repeated when the corpus is smaller)."""
@@ -177,17 +186,17 @@ def anchor_training_blocks(tokenizer, documents: Sequence[str], spec: AnchorSpec
     stream: list[int] = []
     need = n_tokens + context_length
     for start in range(0, len(order), 64):
-        batch = [insert_anchor_tokens(documents[i], spec) for i in order[start:start + 64]]
+        batch = [insert_anchor_tokens(documents[i], spec) for i in order[start : start + 64]]
         for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
             stream.extend(ids + ([eos] if eos is not None else []))
         if len(stream) >= need:
             break
     n_blocks = len(stream) // context_length
     if n_blocks == 0:
-        raise ParameterError(f"context_length {context_length} is longer than the whole training "
-                             f"text ({len(stream)} tokens)")
-    return torch.tensor(stream[: n_blocks * context_length], dtype=torch.long).view(n_blocks,
-                                                                                   context_length)
+        raise ParameterError(
+            f"context_length {context_length} is longer than the whole training text ({len(stream)} tokens)"
+        )
+    return torch.tensor(stream[: n_blocks * context_length], dtype=torch.long).view(n_blocks, context_length)
 
 
 @dataclass
@@ -212,7 +221,6 @@ def check_base_family(folder: Path) -> str:
     configured with sliding-window / hybrid caches or ALiBi (:func:`labkit.anchor.support.check_config`)."""
     from transformers import AutoConfig
 
-
     cfg_file = Path(folder) / "config.json"
     if not cfg_file.is_file():
         raise ModelError(f"{folder} has no config.json: not a Hugging Face model folder")
@@ -220,18 +228,22 @@ def check_base_family(folder: Path) -> str:
     if model_type not in SUPPORTED_FAMILIES:
         names = ", ".join(f"{v} ({k!r})" for k, v in SUPPORTED_FAMILIES.items())
         why = f" ({NOT_SUPPORTED[model_type]})" if model_type in NOT_SUPPORTED else ""
-        raise ModelError(f"base model {folder} has model_type {model_type!r}{why}, which anchor "
-                         f"training and inference do not support; supported families: {names}")
+        raise ModelError(
+            f"base model {folder} has model_type {model_type!r}{why}, which anchor "
+            f"training and inference do not support; supported families: {names}"
+        )
     try:
         config = AutoConfig.from_pretrained(str(folder))
     except (ValueError, OSError, KeyError) as exc:
-        raise ModelError(f"base model {folder}: config.json cannot be read by transformers: "
-                         f"{str(exc).splitlines()[0][:200]}") from exc
+        raise ModelError(
+            f"base model {folder}: config.json cannot be read by transformers: {str(exc).splitlines()[0][:200]}"
+        ) from exc
     return check_config(config, who=f"base model {folder}")
 
 
-def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, force: bool = False,
-                    progress: bool = True, carbon=None) -> AnchoredLM:
+def train_anchor_lm(
+    base, config: AnchorTrainConfig = AnchorTrainConfig(), *, force: bool = False, progress: bool = True, carbon=None
+) -> AnchoredLM:
     """Continue training ``base`` under the AnSAN mask (or load the cached result).
 
     Args:
@@ -255,41 +267,56 @@ def train_anchor_lm(base, config: AnchorTrainConfig = AnchorTrainConfig(), *, fo
     """
     from transformers import AutoConfig
 
-
     if not isinstance(config, AnchorTrainConfig):
         raise ParameterError(f"train_anchor_lm needs an AnchorTrainConfig, got {type(config).__name__}")
     base_ref = BaseModel.of(base)
     check_base_family(base_ref.path)
-    choose_training_attention(config.attention, resolve_device(),
-                              AutoConfig.from_pretrained(str(base_ref.path)))  # fail early
+    choose_training_attention(
+        config.attention, resolve_device(), AutoConfig.from_pretrained(str(base_ref.path))
+    )  # fail early
     train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
-    recipe = Recipe(KIND, CODE_VERSION, config.recipe_params(), base=base_ref,
-                    data_sha256=sha256_text(*train_docs))
-    cached = train_into_cache(recipe, lambda job: _train(job, base_ref, config, train_docs),
-                              force=force, carbon=carbon, progress=progress)
+    recipe = Recipe(KIND, CODE_VERSION, config.recipe_params(), base=base_ref, data_sha256=sha256_text(*train_docs))
+    cached = train_into_cache(
+        recipe, lambda job: _train(job, base_ref, config, train_docs), force=force, carbon=carbon, progress=progress
+    )
     stored_base = (cached.metadata.get("base") or {}).get("name", base_ref.name)
     return AnchoredLM(cached.name, cached.path, config, stored_base, cached.metrics)
 
 
-def anchor_trainer(model, blocks: torch.Tensor | torch.utils.data.Dataset, collator, config: AnchorTrainConfig, *, steps: int,
-                   scratch: Path, progress: bool = False, callbacks: Sequence = ()):
+def anchor_trainer(
+    model,
+    blocks: torch.Tensor | torch.utils.data.Dataset,
+    collator,
+    config: AnchorTrainConfig,
+    *,
+    steps: int,
+    scratch: Path,
+    progress: bool = False,
+    callbacks: Sequence = (),
+):
     """The HF ``Trainer`` of continued training: ``steps`` optimiser steps over ``blocks`` with
     ``config``'s batch size and schedule (shared by :func:`train_anchor_lm` and the benchmark)."""
     from transformers import Trainer
 
-
     args = training_arguments(
-        scratch, max_steps=steps, seed=config.seed, progress=progress,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-        warmup_steps=min(config.warmup_steps, steps), lr_scheduler_type=config.lr_scheduler,
-        weight_decay=0.0, max_grad_norm=1.0)
+        scratch,
+        max_steps=steps,
+        seed=config.seed,
+        progress=progress,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=min(config.warmup_steps, steps),
+        lr_scheduler_type=config.lr_scheduler,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+    )
     data = blocks if isinstance(blocks, torch.utils.data.Dataset) else _Blocks(blocks)
-    return Trainer(model=model, args=args, train_dataset=data, data_collator=collator,
-                   callbacks=list(callbacks) or None)
+    return Trainer(
+        model=model, args=args, train_dataset=data, data_collator=collator, callbacks=list(callbacks) or None
+    )
 
 
-def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence[str]
-           ) -> dict[str, Any]:
+def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence[str]) -> dict[str, Any]:
     """Load the base, add the anchor token, train under the AnSAN mask; saves into ``job.folder``."""
 
     use_torch_threads()
@@ -301,33 +328,44 @@ def _train(job, base: BaseModel, config: AnchorTrainConfig, train_docs: Sequence
     ids = anchor_token_ids(tokenizer, spec)
     context = config.context_length or int(getattr(model.config, "max_position_embeddings", 0) or 0)
     if context < 8:
-        raise ParameterError("the base model has no max_position_embeddings; set "
-                             "AnchorTrainConfig.context_length")
+        raise ParameterError("the base model has no max_position_embeddings; set AnchorTrainConfig.context_length")
     max_pos = getattr(model.config, "max_position_embeddings", None)
     if max_pos and context > max_pos:
-        raise ParameterError(f"AnchorTrainConfig.context_length {context} is longer than the base "
-                             f"model's context ({max_pos}, config.max_position_embeddings)")
+        raise ParameterError(
+            f"AnchorTrainConfig.context_length {context} is longer than the base "
+            f"model's context ({max_pos}, config.max_position_embeddings)"
+        )
     steps = max(1, math.ceil(config.train_tokens / (config.batch_size * context)))
-    blocks = anchor_training_blocks(tokenizer, train_docs, spec, context,
-                                    steps * config.batch_size * context, seed=config.seed)
+    blocks = anchor_training_blocks(
+        tokenizer, train_docs, spec, context, steps * config.batch_size * context, seed=config.seed
+    )
     anchors_per_1k = float(torch.isin(blocks, torch.tensor(sorted(ids))).float().mean() * 1000)
     data = blocks
     if config.probe is not None:  # the base's mix of text and recall documents, anchors added
-        data = anchor_mixed_blocks(blocks, tokenizer, train_docs, spec, config.probe,
-                                   steps * config.batch_size, context, seed=config.seed)
+        data = anchor_mixed_blocks(
+            blocks, tokenizer, train_docs, spec, config.probe, steps * config.batch_size, context, seed=config.seed
+        )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     attention, why = choose_training_attention(config.attention, device, model)
     impl = model.config._attn_implementation
     collator = attention_collator(model, attention, ids, pad_id)
     model.train()
-    run = job.train(anchor_trainer(model, data, collator, config, steps=steps,
-                                   scratch=job.scratch, progress=job.progress))
+    run = job.train(
+        anchor_trainer(model, data, collator, config, steps=steps, scratch=job.scratch, progress=job.progress)
+    )
     model.eval()
     if model.config._attn_implementation != impl:
         model.set_attn_implementation(impl)  # saved for anchor inference (eager/SDPA)
     save_model(model, tokenizer, job.folder)
-    return {"train_loss": run["train_loss"], "loss_curve": run["loss_curve"], "steps": steps,
-            "train_tokens": steps * config.batch_size * context, "context_length": context,
-            "anchors_per_1k_tokens": anchors_per_1k, "wall_s": clock.stop(),
-            "attention": attention, "attention_reason": why}
+    return {
+        "train_loss": run["train_loss"],
+        "loss_curve": run["loss_curve"],
+        "steps": steps,
+        "train_tokens": steps * config.batch_size * context,
+        "context_length": context,
+        "anchors_per_1k_tokens": anchors_per_1k,
+        "wall_s": clock.stop(),
+        "attention": attention,
+        "attention_reason": why,
+    }

@@ -15,15 +15,13 @@ GH = "https://raw.githubusercontent.com/"
 MQP = register(
     Dataset(
         key="mqp",
-        description="Curai Medical Question Pairs: 3,048 pairs (1,524 similar / 1,524 different) "
-        "written by 11 doctors",
+        description="Curai Medical Question Pairs: 3,048 pairs (1,524 similar / 1,524 different) written by 11 doctors",
         licence="none stated by the authors (research use)",
         source="curai/medical-question-pair-dataset@6c7f7fd7a53cedc6fec105c0c6cb78f2e9a82cd1:mqp.csv",
         files=(
             DataFile(
                 "mqp.csv",
-                GH + "curai/medical-question-pair-dataset/"
-                "6c7f7fd7a53cedc6fec105c0c6cb78f2e9a82cd1/mqp.csv",
+                GH + "curai/medical-question-pair-dataset/6c7f7fd7a53cedc6fec105c0c6cb78f2e9a82cd1/mqp.csv",
                 "94ecd609a9ca9350e1cff2438aa55a034762f01c1a68732aaae3e4be7b03cf57",
             ),
         ),
@@ -41,8 +39,7 @@ TINYSHAKESPEARE = register(
         files=(
             DataFile(
                 "input.txt",
-                GH + "karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e/"
-                "data/tinyshakespeare/input.txt",
+                GH + "karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e/data/tinyshakespeare/input.txt",
                 "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
             ),
         ),

@@ -41,19 +41,12 @@ def load_hf(ds: Dataset, path: str | Path | None) -> tuple[Resolved, pd.DataFram
     for origin, root in roots:
         looked.append(str(root))
         found = (
-            _local_files(root)
-            if root.is_dir()
-            else ((_BUILDERS.get(root.suffix), [root]) if root.is_file() else None)
+            _local_files(root) if root.is_dir() else ((_BUILDERS.get(root.suffix), [root]) if root.is_file() else None)
         )
         if found and found[0]:
             builder, files = found
-            table = datasets.load_dataset(
-                builder, data_files=[str(f) for f in files], split="train"
-            )
-            hashes = {
-                str(f.relative_to(root) if root.is_dir() else f.name): io.sha256_file(f)
-                for f in files
-            }
+            table = datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
+            hashes = {str(f.relative_to(root) if root.is_dir() else f.name): io.sha256_file(f) for f in files}
             return Resolved(ds.key, root, origin, hashes, verified=False), parse_hf(table)
     try:
         table = datasets.load_dataset(ds.hf_name, ds.hf_config, split=ds.hf_split)
@@ -68,6 +61,4 @@ def load_hf(ds: Dataset, path: str | Path | None) -> tuple[Resolved, pd.DataFram
     if len(table) == 0:
         raise DataError(f"dataset {ds.key!r} split {ds.hf_split!r} is empty")
     fingerprint = getattr(table, "_fingerprint", "")
-    return Resolved(ds.key, Path(ds.hf_name), "hf", {"fingerprint": fingerprint}, False), parse_hf(
-        table
-    )
+    return Resolved(ds.key, Path(ds.hf_name), "hf", {"fingerprint": fingerprint}, False), parse_hf(table)

@@ -99,9 +99,7 @@ def parse_pairs_csv(path: Path) -> pd.DataFrame:
         name in header for name in ("question1", "text_1", "sentence1")
     ):
         missing = [c for c in ("question_1", "question_2", "label") if c not in header]
-        raise DataError(
-            f"{path}: header lacks column(s) {', '.join(missing)} (found: {', '.join(header)})"
-        )
+        raise DataError(f"{path}: header lacks column(s) {', '.join(missing)} (found: {', '.join(header)})")
     else:
         index = {name: i for i, name in enumerate(PAIR_COLUMNS)}
         body = rows
@@ -129,15 +127,11 @@ def parse_pairs_csv(path: Path) -> pd.DataFrame:
             try:
                 record["dr_id"] = int(raw)
             except ValueError:
-                raise DataError(
-                    f"{path}: line {line}, field 'dr_id' must be an integer, got {raw!r}"
-                ) from None
+                raise DataError(f"{path}: line {line}, field 'dr_id' must be an integer, got {raw!r}") from None
         else:
             record["dr_id"] = line
         records.append((line, record))
-    frame = pd.DataFrame(
-        [r for _, r in records], index=[i for i, _ in records], columns=list(PAIR_COLUMNS)
-    )
+    frame = pd.DataFrame([r for _, r in records], index=[i for i, _ in records], columns=list(PAIR_COLUMNS))
     frame.index.name = "row"
     return frame.astype({"dr_id": int, "label": int})
 
@@ -166,9 +160,7 @@ def positive_finite(path: Path, line: int, field: str, raw: str) -> float:
         why = "is missing" if not text else "is not a number"
         raise DataError(f"{path}: line {line}, field {field!r} {why}, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise DataError(
-            f"{path}: line {line}, field {field!r} must be a positive finite number, got {text!r}"
-        )
+        raise DataError(f"{path}: line {line}, field {field!r} must be a positive finite number, got {text!r}")
     return value
 
 
@@ -183,25 +175,15 @@ def parse_chinchilla(path: Path) -> pd.DataFrame:
     header = [c.strip() for c in header]
     missing = [c for c in CHINCHILLA_COLUMNS if c not in header]
     if missing:
-        raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)})"
-        )
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)})")
     if not body:
         raise DataError(f"{path}: no data rows")
     where = {column: header.index(column) for column in CHINCHILLA_COLUMNS}
     records, lines = [], []
     for line, row in body:
         if len(row) != len(header):
-            raise DataError(
-                f"{path}: line {line} has {len(row)} fields, expected {len(header)} "
-                f"({', '.join(header)})"
-            )
-        records.append(
-            {
-                CHINCHILLA_COLUMNS[c]: positive_finite(path, line, c, row[i])
-                for c, i in where.items()
-            }
-        )
+            raise DataError(f"{path}: line {line} has {len(row)} fields, expected {len(header)} ({', '.join(header)})")
+        records.append({CHINCHILLA_COLUMNS[c]: positive_finite(path, line, c, row[i]) for c, i in where.items()})
         lines.append(line)
     out = pd.DataFrame(records, columns=list(CHINCHILLA_COLUMNS.values()))
     out["D"] = out["C"] / (6.0 * out["N"])
@@ -317,9 +299,7 @@ class _Where:
         self.path, self.text = path, text
 
     def error(self, steps: tuple[str | int, ...], message: str) -> DataError:
-        label = "".join(
-            f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s) for i, s in enumerate(steps)
-        )
+        label = "".join(f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s) for i, s in enumerate(steps))
         line = json_line(self.text, steps)
         at = f"line {line}: " if line else ""
         return DataError(f"{self.path}: {at}{label} {message}")
@@ -332,13 +312,9 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
-        ) from None
+        raise DataError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})") from None
     if not isinstance(raw, dict):
-        raise DataError(
-            f"{path}: line 1: expected a JSON object (a QMSum meeting), got {_kind(raw)}"
-        )
+        raise DataError(f"{path}: line 1: expected a JSON object (a QMSum meeting), got {_kind(raw)}")
     where = _Where(path, text)
     for key in ("meeting_transcripts", "general_query_list", "specific_query_list"):
         if key not in raw:
@@ -349,9 +325,7 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
     for i, turn in enumerate(raw["meeting_transcripts"]):
         steps = ("meeting_transcripts", i)
         if not isinstance(turn, dict):
-            raise where.error(
-                steps, f"must be an object with 'speaker' and 'content', got {_kind(turn)}"
-            )
+            raise where.error(steps, f"must be an object with 'speaker' and 'content', got {_kind(turn)}")
         if not isinstance(turn.get("content"), str):
             raise where.error(
                 steps,
@@ -367,9 +341,7 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
         for i, item in enumerate(raw[f"{kind}_query_list"]):
             steps = (f"{kind}_query_list", i)
             if not isinstance(item, dict):
-                raise where.error(
-                    steps, f"must be an object with 'query' and 'answer', got {_kind(item)}"
-                )
+                raise where.error(steps, f"must be an object with 'query' and 'answer', got {_kind(item)}")
             for name in ("query", "answer"):
                 if not isinstance(item.get(name), str):
                     raise where.error(
@@ -400,9 +372,7 @@ def parse_qmsum_meeting(path: Path, split: str) -> Meeting:
     return Meeting(meeting_id, split, qmsum_domain(meeting_id), turns, queries, topics)
 
 
-def parse_qmsum(
-    root: Path, splits: tuple[str, ...] = ("train", "val", "test")
-) -> dict[str, list[Meeting]]:
+def parse_qmsum(root: Path, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, list[Meeting]]:
     """All QMSum meetings under ``root/{train,val,test}/*.json``, split as published.
 
     The same checks apply to the registry's copy and to a user's own folder in QMSum's layout

@@ -8,14 +8,14 @@ summarization study both embed text, and a study never imports another study (RE
 text comes from), :mod:`.local_providers`, :mod:`.api_providers` and :mod:`.cache` (vectors on
 disk, keyed by model and text).
 """
+
 from labkit.embedders.providers import (
-                                        SPEC_FORMS,
-                                        Embedder,
-                                        RetryPolicy,
-                                        make_embedder,
-                                        provider_help,
-                                        register_provider,
+    SPEC_FORMS,
+    Embedder,
+    RetryPolicy,
+    make_embedder,
+    provider_help,
+    register_provider,
 )
 
-__all__ = ["Embedder", "RetryPolicy", "SPEC_FORMS", "make_embedder", "provider_help",
-           "register_provider"]
+__all__ = ["Embedder", "RetryPolicy", "SPEC_FORMS", "make_embedder", "provider_help", "register_provider"]

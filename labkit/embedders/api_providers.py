@@ -8,6 +8,7 @@ embedder opens a TCP connection to its server (or to the proxy the client would 
 short timeout, and fails in seconds with the provider and URL when nothing answers. Keys come
 from the environment only and never appear in names, errors or records.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -100,7 +101,7 @@ class ApiEmbedder(Embedder):
         self._reached = False
 
     @classmethod
-    def from_spec(cls, prefix: str, argument: str, **options: Any) -> "ApiEmbedder":
+    def from_spec(cls, prefix: str, argument: str, **options: Any) -> ApiEmbedder:
         options.pop("device", None)  # the provider's machines, not ours
         return cls(argument, **options)
 
@@ -116,14 +117,18 @@ class ApiEmbedder(Embedder):
         if reason is not None:
             raise ProviderError(
                 f"{self.spec}: cannot reach {_endpoint(url)[2]} ({reason}); check the network "
-                f"connection, or point {self.base_url_env} at a reachable server")
+                f"connection, or point {self.base_url_env} at a reachable server"
+            )
         self._reached = True
 
 
-@register_provider("openai", forms="openai:<model>[@dims]",
-                   doc="OpenAI embeddings (``text-embedding-3-small``, ``-3-large``, "
-                       "``text-embedding-ada-002``); key in ``OPENAI_API_KEY``, optional "
-                       "``OPENAI_BASE_URL`` for any OpenAI-compatible server")
+@register_provider(
+    "openai",
+    forms="openai:<model>[@dims]",
+    doc="OpenAI embeddings (``text-embedding-3-small``, ``-3-large``, "
+    "``text-embedding-ada-002``); key in ``OPENAI_API_KEY``, optional "
+    "``OPENAI_BASE_URL`` for any OpenAI-compatible server",
+)
 class OpenAIEmbedder(ApiEmbedder):
     """OpenAI's embeddings endpoint through the official client (key: ``OPENAI_API_KEY``)."""
 
@@ -136,15 +141,16 @@ class OpenAIEmbedder(ApiEmbedder):
         if self.model not in self.MODELS and not os.environ.get("OPENAI_BASE_URL"):
             close = difflib.get_close_matches(self.model, self.MODELS, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ModelError(f"openai model {self.model!r} is not one of {', '.join(self.MODELS)}"
-                             f"; {hint}(set OPENAI_BASE_URL to use another compatible server's "
-                             "models)")
+            raise ModelError(
+                f"openai model {self.model!r} is not one of {', '.join(self.MODELS)}"
+                f"; {hint}(set OPENAI_BASE_URL to use another compatible server's "
+                "models)"
+            )
         if self.dims and self.model == "text-embedding-ada-002":
             raise ParameterError("text-embedding-ada-002 has a fixed 1,536 dimensions; drop @dims")
         self._client = None
         label = self.model.replace("text-embedding-", "openai-") + (f"@{self.dims}" if self.dims else "")
-        super().__init__(f"openai:{model}", label, f"openai|{self.model}|{self.dims}",
-                         **{"batch_size": 256, **kwargs})
+        super().__init__(f"openai:{model}", label, f"openai|{self.model}|{self.dims}", **{"batch_size": 256, **kwargs})
 
     def base_url(self) -> str:
         return os.environ.get("OPENAI_BASE_URL") or self.DEFAULT_URL
@@ -162,26 +168,37 @@ class OpenAIEmbedder(ApiEmbedder):
         import openai
 
         if self._client is None:
-            self._client = openai.OpenAI(api_key=os.environ["OPENAI_API_KEY"],
-                                         base_url=os.environ.get("OPENAI_BASE_URL") or None,
-                                         max_retries=0, timeout=60)
+            self._client = openai.OpenAI(
+                api_key=os.environ["OPENAI_API_KEY"],
+                base_url=os.environ.get("OPENAI_BASE_URL") or None,
+                max_retries=0,
+                timeout=60,
+            )
         extra = {"dimensions": self.dims} if self.dims else {}
         try:
             response = self._client.embeddings.create(model=self.model, input=texts, **extra)
-        except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-                openai.InternalServerError) as exc:
+        except (
+            openai.RateLimitError,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+            openai.InternalServerError,
+        ) as exc:
             raise Retryable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
         except openai.APIError as exc:
-            raise ProviderError(f"{self.spec}: the API refused the request "
-                                f"({type(exc).__name__}: {str(exc)[:200]})") from None
+            raise ProviderError(
+                f"{self.spec}: the API refused the request ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
         data = sorted(response.data, key=lambda d: d.index)
         return np.array([d.embedding for d in data], dtype=np.float32)
 
 
-@register_provider("google", forms="google:<model>[@dims]",
-                   doc="Google embeddings (``gemini-embedding-001``, ``text-embedding-004``: the "
-                       "PaLM embedding line's successors); key in ``GEMINI_API_KEY`` or "
-                       "``GOOGLE_API_KEY``, optional ``GOOGLE_GENAI_BASE_URL``")
+@register_provider(
+    "google",
+    forms="google:<model>[@dims]",
+    doc="Google embeddings (``gemini-embedding-001``, ``text-embedding-004``: the "
+    "PaLM embedding line's successors); key in ``GEMINI_API_KEY`` or "
+    "``GOOGLE_API_KEY``, optional ``GOOGLE_GENAI_BASE_URL``",
+)
 class GoogleEmbedder(ApiEmbedder):
     """Google's Gemini API embeddings through the official ``google-genai`` client."""
 
@@ -193,8 +210,9 @@ class GoogleEmbedder(ApiEmbedder):
         self.task_type = task_type
         self._client = None
         label = f"google-{self.model}" + (f"@{self.dims}" if self.dims else "")
-        super().__init__(f"google:{model}", label, f"google|{self.model}|{self.dims}|{task_type}",
-                         **{"batch_size": 100, **kwargs})
+        super().__init__(
+            f"google:{model}", label, f"google|{self.model}|{self.dims}|{task_type}", **{"batch_size": 100, **kwargs}
+        )
 
     def base_url(self) -> str:
         return os.environ.get("GOOGLE_GENAI_BASE_URL") or self.DEFAULT_URL
@@ -218,20 +236,16 @@ class GoogleEmbedder(ApiEmbedder):
 
         if self._client is None:
             base = os.environ.get("GOOGLE_GENAI_BASE_URL")
-            options = types.HttpOptions(base_url=base, timeout=60_000) if base else \
-                types.HttpOptions(timeout=60_000)
+            options = types.HttpOptions(base_url=base, timeout=60_000) if base else types.HttpOptions(timeout=60_000)
             self._client = genai.Client(api_key=self._key(), http_options=options)
-        config = types.EmbedContentConfig(task_type=self.task_type,
-                                          output_dimensionality=self.dims)
+        config = types.EmbedContentConfig(task_type=self.task_type, output_dimensionality=self.dims)
         try:
-            result = self._client.models.embed_content(model=self.model, contents=texts,
-                                                       config=config)
+            result = self._client.models.embed_content(model=self.model, contents=texts, config=config)
         except errors.APIError as exc:
             code = getattr(exc, "code", None) or 0
             if code == 429 or code >= 500:
                 raise Retryable(f"HTTP {code}: {str(exc)[:200]}") from None
-            raise ProviderError(f"{self.spec}: the API refused the request (HTTP {code}: "
-                                f"{str(exc)[:200]})") from None
+            raise ProviderError(f"{self.spec}: the API refused the request (HTTP {code}: {str(exc)[:200]})") from None
         except Exception as exc:  # httpx timeouts / connection errors surface unwrapped
             if type(exc).__module__.startswith(("httpx", "httpcore")):
                 raise Retryable(f"{type(exc).__name__}: {str(exc)[:200]}") from None

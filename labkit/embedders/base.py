@@ -6,11 +6,13 @@ and never on each other. Every embedder has the same surface, ``fit(texts)`` (a 
 provider learns from the corpus, like TF-IDF) then ``embed(texts)``, so callers never need to
 ask which kind they hold.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +54,16 @@ class Embedder:
     is_local = True
     use_disk_cache = True
 
-    def __init__(self, spec: str, name: str, model_key: str, *, batch_size: int = 64,
-                 cache: bool = True, retry: RetryPolicy = RetryPolicy()):
+    def __init__(
+        self,
+        spec: str,
+        name: str,
+        model_key: str,
+        *,
+        batch_size: int = 64,
+        cache: bool = True,
+        retry: RetryPolicy = RetryPolicy(),
+    ):
         if batch_size < 1:
             raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
         self.spec, self.name, self.model_key = spec, name, model_key
@@ -64,7 +74,7 @@ class Embedder:
         self.computed = 0  # texts embedded (not read from the cache) by this object
 
     @classmethod
-    def from_spec(cls, prefix: str, argument: str, **options: Any) -> "Embedder":
+    def from_spec(cls, prefix: str, argument: str, **options: Any) -> Embedder:
         """Build from the part of a spec after ``prefix:``. ``options`` always holds ``cache``
         and ``device``, and ``batch_size`` / ``retry`` when the caller gave them; a subclass
         overrides this to parse its argument or drop options it has no use for."""
@@ -84,7 +94,7 @@ class Embedder:
         """``(True, "")`` or ``(False, reason)`` (an API key missing, a client not installed)."""
         return True, ""
 
-    def fit(self, texts: Sequence[str]) -> "Embedder":
+    def fit(self, texts: Sequence[str]) -> Embedder:
         """Learn from the corpus before embedding it. Pretrained models learn nothing, so this
         does nothing; providers that do (TF-IDF + LSA) override it. Returns ``self``."""
         return self
@@ -108,10 +118,12 @@ class Embedder:
                 return np.asarray(self._embed_batch(texts), dtype=np.float32)
             except Retryable as exc:
                 if attempt + 1 == self.retry.attempts:
-                    raise ProviderError(f"{self.spec}: gave up after {self.retry.attempts} "
-                                        f"attempts ({exc}); batches finished before this are "
-                                        "cached, rerun to continue") from None
-                time.sleep(min(self.retry.max_s, self.retry.base_s * 2 ** attempt))
+                    raise ProviderError(
+                        f"{self.spec}: gave up after {self.retry.attempts} "
+                        f"attempts ({exc}); batches finished before this are "
+                        "cached, rerun to continue"
+                    ) from None
+                time.sleep(min(self.retry.max_s, self.retry.base_s * 2**attempt))
         raise AssertionError("unreachable")
 
     def embed(self, texts: Sequence[str], *, progress: bool = True) -> np.ndarray:
@@ -122,22 +134,21 @@ class Embedder:
         ok, reason = self.available()
         if not ok:
             raise ProviderError(f"{self.spec} is not available: {reason}")
-        vectors: list[np.ndarray | None] = (self._cache.get(texts) if self._cache is not None
-                                            else [None] * len(texts))
+        vectors: list[np.ndarray | None] = self._cache.get(texts) if self._cache is not None else [None] * len(texts)
         missing = list(dict.fromkeys(t for t, v in zip(texts, vectors) if v is None))
         if missing:
             self.preflight()
             order = [missing[i] for i in self._order(missing)]
             done: dict[str, np.ndarray] = {}
             step = self._chunk_size()
-            with tqdm(total=len(order), desc=f"embedding ({self.name})", unit="text",
-                      disable=not progress, leave=False) as bar:
+            with tqdm(
+                total=len(order), desc=f"embedding ({self.name})", unit="text", disable=not progress, leave=False
+            ) as bar:
                 for start in range(0, len(order), step):
-                    chunk = order[start:start + step]
+                    chunk = order[start : start + step]
                     out = self._call(chunk)
                     if out.shape[0] != len(chunk):
-                        raise ProviderError(f"{self.spec} returned {out.shape[0]} vectors for "
-                                            f"{len(chunk)} texts")
+                        raise ProviderError(f"{self.spec} returned {out.shape[0]} vectors for {len(chunk)} texts")
                     if self._cache is not None:
                         self._cache.put(chunk, out)
                     done.update(zip(chunk, out))

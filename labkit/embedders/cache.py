@@ -5,13 +5,14 @@ One SQLite file per model key (provider, model, dimensions, pooling) under
 holding the float32 vector. SQLite commits are atomic, so an interrupted run (an API outage half
 way) keeps every batch it finished and never leaves a half-written vector.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,8 +35,7 @@ class EmbeddingCache:
         self.path = folder / f"{_SAFE.sub('_', model_key)[:80]}-{digest}.sqlite"
         self.model_key = model_key
         self._db = sqlite3.connect(self.path, timeout=30)
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, "
-                         "vec BLOB)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
         self._db.commit()
 
     def get(self, texts: Sequence[str]) -> list[np.ndarray | None]:
@@ -44,9 +44,8 @@ class EmbeddingCache:
         found: dict[str, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 900):  # SQLite's parameter limit
-            chunk = unique[start:start + 900]
-            rows = self._db.execute(
-                f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            chunk = unique[start : start + 900]
+            rows = self._db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             for key, blob in rows:
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return [found.get(k) for k in keys]
@@ -55,9 +54,10 @@ class EmbeddingCache:
         """Store one batch in a single transaction."""
         vectors = np.asarray(vectors, dtype=np.float32)
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                                 [(text_key(t), int(v.shape[0]), v.tobytes())
-                                  for t, v in zip(texts, vectors)])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(text_key(t), int(v.shape[0]), v.tobytes()) for t, v in zip(texts, vectors)],
+            )
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])

@@ -3,9 +3,11 @@
 Each class registers its spec prefix with :func:`~labkit.embedders.registry.register_provider`;
 build them through :func:`labkit.embeddings.make_embedder`, which imports this module.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from labkit.embedders.base import Embedder, check_texts
 from labkit.embedders.cache import EmbeddingCache
@@ -19,9 +21,12 @@ def _short(model: str) -> str:
     return model.rstrip("/").split("/")[-1].replace("all-", "")
 
 
-@register_provider("st", forms="st:<model>",
-                   doc="sentence-transformers model by name or folder (offline default "
-                       "``st:all-MiniLM-L6-v2``), with its own pooling and normalisation")
+@register_provider(
+    "st",
+    forms="st:<model>",
+    doc="sentence-transformers model by name or folder (offline default "
+    "``st:all-MiniLM-L6-v2``), with its own pooling and normalisation",
+)
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model (its own pooling and normalisation)."""
 
@@ -43,30 +48,34 @@ class SentenceTransformerEmbedder(Embedder):
     def _embed_batch(self, texts):
         if self._model is None:
             self._model = load_sentence_transformer(str(self.path), device=self.device)
-        return self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                  show_progress_bar=False)
+        return self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
 
 
-@register_provider("hf-mean", forms="hf-mean:<model>",
-                   doc="any Hugging Face encoder, attention-masked mean of the token vectors")
-@register_provider("hf-cls", forms="hf-cls:<model>",
-                   doc="any Hugging Face encoder, [CLS] vector (the paper's \"BERT\" row)")
+@register_provider(
+    "hf-mean", forms="hf-mean:<model>", doc="any Hugging Face encoder, attention-masked mean of the token vectors"
+)
+@register_provider(
+    "hf-cls", forms="hf-cls:<model>", doc='any Hugging Face encoder, [CLS] vector (the paper\'s "BERT" row)'
+)
 class PooledEncoderEmbedder(Embedder):
     """Any Hugging Face encoder with BERT-style pooling: ``cls`` or masked ``mean``."""
 
-    def __init__(self, model: str, pooling: str, device: str = "auto", max_length: int = 256,
-                 **kwargs: Any):
+    def __init__(self, model: str, pooling: str, device: str = "auto", max_length: int = 256, **kwargs: Any):
         if pooling not in ("cls", "mean"):
             raise ParameterError(f"pooling {pooling!r} is not 'cls' or 'mean'")
         self.model_name, self.pooling, self.max_length = model, pooling, max_length
         self.path = resolve(model).path
         self.device = device
         self._model = self._tokenizer = None
-        super().__init__(f"hf-{pooling}:{model}", f"{_short(model)}-{pooling.upper()}",
-                         f"hf|{model}|{pooling}|{max_length}", **kwargs)
+        super().__init__(
+            f"hf-{pooling}:{model}",
+            f"{_short(model)}-{pooling.upper()}",
+            f"hf|{model}|{pooling}|{max_length}",
+            **kwargs,
+        )
 
     @classmethod
-    def from_spec(cls, prefix: str, argument: str, **options: Any) -> "PooledEncoderEmbedder":
+    def from_spec(cls, prefix: str, argument: str, **options: Any) -> PooledEncoderEmbedder:
         return cls(argument, prefix.removeprefix("hf-"), **options)
 
     def _order(self, texts):
@@ -81,16 +90,17 @@ class PooledEncoderEmbedder(Embedder):
                 self._tokenizer = AutoTokenizer.from_pretrained(str(self.path))
                 self._model = AutoModel.from_pretrained(str(self.path), use_safetensors=True)
             except (OSError, ValueError) as exc:
-                raise ModelError(f"{self.spec}: {self.path} is not a Hugging Face encoder "
-                                 f"({str(exc).splitlines()[0]})") from None
+                raise ModelError(
+                    f"{self.spec}: {self.path} is not a Hugging Face encoder ({str(exc).splitlines()[0]})"
+                ) from None
             self._model.to(pick_device(self.device)).eval()
-        enc = self._tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                              return_tensors="pt").to(self._model.device)
+        enc = self._tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(
+            self._model.device
+        )
         with torch.inference_mode():
             hidden = self._model(**enc).last_hidden_state
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = {"cls": hidden[:, 0],
-                  "mean": (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)}
+        pooled = {"cls": hidden[:, 0], "mean": (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)}
         pooled = {k: v.float().cpu().numpy() for k, v in pooled.items()}
         sibling = self._sibling_cache()
         if sibling is not None:  # the other pooling of the same forward pass, for free
@@ -108,15 +118,18 @@ class PooledEncoderEmbedder(Embedder):
         if not self.use_cache:
             return None
         if getattr(self, "_sibling_db", None) is None:
-            self._sibling_db = EmbeddingCache(
-                f"hf|{self.model_name}|{self._other_pooling}|{self.max_length}")
+            self._sibling_db = EmbeddingCache(f"hf|{self.model_name}|{self._other_pooling}|{self.max_length}")
         return self._sibling_db
 
 
-@register_provider("tfidf-lsa", forms="tfidf-lsa[:dims]", argument_required=False,
-                   default_argument="256",
-                   doc="TF-IDF + truncated SVD (LSA) with scikit-learn, a lexical baseline fitted "
-                       "on the study's question texts (default 256 dimensions)")
+@register_provider(
+    "tfidf-lsa",
+    forms="tfidf-lsa[:dims]",
+    argument_required=False,
+    default_argument="256",
+    doc="TF-IDF + truncated SVD (LSA) with scikit-learn, a lexical baseline fitted "
+    "on the study's question texts (default 256 dimensions)",
+)
 class TfidfLsaEmbedder(Embedder):
     """TF-IDF + LSA (truncated SVD): a lexical baseline. Fit it on a corpus with :meth:`fit`;
     if ``embed`` is called unfitted it fits on the texts it is given (unsupervised, labels are
@@ -132,13 +145,13 @@ class TfidfLsaEmbedder(Embedder):
         super().__init__(f"tfidf-lsa:{dims}", "TF-IDF+LSA", f"tfidf-lsa|{dims}", **kwargs)
 
     @classmethod
-    def from_spec(cls, prefix: str, argument: str, **options: Any) -> "TfidfLsaEmbedder":
+    def from_spec(cls, prefix: str, argument: str, **options: Any) -> TfidfLsaEmbedder:
         if not argument.isdigit():
             raise ParameterError(f"embedder spec '{prefix}:{argument}': dims must be an integer")
         options.pop("device", None)
         return cls(int(argument), **options)
 
-    def fit(self, texts: Sequence[str]) -> "TfidfLsaEmbedder":
+    def fit(self, texts: Sequence[str]) -> TfidfLsaEmbedder:
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.pipeline import make_pipeline
@@ -147,8 +160,9 @@ class TfidfLsaEmbedder(Embedder):
         tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1)
         n_features = len(tfidf.fit(texts).vocabulary_)
         dims = max(2, min(self.dims, n_features - 1, len(texts) - 1))
-        self._pipeline = make_pipeline(TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)),
-                                       TruncatedSVD(dims, random_state=self.seed))
+        self._pipeline = make_pipeline(
+            TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)), TruncatedSVD(dims, random_state=self.seed)
+        )
         self._pipeline.fit(texts)
         return self
 

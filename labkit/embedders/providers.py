@@ -15,6 +15,7 @@ offline), retry with exponential backoff and then raise one
 before the failure kept in the cache. Keys come from the environment only and never appear in
 names, errors or records.
 """
+
 from __future__ import annotations
 
 from labkit.embedders import api_providers as _api  # noqa: F401,I001
@@ -44,14 +45,36 @@ __doc__ = __doc__.format(table=provider_help(rst=True))
 #: Every accepted spec form, in help order (generated from the registry at import).
 SPEC_FORMS = spec_forms()
 
-__all__ = ["ApiEmbedder", "Embedder", "GoogleEmbedder", "OpenAIEmbedder", "PooledEncoderEmbedder",
-           "ProviderInfo", "RetryPolicy", "Retryable", "SPEC_FORMS", "SentenceTransformerEmbedder",
-           "TfidfLsaEmbedder", "check_texts", "make_embedder", "parse_spec", "provider_help",
-           "register_provider", "registered", "spec_forms"]
+__all__ = [
+    "ApiEmbedder",
+    "Embedder",
+    "GoogleEmbedder",
+    "OpenAIEmbedder",
+    "PooledEncoderEmbedder",
+    "ProviderInfo",
+    "RetryPolicy",
+    "Retryable",
+    "SPEC_FORMS",
+    "SentenceTransformerEmbedder",
+    "TfidfLsaEmbedder",
+    "check_texts",
+    "make_embedder",
+    "parse_spec",
+    "provider_help",
+    "register_provider",
+    "registered",
+    "spec_forms",
+]
 
 
-def make_embedder(spec: str, *, cache: bool = True, batch_size: int | None = None,
-                  device: str = "auto", retry: RetryPolicy | None = None) -> Embedder:
+def make_embedder(
+    spec: str,
+    *,
+    cache: bool = True,
+    batch_size: int | None = None,
+    device: str = "auto",
+    retry: RetryPolicy | None = None,
+) -> Embedder:
     """Build the embedder a spec names (forms: :data:`SPEC_FORMS`, :func:`provider_help`).
 
     An unknown prefix or a malformed spec raises :class:`ParameterError` with the closest valid

@@ -11,13 +11,15 @@ in an unknown-spec error, :func:`provider_help`) is generated from this table, s
 is one class and can never be missing from the help. Parsing a spec happens here too, so a typo
 gets a "did you mean" before any model is loaded.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
 import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from labkit.embedders.base import Embedder
 from labkit.errors import ParameterError
@@ -44,9 +46,9 @@ class ProviderInfo:
 _REGISTRY: dict[str, ProviderInfo] = {}
 
 
-def register_provider(prefix: str, *, forms: str | Sequence[str], doc: str,
-                      argument_required: bool = True, default_argument: str = ""
-                      ) -> Callable[[type[Embedder]], type[Embedder]]:
+def register_provider(
+    prefix: str, *, forms: str | Sequence[str], doc: str, argument_required: bool = True, default_argument: str = ""
+) -> Callable[[type[Embedder]], type[Embedder]]:
     """Class decorator: make ``prefix:<argument>`` specs build this :class:`Embedder` through
     its :meth:`~labkit.embedders.base.Embedder.from_spec`. Stack it to register one class
     under several prefixes (``hf-cls`` and ``hf-mean``). With ``argument_required=False`` the
@@ -62,10 +64,10 @@ def register_provider(prefix: str, *, forms: str | Sequence[str], doc: str,
             raise TypeError(f"provider {prefix!r} must be an Embedder subclass, got {cls!r}")
         old = _REGISTRY.get(prefix)
         if old is not None and old.cls.__qualname__ != cls.__qualname__:
-            raise ValueError(f"provider prefix {prefix!r} is already registered by "
-                             f"{old.cls.__qualname__}")
-        _REGISTRY[prefix] = ProviderInfo(prefix, form_tuple, " ".join(doc.split()), cls,
-                                         argument_required, default_argument)
+            raise ValueError(f"provider prefix {prefix!r} is already registered by {old.cls.__qualname__}")
+        _REGISTRY[prefix] = ProviderInfo(
+            prefix, form_tuple, " ".join(doc.split()), cls, argument_required, default_argument
+        )
         return cls
 
     return decorate
@@ -84,13 +86,11 @@ def spec_forms() -> tuple[str, ...]:
 def provider_help(*, rst: bool = False, width: int = 96) -> str:
     """The table of spec forms and what each is; ``rst=True`` gives a reStructuredText table
     (the providers module's docstring), otherwise aligned plain text (help output)."""
-    rows = [(" | ".join(f"``{f}``" if rst else f for f in info.forms), info.doc)
-            for info in _REGISTRY.values()]
+    rows = [(" | ".join(f"``{f}``" if rst else f for f in info.forms), info.doc) for info in _REGISTRY.values()]
     left = max((len(form) for form, _ in rows), default=10) + 2
     lines = []
     for form, doc in rows:
-        wrapped = textwrap.wrap(doc, max(30, width - left), break_on_hyphens=False,
-                                break_long_words=False) or [""]
+        wrapped = textwrap.wrap(doc, max(30, width - left), break_on_hyphens=False, break_long_words=False) or [""]
         lines.append(form.ljust(left) + wrapped[0])
         lines += [" " * left + more for more in wrapped[1:]]
     if rst:
@@ -105,24 +105,23 @@ def _unknown(spec: str, prefix: str, argument: str, has_colon: bool) -> Paramete
     close = difflib.get_close_matches(prefix.lower(), names, n=1, cutoff=0.7)
     if close:
         info = _REGISTRY[close[0]]
-        guess = f"{close[0]}:{argument}" if argument else (
-            close[0] if not info.argument_required else info.forms[0])
+        guess = f"{close[0]}:{argument}" if argument else (close[0] if not info.argument_required else info.forms[0])
         hint = f"did you mean {guess!r}?"
     elif not has_colon:
         hint = f"a model name needs a provider prefix, e.g. 'st:{spec}'"
     else:
         hint = ""
     hint = f"; {hint}" if hint else ""
-    return ParameterError(f"unknown embedder spec {spec!r}{hint}. Valid forms: "
-                          f"{', '.join(spec_forms())}")
+    return ParameterError(f"unknown embedder spec {spec!r}{hint}. Valid forms: {', '.join(spec_forms())}")
 
 
 def parse_spec(spec: Any) -> tuple[ProviderInfo, str]:
     """``(provider, argument)`` for a spec string, or a :class:`ParameterError` that names the
     spec, suggests the closest valid one and lists every form. Loads nothing."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ParameterError(f"embedder spec must be a non-empty string, got {spec!r}; "
-                             f"valid forms: {', '.join(spec_forms())}")
+        raise ParameterError(
+            f"embedder spec must be a non-empty string, got {spec!r}; valid forms: {', '.join(spec_forms())}"
+        )
     spec = spec.strip()
     prefix, colon, argument = spec.partition(":")
     info = _REGISTRY.get(prefix)
@@ -130,8 +129,9 @@ def parse_spec(spec: Any) -> tuple[ProviderInfo, str]:
         raise _unknown(spec, prefix, argument, bool(colon))
     if not argument:
         if info.argument_required:
-            raise ParameterError(f"embedder spec {spec!r} needs an argument after "
-                                 f"'{prefix}:'; use {' or '.join(info.forms)}")
+            raise ParameterError(
+                f"embedder spec {spec!r} needs an argument after '{prefix}:'; use {' or '.join(info.forms)}"
+            )
         argument = info.default_argument
     return info, argument
 

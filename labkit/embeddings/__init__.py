@@ -6,15 +6,15 @@ the summarization study and re-exported here. Modules: :mod:`.similarity` (docto
 thresholds, metrics, bootstrap tests), :mod:`.siamese` (a head on frozen embeddings, full
 encoder fine-tuning), :mod:`.study` (the notebook's steps).
 """
+
 from labkit.embedders import (
-                                         SPEC_FORMS,
-                                         Embedder,
-                                         RetryPolicy,
-                                         make_embedder,
-                                         provider_help,
-                                         register_provider,
+    SPEC_FORMS,
+    Embedder,
+    RetryPolicy,
+    make_embedder,
+    provider_help,
+    register_provider,
 )
 from labkit.embeddings.profiles import PROFILES
 
-__all__ = ["Embedder", "PROFILES", "RetryPolicy", "SPEC_FORMS", "make_embedder", "provider_help",
-           "register_provider"]
+__all__ = ["Embedder", "PROFILES", "RetryPolicy", "SPEC_FORMS", "make_embedder", "provider_help", "register_provider"]

@@ -10,6 +10,7 @@ readings are built here:
   encoder with its own trainer and ``OnlineContrastiveLoss``, energy per epoch, the result
   cached by :mod:`labkit.modelcache` (base weights by content + config + training pairs).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -67,22 +68,30 @@ class HeadResult:
 
 def _projector(dim: int, cfg: HeadConfig):
     import torch.nn as nn
-    return nn.Sequential(nn.Linear(dim, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout),
-                         nn.Linear(cfg.hidden, cfg.out))
+
+    return nn.Sequential(nn.Linear(dim, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.out))
 
 
 def _loss(cos, labels, cfg: HeadConfig):
     import torch
+
     if cfg.loss == "cosine":  # regress cosine towards 1 (similar) / 0 (different)
         return torch.nn.functional.mse_loss(cos, labels)
     distance = 1 - cos  # contrastive (Hadsell et al. 2006) on cosine distance
-    return (labels * distance.pow(2)
-            + (1 - labels) * torch.clamp(cfg.margin - distance, min=0).pow(2)).mean()
+    return (labels * distance.pow(2) + (1 - labels) * torch.clamp(cfg.margin - distance, min=0).pow(2)).mean()
 
 
-def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: np.ndarray,
-               cfg: HeadConfig = HeadConfig(), *, carbon=None, name: str = "head",
-               device: str = "auto") -> HeadResult:
+def train_head(
+    emb_a: np.ndarray,
+    emb_b: np.ndarray,
+    labels: np.ndarray,
+    split: np.ndarray,
+    cfg: HeadConfig = HeadConfig(),
+    *,
+    carbon=None,
+    name: str = "head",
+    device: str = "auto",
+) -> HeadResult:
     """Train a shared projector on ``train`` pairs, early-stop on ``val`` AUC, score all pairs.
 
     Args:
@@ -96,7 +105,6 @@ def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: 
     """
     import torch
     from sklearn.metrics import roc_auc_score
-
 
     split = np.asarray(split)
     train, val = split == "train", split == "val"
@@ -131,7 +139,7 @@ def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: 
         order = tr[torch.randperm(len(tr), generator=gen)]
         total = 0.0
         for start in range(0, len(order), cfg.batch_size):
-            i = order[start:start + cfg.batch_size]
+            i = order[start : start + cfg.batch_size]
             loss = _loss(cos(net(a[i]), net(b[i])), y[i], cfg)
             opt.zero_grad()
             loss.backward()
@@ -139,10 +147,16 @@ def train_head(emb_a: np.ndarray, emb_b: np.ndarray, labels: np.ndarray, split: 
             total += loss.item() * len(i)
         val_auc = float(roc_auc_score(y_np[val], scores_of(val)))
         m = carbon.stop_task() if carbon is not None else None
-        epochs.append({"epoch": epoch, "train_loss": total / len(order), "val_auc": val_auc,
-                       "seconds": clock.stop(),
-                       "energy_kwh": m.energy_kwh if m else float("nan"),
-                       "emissions_g": m.emissions_g if m else float("nan")})
+        epochs.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / len(order),
+                "val_auc": val_auc,
+                "seconds": clock.stop(),
+                "energy_kwh": m.energy_kwh if m else float("nan"),
+                "emissions_g": m.emissions_g if m else float("nan"),
+            }
+        )
         if val_auc > best_auc + 1e-4:
             best_auc, best_epoch, stale = val_auc, epoch, 0
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -187,10 +201,10 @@ def length_grouped_sampler(lengths: list[int]):
     class LengthGroupedBatchSampler(DefaultBatchSampler):
         def _batches(self) -> list[list[int]]:
             gen = torch.Generator().manual_seed(int(self.seed) + int(self.epoch))
-            order = get_length_grouped_indices(lengths, self.batch_size,
-                                               mega_batch_mult=LENGTH_GROUP_MEGABATCH,
-                                               generator=gen)
-            batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            order = get_length_grouped_indices(
+                lengths, self.batch_size, mega_batch_mult=LENGTH_GROUP_MEGABATCH, generator=gen
+            )
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
             if self.drop_last and batches and len(batches[-1]) < self.batch_size:
                 batches.pop()
             return [batches[int(k)] for k in torch.randperm(len(batches), generator=gen)]
@@ -205,8 +219,9 @@ def length_grouped_sampler(lengths: list[int]):
     return LengthGroupedBatchSampler
 
 
-def finetune_encoder(question_1, question_2, labels, cfg: FineTuneConfig = FineTuneConfig(), *,
-                     carbon=None, progress: bool = False) -> tuple[Path, dict[str, Any]]:
+def finetune_encoder(
+    question_1, question_2, labels, cfg: FineTuneConfig = FineTuneConfig(), *, carbon=None, progress: bool = False
+) -> tuple[Path, dict[str, Any]]:
     """Fine-tune ``cfg.base_model`` on the given training pairs (cached by :mod:`labkit.modelcache`:
     the base model's bytes, the rest of the config and the pairs).
 
@@ -217,19 +232,21 @@ def finetune_encoder(question_1, question_2, labels, cfg: FineTuneConfig = FineT
     q1, q2 = [str(q) for q in question_1], [str(q) for q in question_2]
     y = [float(v) for v in labels]
     if not (len(q1) == len(q2) == len(y)) or not y:
-        raise ParameterError(f"finetune_encoder needs non-empty question_1, question_2 and labels "
-                             f"of one length, got {len(q1)}, {len(q2)} and {len(y)}")
+        raise ParameterError(
+            f"finetune_encoder needs non-empty question_1, question_2 and labels "
+            f"of one length, got {len(q1)}, {len(q2)} and {len(y)}"
+        )
     base = BaseModel.of(cfg.base_model)
     config = {k: v for k, v in asdict(cfg).items() if k != "base_model"}  # the base: by bytes
     data = sha256_text(*(f"{a}\t{b}\t{c}" for a, b, c in zip(q1, q2, y)))
     recipe = Recipe(KIND, CODE_VERSION, config, base=base, data_sha256=data)
-    cached = train_into_cache(recipe, lambda job: _finetune(job, base, q1, q2, y, cfg),
-                              carbon=carbon, progress=progress)
+    cached = train_into_cache(
+        recipe, lambda job: _finetune(job, base, q1, q2, y, cfg), carbon=carbon, progress=progress
+    )
     return cached.path, cached.metrics
 
 
-def _finetune(job, base, q1: list[str], q2: list[str], y: list[float],
-              cfg: FineTuneConfig) -> dict[str, Any]:
+def _finetune(job, base, q1: list[str], q2: list[str], y: list[float], cfg: FineTuneConfig) -> dict[str, Any]:
     """sentence-transformers' trainer with ``OnlineContrastiveLoss``; saves into ``job.folder``."""
     import math
 
@@ -240,26 +257,32 @@ def _finetune(job, base, q1: list[str], q2: list[str], y: list[float],
     )
     from sentence_transformers.sentence_transformer import losses
 
-
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
     model = load_sentence_transformer(str(base.path))
     extra = {}
     if cfg.length_grouped:  # the longer text of the pair sets both sides' padding roughly
         tokenizer = model.tokenizer
-        lengths = [len(tokenizer(a)["input_ids"]) + len(tokenizer(b)["input_ids"])
-                   for a, b in zip(q1, q2)]
+        lengths = [len(tokenizer(a)["input_ids"]) + len(tokenizer(b)["input_ids"]) for a, b in zip(q1, q2)]
         extra["batch_sampler"] = length_grouped_sampler(lengths)
     args = training_arguments(
-        job.scratch, epochs=cfg.epochs, steps_per_epoch=math.ceil(len(y) / cfg.batch_size),
-        seed=cfg.seed, progress=job.progress, args_class=SentenceTransformerTrainingArguments,
-        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio, **extra)
+        job.scratch,
+        epochs=cfg.epochs,
+        steps_per_epoch=math.ceil(len(y) / cfg.batch_size),
+        seed=cfg.seed,
+        progress=job.progress,
+        args_class=SentenceTransformerTrainingArguments,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,
+        **extra,
+    )
     trainer = SentenceTransformerTrainer(
-        model=model, args=args,
+        model=model,
+        args=args,
         train_dataset=Dataset.from_dict({"sentence1": q1, "sentence2": q2, "label": y}),
-        loss=losses.OnlineContrastiveLoss(model, margin=cfg.margin))
+        loss=losses.OnlineContrastiveLoss(model, margin=cfg.margin),
+    )
     run = job.train(trainer, per_epoch=True)
     model.save(str(job.folder), safe_serialization=True)
-    return {"train_loss": run["train_loss"], "pairs": len(y), "epochs": cfg.epochs,
-            "seconds": clock.stop()}
+    return {"train_loss": run["train_loss"], "pairs": len(y), "epochs": cfg.epochs, "seconds": clock.stop()}

@@ -16,9 +16,10 @@ resamples, which is no interval at all; the between-doctor spread is what the se
 the held-out doctors shows (``labkit run embeddings_medical --seeds 0,1,2``), and
 :func:`unit_comparison` shows all three units side by side.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,7 @@ THRESHOLD_SPLIT = "train"
 METRICS = ("accuracy", "f1", "roc_auc")
 
 
-def split_by_doctor(pairs: pd.DataFrame, test_doctors: int, val_doctors: int,
-                    seed: int = 0) -> pd.Series:
+def split_by_doctor(pairs: pd.DataFrame, test_doctors: int, val_doctors: int, seed: int = 0) -> pd.Series:
     """``"train" / "val" / "test"`` per pair, drawn by doctor (no doctor in two splits).
 
     Args:
@@ -46,11 +46,13 @@ def split_by_doctor(pairs: pd.DataFrame, test_doctors: int, val_doctors: int,
         raise DataError("pairs have no 'dr_id' column to split by")
     doctors = np.sort(pairs["dr_id"].unique())
     if test_doctors < 1 or val_doctors < 0 or test_doctors + val_doctors >= len(doctors):
-        raise ParameterError(f"test_doctors={test_doctors}, val_doctors={val_doctors}: need at "
-                             f"least one doctor left for training out of {len(doctors)}")
+        raise ParameterError(
+            f"test_doctors={test_doctors}, val_doctors={val_doctors}: need at "
+            f"least one doctor left for training out of {len(doctors)}"
+        )
     order = np.random.default_rng(seed).permutation(doctors)
     role = {d: "test" for d in order[:test_doctors]}
-    role.update({d: "val" for d in order[test_doctors:test_doctors + val_doctors]})
+    role.update({d: "val" for d in order[test_doctors : test_doctors + val_doctors]})
     return pairs["dr_id"].map(lambda d: role.get(d, "train")).rename("split")
 
 
@@ -79,8 +81,7 @@ def check_scores(labels: np.ndarray, scores: np.ndarray, where: str = "scores") 
         bad = int(np.flatnonzero(~np.isin(labels, (0, 1)))[0])
         raise DataError(f"{where}: label at position {bad} is {labels[bad].item()!r}, expected 0 or 1")
     if np.isnan(scores).any():
-        raise DataError(f"{where}: similarity score at position "
-                        f"{int(np.flatnonzero(np.isnan(scores))[0])} is NaN")
+        raise DataError(f"{where}: similarity score at position {int(np.flatnonzero(np.isnan(scores))[0])} is NaN")
 
 
 def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -117,8 +118,11 @@ def metrics_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict
     labels = np.asarray(labels).astype(int)
     pred = (np.asarray(scores) >= threshold).astype(int)
     auc = roc_auc_score(labels, scores) if len(np.unique(labels)) == 2 else float("nan")
-    return {"accuracy": float((pred == labels).mean()),
-            "f1": float(f1_score(labels, pred, zero_division=0)), "roc_auc": float(auc)}
+    return {
+        "accuracy": float((pred == labels).mean()),
+        "f1": float(f1_score(labels, pred, zero_division=0)),
+        "roc_auc": float(auc),
+    }
 
 
 class _Scorer:
@@ -159,8 +163,7 @@ class _Scorer:
         return np.array([accuracy, f1, auc])
 
 
-def resampled(statistic, n: int, groups: Sequence | None, *, n_resamples: int,
-              seed: int) -> np.ndarray:
+def resampled(statistic, n: int, groups: Sequence | None, *, n_resamples: int, seed: int) -> np.ndarray:
     """Bootstrap distribution of ``statistic(weights)`` over ``n`` items, resampled by
     ``groups`` (None: single items), through :func:`labkit.stats.distribution`.
 
@@ -181,9 +184,15 @@ def resampled(statistic, n: int, groups: Sequence | None, *, n_resamples: int,
     return stats.distribution(on_units, units, n_resamples=n_resamples, seed=seed)
 
 
-def evaluate_system(labels: np.ndarray, scores: np.ndarray, split: np.ndarray, *,
-                    groups: Sequence | None = None, n_resamples: int = stats.N_RESAMPLES,
-                    seed: int = 0) -> dict[str, float]:
+def evaluate_system(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    split: np.ndarray,
+    *,
+    groups: Sequence | None = None,
+    n_resamples: int = stats.N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, float]:
     """Threshold on the training doctors, metrics on ``test`` pairs with 95% intervals.
 
     Args:
@@ -201,18 +210,28 @@ def evaluate_system(labels: np.ndarray, scores: np.ndarray, split: np.ndarray, *
     point = metrics_at(y, s, threshold)
     boot = resampled(_Scorer(y, s, threshold), len(y), g, n_resamples=n_resamples, seed=seed)
     train = split == THRESHOLD_SPLIT
-    out = {"threshold": threshold,
-           "train_accuracy": metrics_at(labels[train], scores[train], threshold)["accuracy"],
-           "heldout_pairs": int(test.sum()),
-           "heldout_groups": int(len(set(g)) if g is not None else test.sum())}
+    out = {
+        "threshold": threshold,
+        "train_accuracy": metrics_at(labels[train], scores[train], threshold)["accuracy"],
+        "heldout_pairs": int(test.sum()),
+        "heldout_groups": int(len(set(g)) if g is not None else test.sum()),
+    }
     for j, name in enumerate(METRICS):
         out.update(stats.from_samples(point[name], boot[:, j]).as_dict(name))
     return out
 
 
-def paired_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
-                threshold_a: float, threshold_b: float, *, groups: Sequence | None = None,
-                n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> dict[str, float]:
+def paired_test(
+    labels: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    threshold_a: float,
+    threshold_b: float,
+    *,
+    groups: Sequence | None = None,
+    n_resamples: int = stats.N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, float]:
     """Paired bootstrap of held-out accuracy and AUC, system a minus b, on the same pairs
     (both systems scored on every resample; resampled by ``groups`` when given).
 
@@ -222,20 +241,26 @@ def paired_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
     y = np.asarray(labels).astype(int)
     sa, sb = np.asarray(scores_a, float), np.asarray(scores_b, float)
     if not (len(y) == len(sa) == len(sb)):
-        raise ParameterError(f"a paired test needs scores on the same pairs ({len(y)} labels, "
-                             f"{len(sa)} and {len(sb)} scores)")
+        raise ParameterError(
+            f"a paired test needs scores on the same pairs ({len(y)} labels, {len(sa)} and {len(sb)} scores)"
+        )
     score_a, score_b = _Scorer(y, sa, threshold_a), _Scorer(y, sb, threshold_b)
-    boot = resampled(lambda w: score_a(w) - score_b(w), len(y), groups,
-                     n_resamples=n_resamples, seed=seed)
+    boot = resampled(lambda w: score_a(w) - score_b(w), len(y), groups, n_resamples=n_resamples, seed=seed)
     a, b = metrics_at(y, sa, threshold_a), metrics_at(y, sb, threshold_b)
     out = {}
     for j, name in enumerate(METRICS):
         if name == "f1":
             continue
         d = stats.paired_from_samples(a[name] - b[name], boot[:, j])
-        out.update({f"{name}_diff": d.estimate, f"{name}_diff_low": d.low,
-                    f"{name}_diff_high": d.high, f"{name}_p_value": d.p_value,
-                    f"{name}_verdict": verdict(d)})
+        out.update(
+            {
+                f"{name}_diff": d.estimate,
+                f"{name}_diff_low": d.low,
+                f"{name}_diff_high": d.high,
+                f"{name}_p_value": d.p_value,
+                f"{name}_verdict": verdict(d),
+            }
+        )
     return out
 
 
@@ -249,26 +274,43 @@ def verdict(d: stats.Interval) -> str:
     return "no clear difference"
 
 
-def unit_comparison(labels: np.ndarray, scores: np.ndarray, split: np.ndarray,
-                    units: dict[str, Sequence | None], *, n_resamples: int = stats.N_RESAMPLES,
-                    seed: int = 0) -> list[dict[str, float]]:
+def unit_comparison(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    split: np.ndarray,
+    units: dict[str, Sequence | None],
+    *,
+    n_resamples: int = stats.N_RESAMPLES,
+    seed: int = 0,
+) -> list[dict[str, float]]:
     """Held-out accuracy's interval under each resampling unit (``{"pair": None, "question
     group": groups, "doctor": dr_id}``): how much the unit changes the width."""
     rows = []
     test = np.asarray(split) == "test"
     for unit, groups in units.items():
-        r = evaluate_system(labels, scores, split, groups=groups, n_resamples=n_resamples,
-                            seed=seed)
+        r = evaluate_system(labels, scores, split, groups=groups, n_resamples=n_resamples, seed=seed)
         n_units = int(test.sum()) if groups is None else len(set(np.asarray(groups)[test]))
-        rows.append({"unit": unit, "units": n_units, "accuracy": r["accuracy"],
-                     "accuracy_low": r["accuracy_low"], "accuracy_high": r["accuracy_high"],
-                     "width": r["accuracy_high"] - r["accuracy_low"]})
+        rows.append(
+            {
+                "unit": unit,
+                "units": n_units,
+                "accuracy": r["accuracy"],
+                "accuracy_low": r["accuracy_low"],
+                "accuracy_high": r["accuracy_high"],
+                "width": r["accuracy_high"] - r["accuracy_low"],
+            }
+        )
     return rows
 
 
-def graded_correlation(gold: Sequence[float], scores: Sequence[float], *,
-                       groups: Sequence | None = None, n_resamples: int = stats.N_RESAMPLES,
-                       seed: int = 0) -> dict[str, float]:
+def graded_correlation(
+    gold: Sequence[float],
+    scores: Sequence[float],
+    *,
+    groups: Sequence | None = None,
+    n_resamples: int = stats.N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, float]:
     """Spearman and Pearson between graded gold scores (e.g. BIOSSES 0-4) and cosine, with
     95% intervals (for graded pair data; the MQP notebook has binary labels and does not use
     it)."""

@@ -10,14 +10,17 @@ system is also tested against its own base on the same pairs (:func:`versus_base
 Energy comes from codecarbon; where it is an estimate from CPU load x TDP the tables say so in
 an ``energy_basis`` column and put seconds first (:mod:`labkit.carbon`).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+import labkit.data as data
 from labkit import carbon as energy
 from labkit.embedders.providers import Embedder, make_embedder
 from labkit.embeddings import similarity
@@ -33,7 +36,7 @@ TARGET_ACCURACY = 0.87
 def load_pairs(cfg: dict[str, Any], seed: int = 0) -> pd.DataFrame:
     """MQP (or the user's pair CSV), optionally subsampled per doctor, with a ``split`` column."""
 
-    pairs = (data.parse_pairs_csv(cfg["pairs_csv"]) if cfg.get("pairs_csv") else data.load("mqp"))
+    pairs = data.parse_pairs_csv(cfg["pairs_csv"]) if cfg.get("pairs_csv") else data.load("mqp")
     pairs = pairs.rename_axis("row").reset_index()
     if cfg["max_pairs"]:
         per_doctor = max(2, int(np.ceil(cfg["max_pairs"] / pairs["dr_id"].nunique())))
@@ -47,10 +50,16 @@ def split_table(pairs: pd.DataFrame) -> pd.DataFrame:
     """Pairs, question groups (the bootstrap's unit), similar pairs and doctors per split."""
     groups = similarity.question_groups(pairs) if "question_1" in pairs.columns else pairs.index
     frame = pairs.assign(group=groups)
-    return (frame.groupby("split").agg(pairs=("label", "size"), question_groups=("group", "nunique"),
-                                       similar=("label", "sum"),
-                                       doctors=("dr_id", lambda d: sorted(d.unique())))
-            .reset_index())
+    return (
+        frame.groupby("split")
+        .agg(
+            pairs=("label", "size"),
+            question_groups=("group", "nunique"),
+            similar=("label", "sum"),
+            doctors=("dr_id", lambda d: sorted(d.unique())),
+        )
+        .reset_index()
+    )
 
 
 @dataclass
@@ -83,8 +92,7 @@ class Systems:
         for s in self.skipped:
             if s.get("status") == "failed":  # "failed: ..." makes `labkit run` report "partial"
                 cause = s["reason"].removeprefix("failed: ")
-                out.append(f"failed: {s['spec']}: {cause} (its row is marked failed; the other "
-                           "systems ran)")
+                out.append(f"failed: {s['spec']}: {cause} (its row is marked failed; the other systems ran)")
             else:
                 out.append(f"skipped {s['spec']}: {s['reason']}")
         return out + list(self.notes)
@@ -109,13 +117,13 @@ def _build_all(specs: Sequence[str], out: Systems) -> list[tuple[str, Embedder]]
         except ParameterError as exc:
             raise ParameterError(f"models[{i}]: {exc}") from None
         except Exception as exc:  # noqa: BLE001  one bad model must not stop the others
-            out.skipped.append({"system": str(spec), "spec": str(spec), "status": "failed",
-                                "reason": f"failed: {_cause(exc)}"})
+            out.skipped.append(
+                {"system": str(spec), "spec": str(spec), "status": "failed", "reason": f"failed: {_cause(exc)}"}
+            )
     return built
 
 
-def embed_pairs(pairs: pd.DataFrame, specs: Sequence[str], *, carbon=None,
-                energy_texts: int = 1000) -> Systems:
+def embed_pairs(pairs: pd.DataFrame, specs: Sequence[str], *, carbon=None, energy_texts: int = 1000) -> Systems:
     """Zero-shot cosine per provider; energy per 1,000 embeddings for local models.
 
     A provider that is not available is skipped; one that raises while being built or while
@@ -130,51 +138,50 @@ def embed_pairs(pairs: pd.DataFrame, specs: Sequence[str], *, carbon=None,
         name = embedder.name
         ok, reason = embedder.available()
         if not ok:
-            out.skipped.append({"system": name, "spec": spec, "status": "skipped",
-                                "reason": reason})
+            out.skipped.append({"system": name, "spec": spec, "status": "skipped", "reason": reason})
             continue
         try:
             embedder.fit(texts)  # unsupervised: question texts only, labels never seen
             a = embedder.embed(list(pairs["question_1"]))
             b = embedder.embed(list(pairs["question_2"]))
         except Exception as exc:  # noqa: BLE001  one provider's failure must not cost the rest
-            out.skipped.append({"system": name, "spec": spec, "status": "failed",
-                                "reason": f"failed: {_cause(exc)}"})
+            out.skipped.append({"system": name, "spec": spec, "status": "failed", "reason": f"failed: {_cause(exc)}"})
             continue
         out.scores[name] = similarity.cosine(a, b)
         out.kind[name] = "zero-shot cosine"
         out.embeddings[name] = (a, b)
         if embedder.is_local and carbon is not None and energy_texts:
             try:
-                out.inference.append(_inference_energy(spec, name, texts[:energy_texts],
-                                                       texts, carbon))
+                out.inference.append(_inference_energy(spec, name, texts[:energy_texts], texts, carbon))
             except Exception as exc:  # noqa: BLE001  the scores stand; only energy is missing
                 out.notes.append(f"{spec}: inference energy not measured ({_cause(exc)})")
     return out
 
 
-def _inference_energy(spec: str, name: str, sample: list[str], corpus: list[str],
-                      carbon) -> dict[str, Any]:
+def _inference_energy(spec: str, name: str, sample: list[str], corpus: list[str], carbon) -> dict[str, Any]:
     """Seconds, energy and emissions per 1,000 texts of a fresh, uncached embedder."""
     fresh = make_embedder(spec, cache=False).fit(corpus)
     fresh.embed(sample[:8], progress=False)  # load the model outside the measurement
     with carbon.task(f"inference {name}") as ms:
         _, seconds = timed(lambda: fresh.embed(sample, progress=False))  # syncs the device
     m = ms[-1]
-    return {"system": name, "texts": len(sample),
-            "seconds_per_1000": 1000 * seconds / len(sample),
-            "energy_kwh_per_1000": 1000 * m.energy_kwh / len(sample),
-            "emissions_g_per_1000": 1000 * m.emissions_g / len(sample),
-            "power_method": m.power_method}
+    return {
+        "system": name,
+        "texts": len(sample),
+        "seconds_per_1000": 1000 * seconds / len(sample),
+        "energy_kwh_per_1000": 1000 * m.energy_kwh / len(sample),
+        "emissions_g_per_1000": 1000 * m.emissions_g / len(sample),
+        "power_method": m.power_method,
+    }
 
 
-def add_heads(systems: Systems, pairs: pd.DataFrame, head: dict[str, Any], *, carbon=None,
-              seed: int = 0) -> None:
+def add_heads(systems: Systems, pairs: pd.DataFrame, head: dict[str, Any], *, carbon=None, seed: int = 0) -> None:
     """A Siamese head on every provider's frozen embeddings (``<name>+siamese``)."""
     labels, split = pairs["label"].to_numpy(), pairs["split"].to_numpy()
     for name, (a, b) in list(systems.embeddings.items()):
-        result = train_head(a, b, labels, split, HeadConfig(**{**head, "seed": seed}),
-                            carbon=carbon, name=f"{name}+siamese")
+        result = train_head(
+            a, b, labels, split, HeadConfig(**{**head, "seed": seed}), carbon=carbon, name=f"{name}+siamese"
+        )
         label = f"{name}+siamese"
         systems.scores[label] = result.scores
         systems.kind[label] = "Siamese head"
@@ -183,16 +190,21 @@ def add_heads(systems: Systems, pairs: pd.DataFrame, head: dict[str, Any], *, ca
             systems.epochs.append({"system": label, **row, "best_epoch": result.best_epoch})
 
 
-def add_finetuned(systems: Systems, pairs: pd.DataFrame, base: str, epochs: int, *, carbon=None,
-                  seed: int = 0) -> dict[str, Any]:
+def add_finetuned(
+    systems: Systems, pairs: pd.DataFrame, base: str, epochs: int, *, carbon=None, seed: int = 0
+) -> dict[str, Any]:
     """Full Siamese fine-tune of ``base`` on the training doctors' pairs (``<name>-finetuned``)."""
     train = pairs[pairs["split"] == "train"]
     before = len(carbon.measurements) if carbon is not None else 0
-    folder, metrics = finetune_encoder(train["question_1"], train["question_2"], train["label"],
-                                       FineTuneConfig(base_model=base, epochs=epochs, seed=seed),
-                                       carbon=carbon)
+    folder, metrics = finetune_encoder(
+        train["question_1"],
+        train["question_2"],
+        train["label"],
+        FineTuneConfig(base_model=base, epochs=epochs, seed=seed),
+        carbon=carbon,
+    )
     tuned = make_embedder(f"st:{folder}")
-    short = base.split('/')[-1].replace('all-', '')
+    short = base.split("/")[-1].replace("all-", "")
     label = f"{short}-finetuned"
     a, b = tuned.embed(list(pairs["question_1"])), tuned.embed(list(pairs["question_2"]))
     systems.scores[label] = similarity.cosine(a, b)
@@ -202,9 +214,16 @@ def add_finetuned(systems: Systems, pairs: pd.DataFrame, base: str, epochs: int,
     if carbon is not None:
         for k, m in enumerate(carbon.measurements[before:], start=1):
             if m.task.startswith("epoch_"):
-                systems.epochs.append({"system": label, "epoch": k, "seconds": m.duration_s,
-                                       "energy_kwh": m.energy_kwh, "emissions_g": m.emissions_g,
-                                       "best_epoch": epochs})
+                systems.epochs.append(
+                    {
+                        "system": label,
+                        "epoch": k,
+                        "seconds": m.duration_s,
+                        "energy_kwh": m.energy_kwh,
+                        "emissions_g": m.emissions_g,
+                        "best_epoch": epochs,
+                    }
+                )
     return metrics
 
 
@@ -213,8 +232,9 @@ def _groups(pairs: pd.DataFrame):
     return similarity.question_groups(pairs) if "question_1" in pairs.columns else None
 
 
-def results_table(systems: Systems, pairs: pd.DataFrame, n_resamples: int, seed: int = 0,
-                  *, power_method: str | None = None) -> pd.DataFrame:
+def results_table(
+    systems: Systems, pairs: pd.DataFrame, n_resamples: int, seed: int = 0, *, power_method: str | None = None
+) -> pd.DataFrame:
     """One row per system: threshold (training doctors), held-out accuracy / F1 / ROC-AUC with
     95% intervals resampled by question group, then training seconds before training energy,
     and what that energy is (``energy_basis``: estimated or measured).
@@ -228,29 +248,50 @@ def results_table(systems: Systems, pairs: pd.DataFrame, n_resamples: int, seed:
     basis = energy.energy_label(power_method) if power_method else "not recorded"
     rows = []
     for name, scores in systems.scores.items():
-        r = similarity.evaluate_system(labels, scores, split, groups=groups,
-                                       n_resamples=n_resamples, seed=seed)
+        r = similarity.evaluate_system(labels, scores, split, groups=groups, n_resamples=n_resamples, seed=seed)
         mine = epochs[epochs["system"] == name] if len(epochs) else epochs
         trained = bool(len(mine))
-        rows.append({"system": name, "kind": systems.kind[name], "status": "ok", **r,
-                     "training_epochs": int(len(mine)),
-                     "training_seconds": float(mine["seconds"].sum()) if trained else 0.0,
-                     "training_energy_kwh": float(mine["energy_kwh"].sum()) if trained else 0.0,
-                     "training_emissions_g": float(mine["emissions_g"].sum()) if trained else 0.0,
-                     "energy_basis": basis if trained else "no training"})
+        rows.append(
+            {
+                "system": name,
+                "kind": systems.kind[name],
+                "status": "ok",
+                **r,
+                "training_epochs": int(len(mine)),
+                "training_seconds": float(mine["seconds"].sum()) if trained else 0.0,
+                "training_energy_kwh": float(mine["energy_kwh"].sum()) if trained else 0.0,
+                "training_emissions_g": float(mine["emissions_g"].sum()) if trained else 0.0,
+                "energy_basis": basis if trained else "no training",
+            }
+        )
     for s in systems.skipped:
         status = s["reason"] if s.get("status") == "failed" else f"skipped: {s['reason']}"
         rows.append({"system": s["system"], "kind": status, "status": status})
     return pd.DataFrame(rows)
 
 
-_PAIRED_ORDER = ["accuracy_verdict", "roc_auc_verdict", "accuracy_diff", "accuracy_diff_low",
-                 "accuracy_diff_high", "accuracy_p_value", "roc_auc_diff", "roc_auc_diff_low",
-                 "roc_auc_diff_high", "roc_auc_p_value"]
+_PAIRED_ORDER = [
+    "accuracy_verdict",
+    "roc_auc_verdict",
+    "accuracy_diff",
+    "accuracy_diff_low",
+    "accuracy_diff_high",
+    "accuracy_p_value",
+    "roc_auc_diff",
+    "roc_auc_diff_low",
+    "roc_auc_diff_high",
+    "roc_auc_p_value",
+]
 
 
-def _paired_rows(systems: Systems, pairs: pd.DataFrame, results: pd.DataFrame,
-                 comparisons: list[tuple[str, str]], n_resamples: int, seed: int) -> list[dict]:
+def _paired_rows(
+    systems: Systems,
+    pairs: pd.DataFrame,
+    results: pd.DataFrame,
+    comparisons: list[tuple[str, str]],
+    n_resamples: int,
+    seed: int,
+) -> list[dict]:
     test = pairs["split"].to_numpy() == "test"
     y = pairs["label"].to_numpy()[test]
     groups = _groups(pairs)
@@ -258,37 +299,50 @@ def _paired_rows(systems: Systems, pairs: pd.DataFrame, results: pd.DataFrame,
     thresholds = results.set_index("system")["threshold"]
     rows = []
     for name, other in comparisons:
-        r = similarity.paired_test(y, systems.scores[name][test], systems.scores[other][test],
-                                   thresholds[name], thresholds[other], groups=g,
-                                   n_resamples=n_resamples, seed=seed)
+        r = similarity.paired_test(
+            y,
+            systems.scores[name][test],
+            systems.scores[other][test],
+            thresholds[name],
+            thresholds[other],
+            groups=g,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
         rows.append({"system": name, "versus": other, **{k: r[k] for k in _PAIRED_ORDER}})
     return rows
 
 
-def paired_table(systems: Systems, pairs: pd.DataFrame, results: pd.DataFrame, reference: str,
-                 n_resamples: int, seed: int = 0) -> pd.DataFrame:
+def paired_table(
+    systems: Systems, pairs: pd.DataFrame, results: pd.DataFrame, reference: str, n_resamples: int, seed: int = 0
+) -> pd.DataFrame:
     """Every system against ``reference`` on the same held-out pairs (paired bootstrap by
     question group); ``*_verdict``: better / worse / no clear difference at 95%."""
     comparisons = [(name, reference) for name in systems.scores if name != reference]
-    return pd.DataFrame(_paired_rows(systems, pairs, results, comparisons, n_resamples, seed),
-                        columns=["system", "versus", *_PAIRED_ORDER])
+    return pd.DataFrame(
+        _paired_rows(systems, pairs, results, comparisons, n_resamples, seed),
+        columns=["system", "versus", *_PAIRED_ORDER],
+    )
 
 
-def versus_base_table(systems: Systems, pairs: pd.DataFrame, results: pd.DataFrame,
-                      n_resamples: int, seed: int = 0) -> pd.DataFrame:
+def versus_base_table(
+    systems: Systems, pairs: pd.DataFrame, results: pd.DataFrame, n_resamples: int, seed: int = 0
+) -> pd.DataFrame:
     """Every trained system against its own base on the same held-out pairs: each Siamese head
     against the frozen vectors it was trained on, the fine-tuned encoder against the zero-shot
     cosine of the same weights. What "the head helps" has to clear."""
-    comparisons = [(name, base) for name, base in systems.base.items()
-                   if name in systems.scores and base in systems.scores]
-    frame = pd.DataFrame(_paired_rows(systems, pairs, results, comparisons, n_resamples, seed),
-                         columns=["system", "versus", *_PAIRED_ORDER])
+    comparisons = [
+        (name, base) for name, base in systems.base.items() if name in systems.scores and base in systems.scores
+    ]
+    frame = pd.DataFrame(
+        _paired_rows(systems, pairs, results, comparisons, n_resamples, seed),
+        columns=["system", "versus", *_PAIRED_ORDER],
+    )
     frame.insert(2, "kind", frame["system"].map(systems.kind))
     return frame.rename(columns={"versus": "base"})
 
 
-def interval_units_table(systems: Systems, pairs: pd.DataFrame, n_resamples: int,
-                         seed: int = 0) -> pd.DataFrame:
+def interval_units_table(systems: Systems, pairs: pd.DataFrame, n_resamples: int, seed: int = 0) -> pd.DataFrame:
     """Held-out accuracy's 95% interval per system when the bootstrap resamples single pairs,
     question groups (what every other table uses) or doctors: what the unit does to the
     width. With 3 test doctors the doctor bootstrap has 10 distinct resamples."""
@@ -298,8 +352,7 @@ def interval_units_table(systems: Systems, pairs: pd.DataFrame, n_resamples: int
         units["doctor"] = pairs["dr_id"].astype(str).to_numpy()
     rows = []
     for name, scores in systems.scores.items():
-        for row in similarity.unit_comparison(labels, scores, split, units,
-                                              n_resamples=n_resamples, seed=seed):
+        for row in similarity.unit_comparison(labels, scores, split, units, n_resamples=n_resamples, seed=seed):
             rows.append({"system": name, **row})
     return pd.DataFrame(rows)
 
@@ -311,11 +364,20 @@ def epochs_table(systems: Systems, power_method: str) -> pd.DataFrame:
     frame = pd.DataFrame(systems.epochs)
     if not len(frame):
         return frame
-    frame["mean_power_w"] = [energy.mean_power_w(e, s) for e, s in
-                             zip(frame["energy_kwh"], frame["seconds"])]
+    frame["mean_power_w"] = [energy.mean_power_w(e, s) for e, s in zip(frame["energy_kwh"], frame["seconds"])]
     frame["energy_basis"] = energy.energy_label(power_method)
-    first = ["system", "epoch", "seconds", "train_loss", "val_auc", "best_epoch", "energy_kwh",
-             "emissions_g", "mean_power_w", "energy_basis"]
+    first = [
+        "system",
+        "epoch",
+        "seconds",
+        "train_loss",
+        "val_auc",
+        "best_epoch",
+        "energy_kwh",
+        "emissions_g",
+        "mean_power_w",
+        "energy_basis",
+    ]
     return frame[[c for c in first if c in frame.columns]]
 
 
@@ -329,12 +391,19 @@ def record_headlines(record, results: pd.DataFrame) -> None:
     for name in [s for s in ok.index if s.endswith("-finetuned")]:
         low, high = float(ok.loc[name, "accuracy_low"]), float(ok.loc[name, "accuracy_high"])
         met = low > TARGET_ACCURACY
-        record.results["target"] = {"system": name, "accuracy_floor": TARGET_ACCURACY,
-                                    "accuracy": float(ok.loc[name, "accuracy"]),
-                                    "accuracy_low": low, "accuracy_high": high, "met": met}
+        record.results["target"] = {
+            "system": name,
+            "accuracy_floor": TARGET_ACCURACY,
+            "accuracy": float(ok.loc[name, "accuracy"]),
+            "accuracy_low": low,
+            "accuracy_high": high,
+            "met": met,
+        }
         if not met:
-            record.warn(f"{name}: held-out accuracy {ok.loc[name, 'accuracy']:.3f} "
-                        f"[{low:.3f}, {high:.3f}] does not clear the {TARGET_ACCURACY} target")
+            record.warn(
+                f"{name}: held-out accuracy {ok.loc[name, 'accuracy']:.3f} "
+                f"[{low:.3f}, {high:.3f}] does not clear the {TARGET_ACCURACY} target"
+            )
 
 
 def pair_scores(pairs: pd.DataFrame, systems: Systems) -> pd.DataFrame:
@@ -351,8 +420,5 @@ def thresholds(results: pd.DataFrame) -> pd.DataFrame:
     return done[["system", "threshold", "accuracy"]].rename(columns={"accuracy": "heldout_accuracy"})
 
 
-
-
 # the figures live in :mod:`.figures`; these names stay importable from here
-import labkit.data as data
 from labkit.embeddings.figures import distribution_figure, epoch_figure, pareto_figure  # noqa: E402,F401

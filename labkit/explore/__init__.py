@@ -10,12 +10,14 @@ end in a traceback because nobody ran the batch job yet.
 The widget a reader moves first carries the CSS class ``labkit-main-control``; the real-browser
 test (``tests/browser``) finds it by that class, moves it and checks the figure changed.
 """
+
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from labkit import studies
 from labkit.errors import LabkitError
@@ -42,8 +44,10 @@ def results_folder(study: str, files: Iterable[str], root: Path | None = None) -
     """
     root = Path(root) if root is not None else figures_dir()
     folder = root / study
-    rerun = (f"run `labkit run {study}` (or `make figures`) first, or point LABKIT_FIGURES_DIR "
-             "at a folder that has its results")
+    rerun = (
+        f"run `labkit run {study}` (or `make figures`) first, or point LABKIT_FIGURES_DIR "
+        "at a folder that has its results"
+    )
     record_path = folder / RECORD_NAME
     if not record_path.is_file():
         raise ResultsMissing(f"no results of study {study!r} in {folder}: {rerun}")
@@ -56,11 +60,11 @@ def results_folder(study: str, files: Iterable[str], root: Path | None = None) -
         raise ResultsMissing(
             f"{record_path} was written by labkit {record.get('labkit_version', '?')} in record "
             f"format {version!r}; this labkit reads format {RECORD_VERSION}: re-run "
-            f"`labkit run {study}` to refresh the results")
+            f"`labkit run {study}` to refresh the results"
+        )
     missing = [name for name in files if not (folder / name).is_file()]
     if missing:
-        raise ResultsMissing(f"{folder} lacks {', '.join(missing)} (results of an older or "
-                             f"interrupted run?): {rerun}")
+        raise ResultsMissing(f"{folder} lacks {', '.join(missing)} (results of an older or interrupted run?): {rerun}")
     return folder
 
 
@@ -70,7 +74,8 @@ def message(text: str, title: str = "Nothing to explore yet"):
 
     return widgets.HTML(
         f"<div style='border-left:4px solid #D55E00;padding:8px 12px;background:#fff6ef'>"
-        f"<b>{html.escape(title)}</b><br>{html.escape(text)}</div>")
+        f"<b>{html.escape(title)}</b><br>{html.escape(text)}</div>"
+    )
 
 
 def main_control(widget):
@@ -79,12 +84,10 @@ def main_control(widget):
     return widget
 
 
-def open_explorer(study: str, files: Iterable[str], build: Callable[[Path], Any],
-                  root: Path | None = None):
+def open_explorer(study: str, files: Iterable[str], build: Callable[[Path], Any], root: Path | None = None):
     """``build(folder)`` when the results are there, else a message saying what to run."""
     try:
         folder = results_folder(study, files, root)
     except ResultsMissing as err:
         return message(str(err))
     return build(folder)
-

@@ -1,10 +1,12 @@
 """Explore study 1's pair similarities: pick a model and a threshold, see what it gets wrong.
 
 Reads ``pair_scores.csv`` (one row per MQP pair: ``row, dr_id, split, label``, optionally
-``question_1, question_2``, and one score column per system) and ``thresholds.csv`` (``system, threshold, heldout_accuracy``) written by
+``question_1, question_2``, and one score column per system) and ``thresholds.csv``
+(``system, threshold, heldout_accuracy``) written by
 ``notebooks/embeddings_medical.ipynb``. Everything shown is on the held-out doctors, the split
 the study reports; the threshold starts at the value chosen on the training doctors.
 """
+
 from __future__ import annotations
 
 import html
@@ -27,15 +29,17 @@ def confusion(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.nd
     """2x2 counts [[TN, FP], [FN, TP]] for ``score >= threshold`` predicting label 1."""
     pred = scores >= threshold
     labels = labels.astype(bool)
-    return np.array([[np.sum(~labels & ~pred), np.sum(~labels & pred)],
-                     [np.sum(labels & ~pred), np.sum(labels & pred)]])
+    return np.array(
+        [[np.sum(~labels & ~pred), np.sum(~labels & pred)], [np.sum(labels & ~pred), np.sum(labels & pred)]]
+    )
 
 
 def nearest_pairs(frame: pd.DataFrame, system: str, threshold: float, k: int = 8) -> pd.DataFrame:
     """The ``k`` held-out pairs whose score lies closest to the threshold (the hard calls)."""
     order = (frame[system] - threshold).abs().sort_values(kind="stable").index[:k]
-    out = frame.loc[order, [c for c in ("row", "label", system, "question_1", "question_2")
-                            if c in frame.columns]].copy()
+    out = frame.loc[
+        order, [c for c in ("row", "label", system, "question_1", "question_2") if c in frame.columns]
+    ].copy()
     out["predicted"] = (out[system] >= threshold).astype(int)
     return out.rename(columns={system: "score"})
 
@@ -46,13 +50,16 @@ def _pairs_html(pairs: pd.DataFrame) -> str:
         ok = "&#10003;" if r["predicted"] == r["label"] else "&#10007;"
         texts = ""
         if "question_1" in pairs.columns:
-            texts = (f"<td>{html.escape(str(r['question_1']))}</td>"
-                     f"<td>{html.escape(str(r['question_2']))}</td>")
-        rows.append(f"<tr><td>{int(r['row'])}</td><td>{r['score']:.3f}</td>"
-                    f"<td>{int(r['label'])}</td><td>{int(r['predicted'])} {ok}</td>{texts}</tr>")
+            texts = f"<td>{html.escape(str(r['question_1']))}</td><td>{html.escape(str(r['question_2']))}</td>"
+        rows.append(
+            f"<tr><td>{int(r['row'])}</td><td>{r['score']:.3f}</td>"
+            f"<td>{int(r['label'])}</td><td>{int(r['predicted'])} {ok}</td>{texts}</tr>"
+        )
     head = "<th>question 1</th><th>question 2</th>" if "question_1" in pairs.columns else ""
-    return ("<table style='font-size:12px'><tr><th>row</th><th>score</th><th>label</th>"
-            f"<th>predicted</th>{head}</tr>{''.join(rows)}</table>")
+    return (
+        "<table style='font-size:12px'><tr><th>row</th><th>score</th><th>label</th>"
+        f"<th>predicted</th>{head}</tr>{''.join(rows)}</table>"
+    )
 
 
 def _with_texts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -83,20 +90,34 @@ def build(folder: Path):
 
     system = widgets.Dropdown(options=systems, value=systems[0], description="model")
     start = float(thresholds["threshold"].get(systems[0], 0.5))
-    threshold = main_control(widgets.FloatSlider(value=round(start, 2), min=-0.2, max=1.0,
-                                                 step=0.01, description="threshold",
-                                                 continuous_update=False, readout_format=".2f"))
-    matrix = go.FigureWidget(go.Heatmap(z=[[0, 0], [0, 0]], x=["predicted 0", "predicted 1"],
-                                        y=["label 0", "label 1"], colorscale="Blues",
-                                        texttemplate="%{z}", showscale=False))
-    matrix.update_layout(title="held-out doctors: confusion matrix", width=420, height=360,
-                         yaxis_autorange="reversed")
+    threshold = main_control(
+        widgets.FloatSlider(
+            value=round(start, 2),
+            min=-0.2,
+            max=1.0,
+            step=0.01,
+            description="threshold",
+            continuous_update=False,
+            readout_format=".2f",
+        )
+    )
+    matrix = go.FigureWidget(
+        go.Heatmap(
+            z=[[0, 0], [0, 0]],
+            x=["predicted 0", "predicted 1"],
+            y=["label 0", "label 1"],
+            colorscale="Blues",
+            texttemplate="%{z}",
+            showscale=False,
+        )
+    )
+    matrix.update_layout(title="held-out doctors: confusion matrix", width=420, height=360, yaxis_autorange="reversed")
     dist = go.FigureWidget()
     for label, colour in ((0, "#D55E00"), (1, "#0072B2")):
-        dist.add_histogram(x=[], name=f"label {label}", marker_color=colour, opacity=0.6,
-                           nbinsx=40)
-    dist.update_layout(barmode="overlay", title="cosine similarity by label", width=520,
-                       height=360, xaxis_title="cosine similarity")
+        dist.add_histogram(x=[], name=f"label {label}", marker_color=colour, opacity=0.6, nbinsx=40)
+    dist.update_layout(
+        barmode="overlay", title="cosine similarity by label", width=520, height=360, xaxis_title="cosine similarity"
+    )
     summary = widgets.HTML()
     pairs = widgets.HTML()
 
@@ -113,15 +134,26 @@ def build(folder: Path):
         with dist.batch_update():
             dist.data[0].x = s[y == 0]
             dist.data[1].x = s[y == 1]
-            dist.layout.shapes = [dict(type="line", x0=threshold.value, x1=threshold.value,
-                                       y0=0, y1=1, yref="paper", line=dict(dash="dash"))]
+            dist.layout.shapes = [
+                dict(
+                    type="line",
+                    x0=threshold.value,
+                    x1=threshold.value,
+                    y0=0,
+                    y1=1,
+                    yref="paper",
+                    line=dict(dash="dash"),
+                )
+            ]
         trained = thresholds["threshold"].get(name)
-        summary.value = (f"<b>{html.escape(name)}</b>: accuracy {acc:.3f}, F1 {f1:.3f} on "
-                         f"{len(s)} held-out pairs at threshold {threshold.value:.2f}"
-                         + (f" (chosen on training doctors: {trained:.3f})"
-                            if trained is not None and np.isfinite(trained) else ""))
-        pairs.value = ("<b>held-out pairs nearest the threshold</b>"
-                       + _pairs_html(nearest_pairs(held[valid], name, threshold.value)))
+        summary.value = (
+            f"<b>{html.escape(name)}</b>: accuracy {acc:.3f}, F1 {f1:.3f} on "
+            f"{len(s)} held-out pairs at threshold {threshold.value:.2f}"
+            + (f" (chosen on training doctors: {trained:.3f})" if trained is not None and np.isfinite(trained) else "")
+        )
+        pairs.value = "<b>held-out pairs nearest the threshold</b>" + _pairs_html(
+            nearest_pairs(held[valid], name, threshold.value)
+        )
 
     def reset_threshold(change):
         value = thresholds["threshold"].get(change["new"])
@@ -132,8 +164,7 @@ def build(folder: Path):
     system.observe(reset_threshold, names="value")
     threshold.observe(update, names="value")
     update()
-    return widgets.VBox([widgets.HBox([system, threshold]), summary,
-                         widgets.HBox([matrix, dist]), pairs])
+    return widgets.VBox([widgets.HBox([system, threshold]), summary, widgets.HBox([matrix, dist]), pairs])
 
 
 def explorer(root: Path | None = None):

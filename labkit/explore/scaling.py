@@ -12,6 +12,7 @@ together with "undefined" x entries for the band, with numpy arrays sent as bina
 Now every curve goes to the browser as a plain list, the band is restyled in y only, and the
 marker in a restyle of its own.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,8 +36,7 @@ def band(beta: float) -> dict[str, list[float]]:
     """x (the D grid) and both bounds of the U(D) band at ``beta``, as JSON-ready lists."""
 
     low, high = kausik.unique_sequence_bounds(TOKENS, beta)
-    return {"x": TOKENS.tolist(), "high": np.asarray(high).tolist(),
-            "low": np.asarray(low).tolist()}
+    return {"x": TOKENS.tolist(), "high": np.asarray(high).tolist(), "low": np.asarray(low).tolist()}
 
 
 def conclusions(beta: float) -> dict[str, float]:
@@ -44,9 +44,14 @@ def conclusions(beta: float) -> dict[str, float]:
 
     lo, hi = kausik.gamma_range(beta)
     mid = (lo + hi) / 2
-    return {"gamma_low": lo, "gamma_mid": mid, "gamma_high": hi,
-            "doubling_low": kausik.doubling_factor(hi), "doubling_mid": kausik.doubling_factor(mid),
-            "doubling_high": kausik.doubling_factor(lo)}
+    return {
+        "gamma_low": lo,
+        "gamma_mid": mid,
+        "gamma_high": hi,
+        "doubling_low": kausik.doubling_factor(hi),
+        "doubling_mid": kausik.doubling_factor(mid),
+        "doubling_high": kausik.doubling_factor(lo),
+    }
 
 
 def _bootstrap_betas(root: Path | None) -> tuple[np.ndarray | None, str]:
@@ -63,33 +68,66 @@ def build(root: Path | None = None):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-
     betas, missing = _bootstrap_betas(root)
     start = float(np.median(betas)) if betas is not None and len(betas) else PAPER_BETA
-    beta = main_control(widgets.FloatSlider(value=round(start, 3), min=0.05, max=0.49,
-                                            step=0.01, description="beta",
-                                            continuous_update=False, readout_format=".2f"))
-    fig = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=(
-        "unique sequences U(D) between the bounds", "gamma range against beta")))
+    beta = main_control(
+        widgets.FloatSlider(
+            value=round(start, 3),
+            min=0.05,
+            max=0.49,
+            step=0.01,
+            description="beta",
+            continuous_update=False,
+            readout_format=".2f",
+        )
+    )
+    fig = go.FigureWidget(
+        make_subplots(
+            rows=1, cols=2, subplot_titles=("unique sequences U(D) between the bounds", "gamma range against beta")
+        )
+    )
     first = band(beta.value)
-    fig.add_scatter(x=first["x"], y=first["x"], name="D (every sequence unique)",
-                    line=dict(dash="dot", color="#000000"), row=1, col=1)
-    fig.add_scatter(x=first["x"], y=first["high"], name="U upper: D^(1-beta)",
-                    line=dict(color="#0072B2"), row=1, col=1)
-    fig.add_scatter(x=first["x"], y=first["low"], name="U lower: D^(1-2beta)", fill="tonexty",
-                    line=dict(color="#56B4E9"), row=1, col=1)
+    fig.add_scatter(
+        x=first["x"],
+        y=first["x"],
+        name="D (every sequence unique)",
+        line=dict(dash="dot", color="#000000"),
+        row=1,
+        col=1,
+    )
+    fig.add_scatter(x=first["x"], y=first["high"], name="U upper: D^(1-beta)", line=dict(color="#0072B2"), row=1, col=1)
+    fig.add_scatter(
+        x=first["x"],
+        y=first["low"],
+        name="U lower: D^(1-2beta)",
+        fill="tonexty",
+        line=dict(color="#56B4E9"),
+        row=1,
+        col=1,
+    )
     grid = np.linspace(0.05, 0.49, 45).tolist()
     lows, highs = zip(*(kausik.gamma_range(b) for b in grid))
-    fig.add_scatter(x=grid, y=highs, name="gamma high: 1-beta", line=dict(color="#009E73"),
-                    row=1, col=2)
-    fig.add_scatter(x=grid, y=lows, name="gamma low: 1-2beta", fill="tonexty",
-                    line=dict(color="#E69F00"), row=1, col=2)
-    fig.add_scatter(x=[start, start], y=[0, 1], mode="lines", name="chosen beta",
-                    line=dict(dash="dash", color="#D55E00"), row=1, col=2)
+    fig.add_scatter(x=grid, y=highs, name="gamma high: 1-beta", line=dict(color="#009E73"), row=1, col=2)
+    fig.add_scatter(x=grid, y=lows, name="gamma low: 1-2beta", fill="tonexty", line=dict(color="#E69F00"), row=1, col=2)
+    fig.add_scatter(
+        x=[start, start],
+        y=[0, 1],
+        mode="lines",
+        name="chosen beta",
+        line=dict(dash="dash", color="#D55E00"),
+        row=1,
+        col=2,
+    )
     if betas is not None and len(betas):
-        fig.add_histogram(x=betas.tolist(), name="bootstrap beta (Chinchilla fit), share",
-                          histnorm="probability", marker_color="#CC79A7", opacity=0.35,
-                          row=1, col=2)
+        fig.add_histogram(
+            x=betas.tolist(),
+            name="bootstrap beta (Chinchilla fit), share",
+            histnorm="probability",
+            marker_color="#CC79A7",
+            opacity=0.35,
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(type="log", title="training tokens D", row=1, col=1)
     fig.update_yaxes(type="log", title="sequences", row=1, col=1)
     fig.update_xaxes(title="beta", row=1, col=2)
@@ -108,12 +146,12 @@ def build(root: Path | None = None):
         fig.plotly_restyle({"x": [[b, b]]}, trace_indexes=[MARKER_TRACE])
         share = ""
         if betas is not None and len(betas):
-            share = (f"; {np.mean(betas <= b):.0%} of bootstrap refits of the Chinchilla data "
-                     f"have beta at or below this")
+            share = f"; {np.mean(betas <= b):.0%} of bootstrap refits of the Chinchilla data have beta at or below this"
         readout.value = (
             f"beta {b:.2f}: gamma in [{c['gamma_low']:.2f}, {c['gamma_high']:.2f}] (midpoint "
             f"{c['gamma_mid']:.2f}); doubling the skills needs {c['doubling_low']:.1f}x to "
-            f"{c['doubling_high']:.1f}x more data (midpoint {c['doubling_mid']:.1f}x){share}.")
+            f"{c['doubling_high']:.1f}x more data (midpoint {c['doubling_mid']:.1f}x){share}."
+        )
 
     beta.observe(update, names="value")
     update()

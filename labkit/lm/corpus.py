@@ -13,11 +13,12 @@ Documents are remembered per process, keyed by the sha256 of the files they were
 (:func:`labkit.data.registry.resolve` hashes them anyway): a sweep of 25 tiny models used to
 parse QMSum's 233 JSON files three times per model (about 3 s of each run's 8).
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from labkit.data import load, registry
 from labkit.errors import DataError, ParameterError
@@ -34,8 +35,7 @@ def _shakespeare_docs() -> list[str]:
 def _qmsum_docs() -> list[str]:
 
     splits = load("qmsum")
-    return [m.transcript for split in ("train", "val") for m in splits.get(split, [])
-            if m.transcript.strip()]
+    return [m.transcript for split in ("train", "val") for m in splits.get(split, []) if m.transcript.strip()]
 
 
 CORPORA: dict[str, Callable[[], list[str]]] = {
@@ -73,8 +73,9 @@ def check_keys(keys: Sequence[str]) -> tuple[str, ...]:
         raise ParameterError(f"corpus must name at least one of {sorted(CORPORA)}, got ()")
     for key in keys:
         if key not in CORPORA:
-            raise ParameterError(f"unknown corpus key {key!r} in parameter 'corpus'; "
-                                 f"labkit.lm trains on: {', '.join(sorted(CORPORA))}")
+            raise ParameterError(
+                f"unknown corpus key {key!r} in parameter 'corpus'; labkit.lm trains on: {', '.join(sorted(CORPORA))}"
+            )
     if len(set(keys)) != len(keys):
         raise ParameterError(f"corpus lists a key twice: {keys}")
     return keys
@@ -96,23 +97,24 @@ def split_documents(docs: Sequence[str], heldout_fraction: float) -> tuple[list[
     return train, heldout
 
 
-def corpus_documents(keys: Sequence[str] = ("tinyshakespeare", "qmsum"),
-                     heldout_fraction: float = 0.05) -> tuple[list[str], list[str]]:
+def corpus_documents(
+    keys: Sequence[str] = ("tinyshakespeare", "qmsum"), heldout_fraction: float = 0.05
+) -> tuple[list[str], list[str]]:
     """Train and held-out *documents* of the named corpora (see :func:`corpus_splits`)."""
     train, heldout = [], []
     for key in check_keys(keys):
         docs = _documents(key)
         if len(docs) < 2:
-            raise DataError(f"corpus {key!r} has {len(docs)} document(s); need at least 2 to "
-                            f"hold one out")
+            raise DataError(f"corpus {key!r} has {len(docs)} document(s); need at least 2 to hold one out")
         t, h = split_documents(docs, heldout_fraction)
         train += t
         heldout += h
     return train, heldout
 
 
-def corpus_splits(keys: Sequence[str] = ("tinyshakespeare", "qmsum"),
-                  heldout_fraction: float = 0.05) -> tuple[str, str]:
+def corpus_splits(
+    keys: Sequence[str] = ("tinyshakespeare", "qmsum"), heldout_fraction: float = 0.05
+) -> tuple[str, str]:
     """``(train_text, heldout_text)``: whole documents joined by blank lines.
 
     Deterministic; the held-out documents are never part of the training text.

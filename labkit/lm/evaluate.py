@@ -1,4 +1,5 @@
 """Held-out loss and parameter counts of causal LMs (any HF causal LM, not only labkit's)."""
+
 from __future__ import annotations
 
 import math
@@ -22,6 +23,7 @@ def count_parameters(model) -> tuple[int, int]:
         if module is not None and getattr(module, "weight", None) is not None:
             embedding_ids.add(id(module.weight))
     import torch
+
     for mod in model.modules():  # learned absolute position embeddings (GPT-2 style)
         if isinstance(mod, torch.nn.Embedding) and id(mod.weight) not in embedding_ids:
             embedding_ids.add(id(mod.weight))
@@ -39,8 +41,9 @@ def max_context(model) -> int | None:
     return None
 
 
-def heldout_loss(model, tokenizer, text: str, context_length: int,
-                 max_tokens: int | None = None, batch_size: int = 8) -> float:
+def heldout_loss(
+    model, tokenizer, text: str, context_length: int, max_tokens: int | None = None, batch_size: int = 8
+) -> float:
     """Mean next-token cross-entropy (nats/token) of ``text`` in non-overlapping windows.
 
     The text is tokenized without special tokens and cut into ``context_length`` windows; the
@@ -51,8 +54,9 @@ def heldout_loss(model, tokenizer, text: str, context_length: int,
         raise ParameterError(f"context_length must be an int >= 2, got {context_length!r}")
     limit = max_context(model)
     if limit is not None and context_length > limit:
-        raise ParameterError(f"context_length {context_length} is longer than the model's "
-                             f"context (max_position_embeddings = {limit})")
+        raise ParameterError(
+            f"context_length {context_length} is longer than the model's context (max_position_embeddings = {limit})"
+        )
     if not text or not text.strip():
         raise ParameterError("heldout_loss got empty text")
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -71,11 +75,12 @@ def heldout_loss_ids(model, ids, context_length: int, batch_size: int = 8) -> fl
         raise ParameterError(f"context_length must be an int >= 2, got {context_length!r}")
     limit = max_context(model)
     if limit is not None and context_length > limit:
-        raise ParameterError(f"context_length {context_length} is longer than the model's "
-                             f"context (max_position_embeddings = {limit})")
+        raise ParameterError(
+            f"context_length {context_length} is longer than the model's context (max_position_embeddings = {limit})"
+        )
     if len(ids) < 2:
         raise ParameterError(f"text has {len(ids)} token(s); need at least 2 to score")
-    windows = [ids[i:i + context_length] for i in range(0, len(ids), context_length)]
+    windows = [ids[i : i + context_length] for i in range(0, len(ids), context_length)]
     windows = [w for w in windows if len(w) >= 2]
     device = next(model.parameters()).device
     was_training = model.training
@@ -85,14 +90,14 @@ def heldout_loss_ids(model, ids, context_length: int, batch_size: int = 8) -> fl
         # full windows batched; a shorter tail window on its own
         full = [w for w in windows if len(w) == len(windows[0])]
         rest = [w for w in windows if len(w) != len(windows[0])]
-        groups = [full[i:i + batch_size] for i in range(0, len(full), batch_size)] + \
-            [[w] for w in rest]
+        groups = [full[i : i + batch_size] for i in range(0, len(full), batch_size)] + [[w] for w in rest]
         for group in groups:
             x = torch.tensor(group, dtype=torch.long, device=device)
             logits = model(input_ids=x).logits[:, :-1].float()
             target = x[:, 1:]
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                     target.reshape(-1), reduction="sum")
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum"
+            )
             nll += float(loss)
             count += target.numel()
     if was_training:

@@ -1,4 +1,5 @@
 """Load any causal LM (a labkit tiny LM, a local folder, an HF name) through the model registry."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,6 @@ def load_causal_lm(name_or_path: str, device: str = "auto", dtype: Any = None):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
     placed = pick_device(device)  # a bad device fails here, before any weights are read
     if isinstance(dtype, str) and dtype == "auto":
         dtype = compute_dtype(placed)
@@ -32,13 +32,16 @@ def load_causal_lm(name_or_path: str, device: str = "auto", dtype: Any = None):
     try:
         model = AutoModelForCausalLM.from_pretrained(str(ref.path), use_safetensors=True)
     except (ValueError, OSError, KeyError) as exc:
-        raise ModelError(f"model {name_or_path!r} at {ref.path} is not a causal LM transformers "
-                         f"can load: {str(exc).splitlines()[0][:200]}") from exc
+        raise ModelError(
+            f"model {name_or_path!r} at {ref.path} is not a causal LM transformers "
+            f"can load: {str(exc).splitlines()[0][:200]}"
+        ) from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(ref.path))
     except (ValueError, OSError, KeyError) as exc:
-        raise ModelError(f"model {name_or_path!r} at {ref.path} has no loadable tokenizer: "
-                         f"{str(exc).splitlines()[0][:200]}") from exc
+        raise ModelError(
+            f"model {name_or_path!r} at {ref.path} has no loadable tokenizer: {str(exc).splitlines()[0][:200]}"
+        ) from exc
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     if dtype is None:

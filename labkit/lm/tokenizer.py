@@ -3,13 +3,14 @@
 The scaling study trains many model sizes on one corpus; they all share one tokenizer (and one
 encoded token array), so both are cached under ``$LABKIT_CACHE_DIR/tokenizers``.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -17,8 +18,7 @@ from labkit.errors import ParameterError
 from labkit.io import atomic_path, sha256_text
 from labkit.paths import cache_dir
 
-SPECIAL_TOKENS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
-                  "pad_token": "<pad>"}
+SPECIAL_TOKENS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 TOKENIZER_VERSION = "bpe-v1"
 MIN_VOCAB = 256 + len(SPECIAL_TOKENS) + 1  # the byte alphabet + specials + at least one merge
 
@@ -54,8 +54,9 @@ def train_tokenizer(text: str, vocab_size: int = 4096, *, text_sha256: str | Non
     from transformers import PreTrainedTokenizerFast
 
     if not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB:
-        raise ParameterError(f"vocab_size must be an int >= {MIN_VOCAB} (byte alphabet + special "
-                             f"tokens), got {vocab_size!r}")
+        raise ParameterError(
+            f"vocab_size must be an int >= {MIN_VOCAB} (byte alphabet + special tokens), got {vocab_size!r}"
+        )
     if not text.strip():
         raise ParameterError("cannot train a tokenizer on empty text")
     sha = text_sha256 or sha256_text(text)
@@ -67,12 +68,15 @@ def train_tokenizer(text: str, vocab_size: int = 4096, *, text_sha256: str | Non
         tok = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS["unk_token"]))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2,
-                                      special_tokens=list(SPECIAL_TOKENS.values()),
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                      show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=2,
+            special_tokens=list(SPECIAL_TOKENS.values()),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
         chunk = 1 << 16
-        tok.train_from_iterator((text[i:i + chunk] for i in range(0, len(text), chunk)), trainer)
+        tok.train_from_iterator((text[i : i + chunk] for i in range(0, len(text), chunk)), trainer)
         fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
         fast.save_pretrained(str(folder))
 
@@ -80,8 +84,9 @@ def train_tokenizer(text: str, vocab_size: int = 4096, *, text_sha256: str | Non
     return PreTrainedTokenizerFast.from_pretrained(str(final))
 
 
-def encode_documents(tokenizer, docs: Sequence[str], *, cache_key: str | None = None,
-                     progress: bool = False) -> np.ndarray:
+def encode_documents(
+    tokenizer, docs: Sequence[str], *, cache_key: str | None = None, progress: bool = False
+) -> np.ndarray:
     """Token ids of ``docs`` joined into one stream, each document followed by ``</s>``.
 
     With ``cache_key`` (e.g. tokenizer folder + text hash) the array is cached as ``.npy``.
@@ -98,9 +103,10 @@ def encode_documents(tokenizer, docs: Sequence[str], *, cache_key: str | None = 
     iterator = range(0, len(docs), batch)
     if progress:
         from tqdm.auto import tqdm
+
         iterator = tqdm(iterator, desc="tokenizing", unit="batch")
     for start in iterator:
-        enc = tokenizer(list(docs[start:start + batch]), add_special_tokens=False)["input_ids"]
+        enc = tokenizer(list(docs[start : start + batch]), add_special_tokens=False)["input_ids"]
         for ids in enc:
             parts.append(np.asarray(ids + [eos], dtype=dtype))
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)

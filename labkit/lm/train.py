@@ -12,6 +12,7 @@ stream (documents joined by ``</s>``), cosine schedule with warmup, ``max_steps`
 the token budget ``train_tokens`` (D). No evaluation during training; the held-out loss is
 measured once at the end.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,8 +65,7 @@ class TinyLMConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.corpus, (list, str)):
-            object.__setattr__(self, "corpus", (self.corpus,) if isinstance(self.corpus, str)
-                               else tuple(self.corpus))
+            object.__setattr__(self, "corpus", (self.corpus,) if isinstance(self.corpus, str) else tuple(self.corpus))
         self.validate()
 
     @property
@@ -87,34 +87,45 @@ class TinyLMConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ParameterError(f"TinyLMConfig.{name} must be a positive int, got {value!r}")
 
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "context_length",
-                     "train_tokens", "batch_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "context_length",
+            "train_tokens",
+            "batch_size",
+        ):
             positive_int(name)
         if self.intermediate_size is not None:
             positive_int("intermediate_size")
         if self.heldout_tokens is not None:
             positive_int("heldout_tokens")
         if self.vocab_size < MIN_VOCAB:
-            raise ParameterError(f"TinyLMConfig.vocab_size must be >= {MIN_VOCAB} (byte alphabet "
-                                 f"+ special tokens), got {self.vocab_size}")
+            raise ParameterError(
+                f"TinyLMConfig.vocab_size must be >= {MIN_VOCAB} (byte alphabet "
+                f"+ special tokens), got {self.vocab_size}"
+            )
         if self.hidden_size % self.num_heads:
-            raise ParameterError(f"TinyLMConfig.hidden_size ({self.hidden_size}) must be divisible "
-                                 f"by num_heads ({self.num_heads})")
+            raise ParameterError(
+                f"TinyLMConfig.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
         if (self.hidden_size // self.num_heads) % 2:
-            raise ParameterError(f"TinyLMConfig head size hidden_size/num_heads = "
-                                 f"{self.hidden_size // self.num_heads} must be even (RoPE)")
+            raise ParameterError(
+                f"TinyLMConfig head size hidden_size/num_heads = "
+                f"{self.hidden_size // self.num_heads} must be even (RoPE)"
+            )
         if self.context_length > MAX_CONTEXT:
-            raise ParameterError(f"TinyLMConfig.context_length {self.context_length} is too long "
-                                 f"for a tiny CPU-trained LM (max {MAX_CONTEXT})")
+            raise ParameterError(
+                f"TinyLMConfig.context_length {self.context_length} is too long "
+                f"for a tiny CPU-trained LM (max {MAX_CONTEXT})"
+            )
         if not 0 < self.learning_rate < 1:
-            raise ParameterError(f"TinyLMConfig.learning_rate must be in (0, 1), got "
-                                 f"{self.learning_rate}")
+            raise ParameterError(f"TinyLMConfig.learning_rate must be in (0, 1), got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
-            raise ParameterError(f"TinyLMConfig.warmup_ratio must be in [0, 1), got "
-                                 f"{self.warmup_ratio}")
+            raise ParameterError(f"TinyLMConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 0 < self.heldout_fraction < 1:
-            raise ParameterError(f"TinyLMConfig.heldout_fraction must be in (0, 1), got "
-                                 f"{self.heldout_fraction}")
+            raise ParameterError(f"TinyLMConfig.heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
         check_keys(self.corpus)
 
     def as_dict(self) -> dict[str, Any]:
@@ -145,13 +156,20 @@ def llama_config(config: TinyLMConfig, tokenizer):
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=config.hidden_size,
-        intermediate_size=config.ffn_size, num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads, num_key_value_heads=config.num_heads,
-        max_position_embeddings=config.context_length, rms_norm_eps=1e-5,
-        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        attn_implementation="sdpa")
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.ffn_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        num_key_value_heads=config.num_heads,
+        max_position_embeddings=config.context_length,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="sdpa",
+    )
 
 
 class BlockDataset:
@@ -162,10 +180,10 @@ class BlockDataset:
 
         n_blocks = len(ids) // length
         if n_blocks == 0:
-            raise ParameterError(f"context_length {length} is longer than the whole training "
-                                 f"token stream ({len(ids)} tokens)")
-        self.blocks = torch.from_numpy(ids[: n_blocks * length].astype("int64")).view(n_blocks,
-                                                                                      length)
+            raise ParameterError(
+                f"context_length {length} is longer than the whole training token stream ({len(ids)} tokens)"
+            )
+        self.blocks = torch.from_numpy(ids[: n_blocks * length].astype("int64")).view(n_blocks, length)
 
     def __len__(self) -> int:
         return self.blocks.shape[0]
@@ -175,12 +193,15 @@ class BlockDataset:
         return {"input_ids": row, "labels": row}
 
 
-def recipe(config: TinyLMConfig) -> tuple["Recipe", str, str]:
+def recipe(config: TinyLMConfig) -> tuple[Recipe, str, str]:
     """``(recipe, train_text, heldout_text)`` of a config (loads the corpus to hash it)."""
 
     train_text, heldout_text = corpus_splits(config.corpus, config.heldout_fraction)
-    return (Recipe(KIND, CODE_VERSION, config.as_dict(),
-                   data_sha256=sha256_text(train_text, heldout_text)), train_text, heldout_text)
+    return (
+        Recipe(KIND, CODE_VERSION, config.as_dict(), data_sha256=sha256_text(train_text, heldout_text)),
+        train_text,
+        heldout_text,
+    )
 
 
 _HELDOUT_IDS: dict[tuple, list[int]] = {}
@@ -197,8 +218,9 @@ def heldout_ids(tokenizer, heldout_text: str, max_tokens: int | None) -> list[in
     return ids if max_tokens is None else ids[:max_tokens]
 
 
-def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
-                  progress: bool = True, carbon=None) -> TrainedLM:
+def train_tiny_lm(
+    config: TinyLMConfig = TinyLMConfig(), *, force: bool = False, progress: bool = True, carbon=None
+) -> TrainedLM:
     """Train (or load from cache) a tiny Llama LM on the config's corpus.
 
     Args:
@@ -217,8 +239,9 @@ def train_tiny_lm(config: TinyLMConfig = TinyLMConfig(), *, force: bool = False,
     if not isinstance(config, TinyLMConfig):
         raise ParameterError(f"train_tiny_lm needs a TinyLMConfig, got {type(config).__name__}")
     rec, train_text, heldout_text = recipe(config)
-    cached = train_into_cache(rec, lambda job: _train(job, config, train_text, heldout_text),
-                              force=force, carbon=carbon, progress=progress)
+    cached = train_into_cache(
+        rec, lambda job: _train(job, config, train_text, heldout_text), force=force, carbon=carbon, progress=progress
+    )
     return TrainedLM(cached.name, cached.path, config, cached.metrics)
 
 
@@ -227,23 +250,31 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
     import torch
     from transformers import LlamaForCausalLM, Trainer
 
-
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
     train_sha = sha256_text(train_text)
     tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
     train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
-    ids = encode_documents(tokenizer, train_docs, progress=job.progress,
-                           cache_key=f"{tokenizer.name_or_path}|{train_sha}")
+    ids = encode_documents(
+        tokenizer, train_docs, progress=job.progress, cache_key=f"{tokenizer.name_or_path}|{train_sha}"
+    )
     dataset = BlockDataset(ids, config.context_length)
 
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(llama_config(config, tokenizer))
     args = training_arguments(
-        job.scratch, max_steps=config.max_steps, seed=config.seed, progress=job.progress,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        job.scratch,
+        max_steps=config.max_steps,
+        seed=config.seed,
+        progress=job.progress,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
         warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-        lr_scheduler_type="cosine", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0)
+        lr_scheduler_type="cosine",
+        weight_decay=0.1,
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+    )
     run = job.train(Trainer(model=model, args=args, train_dataset=dataset))
     wall = clock.stop()
     model.eval()
@@ -251,10 +282,16 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
     held = heldout_loss_ids(model, held_ids, config.context_length)
     non_emb, total = count_parameters(model)
     save_model(model, tokenizer, job.folder)
-    return {"train_loss": run["train_loss"], "heldout_loss": held,
-            "non_embedding_params": non_emb, "total_params": total,
-            "train_tokens": config.max_steps * config.tokens_per_step,
-            "steps": config.max_steps, "wall_s": wall, "train_stream_tokens": int(len(ids)),
-            "heldout_tokens": int(len(held_ids)),
-            "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
-            "loss_curve": run["loss_curve"]}
+    return {
+        "train_loss": run["train_loss"],
+        "heldout_loss": held,
+        "non_embedding_params": non_emb,
+        "total_params": total,
+        "train_tokens": config.max_steps * config.tokens_per_step,
+        "steps": config.max_steps,
+        "wall_s": wall,
+        "train_stream_tokens": int(len(ids)),
+        "heldout_tokens": int(len(held_ids)),
+        "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
+        "loss_curve": run["loss_curve"],
+    }

@@ -91,9 +91,7 @@ def context_coverage(lengths: pd.DataFrame, contexts: Sequence[int]) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def qmsum_lengths_figure(
-    meetings: pd.DataFrame, contexts: Sequence[int], tokenizer: str, bins: int = 30
-):
+def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokenizer: str, bins: int = 30):
     """Transcript tokens per meeting (one histogram per split) against the context sizes.
 
     Why not ``px.histogram`` with ``add_vline`` labels: the context labels (512, 2,048) printed
@@ -130,12 +128,9 @@ def qmsum_lengths_figure(
                     width=np.diff(edges),
                     name=f"{split} meetings",
                     opacity=0.75,
-                    marker=dict(
-                        color=PALETTE[i % len(PALETTE)], line=dict(width=0.5, color="white")
-                    ),
+                    marker=dict(color=PALETTE[i % len(PALETTE)], line=dict(width=0.5, color="white")),
                     customdata=np.stack([edges[:-1], edges[1:]], axis=1),
-                    hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} tokens: "
-                    "%{y} meetings<extra></extra>",
+                    hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} tokens: %{y} meetings<extra></extra>",
                 )
             )
     colours = [PALETTE[3], PALETTE[4], PALETTE[2], PALETTE[7]]  # no pale yellow line

@@ -141,11 +141,7 @@ def _notebook_digest(notebook: Path) -> str:
 def _path_digest(path: Path) -> str:
     if path.is_file():
         return io.sha256_file(path)
-    listing = [
-        f"{p.relative_to(path).as_posix()} {io.sha256_file(p)}"
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    ]
+    listing = [f"{p.relative_to(path).as_posix()} {io.sha256_file(p)}" for p in sorted(path.rglob("*")) if p.is_file()]
     return io.sha256_text(*listing)
 
 
@@ -170,9 +166,7 @@ def _version(name: str) -> str | None:
 def key_for(task: Task) -> dict[str, Any]:
     """``{"digest": ..., "parts": {...}}``: the run key of one task (module docstring)."""
     files = code_files(task.entry.notebook, task.entry.package)
-    code = io.sha256_text(
-        *[f"{p.relative_to(LABKIT.parent).as_posix()} {io.sha256_file(p)}" for p in files]
-    )
+    code = io.sha256_text(*[f"{p.relative_to(LABKIT.parent).as_posix()} {io.sha256_file(p)}" for p in files])
     parts = {
         "key_version": KEY_VERSION,
         "notebook": _notebook_digest(task.entry.notebook),

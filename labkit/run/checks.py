@@ -63,9 +63,7 @@ def environment_folders() -> None:
     ``LABKIT_DATA_MIRROR`` entry must be an existing, readable folder."""
 
     writable_folder(cache_root(), "cache folder", "LABKIT_CACHE_DIR")
-    for entry in filter(
-        None, (p.strip() for p in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep))
-    ):
+    for entry in filter(None, (p.strip() for p in os.environ.get("LABKIT_DATA_MIRROR", "").split(os.pathsep))):
         mirror = Path(entry).expanduser()
         if not mirror.is_dir():
             raise ParameterError(

@@ -200,10 +200,7 @@ def describe_params(study_id: str) -> str:
         if param is not None and param.none_means is not None:
             text += f" (None: {param.none_means})"
         rows.append((name, param.type_label() if param else "(not in schema)", *per_profile, text))
-    head = (
-        f"{study_id}: {entry.title}\n"
-        f"set with `labkit run {study_id} -p name=value` (JSON values)\n\n"
-    )
+    head = f"{study_id}: {entry.title}\nset with `labkit run {study_id} -p name=value` (JSON values)\n\n"
     return head + tabulate(
         rows,
         headers=["parameter", "type", "smoke", "default", "paper", "description"],
@@ -312,9 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("action", choices=("list",))
     mod.set_defaults(func=_cmd_models)
 
-    par = sub.add_parser(
-        "params", help="list a study's parameters: type, value per profile, meaning"
-    )
+    par = sub.add_parser("params", help="list a study's parameters: type, value per profile, meaning")
     par.add_argument("study", metavar="STUDY|NOTEBOOK", help="study id (see `labkit studies`)")
     par.set_defaults(func=_cmd_params)
 

@@ -71,9 +71,7 @@ class KernelWatch:
             return
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
-                rss = root.memory_info().rss + sum(
-                    c.memory_info().rss for c in root.children(recursive=True)
-                )
+                rss = root.memory_info().rss + sum(c.memory_info().rss for c in root.children(recursive=True))
                 self.peak_rss = max(self.peak_rss, rss)
             if self._stop.wait(self.interval_s):
                 break
@@ -149,11 +147,7 @@ def death_message(returncode: int | None, running: str, peak_rss: int) -> str:
     """
     if returncode is not None and returncode < 0:
         sig = -returncode
-        why = (
-            "killed from outside, often out of memory"
-            if sig == signal.SIGKILL
-            else _signal_name(sig)
-        )
+        why = "killed from outside, often out of memory" if sig == signal.SIGKILL else _signal_name(sig)
         what = f"died (signal {sig}: {why})"
     elif returncode is not None:
         what = f"died (exit status {returncode})"

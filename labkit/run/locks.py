@@ -79,9 +79,7 @@ class StudyLock:
             self.taken_over = previous  # its process died while holding it: say so once
         started = dt.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")
         self.info.write_text(
-            json.dumps(
-                {"pid": os.getpid(), "started": started, "command": " ".join(sys.argv)[:200]}
-            ),
+            json.dumps({"pid": os.getpid(), "started": started, "command": " ".join(sys.argv)[:200]}),
             encoding="utf-8",
         )
         return True
@@ -110,9 +108,7 @@ class Locks:
         lock = self.get(study)
         ok = lock.try_acquire()
         if ok and lock.taken_over:
-            self.warnings.append(
-                f"{study}: took over the lock of a run that died ({describe(lock.taken_over)})"
-            )
+            self.warnings.append(f"{study}: took over the lock of a run that died ({describe(lock.taken_over)})")
             print(f"labkit run: warning: {self.warnings[-1]}", file=sys.stderr)
             lock.taken_over = None
         return ok

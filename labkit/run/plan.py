@@ -114,9 +114,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
     seeds: list[int] = []
     for part in (p.strip() for p in str(text).split(",")):
         if not part.isdigit():
-            raise ParameterError(
-                f"--seeds: expected comma-separated integers >= 0 such as 0,1,2, got {text!r}"
-            )
+            raise ParameterError(f"--seeds: expected comma-separated integers >= 0 such as 0,1,2, got {text!r}")
         if int(part) in seeds:
             raise ParameterError(f"--seeds: seed {part} is listed twice in {text!r}")
         seeds.append(int(part))
@@ -127,9 +125,7 @@ def _cells(notebook: Path) -> list[dict[str, Any]]:
     try:
         return json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ParameterError(
-            f"{notebook}: not a readable notebook ({type(exc).__name__}: {exc})"
-        ) from None
+        raise ParameterError(f"{notebook}: not a readable notebook ({type(exc).__name__}: {exc})") from None
 
 
 def _source(cell: dict[str, Any]) -> str:
@@ -141,15 +137,12 @@ def notebook_parameters(notebook: Path) -> list[str]:
     """Names assigned in the notebook's cell tagged ``parameters`` (what papermill would
     inspect, read with :mod:`ast` instead: no papermill import)."""
     for cell in _cells(notebook):
-        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get(
-            "tags", []
-        ):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
             try:
                 tree = ast.parse(_source(cell))
             except SyntaxError as exc:
                 raise ParameterError(
-                    f"{notebook.name}: its parameters cell does not parse "
-                    f"(line {exc.lineno}: {exc.msg})"
+                    f"{notebook.name}: its parameters cell does not parse (line {exc.lineno}: {exc.msg})"
                 ) from None
             names: list[str] = []
             for node in tree.body:
@@ -170,13 +163,9 @@ def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
     declared = notebook_parameters(notebook)
     for key, value in parameters.items():
         if key not in declared:
-            raise ParameterError(
-                f"{notebook.name} has no parameter {key!r} (its parameters: {', '.join(declared)})"
-            )
+            raise ParameterError(f"{notebook.name} has no parameter {key!r} (its parameters: {', '.join(declared)})")
         if not isinstance(value, JSON_TYPES):
-            raise ParameterError(
-                f"parameter {key!r} must be a JSON type, got {type(value).__name__}"
-            )
+            raise ParameterError(f"parameter {key!r} must be a JSON type, got {type(value).__name__}")
 
 
 def plan(

@@ -65,9 +65,7 @@ def run(
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ParameterError(f"--jobs: expected an integer >= 1, got {jobs!r}")
-    if threads is not None and (
-        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
-    ):
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise ParameterError(f"--threads: expected an integer >= 1, got {threads!r}")
     tasks = plan(names, profile, overrides, seeds)
     if cluster.scheduler_address(scheduler):
@@ -141,8 +139,7 @@ class _Progress:
 
     def done(self, r: NotebookResult) -> None:
         self.bar.set_postfix_str(
-            f"{r.notebook}{'' if r.seed is None else f' seed {r.seed}'}: "
-            f"{r.status} ({r.wall_s:.0f}s)"
+            f"{r.notebook}{'' if r.seed is None else f' seed {r.seed}'}: {r.status} ({r.wall_s:.0f}s)"
         )
         self.bar.update()
 
@@ -151,8 +148,7 @@ class _Progress:
         if now - self._noted.get(study, -1e9) >= WAIT_NOTE_EVERY_S:
             self._noted[study] = now
             self.bar.write(
-                f"labkit run: waiting for {study}: another labkit run is writing it "
-                f"({locks.describe(holder)})",
+                f"labkit run: waiting for {study}: another labkit run is writing it ({locks.describe(holder)})",
                 file=sys.stderr,
             )
 
@@ -193,9 +189,7 @@ def _dispatch(
             queue.append(task)
     try:
         if queue:
-            _run_on_dask(
-                queue, out_root, jobs, timeout, scheduler, force, held, threads, progress, finished
-            )
+            _run_on_dask(queue, out_root, jobs, timeout, scheduler, force, held, threads, progress, finished)
     finally:
         progress.close()
         _abandon_unfinished(tasks, results, out_root)
@@ -312,9 +306,7 @@ def _abandon_unfinished(tasks: list[Task], results: list[NotebookResult], out_ro
         staging.pop_result(out_root, task.entry.id, task.seed)
 
 
-def _aggregate(
-    entry: studies.Study, seeds: list[int], results: list[NotebookResult], out_root: Path
-) -> NotebookResult:
+def _aggregate(entry: studies.Study, seeds: list[int], results: list[NotebookResult], out_root: Path) -> NotebookResult:
     """One summary row per study: the seed spread table and figure (labkit.run.seeds)."""
     from labkit.run import seeds as seeds_mod  # pandas and plotly: only after a --seeds run
 

@@ -65,11 +65,7 @@ def flatten_numbers(results: Mapping[str, Any], prefix: str = "") -> dict[str, f
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             out.update(flatten_numbers(value, f"{name}."))
-        elif (
-            isinstance(value, (list, tuple))
-            and value
-            and all(isinstance(v, Mapping) for v in value)
-        ):
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
             labels = [_record_label(v) for v in value]
             if None in labels or len(set(labels)) < len(labels):
                 labels = [str(i) for i in range(len(value))]
@@ -86,9 +82,7 @@ def _is_number(value: Any) -> bool:
     if isinstance(value, (int, float)):
         return True
     return (
-        hasattr(value, "dtype")
-        and getattr(value, "shape", None) == ()
-        and value.dtype.kind in "iuf"
+        hasattr(value, "dtype") and getattr(value, "shape", None) == () and value.dtype.kind in "iuf"
     )  # numpy scalars
 
 
@@ -107,9 +101,7 @@ def _record_path(folder: Path, study: str) -> Path:
     return folder / RECORD_NAME
 
 
-def read_seed_results(
-    study: str, seed_dirs: Mapping[int, Path]
-) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
+def read_seed_results(study: str, seed_dirs: Mapping[int, Path]) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
     """``({seed: flat numbers}, {seed: why it is missing})`` over the seed folders."""
     found: dict[int, dict[str, float]] = {}
     missing: dict[int, str] = {}
@@ -142,9 +134,7 @@ def read_seed_results(
 def summary_table(per_seed: Mapping[int, Mapping[str, float]]) -> pd.DataFrame:
     """One row per number: ``result, mean, std`` (ddof=1; NaN for one seed), ``min, max,
     n_seeds, seeds`` (which seeds reported it), in first-seen key order."""
-    frame = pd.DataFrame(
-        {seed: pd.Series(values, dtype=float) for seed, values in per_seed.items()}
-    )
+    frame = pd.DataFrame({seed: pd.Series(values, dtype=float) for seed, values in per_seed.items()})
     order = list(dict.fromkeys(k for values in per_seed.values() for k in values))
     frame = frame.reindex(order)
     low, high, n = frame.min(axis=1), frame.max(axis=1), frame.notna().sum(axis=1)
@@ -158,9 +148,7 @@ def summary_table(per_seed: Mapping[int, Mapping[str, float]]) -> pd.DataFrame:
             "min": low.to_numpy(),
             "max": high.to_numpy(),
             "n_seeds": n.astype(int).to_numpy(),
-            "seeds": [
-                ",".join(str(s) for s in frame.columns[row.notna()]) for _, row in frame.iterrows()
-            ],
+            "seeds": [",".join(str(s) for s in frame.columns[row.notna()]) for _, row in frame.iterrows()],
         }
     )
 
@@ -203,10 +191,7 @@ def spread_figure(per_seed: Mapping[int, Mapping[str, float]], keys: list[str], 
                 x=["seeds"] * len(points),
                 y=[v for v, _ in points],
                 mode="markers+text",
-                text=[
-                    ("seed " if len(g) == 1 else "seeds ") + ",".join(map(str, g))
-                    for _, g in points
-                ],
+                text=[("seed " if len(g) == 1 else "seeds ") + ",".join(map(str, g)) for _, g in points],
                 textposition="middle right",
                 marker=dict(color=PALETTE[0], size=9),
                 name="one seed",
@@ -341,9 +326,7 @@ def aggregate(study: str, seed_dirs: dict[int, Path], out_dir: Path) -> list[Pat
             + (f"; missing seeds: {', '.join(map(str, missing))}" if missing else "")
         )
         if keys:
-            fig = spread_figure(
-                per_seed, keys, f"{study}: headline numbers across {len(per_seed)} seed(s)"
-            )
+            fig = spread_figure(per_seed, keys, f"{study}: headline numbers across {len(per_seed)} seed(s)")
             figure_files = save_figure(
                 fig,
                 out_dir.name,
@@ -368,9 +351,7 @@ def aggregate(study: str, seed_dirs: dict[int, Path], out_dir: Path) -> list[Pat
         return {k: os.path.relpath(p, out_dir) for k, p in files.items()}
 
     outputs = [o for o in record.get("outputs", []) if o.get("name") not in (TABLE, FIGURE)]
-    outputs.append(
-        {"kind": "table", "name": TABLE, "caption": caption, "files": relative(table_files)}
-    )
+    outputs.append({"kind": "table", "name": TABLE, "caption": caption, "files": relative(table_files)})
     if figure_files:
         outputs.append(
             {

@@ -72,11 +72,7 @@ def summary_table(results: list[NotebookResult]) -> str:
     for r in results:
         label = r.notebook + (f" (seed {r.seed})" if r.seed is not None else "")
         if r.status in FAILED_STATUSES:
-            where = (
-                f" at cell In [{r.failed_cell}] of the executed notebook"
-                if r.failed_cell is not None
-                else ""
-            )
+            where = f" at cell In [{r.failed_cell}] of the executed notebook" if r.failed_cell is not None else ""
             text += f"\n\nFAILED {label}{where}:\n  {r.error.strip()}"
         elif r.status == "partial":
             failed = [w for w in r.warnings if w.startswith("failed:")]

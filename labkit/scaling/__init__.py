@@ -4,6 +4,7 @@ Modules: :mod:`.fit` (Chinchilla approach 3 and Kaplan's form, input checks, com
 allocation), :mod:`.bootstrap` (resampled refits, intervals), :mod:`.kausik` (the bounds),
 :mod:`.sweep` (tiny decoders over N x D, unique n-grams), :mod:`.study` (tables and figures).
 """
+
 from labkit.scaling.fit import FitDidNotConverge, FitResult, compute_optimal, load_points
 from labkit.scaling.profiles import PROFILES
 

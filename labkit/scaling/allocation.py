@@ -3,6 +3,7 @@
 Kept apart from :mod:`labkit.scaling.fit` (which re-exports it) so that module stays about
 fitting; the formula needs only the five human parameters.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,5 +33,6 @@ def compute_optimal(params: dict[str, float], compute: Any) -> pd.DataFrame:
     G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
     N = G * (C / 6.0) ** (beta / (alpha + beta))
     D = (C / 6.0) ** (alpha / (alpha + beta)) / G
-    return pd.DataFrame({"C": C, "N_opt": N, "D_opt": D, "tokens_per_param": D / N,
-                         "loss": E + A / N ** alpha + B / D ** beta})
+    return pd.DataFrame(
+        {"C": C, "N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": E + A / N**alpha + B / D**beta}
+    )

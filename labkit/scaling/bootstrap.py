@@ -12,6 +12,7 @@ benchmark ``benchmarks/scaling_fit.py`` checks both: time per fit and agreement)
 split over processes with joblib; each worker's loop runs with one BLAS thread
 (``threadpoolctl``), since the arrays are tiny and a thread team per product only costs time.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,7 @@ def refit_starts(full: FitResult, n_grid: int, seed: int = 0) -> np.ndarray:
     starts = [full.theta]
     if n_grid > 0:
         everything = grid_starts(grid, order)
-        pick = np.random.default_rng(seed).choice(len(everything), size=min(n_grid, len(everything)),
-                                                  replace=False)
+        pick = np.random.default_rng(seed).choice(len(everything), size=min(n_grid, len(everything)), replace=False)
         starts.extend(everything[pick])
     return np.array(starts, dtype=float)
 
@@ -49,8 +49,7 @@ def _refit_many(indices: np.ndarray, logN, logD, logL, starts, form, delta) -> n
     out = np.full((len(indices), starts.shape[1] + 2), np.nan)
     with threadpool_limits(1):
         for i, idx in enumerate(indices):
-            theta, obj, _, _, ok = _minimize_starts(starts, logN[idx], logD[idx], logL[idx], form,
-                                                    delta)
+            theta, obj, _, _, ok = _minimize_starts(starts, logN[idx], logD[idx], logL[idx], form, delta)
             out[i, :-2], out[i, -2], out[i, -1] = theta, obj, float(ok)
     return out
 
@@ -62,8 +61,16 @@ def resample_indices(n: int, n_resamples: int, seed: int = 0) -> np.ndarray:
     return np.asarray(drawn, dtype=np.int64).reshape(n_resamples, n)
 
 
-def bootstrap(points: pd.DataFrame, full: FitResult, n_resamples: int = 1000, *, seed: int = 0,
-              n_grid: int = 4, n_jobs: int = 1, delta: float = HUBER_DELTA) -> pd.DataFrame:
+def bootstrap(
+    points: pd.DataFrame,
+    full: FitResult,
+    n_resamples: int = 1000,
+    *,
+    seed: int = 0,
+    n_grid: int = 4,
+    n_jobs: int = 1,
+    delta: float = HUBER_DELTA,
+) -> pd.DataFrame:
     """Refit ``full.form`` on ``n_resamples`` resamples of ``points``.
 
     Args:
@@ -88,26 +95,31 @@ def bootstrap(points: pd.DataFrame, full: FitResult, n_resamples: int = 1000, *,
     starts = refit_starts(full, n_grid, seed)
     if n_jobs > 1 and n_resamples >= 2 * n_jobs:
         from joblib import Parallel, delayed
-        parts = Parallel(n_jobs=n_jobs)(delayed(_refit_many)(chunk, logN, logD, logL, starts,
-                                                             full.form, delta)
-                                        for chunk in np.array_split(indices, n_jobs))
+
+        parts = Parallel(n_jobs=n_jobs)(
+            delayed(_refit_many)(chunk, logN, logD, logL, starts, full.form, delta)
+            for chunk in np.array_split(indices, n_jobs)
+        )
         raw = np.vstack(parts)
     else:
         raw = _refit_many(indices, logN, logD, logL, starts, full.form, delta)
     _, _, _, order = _FORMS[full.form]
-    human = pd.DataFrame([FitResult(full.form, row, 0.0, 0, 0, 0, True, "", np.empty(0),
-                                    np.empty(0)).params for row in raw[:, :-2]])
+    human = pd.DataFrame(
+        [FitResult(full.form, row, 0.0, 0, 0, 0, True, "", np.empty(0), np.empty(0)).params for row in raw[:, :-2]]
+    )
     raw_names = [RAW_NAMES.get(k, k) for k in order]
     keep = [i for i, k in enumerate(raw_names) if k not in human.columns]
-    frame = pd.concat([human, pd.DataFrame(raw[:, keep], columns=[raw_names[i] for i in keep])],
-                      axis=1)
+    frame = pd.concat([human, pd.DataFrame(raw[:, keep], columns=[raw_names[i] for i in keep])], axis=1)
     frame["objective"], frame["converged"] = raw[:, -2], raw[:, -1].astype(bool)
     frame.insert(0, "resample", np.arange(n_resamples))
     return frame
 
 
-def intervals(samples: pd.DataFrame, estimate: dict[str, float], confidence: float = 0.95,
-              ) -> pd.DataFrame:
+def intervals(
+    samples: pd.DataFrame,
+    estimate: dict[str, float],
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     """Percentile intervals (:func:`labkit.stats.from_samples`) of each human parameter beside
     the full-data estimate; refits that returned no finite value are left out."""
     rows = []
@@ -115,6 +127,13 @@ def intervals(samples: pd.DataFrame, estimate: dict[str, float], confidence: flo
         col = samples[name].to_numpy(float)
         col = col[np.isfinite(col)]
         iv = stats.from_samples(value, col, confidence)
-        rows.append({"parameter": name, "estimate": value, "low": iv.low, "high": iv.high,
-                     "std": float(col.std(ddof=1)) if len(col) > 1 else float("nan")})
+        rows.append(
+            {
+                "parameter": name,
+                "estimate": value,
+                "low": iv.low,
+                "high": iv.high,
+                "std": float(col.std(ddof=1)) if len(col) > 1 else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)

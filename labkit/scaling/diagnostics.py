@@ -27,6 +27,7 @@ figure showed it like any other fit. Every fit in :mod:`labkit.scaling` therefor
 The optimiser itself stays unbounded, as published; the bounds here are where the law's form
 stops meaning what its name says.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,12 +51,23 @@ EXPONENT_MAX = 2.0
 MAX_NONCONVERGED_SHARE = 0.5
 #: widest bootstrap interval (high / low) an identified parameter may have; an interval whose
 #: low end is not positive spans an unbounded factor
-MAX_CI_FACTOR = {"E": 2.0, "alpha": 2.0, "beta": 2.0, "A": 10.0, "B": 10.0,
-                 "alpha_N": 2.0, "alpha_D": 2.0, "Nc": 10.0, "Dc": 10.0}
+MAX_CI_FACTOR = {
+    "E": 2.0,
+    "alpha": 2.0,
+    "beta": 2.0,
+    "A": 10.0,
+    "B": 10.0,
+    "alpha_N": 2.0,
+    "alpha_D": 2.0,
+    "Nc": 10.0,
+    "Dc": 10.0,
+}
 
-_PARAMS = {"chinchilla": ("E", "A", "B", "alpha", "beta"),
-           "chinchilla_e0": ("A", "B", "alpha", "beta"),
-           "kaplan": ("Nc", "Dc", "alpha_N", "alpha_D")}
+_PARAMS = {
+    "chinchilla": ("E", "A", "B", "alpha", "beta"),
+    "chinchilla_e0": ("A", "B", "alpha", "beta"),
+    "kaplan": ("Nc", "Dc", "alpha_N", "alpha_D"),
+}
 
 
 @dataclass
@@ -98,12 +110,17 @@ class Diagnostics:
 
 # --------------------------------------------------------------------------- bound tests
 
+
 def _col(params: pd.DataFrame, name: str) -> np.ndarray:
     return params[name].to_numpy(float)[:, None]
 
 
-def bound_tests(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.ndarray | None,
-                ) -> list[tuple[str, np.ndarray, str]]:
+def bound_tests(
+    form: str,
+    params: pd.DataFrame,
+    N: np.ndarray | None,
+    D: np.ndarray | None,
+) -> list[tuple[str, np.ndarray, str]]:
     """Every bound test of the law, each as ``(parameter, rows on the bound, reason)``.
 
     Args:
@@ -127,22 +144,27 @@ def bound_tests(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.nda
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 tN, tD = A / N[None, :] ** alpha, B / D[None, :] ** beta
                 L = E + tN + tD
-                for name, term, label in (("E", E, "E"), ("A", tN, "A/N^alpha"),
-                                          ("B", tD, "B/D^beta")):
+                for name, term, label in (("E", E, "E"), ("A", tN, "A/N^alpha"), ("B", tD, "B/D^beta")):
                     share = np.nanmax(np.broadcast_to(term, L.shape) / L, axis=1)
                     mask = ~(share >= TERM_TOL)
-                    hit(name, mask, f"at its lower bound 0: the {label} term is under "
-                                    f"{TERM_TOL:.1%} of the predicted loss at every point")
+                    hit(
+                        name,
+                        mask,
+                        f"at its lower bound 0: the {label} term is under "
+                        f"{TERM_TOL:.1%} of the predicted loss at every point",
+                    )
                     if name != "E":
-                        hit("alpha" if name == "A" else "beta", mask,
-                            f"its term {label} vanishes over the data")
+                        hit("alpha" if name == "A" else "beta", mask, f"its term {label} vanishes over the data")
         for exp, scale, value in (("alpha", "A", alpha), ("beta", "B", beta)):
             low = value < EXPONENT_TOL
             hit(exp, low, f"at its lower bound 0 ({exp} < {EXPONENT_TOL:g})")
             hit(scale, low, f"confounded with E: {exp} at 0 makes {scale}'s term a constant")
             hit("E", low, f"confounded with {scale}: {exp} at 0 makes {scale}'s term a constant")
-            hit(exp, value > EXPONENT_MAX - EXPONENT_TOL,
-                f"at its upper bound {EXPONENT_MAX:g} (a step, not a power law)")
+            hit(
+                exp,
+                value > EXPONENT_MAX - EXPONENT_TOL,
+                f"at its upper bound {EXPONENT_MAX:g} (a step, not a power law)",
+            )
     elif form == "kaplan":
         lNc, lDc = np.log(_col(params, "Nc")), np.log(_col(params, "Dc"))
         aN, aD = _col(params, "alpha_N"), _col(params, "alpha_D")
@@ -151,23 +173,33 @@ def bound_tests(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.nda
                 u1 = (aN / aD) * (lNc - np.log(N)[None, :])
                 u2 = lDc - np.log(D)[None, :]
                 w1 = np.exp(u1 - np.logaddexp(u1, u2))
-            for scale, exp, w, label in (("Nc", "alpha_N", w1, "(Nc/N)^(alpha_N/alpha_D)"),
-                                         ("Dc", "alpha_D", 1 - w1, "Dc/D")):
+            for scale, exp, w, label in (
+                ("Nc", "alpha_N", w1, "(Nc/N)^(alpha_N/alpha_D)"),
+                ("Dc", "alpha_D", 1 - w1, "Dc/D"),
+            ):
                 mask = ~(np.nanmax(w, axis=1) >= TERM_TOL)
-                hit(scale, mask, f"at its bound: the {label} term is under {TERM_TOL:.1%} of "
-                                 f"the bracket at every point")
+                hit(
+                    scale, mask, f"at its bound: the {label} term is under {TERM_TOL:.1%} of the bracket at every point"
+                )
                 hit(exp, mask, f"its term {label} vanishes over the data")
         for exp, value in (("alpha_N", aN), ("alpha_D", aD)):
             hit(exp, value < EXPONENT_TOL, f"at its lower bound 0 ({exp} < {EXPONENT_TOL:g})")
-            hit(exp, value > EXPONENT_MAX - EXPONENT_TOL,
-                f"at its upper bound {EXPONENT_MAX:g} (a step, not a power law)")
+            hit(
+                exp,
+                value > EXPONENT_MAX - EXPONENT_TOL,
+                f"at its upper bound {EXPONENT_MAX:g} (a step, not a power law)",
+            )
     else:
         raise ValueError(f"unknown form {form!r}")
     return tests
 
 
-def on_bound(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.ndarray | None,
-             ) -> pd.DataFrame:
+def on_bound(
+    form: str,
+    params: pd.DataFrame,
+    N: np.ndarray | None,
+    D: np.ndarray | None,
+) -> pd.DataFrame:
     """Boolean frame (rows of ``params`` x parameters): is the parameter on any bound?"""
     out = pd.DataFrame(False, index=params.index, columns=list(_PARAMS[form]))
     for name, mask, _ in bound_tests(form, params, N, D):
@@ -176,8 +208,11 @@ def on_bound(form: str, params: pd.DataFrame, N: np.ndarray | None, D: np.ndarra
     return out
 
 
-def diagnose(result: Any, samples: pd.DataFrame | None = None, confidence: float = 0.95,
-             ) -> Diagnostics:
+def diagnose(
+    result: Any,
+    samples: pd.DataFrame | None = None,
+    confidence: float = 0.95,
+) -> Diagnostics:
     """Diagnostics of one :class:`~labkit.scaling.fit.FitResult` (and its bootstrap).
 
     Args:
@@ -199,15 +234,21 @@ def diagnose(result: Any, samples: pd.DataFrame | None = None, confidence: float
         failed = 1 - result.n_converged / result.n_starts
         if failed > MAX_NONCONVERGED_SHARE:
             for name in names:
-                diag.add(name, f"{failed:.0%} of {result.n_starts} L-BFGS-B starts did not "
-                               f"converge (threshold {MAX_NONCONVERGED_SHARE:.0%})")
+                diag.add(
+                    name,
+                    f"{failed:.0%} of {result.n_starts} L-BFGS-B starts did not "
+                    f"converge (threshold {MAX_NONCONVERGED_SHARE:.0%})",
+                )
     if samples is not None and len(samples):
         if "converged" in samples:
             failed = 1 - float(np.mean(samples["converged"]))
             if failed > MAX_NONCONVERGED_SHARE:
                 for name in names:
-                    diag.add(name, f"{failed:.0%} of {len(samples)} bootstrap refits did not "
-                                   f"converge (threshold {MAX_NONCONVERGED_SHARE:.0%})")
+                    diag.add(
+                        name,
+                        f"{failed:.0%} of {len(samples)} bootstrap refits did not "
+                        f"converge (threshold {MAX_NONCONVERGED_SHARE:.0%})",
+                    )
         rows = samples[list(names)].astype(float)
         rows = rows[np.isfinite(rows.to_numpy()).all(axis=1)]
         tail = (1 - confidence) / 2
@@ -216,8 +257,11 @@ def diagnose(result: Any, samples: pd.DataFrame | None = None, confidence: float
             for name in names:
                 share = float(hits[name].mean())
                 if share > tail:
-                    diag.add(name, f"{share:.0%} of {len(rows)} bootstrap refits put it on a "
-                                   f"bound, so its {confidence:.0%} interval reaches the bound")
+                    diag.add(
+                        name,
+                        f"{share:.0%} of {len(rows)} bootstrap refits put it on a "
+                        f"bound, so its {confidence:.0%} interval reaches the bound",
+                    )
                 reason = too_wide(name, rows[name].to_numpy(float), confidence)
                 if reason:
                     diag.add(name, reason)
@@ -236,5 +280,7 @@ def too_wide(name: str, samples: np.ndarray, confidence: float = 0.95) -> str:
     factor = high / low if low > 0 else float("inf")
     if factor <= limit:
         return ""
-    return (f"its {confidence:.0%} interval [{low:.3g}, {high:.3g}] spans a factor "
-            f"{factor:.3g}, more than the {limit:g} an identified {name} may span")
+    return (
+        f"its {confidence:.0%} interval [{low:.3g}, {high:.3g}] spans a factor "
+        f"{factor:.3g}, more than the {limit:g} an identified {name} may span"
+    )

@@ -14,12 +14,14 @@ OpenBLAS start a thread team per small matrix-vector product made one start 35x 
 :func:`load_points` validates any (N, D, loss) table a user brings; every bad input raises a
 :class:`labkit.errors.DataError` naming the file, row and field.
 """
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,8 +70,10 @@ class FitDidNotConverge(LabkitError):
 
 # --------------------------------------------------------------------------- input checks
 
-def load_points(source: str | Path | pd.DataFrame, *, name: str | None = None,
-                n_params: int = len(CHINCHILLA_PARAMS)) -> pd.DataFrame:
+
+def load_points(
+    source: str | Path | pd.DataFrame, *, name: str | None = None, n_params: int = len(CHINCHILLA_PARAMS)
+) -> pd.DataFrame:
     """Validate a table of training runs and return ``N, D, loss`` as floats.
 
     Args:
@@ -92,9 +96,11 @@ def load_points(source: str | Path | pd.DataFrame, *, name: str | None = None,
             bad = values.isna() | ~np.isfinite(values.astype(float)) | ~(values > 0)
             if bad.any():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(f"{where}: row {i}, field {column!r} must be a positive finite "
-                                f"number, got {str(frame[column].iloc[i])!r} "
-                                f"({int(bad.sum())} bad value(s) in this column)")
+                raise DataError(
+                    f"{where}: row {i}, field {column!r} must be a positive finite "
+                    f"number, got {str(frame[column].iloc[i])!r} "
+                    f"({int(bad.sum())} bad value(s) in this column)"
+                )
             frame[column] = values.astype(float)
     else:
         frame, lines, where = _read_points_csv(Path(source), name)
@@ -103,22 +109,30 @@ def load_points(source: str | Path | pd.DataFrame, *, name: str | None = None,
     dup = frame.duplicated(subset=list(REQUIRED_COLUMNS), keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
-        first = int(np.flatnonzero((frame[list(REQUIRED_COLUMNS)] == frame.loc[i, list(REQUIRED_COLUMNS)])
-                                   .all(axis=1).to_numpy())[0])
-        raise DataError(f"{where}: duplicate rows: {label} {lines_of[i]} repeats {label} "
-                        f"{lines_of[first]} (N={frame.N[i]:g}, D={frame.D[i]:g}, "
-                        f"loss={frame.loss[i]:g}); {int(dup.sum())} duplicate(s) in all. A "
-                        f"bootstrap would count such a run twice; drop or average them first.")
+        first = int(
+            np.flatnonzero(
+                (frame[list(REQUIRED_COLUMNS)] == frame.loc[i, list(REQUIRED_COLUMNS)]).all(axis=1).to_numpy()
+            )[0]
+        )
+        raise DataError(
+            f"{where}: duplicate rows: {label} {lines_of[i]} repeats {label} "
+            f"{lines_of[first]} (N={frame.N[i]:g}, D={frame.D[i]:g}, "
+            f"loss={frame.loss[i]:g}); {int(dup.sum())} duplicate(s) in all. A "
+            f"bootstrap would count such a run twice; drop or average them first."
+        )
     if len(frame) < n_params + 1:
-        raise DataError(f"{where}: {len(frame)} point(s) is too few to fit {n_params} parameters; "
-                        f"need at least {n_params + 1}")
+        raise DataError(
+            f"{where}: {len(frame)} point(s) is too few to fit {n_params} parameters; need at least {n_params + 1}"
+        )
     return frame
+
 
 def _require_columns(columns, where: str) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        raise DataError(f"{where}: missing column(s) {', '.join(missing)} "
-                        f"(found: {', '.join(map(str, columns)) or 'none'})")
+        raise DataError(
+            f"{where}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, columns)) or 'none'})"
+        )
 
 
 def _read_points_csv(path: Path, name: str | None) -> tuple[pd.DataFrame, list[int], str]:
@@ -133,8 +147,7 @@ def _read_points_csv(path: Path, name: str | None) -> tuple[pd.DataFrame, list[i
     rows, lines = [], []
     for line, fields in records[1:]:
         if len(fields) != len(header):
-            raise DataError(f"{where}: line {line} has {len(fields)} field(s), the header has "
-                            f"{len(header)}")
+            raise DataError(f"{where}: line {line} has {len(fields)} field(s), the header has {len(header)}")
         row: dict[str, Any] = dict(zip(header, fields))
         for column in REQUIRED_COLUMNS:
             row[column] = positive_finite(path, line, column, fields[header.index(column)])
@@ -149,7 +162,6 @@ def _read_points_csv(path: Path, name: str | None) -> tuple[pd.DataFrame, list[i
     return frame, lines, where
 
 
-
 def drop_highest_loss(points: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     """Epoch's replication drops the ``k`` highest-loss points (outliers at tiny compute)."""
     if k < 0 or k >= len(points):
@@ -158,6 +170,7 @@ def drop_highest_loss(points: pd.DataFrame, k: int = 5) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- objectives
+
 
 def _huber_and_slope(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
     """Huber loss (scipy.special.huber's convention) and its derivative in r."""
@@ -174,8 +187,9 @@ def chinchilla_log_pred(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray) -
     return logsumexp(terms, axis=0)
 
 
-def chinchilla_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
-                         delta: float = HUBER_DELTA) -> tuple[float, np.ndarray]:
+def chinchilla_objective(
+    theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray, delta: float = HUBER_DELTA
+) -> tuple[float, np.ndarray]:
     """Summed Huber loss on log loss and its analytic gradient (for L-BFGS-B's ``jac=True``)."""
     a, b, e, alpha, beta = theta
     t1 = a - alpha * logN
@@ -196,8 +210,9 @@ def kaplan_log_pred(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray) -> np
     return alpha_D * np.logaddexp(ratio * (lNc - logN), lDc - logD)
 
 
-def kaplan_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
-                     delta: float = HUBER_DELTA) -> tuple[float, np.ndarray]:
+def kaplan_objective(
+    theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray, delta: float = HUBER_DELTA
+) -> tuple[float, np.ndarray]:
     """Same summed Huber loss in log space, for Kaplan's form (no irreducible term)."""
     lNc, lDc, ratio, alpha_D = theta
     u1, u2 = ratio * (lNc - logN), lDc - logD
@@ -206,8 +221,14 @@ def kaplan_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL
     w2 = 1.0 - w1
     r = alpha_D * s - logL
     value, slope = _huber_and_slope(r, delta)
-    grad = np.array([(slope * alpha_D * w1 * ratio).sum(), (slope * alpha_D * w2).sum(),
-                     (slope * alpha_D * w1 * (lNc - logN)).sum(), (slope * s).sum()])
+    grad = np.array(
+        [
+            (slope * alpha_D * w1 * ratio).sum(),
+            (slope * alpha_D * w2).sum(),
+            (slope * alpha_D * w1 * (lNc - logN)).sum(),
+            (slope * s).sum(),
+        ]
+    )
     return float(value.sum()), grad
 
 
@@ -221,16 +242,17 @@ def e0_log_pred(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray) -> np.nda
     return np.logaddexp(theta[0] - theta[2] * logN, theta[1] - theta[3] * logD)
 
 
-def e0_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
-                 delta: float = HUBER_DELTA) -> tuple[float, np.ndarray]:
+def e0_objective(
+    theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray, delta: float = HUBER_DELTA
+) -> tuple[float, np.ndarray]:
     """Chinchilla's objective with the E term removed (its gradient without the e entry)."""
     a, b, alpha, beta = theta
-    value, grad = chinchilla_objective(np.array([a, b, _NO_E, alpha, beta]), logN, logD, logL,
-                                       delta)
+    value, grad = chinchilla_objective(np.array([a, b, _NO_E, alpha, beta]), logN, logD, logL, delta)
     return value, grad[[0, 1, 3, 4]]
 
 
 # --------------------------------------------------------------------------- results
+
 
 @dataclass
 class FitResult:
@@ -258,15 +280,23 @@ class FitResult:
         t = self.theta
         if self.form == "chinchilla":
             a, b, e, alpha, beta = t
-            return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
-                    "alpha": float(alpha), "beta": float(beta)}
+            return {
+                "E": float(np.exp(e)),
+                "A": float(np.exp(a)),
+                "B": float(np.exp(b)),
+                "alpha": float(alpha),
+                "beta": float(beta),
+            }
         if self.form == "chinchilla_e0":
             a, b, alpha, beta = t
-            return {"A": float(np.exp(a)), "B": float(np.exp(b)), "alpha": float(alpha),
-                    "beta": float(beta)}
+            return {"A": float(np.exp(a)), "B": float(np.exp(b)), "alpha": float(alpha), "beta": float(beta)}
         lNc, lDc, ratio, alpha_D = t
-        return {"Nc": float(np.exp(lNc)), "Dc": float(np.exp(lDc)),
-                "alpha_N": float(ratio * alpha_D), "alpha_D": float(alpha_D)}
+        return {
+            "Nc": float(np.exp(lNc)),
+            "Dc": float(np.exp(lDc)),
+            "alpha_N": float(ratio * alpha_D),
+            "alpha_D": float(alpha_D),
+        }
 
     def predict(self, N: Any, D: Any) -> np.ndarray:
         """Predicted loss at parameters ``N`` and tokens ``D`` (broadcast)."""
@@ -280,18 +310,23 @@ class FitResult:
         pred = self.loss * np.exp(-r)
         ss_res = float(((self.loss - pred) ** 2).sum())
         ss_tot = float(((self.loss - self.loss.mean()) ** 2).sum())
-        return {"huber_objective": self.objective, "rmse_log": float(np.sqrt((r ** 2).mean())),
-                "mae_log": float(np.abs(r).mean()), "max_abs_log": float(np.abs(r).max()),
-                "r2_loss": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-                "n_points": self.n_points}
+        return {
+            "huber_objective": self.objective,
+            "rmse_log": float(np.sqrt((r**2).mean())),
+            "mae_log": float(np.abs(r).mean()),
+            "max_abs_log": float(np.abs(r).max()),
+            "r2_loss": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+            "n_points": self.n_points,
+        }
 
 
 # --------------------------------------------------------------------------- fitting
 
-_FORMS = {"chinchilla": (chinchilla_objective, chinchilla_log_pred, CHINCHILLA_GRID, CHINCHILLA_PARAMS),
-          "chinchilla_e0": (e0_objective, e0_log_pred, {k: CHINCHILLA_GRID[k] for k in E0_PARAMS},
-                            E0_PARAMS),
-          "kaplan": (kaplan_objective, kaplan_log_pred, KAPLAN_GRID, KAPLAN_PARAMS)}
+_FORMS = {
+    "chinchilla": (chinchilla_objective, chinchilla_log_pred, CHINCHILLA_GRID, CHINCHILLA_PARAMS),
+    "chinchilla_e0": (e0_objective, e0_log_pred, {k: CHINCHILLA_GRID[k] for k in E0_PARAMS}, E0_PARAMS),
+    "kaplan": (kaplan_objective, kaplan_log_pred, KAPLAN_GRID, KAPLAN_PARAMS),
+}
 
 
 def grid_starts(grid: dict[str, np.ndarray], order: Sequence[str]) -> np.ndarray:
@@ -300,13 +335,22 @@ def grid_starts(grid: dict[str, np.ndarray], order: Sequence[str]) -> np.ndarray
 
 
 def _arrays(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (np.log(points["N"].to_numpy(float)), np.log(points["D"].to_numpy(float)),
-            np.log(points["loss"].to_numpy(float)))
+    return (
+        np.log(points["N"].to_numpy(float)),
+        np.log(points["D"].to_numpy(float)),
+        np.log(points["loss"].to_numpy(float)),
+    )
 
 
-def minimize_from(starts: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
-                  form: str = "chinchilla", delta: float = HUBER_DELTA, maxiter: int = 15000,
-                  ) -> tuple[np.ndarray, float, int, str, bool]:
+def minimize_from(
+    starts: np.ndarray,
+    logN: np.ndarray,
+    logD: np.ndarray,
+    logL: np.ndarray,
+    form: str = "chinchilla",
+    delta: float = HUBER_DELTA,
+    maxiter: int = 15000,
+) -> tuple[np.ndarray, float, int, str, bool]:
     """L-BFGS-B (scipy) from each start; the best converged result, else the best overall.
 
     Runs with one BLAS thread (see the module docstring). Returns ``(theta, objective,
@@ -316,16 +360,28 @@ def minimize_from(starts: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: 
         return _minimize_starts(starts, logN, logD, logL, form, delta, maxiter)
 
 
-def _minimize_starts(starts: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray,
-                     form: str = "chinchilla", delta: float = HUBER_DELTA, maxiter: int = 15000,
-                     ) -> tuple[np.ndarray, float, int, str, bool]:
+def _minimize_starts(
+    starts: np.ndarray,
+    logN: np.ndarray,
+    logD: np.ndarray,
+    logL: np.ndarray,
+    form: str = "chinchilla",
+    delta: float = HUBER_DELTA,
+    maxiter: int = 15000,
+) -> tuple[np.ndarray, float, int, str, bool]:
     """:func:`minimize_from` without touching thread limits (callers that loop set them once)."""
     objective = _FORMS[form][0]
     best, best_ok = None, None
     n_ok = 0
     for x0 in np.atleast_2d(starts):
-        res = minimize(objective, x0, args=(logN, logD, logL, delta), jac=True, method="L-BFGS-B",
-                       options={"maxiter": maxiter, **LBFGS_OPTIONS})
+        res = minimize(
+            objective,
+            x0,
+            args=(logN, logD, logL, delta),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": maxiter, **LBFGS_OPTIONS},
+        )
         if not np.isfinite(res.fun):
             continue
         if best is None or res.fun < best.fun:
@@ -340,9 +396,16 @@ def _minimize_starts(starts: np.ndarray, logN: np.ndarray, logD: np.ndarray, log
     return chosen.x, float(chosen.fun), n_ok, str(chosen.message), best_ok is not None
 
 
-def fit(points: pd.DataFrame | str | Path, form: str = "chinchilla", *,
-        starts: np.ndarray | None = None, delta: float = HUBER_DELTA, maxiter: int = 15000,
-        n_jobs: int = 1, raise_on_failure: bool = True) -> FitResult:
+def fit(
+    points: pd.DataFrame | str | Path,
+    form: str = "chinchilla",
+    *,
+    starts: np.ndarray | None = None,
+    delta: float = HUBER_DELTA,
+    maxiter: int = 15000,
+    n_jobs: int = 1,
+    raise_on_failure: bool = True,
+) -> FitResult:
     """Fit ``form`` to validated points by the published approach-3 procedure.
 
     Args:
@@ -363,22 +426,33 @@ def fit(points: pd.DataFrame | str | Path, form: str = "chinchilla", *,
     logN, logD, logL = _arrays(points)
     starts = grid_starts(grid, order) if starts is None else np.atleast_2d(np.asarray(starts, float))
     if starts.shape[1] != len(order):
-        raise ParameterError(f"starts must have {len(order)} columns ({', '.join(order)}), "
-                             f"got {starts.shape[1]}")
+        raise ParameterError(f"starts must have {len(order)} columns ({', '.join(order)}), got {starts.shape[1]}")
     if n_jobs > 1 and len(starts) > 50:
         from joblib import Parallel, delayed
+
         chunks = np.array_split(starts, n_jobs)
-        parts = Parallel(n_jobs=n_jobs)(delayed(minimize_from)(c, logN, logD, logL, form, delta, maxiter)
-                                        for c in chunks)
+        parts = Parallel(n_jobs=n_jobs)(
+            delayed(minimize_from)(c, logN, logD, logL, form, delta, maxiter) for c in chunks
+        )
         ok_parts = [p for p in parts if p[4]] or [p for p in parts if np.isfinite(p[1])] or parts
         theta, obj, _, msg, conv = min(ok_parts, key=lambda p: p[1])
         n_ok = sum(p[2] for p in parts)
     else:
         theta, obj, n_ok, msg, conv = minimize_from(starts, logN, logD, logL, form, delta, maxiter)
-    result = FitResult(form=form, theta=np.asarray(theta, float), objective=obj,
-                       n_points=len(points), n_starts=len(starts), n_converged=n_ok, converged=conv,
-                       message=msg, residuals=logL - log_pred(theta, logN, logD),
-                       loss=np.exp(logL), N=np.exp(logN), D=np.exp(logD))
+    result = FitResult(
+        form=form,
+        theta=np.asarray(theta, float),
+        objective=obj,
+        n_points=len(points),
+        n_starts=len(starts),
+        n_converged=n_ok,
+        converged=conv,
+        message=msg,
+        residuals=logL - log_pred(theta, logN, logD),
+        loss=np.exp(logL),
+        N=np.exp(logN),
+        D=np.exp(logD),
+    )
     from labkit.scaling.diagnostics import diagnose  # diagnostics reads FitResult
 
     result.diagnostics = diagnose(result)
@@ -388,7 +462,9 @@ def fit(points: pd.DataFrame | str | Path, form: str = "chinchilla", *,
             f"{form} fit did not converge: none of {len(starts)} L-BFGS-B start(s) met scipy's "
             f"convergence test within maxiter={maxiter} (last message: {msg!r}). Best point found: "
             f"{best} with summed Huber objective {obj:.6g}. Try more iterations (maxiter), "
-            f"other starts, or check the data for outliers.", best)
+            f"other starts, or check the data for outliers.",
+            best,
+        )
     return result
 
 

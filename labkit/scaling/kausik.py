@@ -16,6 +16,7 @@ What the study leads with is the same arithmetic at labkit's own refit of Chinch
 bootstrap sample of beta into intervals on every number, and :func:`paper_outside` says when
 the paper's headline gamma = 0.58 falls outside the refit's interval.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,8 +34,9 @@ CHINCHILLA_BETA = 0.28
 def _check_beta(beta: Any) -> np.ndarray:
     b = np.asarray(beta, dtype=float)
     if not np.all(np.isfinite(b)) or np.any(b <= 0) or np.any(b >= 0.5):
-        raise ParameterError(f"beta={beta!r}: Kausik's bounds need 0 < beta < 0.5 (so that the "
-                             "lower exponent 1 - 2 beta stays positive)")
+        raise ParameterError(
+            f"beta={beta!r}: Kausik's bounds need 0 < beta < 0.5 (so that the lower exponent 1 - 2 beta stays positive)"
+        )
     return b
 
 
@@ -76,13 +78,22 @@ def summary(beta: float) -> dict[str, float]:
     """Every Kausik number at one beta (the paper's table row)."""
     lo, hi = gamma_range(beta)
     mid = gamma_mid(beta)
-    return {"beta": float(beta), "gamma_low": lo, "gamma_mid": mid, "gamma_high": hi,
-            "doubling_low": doubling_factor(hi), "doubling_mid": doubling_factor(mid),
-            "doubling_high": doubling_factor(lo)}
+    return {
+        "beta": float(beta),
+        "gamma_low": lo,
+        "gamma_mid": mid,
+        "gamma_high": hi,
+        "doubling_low": doubling_factor(hi),
+        "doubling_mid": doubling_factor(mid),
+        "doubling_high": doubling_factor(lo),
+    }
 
 
-def propagate(betas: Any, confidence: float = 0.95, estimate_beta: float | None = None,
-              ) -> pd.DataFrame:
+def propagate(
+    betas: Any,
+    confidence: float = 0.95,
+    estimate_beta: float | None = None,
+) -> pd.DataFrame:
     """Carry a bootstrap sample of beta into intervals on every Kausik number.
 
     Args:
@@ -102,15 +113,20 @@ def propagate(betas: Any, confidence: float = 0.95, estimate_beta: float | None 
         raise ParameterError("no bootstrap beta lies in (0, 0.5); Kausik's bounds are undefined")
     lo, hi = gamma_range(b)
     mid = (lo + hi) / 2
-    values = {"beta": b, "gamma_low": lo, "gamma_mid": mid, "gamma_high": hi,
-              "doubling_low": doubling_factor(hi), "doubling_mid": doubling_factor(mid),
-              "doubling_high": doubling_factor(lo)}
+    values = {
+        "beta": b,
+        "gamma_low": lo,
+        "gamma_mid": mid,
+        "gamma_high": hi,
+        "doubling_low": doubling_factor(hi),
+        "doubling_mid": doubling_factor(mid),
+        "doubling_high": doubling_factor(lo),
+    }
     at = summary(estimate_beta) if estimate_beta is not None else None
     rows = []
     for k, v in values.items():
         iv = stats.from_samples(at[k] if at else float(np.median(v)), v, confidence)
-        rows.append({"quantity": k, "estimate": iv.estimate, "low": iv.low, "high": iv.high,
-                     "n": int(len(v))})
+        rows.append({"quantity": k, "estimate": iv.estimate, "low": iv.low, "high": iv.high, "n": int(len(v))})
     return pd.DataFrame(rows)
 
 
@@ -123,12 +139,14 @@ def paper_outside(spread: pd.DataFrame) -> str:
     if g["low"] <= paper["gamma_mid"] <= g["high"]:
         return ""
     b = row.loc["beta"]
-    return (f"Kausik's headline does not survive labkit's refit of Chinchilla's points: at the "
-            f"refit beta = {b['estimate']:.3f} [{b['low']:.3f}, {b['high']:.3f}] the exponent of "
-            f"N ~ D^gamma is gamma_mid = {g['estimate']:.3f} [{g['low']:.3f}, {g['high']:.3f}], "
-            f"which excludes the paper's {paper['gamma_mid']:.2f} (beta = {CHINCHILLA_BETA}), "
-            f"and doubling the skills takes {d['estimate']:.2f}x [{d['low']:.2f}, {d['high']:.2f}] "
-            f"the data, not {paper['doubling_mid']:.2f}x")
+    return (
+        f"Kausik's headline does not survive labkit's refit of Chinchilla's points: at the "
+        f"refit beta = {b['estimate']:.3f} [{b['low']:.3f}, {b['high']:.3f}] the exponent of "
+        f"N ~ D^gamma is gamma_mid = {g['estimate']:.3f} [{g['low']:.3f}, {g['high']:.3f}], "
+        f"which excludes the paper's {paper['gamma_mid']:.2f} (beta = {CHINCHILLA_BETA}), "
+        f"and doubling the skills takes {d['estimate']:.2f}x [{d['low']:.2f}, {d['high']:.2f}] "
+        f"the data, not {paper['doubling_mid']:.2f}x"
+    )
 
 
 def versus_beta(betas: Any) -> pd.DataFrame:

@@ -4,6 +4,7 @@
 Hoffmann's constants plus n random grid points (the smoke profile). The sweep trains one tiny
 decoder per (size, budget) with :mod:`labkit.lm`; a law with 5 parameters needs at least 6 runs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,47 +12,89 @@ from pathlib import Path
 from labkit import params
 from labkit.params import Param
 
-_SIZES_SMALL = [{"hidden_size": 32, "num_layers": 1, "num_heads": 2},
-                {"hidden_size": 64, "num_layers": 2, "num_heads": 2}]
+_SIZES_SMALL = [
+    {"hidden_size": 32, "num_layers": 1, "num_heads": 2},
+    {"hidden_size": 64, "num_layers": 2, "num_heads": 2},
+]
 _M = 1 << 20  # budgets are multiples of the 2,048 tokens of one step (16 x 128)
 #: the default sweep (issue 23): small models get the long budgets, large ones the short, so
 #: tokens per parameter run from about 2 (N = 295k) to 4,000 (N = 1k) and every term of the law
 #: matters somewhere; the longest budget is 1.1 epochs of the 3.7M-token training stream
 #: (vocab 1,024, Tiny Shakespeare + QMSum train). 15 runs, 21M tokens in all.
-_SIZES = [{"hidden_size": 8, "num_layers": 1, "num_heads": 2, "budgets": [_M // 2, 2 * _M, 4 * _M]},
-          {"hidden_size": 16, "num_layers": 1, "num_heads": 2,
-           "budgets": [_M // 2, _M, 2 * _M, 4 * _M]},
-          {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "budgets": [_M // 2, _M, 2 * _M]},
-          {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "budgets": [_M // 4, _M // 2, _M]},
-          {"hidden_size": 96, "num_layers": 2, "num_heads": 4, "budgets": [_M // 2, _M]}]
-_SIZES_PAPER = _SIZES + [{"hidden_size": 128, "num_layers": 4, "num_heads": 4,
-                          "budgets": [_M // 2, _M, 2 * _M]},
-                         {"hidden_size": 192, "num_layers": 6, "num_heads": 6,
-                          "budgets": [_M, 2 * _M, 4 * _M]}]
+_SIZES = [
+    {"hidden_size": 8, "num_layers": 1, "num_heads": 2, "budgets": [_M // 2, 2 * _M, 4 * _M]},
+    {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "budgets": [_M // 2, _M, 2 * _M, 4 * _M]},
+    {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "budgets": [_M // 2, _M, 2 * _M]},
+    {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "budgets": [_M // 4, _M // 2, _M]},
+    {"hidden_size": 96, "num_layers": 2, "num_heads": 4, "budgets": [_M // 2, _M]},
+]
+_SIZES_PAPER = _SIZES + [
+    {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "budgets": [_M // 2, _M, 2 * _M]},
+    {"hidden_size": 192, "num_layers": 6, "num_heads": 6, "budgets": [_M, 2 * _M, 4 * _M]},
+]
 
 PROFILES: dict[str, dict] = {
     "smoke": {
-        "drop_highest": 5, "fit_starts": 40, "points_csv": None, "country": "USA", "bootstrap": 60, "n_jobs": 2,
-        "sweep_sizes": _SIZES_SMALL, "sweep_budgets": [30_000, 60_000, 120_000],
-        "sweep_base": {"vocab_size": 512, "context_length": 128, "batch_size": 16,
-                       "learning_rate": 3e-3, "corpus": ["tinyshakespeare"]},
-        "sweep_bootstrap": 60, "ngram_orders": [1, 2, 4, 8], "ngram_points": 10,
+        "drop_highest": 5,
+        "fit_starts": 40,
+        "points_csv": None,
+        "country": "USA",
+        "bootstrap": 60,
+        "n_jobs": 2,
+        "sweep_sizes": _SIZES_SMALL,
+        "sweep_budgets": [30_000, 60_000, 120_000],
+        "sweep_base": {
+            "vocab_size": 512,
+            "context_length": 128,
+            "batch_size": 16,
+            "learning_rate": 3e-3,
+            "corpus": ["tinyshakespeare"],
+        },
+        "sweep_bootstrap": 60,
+        "ngram_orders": [1, 2, 4, 8],
+        "ngram_points": 10,
     },
     "default": {
-        "drop_highest": 5, "fit_starts": 0, "points_csv": None, "country": "USA", "bootstrap": 1000, "n_jobs": 2,
-        "sweep_sizes": _SIZES, "sweep_budgets": None,
-        "sweep_base": {"vocab_size": 1024, "context_length": 128, "batch_size": 16,
-                       "learning_rate": 3e-3, "corpus": ["tinyshakespeare", "qmsum"],
-                       "heldout_tokens": None},
-        "sweep_bootstrap": 1000, "ngram_orders": [1, 2, 4, 8, 16], "ngram_points": 14,
+        "drop_highest": 5,
+        "fit_starts": 0,
+        "points_csv": None,
+        "country": "USA",
+        "bootstrap": 1000,
+        "n_jobs": 2,
+        "sweep_sizes": _SIZES,
+        "sweep_budgets": None,
+        "sweep_base": {
+            "vocab_size": 1024,
+            "context_length": 128,
+            "batch_size": 16,
+            "learning_rate": 3e-3,
+            "corpus": ["tinyshakespeare", "qmsum"],
+            "heldout_tokens": None,
+        },
+        "sweep_bootstrap": 1000,
+        "ngram_orders": [1, 2, 4, 8, 16],
+        "ngram_points": 14,
     },
     "paper": {
-        "drop_highest": 5, "fit_starts": 0, "points_csv": None, "country": "USA", "bootstrap": 4000, "n_jobs": 8,
-        "sweep_sizes": _SIZES_PAPER, "sweep_budgets": None,
-        "sweep_base": {"vocab_size": 1024, "context_length": 128, "batch_size": 16,
-                       "learning_rate": 3e-3, "corpus": ["tinyshakespeare", "qmsum"],
-                       "heldout_tokens": None},
-        "sweep_bootstrap": 4000, "ngram_orders": [1, 2, 4, 8, 16], "ngram_points": 16,
+        "drop_highest": 5,
+        "fit_starts": 0,
+        "points_csv": None,
+        "country": "USA",
+        "bootstrap": 4000,
+        "n_jobs": 8,
+        "sweep_sizes": _SIZES_PAPER,
+        "sweep_budgets": None,
+        "sweep_base": {
+            "vocab_size": 1024,
+            "context_length": 128,
+            "batch_size": 16,
+            "learning_rate": 3e-3,
+            "corpus": ["tinyshakespeare", "qmsum"],
+            "heldout_tokens": None,
+        },
+        "sweep_bootstrap": 4000,
+        "ngram_orders": [1, 2, 4, 8, 16],
+        "ngram_points": 16,
     },
 }
 
@@ -83,26 +126,60 @@ TINY_LM_FIELDS = {
     "heldout_tokens": Param("heldout_tokens", int, none_means="every held-out token", **_POS),
 }
 
-SCHEMA = params.declare("scaling_laws", PROFILES, [
-    Param("points_csv", Path, none_means="Chinchilla's 245 points (Epoch AI's extraction)",
-          help="your own runs: a CSV with columns N, D, loss"),
-    Param("drop_highest", int, min=0, none_means="profile",
-          help="drop this many highest-loss points before fitting (Epoch: 5)"),
-    Param("fit_starts", int, min=0, none_means="profile",
-          help="0: the published 4,500-start grid; n: Hoffmann's constants + n grid points"),
-    Param("bootstrap", int, min=1, none_means="profile",
-          help="bootstrap resamples of the fit"),
-    Param("n_jobs", int, min=1, none_means="profile", help="processes for the fit and bootstrap"),
-    Param("sweep_sizes", list[dict], min_items=1, none_means="profile",
-          fields={**{k: TINY_LM_FIELDS[k] for k in ("hidden_size", "num_layers", "num_heads",
-                                                    "intermediate_size")},
-                  "budgets": Param("budgets", list[int], min=1, min_items=1,
-                                   none_means="sweep_budgets")},
-          check=_heads_divide, help="model sizes of our own sweep: {hidden_size, num_layers, "
-          "num_heads} and optionally that size's own token budgets {budgets: [D, ...]}"),
-    Param("sweep_budgets", list[int], min=1, min_items=1, none_means="each size's own budgets",
-          help="token budgets D of the sweep (for sizes without their own budgets)"),
-    Param("sweep_base", dict, fields=TINY_LM_FIELDS, none_means="profile",
-          help="other TinyLMConfig fields of the sweep (vocab_size, context_length, corpus, ...)"),
-    params.COUNTRY,
-])
+SCHEMA = params.declare(
+    "scaling_laws",
+    PROFILES,
+    [
+        Param(
+            "points_csv",
+            Path,
+            none_means="Chinchilla's 245 points (Epoch AI's extraction)",
+            help="your own runs: a CSV with columns N, D, loss",
+        ),
+        Param(
+            "drop_highest",
+            int,
+            min=0,
+            none_means="profile",
+            help="drop this many highest-loss points before fitting (Epoch: 5)",
+        ),
+        Param(
+            "fit_starts",
+            int,
+            min=0,
+            none_means="profile",
+            help="0: the published 4,500-start grid; n: Hoffmann's constants + n grid points",
+        ),
+        Param("bootstrap", int, min=1, none_means="profile", help="bootstrap resamples of the fit"),
+        Param("n_jobs", int, min=1, none_means="profile", help="processes for the fit and bootstrap"),
+        Param(
+            "sweep_sizes",
+            list[dict],
+            min_items=1,
+            none_means="profile",
+            fields={
+                **{k: TINY_LM_FIELDS[k] for k in ("hidden_size", "num_layers", "num_heads", "intermediate_size")},
+                "budgets": Param("budgets", list[int], min=1, min_items=1, none_means="sweep_budgets"),
+            },
+            check=_heads_divide,
+            help="model sizes of our own sweep: {hidden_size, num_layers, "
+            "num_heads} and optionally that size's own token budgets {budgets: [D, ...]}",
+        ),
+        Param(
+            "sweep_budgets",
+            list[int],
+            min=1,
+            min_items=1,
+            none_means="each size's own budgets",
+            help="token budgets D of the sweep (for sizes without their own budgets)",
+        ),
+        Param(
+            "sweep_base",
+            dict,
+            fields=TINY_LM_FIELDS,
+            none_means="profile",
+            help="other TinyLMConfig fields of the sweep (vocab_size, context_length, corpus, ...)",
+        ),
+        params.COUNTRY,
+    ],
+)

@@ -10,10 +10,12 @@ so a Dask cluster trains them in parallel.
 :func:`unique_ngrams` counts the distinct token n-grams in the first D tokens of the training
 stream: the empirical counterpart of Kausik's U(D).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,14 +54,18 @@ def grid_configs(sizes: Sequence[dict[str, Any]], budgets: Sequence[int], base: 
     for i, size in enumerate(sizes):
         unknown = set(size) - {*SIZE_FIELDS, "budgets"}
         if unknown:
-            raise ParameterError(f"sweep size {i}: unknown field(s) {sorted(unknown)}; use "
-                                 "hidden_size, num_layers, num_heads, intermediate_size, budgets")
+            raise ParameterError(
+                f"sweep size {i}: unknown field(s) {sorted(unknown)}; use "
+                "hidden_size, num_layers, num_heads, intermediate_size, budgets"
+            )
         own = size.get("budgets")
         mine = budgets if own is None else own
         if not mine:
-            raise ParameterError(f"sweep size {i}: no token budget (give sweep_budgets or the "
-                                 "size's own budgets); the sweep needs at least one model size "
-                                 "and one token budget")
+            raise ParameterError(
+                f"sweep size {i}: no token budget (give sweep_budgets or the "
+                "size's own budgets); the sweep needs at least one model size "
+                "and one token budget"
+            )
         shape = {k: v for k, v in size.items() if k != "budgets"}
         configs += [TinyLMConfig(**{**base, **shape, "train_tokens": int(d)}) for d in mine]
     return configs
@@ -77,8 +83,7 @@ class SweepUnit:
 
     def __repr__(self) -> str:  # short: it names the unit in a failed task's message
         c = self.config
-        return (f"SweepUnit(hidden_size={c.hidden_size}, num_layers={c.num_layers}, "
-                f"train_tokens={c.train_tokens})")
+        return f"SweepUnit(hidden_size={c.hidden_size}, num_layers={c.num_layers}, train_tokens={c.train_tokens})"
 
 
 def train_unit(unit: SweepUnit) -> dict[str, Any]:
@@ -101,7 +106,6 @@ def train_unit(unit: SweepUnit) -> dict[str, Any]:
     if hit is not None:
         name, metrics = hit.name, hit.metrics
     else:
-
         with CarbonSession(unit.country) as session:
             lm = train_tiny_lm(unit.config, progress=False, carbon=session)
         name, metrics = lm.name, lm.metrics
@@ -110,17 +114,27 @@ def train_unit(unit: SweepUnit) -> dict[str, Any]:
 
 
 def _row(config, name: str, m: dict[str, Any]) -> dict[str, Any]:
-    return {"hidden_size": config.hidden_size, "num_layers": config.num_layers,
-            "N": m["non_embedding_params"], "N_total": m["total_params"],
-            "D": m["train_tokens"], "tokens_per_param": m["train_tokens"] / m["non_embedding_params"],
-            "loss": m["heldout_loss"], "heldout_tokens": m.get("heldout_tokens"),
-            "train_loss": m["train_loss"], "steps": m["steps"],
-            "epochs": m.get("epochs"), "wall_s": m["wall_s"],
-            "energy_kwh": m["energy_kwh"], "name": name}
+    return {
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_layers,
+        "N": m["non_embedding_params"],
+        "N_total": m["total_params"],
+        "D": m["train_tokens"],
+        "tokens_per_param": m["train_tokens"] / m["non_embedding_params"],
+        "loss": m["heldout_loss"],
+        "heldout_tokens": m.get("heldout_tokens"),
+        "train_loss": m["train_loss"],
+        "steps": m["steps"],
+        "epochs": m.get("epochs"),
+        "wall_s": m["wall_s"],
+        "energy_kwh": m["energy_kwh"],
+        "name": name,
+    }
 
 
-def run_sweep(sizes: Sequence[dict[str, int]], budgets: Sequence[int], base: dict[str, Any], *,
-              carbon=None, client=None) -> pd.DataFrame:
+def run_sweep(
+    sizes: Sequence[dict[str, int]], budgets: Sequence[int], base: dict[str, Any], *, carbon=None, client=None
+) -> pd.DataFrame:
     """Train (or load) every grid point, each as its own task, and return one row per run.
 
     The units go through :func:`labkit.cluster.map_tasks` (a tqdm bar over the units): on
@@ -149,8 +163,7 @@ def run_sweep(sizes: Sequence[dict[str, int]], budgets: Sequence[int], base: dic
     if carbon is not None:
         for row in rows:
             carbon.measurements.extend(Measurement(**m) for m in row["energy"])
-    frame = pd.DataFrame([{k: v for k, v in row.items() if k not in ("cached", "energy")}
-                          for row in rows])
+    frame = pd.DataFrame([{k: v for k, v in row.items() if k not in ("cached", "energy")} for row in rows])
     frame.attrs["trained"] = sum(not row["cached"] for row in rows)
     return frame
 
@@ -172,8 +185,7 @@ def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
     return key
 
 
-def unique_ngrams(ids: Sequence[int] | np.ndarray, ns: Iterable[int],
-                  token_counts: Iterable[int]) -> pd.DataFrame:
+def unique_ngrams(ids: Sequence[int] | np.ndarray, ns: Iterable[int], token_counts: Iterable[int]) -> pd.DataFrame:
     """Distinct n-grams among the first D tokens, for each n and D.
 
     Returns:
@@ -207,8 +219,7 @@ def _stream(base: dict[str, Any]):
     config = TinyLMConfig(**{**base, "train_tokens": 1})
     train_docs, held_docs = corpus_documents(config.corpus, config.heldout_fraction)
     train_sha = sha256_text(DOC_SEPARATOR.join(train_docs))
-    tokenizer = train_tokenizer(DOC_SEPARATOR.join(train_docs), config.vocab_size,
-                                text_sha256=train_sha)
+    tokenizer = train_tokenizer(DOC_SEPARATOR.join(train_docs), config.vocab_size, text_sha256=train_sha)
     return config, tokenizer, train_docs, held_docs, train_sha
 
 
@@ -225,8 +236,11 @@ def corpus_token_counts(base: dict[str, Any]) -> dict[str, int]:
     length is more than one epoch, and repeated data no longer count as fresh tokens D."""
 
     config, tokenizer, train_docs, held_docs, train_sha = _stream(base)
-    out = {"train_stream_tokens": int(len(encode_documents(
-        tokenizer, train_docs, cache_key=f"{tokenizer.name_or_path}|{train_sha}")))}
+    out = {
+        "train_stream_tokens": int(
+            len(encode_documents(tokenizer, train_docs, cache_key=f"{tokenizer.name_or_path}|{train_sha}"))
+        )
+    }
     for key in config.corpus:
         own, _ = corpus_documents([key], config.heldout_fraction)
         out[f"{key}_train_tokens"] = int(len(encode_documents(tokenizer, own)))

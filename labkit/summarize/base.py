@@ -9,13 +9,15 @@ system reports what each item cost (:attr:`Summarizer._item_seconds`): embedding
 that an item is charged for embedding its transcript even when the vectors were already there
 (from a cache, or from the instruction type run before).
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from labkit import io
 from labkit.errors import ParameterError
@@ -79,14 +81,19 @@ class Summarizer:
 
     def cache_key(self, item: Item, inst: Instruction) -> str:
         system = json.dumps(self.fingerprint(), sort_keys=True, default=str)
-        return io.sha256_text(system, inst.name, inst.prompt("", item.query),
-                              io.sha256_text(item.transcript))
+        return io.sha256_text(system, inst.name, inst.prompt("", item.query), io.sha256_text(item.transcript))
 
     def _cache_path(self, key: str) -> Path:
         return self.cache_folder() / key[:2] / f"{key}.json"
 
-    def summarize(self, items: Sequence[Item], instruction: str | Instruction = "medium", *,
-                  use_cache: bool = True, progress: bool = True) -> list[str]:
+    def summarize(
+        self,
+        items: Sequence[Item],
+        instruction: str | Instruction = "medium",
+        *,
+        use_cache: bool = True,
+        progress: bool = True,
+    ) -> list[str]:
         """Summaries of ``items`` in order, following ``instruction`` (long / medium / short).
 
         Each finished summary is written to the cache at once, so an error part-way keeps
@@ -104,32 +111,35 @@ class Summarizer:
             if use_cache and path.is_file():
                 entry = json.loads(path.read_text(encoding="utf-8"))
                 outputs[i] = entry["summary"]
-                stats[i] = ItemStats(item.item_id, float(entry["latency_s"]), True,
-                                     len(entry["summary"].split()))
+                stats[i] = ItemStats(item.item_id, float(entry["latency_s"]), True, len(entry["summary"].split()))
             else:
                 todo.append(i)
-        bar = tqdm(total=len(todo), desc=f"{self.name} ({inst.name})", disable=not progress or not todo,
-                   leave=False)
+        bar = tqdm(total=len(todo), desc=f"{self.name} ({inst.name})", disable=not progress or not todo, leave=False)
         try:
             for start in range(0, len(todo), self.batch_size):
-                index = todo[start:start + self.batch_size]
+                index = todo[start : start + self.batch_size]
                 batch = [items[i] for i in index]
                 # a model's own device when it has one (HFGenerator), else the device rule
                 self._item_seconds = None
-                results, seconds = timed(lambda: self._summarize_batch(batch, inst),
-                                         getattr(self, "device", "auto"))
+                results, seconds = timed(lambda: self._summarize_batch(batch, inst), getattr(self, "device", "auto"))
                 if len(results) != len(batch):  # a bug in a subclass, not bad input
-                    raise RuntimeError(f"{self.name} returned {len(results)} summaries for "
-                                       f"{len(batch)} items")
+                    raise RuntimeError(f"{self.name} returned {len(results)} summaries for {len(batch)} items")
                 own = self._item_seconds
-                per_item = (list(own) if own is not None and len(own) == len(batch)
-                            else [seconds / len(batch)] * len(batch))
+                per_item = (
+                    list(own) if own is not None and len(own) == len(batch) else [seconds / len(batch)] * len(batch)
+                )
                 for i, item, summary, seconds in zip(index, batch, results, per_item):
                     summary = summary.strip()
-                    io.write_json(self._cache_path(self.cache_key(item, inst)),
-                                  {"system": self.name, "item": item.item_id,
-                                   "instruction": inst.name, "summary": summary,
-                                   "latency_s": seconds})
+                    io.write_json(
+                        self._cache_path(self.cache_key(item, inst)),
+                        {
+                            "system": self.name,
+                            "item": item.item_id,
+                            "instruction": inst.name,
+                            "summary": summary,
+                            "latency_s": seconds,
+                        },
+                    )
                     outputs[i] = summary
                     stats[i] = ItemStats(item.item_id, seconds, False, len(summary.split()))
                 bar.update(len(batch))

@@ -18,11 +18,13 @@ Both report ``kind = "baseline"``; the constant one is degenerate by constructio
 for every item) and :mod:`labkit.summarize.guards` marks it so. Lead-k, the third floor, is in
 :mod:`labkit.summarize.extractive`.
 """
+
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +41,7 @@ def _count_matrices(token_lists: Sequence[list[str]], n: int, vocab: dict) -> tu
     n-grams appear)."""
     rows, cols, vals = [], [], []
     for r, tokens in enumerate(token_lists):
-        grams = Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+        grams = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
         for gram, count in grams.items():
             rows.append(r)
             cols.append(vocab.setdefault(gram, len(vocab)))
@@ -66,8 +68,7 @@ def _clipped_overlap(a_parts, b_parts, shape_a: int, shape_b: int, width: int) -
     return out
 
 
-def best_constant(references: Sequence[str], candidates: Sequence[str] | None = None
-                  ) -> tuple[int, np.ndarray]:
+def best_constant(references: Sequence[str], candidates: Sequence[str] | None = None) -> tuple[int, np.ndarray]:
     """Index of the candidate with the highest mean ROUGE-1/2 F against the references, and
     every candidate's mean score (x 100).
 
@@ -80,11 +81,9 @@ def best_constant(references: Sequence[str], candidates: Sequence[str] | None = 
     refs = list(references)
     cands = refs if candidates is None else list(candidates)
     if len(refs) < 2:
-        raise ParameterError(f"the constant baseline needs at least 2 training references, "
-                             f"got {len(refs)}")
+        raise ParameterError(f"the constant baseline needs at least 2 training references, got {len(refs)}")
     if len(cands) != len(refs):
-        raise ParameterError(f"best_constant needs one candidate per reference "
-                             f"({len(cands)} vs {len(refs)})")
+        raise ParameterError(f"best_constant needs one candidate per reference ({len(cands)} vs {len(refs)})")
     tok = rouge_tokenizer()
     ref_tokens, cand_tokens = [], []
     for i, (ref, cand) in enumerate(zip(refs, cands)):
@@ -129,16 +128,13 @@ class ConstantSummary(Summarizer):
     kind = "baseline"
     is_floor = True
 
-    def __init__(self, train: Sequence[Item], name: str = "Constant (best train reference)",
-                 warn=None):
+    def __init__(self, train: Sequence[Item], name: str = "Constant (best train reference)", warn=None):
         super().__init__(name, batch_size=64, warn=warn)
         if not train:
-            raise ParameterError("ConstantSummary needs the training items (argument 'train'); "
-                                 "none were given")
+            raise ParameterError("ConstantSummary needs the training items (argument 'train'); none were given")
         self.train = list(train)
         if len(self.train) < 2:
-            raise ParameterError(f"the constant baseline needs at least 2 training references, "
-                                 f"got {len(self.train)}")
+            raise ParameterError(f"the constant baseline needs at least 2 training references, got {len(self.train)}")
         self._chosen: dict[tuple[str, int], dict[str, Any]] = {}
 
     def _pool(self, kind: str) -> list[Item]:
@@ -153,24 +149,33 @@ class ConstantSummary(Summarizer):
             refs = [it.reference for it in pool]
             cands = [cut_to_words(r, words) for r in refs]
             index, means = best_constant(refs, cands)
-            self._chosen[key] = {"summary": cands[index],
-                                 "chosen_reference": pool[index].source or pool[index].item_id,
-                                 "train_candidates": len(pool),
-                                 "train_mean_rouge12_f": round(float(means[index]), 2)}
+            self._chosen[key] = {
+                "summary": cands[index],
+                "chosen_reference": pool[index].source or pool[index].item_id,
+                "train_candidates": len(pool),
+                "train_mean_rouge12_f": round(float(means[index]), 2),
+            }
         return self._chosen[key]
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"class": type(self).__name__, "rule": "per-kind-length-v2",
-                "train": io.sha256_text(*[f"{it.kind}|{it.reference}" for it in self.train])}
+        return {
+            "class": type(self).__name__,
+            "rule": "per-kind-length-v2",
+            "train": io.sha256_text(*[f"{it.kind}|{it.reference}" for it in self.train]),
+        }
 
     def describe(self) -> dict[str, Any]:
         """What the run record keeps about this baseline (which reference, how it was chosen)."""
-        return {"rule": "per query kind and target length, the training reference of that kind "
-                        "that, cut to the target length, has the highest mean ROUGE-1/2 F "
-                        "against the other training references of that kind; returned for "
-                        "every item of that kind",
-                "chosen": {f"{kind} | {words} words": {k: v for k, v in c.items() if k != "summary"}
-                           for (kind, words), c in self._chosen.items()}}
+        return {
+            "rule": "per query kind and target length, the training reference of that kind "
+            "that, cut to the target length, has the highest mean ROUGE-1/2 F "
+            "against the other training references of that kind; returned for "
+            "every item of that kind",
+            "chosen": {
+                f"{kind} | {words} words": {k: v for k, v in c.items() if k != "summary"}
+                for (kind, words), c in self._chosen.items()
+            },
+        }
 
     def _summarize_batch(self, items: Sequence[Item], inst: Instruction) -> list[str]:
         return [self.choice(item.kind, inst.target_words)["summary"] for item in items]
@@ -182,8 +187,7 @@ class RandomSentences(Summarizer):
     kind = "baseline"
     is_floor = True
 
-    def __init__(self, seed: int = 0, name: str = "Random sentences", min_words: int = 5,
-                 warn=None):
+    def __init__(self, seed: int = 0, name: str = "Random sentences", min_words: int = 5, warn=None):
         super().__init__(name, batch_size=64, warn=warn)
         self.seed = int(seed)
         self.min_words = min_words
@@ -192,8 +196,11 @@ class RandomSentences(Summarizer):
         return {"class": type(self).__name__, "seed": self.seed, "min_words": self.min_words}
 
     def describe(self) -> dict[str, Any]:
-        return {"seed": self.seed, "rule": "random transcript sentences (>= min_words words) "
-                "until the instruction's target length is reached, in transcript order"}
+        return {
+            "seed": self.seed,
+            "rule": "random transcript sentences (>= min_words words) "
+            "until the instruction's target length is reached, in transcript order",
+        }
 
     def _rng(self, item: Item) -> np.random.Generator:
         # seeded by item, not by position: the same item gets the same draw in any batch

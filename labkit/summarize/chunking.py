@@ -9,12 +9,13 @@ Three strategies, chosen by the caller, never silently:
   whole transcript lines packed up to the token budget the model's context leaves after the
   prompt template and the tokens reserved for the answer.
 """
+
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from labkit.errors import ParameterError
 
@@ -45,14 +46,15 @@ class TokenCounter:
         return self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)
 
 
-def transcript_budget(context_length: int, template_tokens: int, max_new_tokens: int,
-                      what: str = "model") -> int:
+def transcript_budget(context_length: int, template_tokens: int, max_new_tokens: int, what: str = "model") -> int:
     """Tokens left for the transcript once the template and the answer are accounted for."""
     budget = context_length - template_tokens - max_new_tokens
     if budget < 16:
-        raise ParameterError(f"context_length={context_length} of {what} leaves {budget} tokens for "
-                             f"the transcript after the prompt template ({template_tokens}) and "
-                             f"max_new_tokens ({max_new_tokens}); lower max_new_tokens")
+        raise ParameterError(
+            f"context_length={context_length} of {what} leaves {budget} tokens for "
+            f"the transcript after the prompt template ({template_tokens}) and "
+            f"max_new_tokens ({max_new_tokens}); lower max_new_tokens"
+        )
     return budget
 
 
@@ -117,15 +119,21 @@ def fit(text: str, counter: TokenCounter, budget: int, strategy: str, where: str
     if strategy == "error":
         raise ParameterError(
             f"{where or 'input'}: the prompt needs {n} transcript tokens but the context leaves "
-            f"{budget}; set context_strategy='truncate' or 'chunk'")
+            f"{budget}; set context_strategy='truncate' or 'chunk'"
+        )
     if strategy == "truncate":
         return Fitted([counter.head(text, budget)], truncated=True, kept_share=budget / n)
     return Fitted(chunk_lines(text, counter, budget))
 
 
-def map_reduce(texts: Sequence[Sequence[str]], make_prompt: Callable[[str, bool, int], str],
-               generate: Callable[[list[str]], list[str]], counter: TokenCounter, budget: int,
-               max_rounds: int = 3) -> tuple[list[str], int]:
+def map_reduce(
+    texts: Sequence[Sequence[str]],
+    make_prompt: Callable[[str, bool, int], str],
+    generate: Callable[[list[str]], list[str]],
+    counter: TokenCounter,
+    budget: int,
+    max_rounds: int = 3,
+) -> tuple[list[str], int]:
     """Summarize each item's chunks, then the joined chunk summaries, until one text remains.
 
     Args:

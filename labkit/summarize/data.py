@@ -6,13 +6,14 @@ code. The instruction types follow Tiny Titans (Fu et al. 2024): *long*, *medium
 summaries. QMSum has one reference per query, so all three instruction types are scored
 against that reference (the paper regenerated references per type with GPT-4; we cannot).
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -38,23 +39,24 @@ class Instruction:
         return self.template.format(transcript=transcript, task=task, words=self.target_words)
 
 
-_TEMPLATE = ("Below is a meeting transcript.\n\n{transcript}\n\n"
-             "{task} {style} Write about {words} words.\nSummary:")
+_TEMPLATE = "Below is a meeting transcript.\n\n{transcript}\n\n{task} {style} Write about {words} words.\nSummary:"
 INSTRUCTIONS: dict[str, Instruction] = {
-    "long": Instruction("long", _TEMPLATE.replace(
-        "{style}", "Write a long, detailed summary that covers every topic discussed."), 200),
-    "medium": Instruction("medium", _TEMPLATE.replace(
-        "{style}", "Write a summary of medium length covering the main points."), 100),
-    "short": Instruction("short", _TEMPLATE.replace(
-        "{style}", "Write a short summary with only the most important points."), 40),
+    "long": Instruction(
+        "long", _TEMPLATE.replace("{style}", "Write a long, detailed summary that covers every topic discussed."), 200
+    ),
+    "medium": Instruction(
+        "medium", _TEMPLATE.replace("{style}", "Write a summary of medium length covering the main points."), 100
+    ),
+    "short": Instruction(
+        "short", _TEMPLATE.replace("{style}", "Write a short summary with only the most important points."), 40
+    ),
 }
 
 
 def instruction(name: str) -> Instruction:
     """The instruction type ``name`` ("long" | "medium" | "short")."""
     if name not in INSTRUCTIONS:
-        raise ParameterError(f"unknown instruction type {name!r}; choose one of "
-                             f"{', '.join(INSTRUCTIONS)}")
+        raise ParameterError(f"unknown instruction type {name!r}; choose one of {', '.join(INSTRUCTIONS)}")
     return INSTRUCTIONS[name]
 
 
@@ -87,8 +89,7 @@ def validate(item: Item) -> Item:
     return item
 
 
-def qmsum_items(meetings: Sequence, kinds: Iterable[str] = ("general",),
-                max_meetings: int = 0) -> list[Item]:
+def qmsum_items(meetings: Sequence, kinds: Iterable[str] = ("general",), max_meetings: int = 0) -> list[Item]:
     """Items from QMSum meetings (``labkit.data.load("qmsum")[split]``), one per query.
 
     Args:
@@ -101,15 +102,24 @@ def qmsum_items(meetings: Sequence, kinds: Iterable[str] = ("general",),
         if kind not in ("general", "specific"):
             raise ParameterError(f"query kind {kind!r} is not 'general' or 'specific'")
     items = []
-    for meeting in list(meetings)[:max_meetings or None]:
+    for meeting in list(meetings)[: max_meetings or None]:
         transcript = clean_text(meeting.transcript)
         for kind in kinds:
             queries = meeting.general_queries if kind == "general" else meeting.specific_queries
             for i, q in enumerate(queries):
-                items.append(validate(Item(
-                    f"{meeting.meeting_id}/{kind}/{i}", transcript, q.answer,
-                    None if kind == "general" else q.query, meeting.meeting_id,
-                    meeting.domain, kind)))
+                items.append(
+                    validate(
+                        Item(
+                            f"{meeting.meeting_id}/{kind}/{i}",
+                            transcript,
+                            q.answer,
+                            None if kind == "general" else q.query,
+                            meeting.meeting_id,
+                            meeting.domain,
+                            kind,
+                        )
+                    )
+                )
     if not items:
         raise DataError(f"no {'/'.join(kinds)} queries in the {len(meetings)} meetings given")
     return items
@@ -142,16 +152,27 @@ def load_jsonl(path: str | Path) -> list[Item]:
         query = row.get("query")
         if query is not None and not isinstance(query, str):
             raise DataError(f"{where}: field 'query' must be a string")
-        items.append(validate(Item(str(row.get("id", f"{path.stem}/{n}")), row["transcript"],
-                                   row["summary"], query or None, where, str(row.get("domain", "")),
-                                   "specific" if query else "general")))
+        items.append(
+            validate(
+                Item(
+                    str(row.get("id", f"{path.stem}/{n}")),
+                    row["transcript"],
+                    row["summary"],
+                    query or None,
+                    where,
+                    str(row.get("domain", "")),
+                    "specific" if query else "general",
+                )
+            )
+        )
     if not items:
         raise DataError(f"{path}: no items (expected JSON lines with 'transcript' and 'summary')")
     return items
 
 
-def token_lengths(items: Sequence[Item], count_tokens: Callable[[str], int],
-                  instruction_name: str = "medium") -> pd.DataFrame:
+def token_lengths(
+    items: Sequence[Item], count_tokens: Callable[[str], int], instruction_name: str = "medium"
+) -> pd.DataFrame:
     """One row per item: words and tokens of the transcript, the full prompt and the reference.
 
     Prompt tokens are the transcript's plus the template's (with the item's query): counted
@@ -162,12 +183,18 @@ def token_lengths(items: Sequence[Item], count_tokens: Callable[[str], int],
     rows = []
     for item in items:
         transcript_tokens = count_tokens(item.transcript)
-        rows.append({"item": item.item_id, "domain": item.domain, "queries": item.kind,
-                     "transcript_words": len(item.transcript.split()),
-                     "transcript_tokens": transcript_tokens,
-                     "prompt_tokens": transcript_tokens + count_tokens(inst.prompt("", item.query)),
-                     "reference_words": len(item.reference.split()),
-                     "reference_tokens": count_tokens(item.reference)})
+        rows.append(
+            {
+                "item": item.item_id,
+                "domain": item.domain,
+                "queries": item.kind,
+                "transcript_words": len(item.transcript.split()),
+                "transcript_tokens": transcript_tokens,
+                "prompt_tokens": transcript_tokens + count_tokens(inst.prompt("", item.query)),
+                "reference_words": len(item.reference.split()),
+                "reference_tokens": count_tokens(item.reference),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -176,8 +203,14 @@ def context_fit(lengths: pd.DataFrame, contexts: dict[str, int]) -> pd.DataFrame
     rows = []
     for model, context in contexts.items():
         ratio = lengths["prompt_tokens"] / context
-        rows.append({"model": model, "context_tokens": int(context), "items": len(lengths),
-                     "fit_share": float((ratio <= 1).mean()),
-                     "median_prompt_over_context": float(ratio.median()),
-                     "max_prompt_over_context": float(ratio.max())})
+        rows.append(
+            {
+                "model": model,
+                "context_tokens": int(context),
+                "items": len(lengths),
+                "fit_share": float((ratio <= 1).mean()),
+                "median_prompt_over_context": float(ratio.median()),
+                "max_prompt_over_context": float(ratio.max()),
+            }
+        )
     return pd.DataFrame(rows)

@@ -17,10 +17,11 @@ Two things the providers do not do, added here (``labkit.embedders`` is shared i
   took when they were computed: measured in this process, or read back from a small JSON
   beside the cache that the computing process wrote.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -55,8 +56,7 @@ class SentenceEmbedder:
     def provider(self):
         """The :mod:`labkit.embedders` provider (built on first use: loading costs seconds)."""
         if self._provider is None:
-            self._provider = make_embedder(f"st:{self.model_name}", cache=self.use_cache,
-                                           batch_size=self.batch_size)
+            self._provider = make_embedder(f"st:{self.model_name}", cache=self.use_cache, batch_size=self.batch_size)
         return self._provider
 
     def _key(self, texts: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ the last try a :class:`ProviderError` names the endpoint, the model and the last
 4xx answers (bad key, unknown model) fail at once. Summaries finished before an error stay in
 the cache (see :class:`labkit.summarize.base.Summarizer`).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,30 +44,54 @@ class ChatEndpoint(GenerativeSummarizer):
             doubled each retry. concurrency: parallel requests.
     """
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, name: str | None = None,
-                 context_length: int = 8192, max_new_tokens: int = 512,
-                 context_strategy: str = "chunk", timeout_s: float = 120.0, max_retries: int = 3,
-                 backoff_s: float = 2.0, temperature: float = 0.0, concurrency: int = 4,
-                 batch_size: int = 4, warn=None):
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        name: str | None = None,
+        context_length: int = 8192,
+        max_new_tokens: int = 512,
+        context_strategy: str = "chunk",
+        timeout_s: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 2.0,
+        temperature: float = 0.0,
+        concurrency: int = 4,
+        batch_size: int = 4,
+        warn=None,
+    ):
         self.base_url = (base_url or os.environ.get(ENV_BASE_URL) or "").rstrip("/")
         self.model = model or os.environ.get(ENV_MODEL) or ""
         if not self.base_url or not self.model:
-            raise ProviderError(f"chat endpoint not configured: set ${ENV_BASE_URL} and "
-                                f"${ENV_MODEL} (or pass base_url= and model=)")
+            raise ProviderError(
+                f"chat endpoint not configured: set ${ENV_BASE_URL} and ${ENV_MODEL} (or pass base_url= and model=)"
+            )
         self.timeout_s, self.max_retries, self.backoff_s = timeout_s, max_retries, backoff_s
         self.temperature, self.concurrency = temperature, max(1, concurrency)
-        super().__init__(name or f"{self.model} (API)", context_length, max_new_tokens,
-                         context_strategy, TokenCounter(), batch_size, warn)
+        super().__init__(
+            name or f"{self.model} (API)",
+            context_length,
+            max_new_tokens,
+            context_strategy,
+            TokenCounter(),
+            batch_size,
+            warn,
+        )
         import openai
 
         self._openai = openai
         key = os.environ.get(ENV_KEY) or os.environ.get("OPENAI_API_KEY") or "not-needed"
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s,
-                                     max_retries=0)  # labkit retries, with its own backoff
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=key, timeout=timeout_s, max_retries=0
+        )  # labkit retries, with its own backoff
 
     def fingerprint(self) -> dict[str, Any]:
-        return {**super().fingerprint(), "base_url": self.base_url, "model": self.model,
-                "temperature": self.temperature}
+        return {
+            **super().fingerprint(),
+            "base_url": self.base_url,
+            "model": self.model,
+            "temperature": self.temperature,
+        }
 
     def _chat(self, prompt: str, max_new_tokens: int) -> str:
         openai = self._openai
@@ -76,26 +101,37 @@ class ChatEndpoint(GenerativeSummarizer):
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             try:
                 response = self._client.chat.completions.create(
-                    model=self.model, messages=[{"role": "user", "content": prompt}],
-                    max_tokens=max_new_tokens, temperature=self.temperature)
-            except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
-                    openai.InternalServerError) as exc:
+                    model=self.model,
+                    messages=[{"role": "user", "content": prompt}],
+                    max_tokens=max_new_tokens,
+                    temperature=self.temperature,
+                )
+            except (
+                openai.APITimeoutError,
+                openai.APIConnectionError,
+                openai.RateLimitError,
+                openai.InternalServerError,
+            ) as exc:
                 last = exc
                 continue
             except openai.APIStatusError as exc:
-                raise ProviderError(f"chat endpoint {self.base_url} (model {self.model!r}) answered "
-                                    f"HTTP {exc.status_code}: {_short(exc)}") from None
+                raise ProviderError(
+                    f"chat endpoint {self.base_url} (model {self.model!r}) answered "
+                    f"HTTP {exc.status_code}: {_short(exc)}"
+                ) from None
             except openai.APIResponseValidationError as exc:
-                raise ProviderError(f"chat endpoint {self.base_url} (model {self.model!r}) sent "
-                                    f"a malformed response: {_short(exc)}") from None
+                raise ProviderError(
+                    f"chat endpoint {self.base_url} (model {self.model!r}) sent a malformed response: {_short(exc)}"
+                ) from None
             choices = getattr(response, "choices", None) or []
             if not choices or choices[0].message is None:
-                raise ProviderError(f"chat endpoint {self.base_url} (model {self.model!r}) "
-                                    f"returned no choices")
+                raise ProviderError(f"chat endpoint {self.base_url} (model {self.model!r}) returned no choices")
             return choices[0].message.content or ""
         kind = "timed out" if isinstance(last, openai.APITimeoutError) else "failed"
-        raise ProviderError(f"chat endpoint {self.base_url} (model {self.model!r}) {kind} "
-                            f"{self.max_retries + 1} times: {type(last).__name__}: {_short(last)}")
+        raise ProviderError(
+            f"chat endpoint {self.base_url} (model {self.model!r}) {kind} "
+            f"{self.max_retries + 1} times: {type(last).__name__}: {_short(last)}"
+        )
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         if self.concurrency == 1 or len(prompts) == 1:

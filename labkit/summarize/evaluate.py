@@ -15,12 +15,13 @@ the scores, one warning per system (through the system's ``warn``, i.e. ``record
 notebook), and its measures in the run record's ``results``, so no reader sees its ROUGE
 without the caveat. Tables built from the scores are in :mod:`labkit.summarize.tables`.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,8 +66,14 @@ def _energy_log(system: Summarizer) -> tuple[str, dict]:
     return str(path), data
 
 
-def run_system(system: Summarizer, items: Sequence[Item], instruction: str, carbon=None,
-               progress: bool = True, use_cache: bool = True) -> Run:
+def run_system(
+    system: Summarizer,
+    items: Sequence[Item],
+    instruction: str,
+    carbon=None,
+    progress: bool = True,
+    use_cache: bool = True,
+) -> Run:
     """``system.summarize(items, instruction)`` with energy measured (when ``carbon`` is given)."""
     energy = float("nan")
     key = io.sha256_text(json.dumps(system.fingerprint(), sort_keys=True, default=str), instruction)
@@ -84,13 +91,29 @@ def run_system(system: Summarizer, items: Sequence[Item], instruction: str, carb
     else:
         predictions = system.summarize(items, instruction, progress=progress, use_cache=use_cache)
     notes = system.describe() if hasattr(system, "describe") else {}
-    return Run(system.name, system.kind, instruction, predictions, list(system.last_stats), energy,
-               notes, system._warn, list(items), bool(getattr(system, "is_floor", False)))
+    return Run(
+        system.name,
+        system.kind,
+        instruction,
+        predictions,
+        list(system.last_stats),
+        energy,
+        notes,
+        system._warn,
+        list(items),
+        bool(getattr(system, "is_floor", False)),
+    )
 
 
-def run_all(systems: Sequence[Summarizer], items: Sequence[Item], instructions: Sequence[str],
-            carbon=None, progress: bool = True, failed: list[dict] | None = None,
-            warn: Callable[[str], None] | None = None) -> list[Run]:
+def run_all(
+    systems: Sequence[Summarizer],
+    items: Sequence[Item],
+    instructions: Sequence[str],
+    carbon=None,
+    progress: bool = True,
+    failed: list[dict] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[Run]:
     """Every system under every instruction type.
 
     With ``failed`` given, a system that raises is isolated: its runs are dropped, a row
@@ -108,8 +131,7 @@ def run_all(systems: Sequence[Summarizer], items: Sequence[Item], instructions: 
             cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             failed.append({"system": system.name, "reason": f"failed: {cause}"})
             if warn is not None:
-                warn(f"failed: {system.name}: {cause} (its row is marked failed; the other "
-                     "systems ran)")
+                warn(f"failed: {system.name}: {cause} (its row is marked failed; the other systems ran)")
     return runs
 
 
@@ -140,14 +162,19 @@ def item_scores(runs: Sequence[Run], meaning_model: str | None = MINILM) -> pd.D
     frames = []
     for run in runs:
         refs = [it.reference for it in run.items]
-        frame = pd.DataFrame({
-            "system": run.system, "kind": run.kind, "instruction": run.instruction,
-            "item_id": [it.item_id for it in run.items],
-            "meeting": [it.source or it.item_id for it in run.items],
-            "queries": [it.kind for it in run.items], "floor": run.floor})
+        frame = pd.DataFrame(
+            {
+                "system": run.system,
+                "kind": run.kind,
+                "instruction": run.instruction,
+                "item_id": [it.item_id for it in run.items],
+                "meeting": [it.source or it.item_id for it in run.items],
+                "queries": [it.kind for it in run.items],
+                "floor": run.floor,
+            }
+        )
         frame = pd.concat([frame, metrics.rouge_per_item(run.predictions, refs)], axis=1)
-        frame["minilm_cos"] = (scorer.per_item(run.predictions, refs) if scorer is not None
-                               else np.nan)
+        frame["minilm_cos"] = scorer.per_item(run.predictions, refs) if scorer is not None else np.nan
         frame["latency_s"] = [s.latency_s for s in run.stats]
         frame["words"] = [len(p.split()) for p in run.predictions]
         frames.append(frame)
@@ -166,11 +193,17 @@ def meetings_of(rows: pd.DataFrame):
     return rows["meeting"].to_numpy() if rows["meeting"].nunique() >= 2 else None
 
 
-def score(runs: Sequence[Run], count_tokens: Callable[[str], int],
-          price_table: Mapping[str, Mapping[str, float]], n_resamples: int = 1000,
-          seed: int = 0, *, meaning_model: str | None = MINILM,
-          record: records.RunRecord | None = None,
-          per_item: pd.DataFrame | None = None) -> pd.DataFrame:
+def score(
+    runs: Sequence[Run],
+    count_tokens: Callable[[str], int],
+    price_table: Mapping[str, Mapping[str, float]],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    *,
+    meaning_model: str | None = MINILM,
+    record: records.RunRecord | None = None,
+    per_item: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One row per run and query kind: ROUGE and the MiniLM meaning score (with 95% intervals
     over meetings), the degenerate-output guards and the floor guard (``flag``), length,
     latency, tokens/s, energy, cost.
@@ -194,11 +227,9 @@ def score(runs: Sequence[Run], count_tokens: Callable[[str], int],
     columns = [c for c in SCORE_COLUMNS if per_item[c].notna().all()] if len(per_item) else []
     rows = []
     for run in runs:
-        guard = guards.assess(run.predictions, [it.transcript for it in run.items],
-                              [it.reference for it in run.items])
+        guard = guards.assess(run.predictions, [it.transcript for it in run.items], [it.reference for it in run.items])
         flag = f"{guards.FLAG_MARK}: {guard['degenerate_reason']}" if guard["degenerate"] else ""
-        mine = per_item[(per_item["system"] == run.system)
-                        & (per_item["instruction"] == run.instruction)]
+        mine = per_item[(per_item["system"] == run.system) & (per_item["instruction"] == run.instruction)]
         out_tokens = [count(p) for p in run.predictions]
         in_tokens = [count(it.transcript) for it in run.items]
         for queries, part in query_groups(mine):
@@ -206,17 +237,28 @@ def score(runs: Sequence[Run], count_tokens: Callable[[str], int],
             ins = [in_tokens[i] for i in where]
             outs = [out_tokens[i] for i in where]
             eff = metrics.efficiency(part["latency_s"].tolist(), ins, outs)
-            cost = metrics.cost_per_1000(run.system, eff["latency_s"], float(np.mean(ins)),
-                                         float(np.mean(outs)), price_table)
-            rows.append({"system": run.system, "kind": run.kind, "instruction": run.instruction,
-                         "queries": queries, "items": len(part),
-                         "meetings": int(part["meeting"].nunique()), "floor_role": run.floor,
-                         "flag": flag,
-                         **metrics.mean_intervals(part, columns, n_resamples, seed,
-                                                  meetings_of(part)),
-                         **guard, "summary_words": float(part["words"].mean()), **eff,
-                         "energy_wh_per_summary": 1000 * run.energy_kwh_per_summary,
-                         "usd_per_1000": cost, "cached_share": run.cached_share})
+            cost = metrics.cost_per_1000(
+                run.system, eff["latency_s"], float(np.mean(ins)), float(np.mean(outs)), price_table
+            )
+            rows.append(
+                {
+                    "system": run.system,
+                    "kind": run.kind,
+                    "instruction": run.instruction,
+                    "queries": queries,
+                    "items": len(part),
+                    "meetings": int(part["meeting"].nunique()),
+                    "floor_role": run.floor,
+                    "flag": flag,
+                    **metrics.mean_intervals(part, columns, n_resamples, seed, meetings_of(part)),
+                    **guard,
+                    "summary_words": float(part["words"].mean()),
+                    **eff,
+                    "energy_wh_per_summary": 1000 * run.energy_kwh_per_summary,
+                    "usd_per_1000": cost,
+                    "cached_share": run.cached_share,
+                }
+            )
     frame = pd.DataFrame(rows)
     if MEANING not in frame:
         frame[MEANING] = np.nan
@@ -225,13 +267,13 @@ def score(runs: Sequence[Run], count_tokens: Callable[[str], int],
     return frame
 
 
-def _report_guards(runs: Sequence[Run], frame: pd.DataFrame,
-                   record: records.RunRecord | None) -> None:
+def _report_guards(runs: Sequence[Run], frame: pd.DataFrame, record: records.RunRecord | None) -> None:
     """One warning per degenerate system; guard measures and baseline notes into the record."""
     warn_of = {run.system: run.warn for run in runs}
     notes = {run.system: run.notes for run in runs if run.notes}
-    frame = frame[frame["queries"] == frame.groupby(["system", "instruction"])["queries"]
-                  .transform("last")]  # one row per run (its widest query group)
+    frame = frame[
+        frame["queries"] == frame.groupby(["system", "instruction"])["queries"].transform("last")
+    ]  # one row per run (its widest query group)
     for system, group in frame.groupby("system", sort=False):
         bad = group[group["degenerate"]]
         if bad.empty:
@@ -243,17 +285,29 @@ def _report_guards(runs: Sequence[Run], frame: pd.DataFrame,
         else:
             why = "; ".join(f"{inst}: {reason}" for inst, reason in by_inst.items())
         VERDICTS[system] = why
-        expected = (" (expected: a calibration baseline)" if group["kind"].iloc[0] == "baseline"
-                    else "; its ROUGE does not measure summary quality")
+        expected = (
+            " (expected: a calibration baseline)"
+            if group["kind"].iloc[0] == "baseline"
+            else "; its ROUGE does not measure summary quality"
+        )
         message = f"{system} {guards.FLAG_MARK} ({why}){expected}"
         warn = warn_of.get(system) or (record.warn if record is not None else None)
         if warn is not None:
             warn(message)
     if record is None:
         return
-    keep = ["items", "distinct1", "distinct2", "repeated_trigram_rate", "duplicate_share",
-            "cross_item_overlap", "novel_bigram_rate", "length_ratio", "degenerate",
-            "degenerate_reason"]
+    keep = [
+        "items",
+        "distinct1",
+        "distinct2",
+        "repeated_trigram_rate",
+        "duplicate_share",
+        "cross_item_overlap",
+        "novel_bigram_rate",
+        "length_ratio",
+        "degenerate",
+        "degenerate_reason",
+    ]
     store = record.results.setdefault("output_guards", {})
     for _, r in frame.iterrows():
         entry = {}
@@ -270,9 +324,12 @@ def _report_guards(runs: Sequence[Run], frame: pd.DataFrame,
         record.results.setdefault("calibration_baselines", {}).update(notes)
 
 
-def with_pareto(scores: pd.DataFrame, quality: str = "rouge1",
-                costs: Sequence[str] = ("latency_s", "usd_per_1000", "energy_wh_per_summary"),
-                eligible: pd.Series | None = None) -> pd.DataFrame:
+def with_pareto(
+    scores: pd.DataFrame,
+    quality: str = "rouge1",
+    costs: Sequence[str] = ("latency_s", "usd_per_1000", "energy_wh_per_summary"),
+    eligible: pd.Series | None = None,
+) -> pd.DataFrame:
     """Add ``pareto_<cost>`` columns (true on the front of quality vs that cost).
 
     ``eligible`` (a boolean mask) limits the front to real candidates; by default calibration

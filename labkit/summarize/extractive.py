@@ -8,10 +8,12 @@ sentence boundaries). They share the candidate filter: sentences with fewer than
 ``min_words`` words ("OK .", "Yeah .") are never candidates, so the comparison isolates how
 sentences are *chosen*. The oracle reads the reference: it is an upper bound, not a system.
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,16 +86,14 @@ class _Embedded(ExtractiveSummarizer):
     types, and a rerun on cached vectors, report the same per-item cost.
     """
 
-    def __init__(self, name: str, embedder: SentenceEmbedder | None = None,
-                 redundancy: float = 0.9, **kwargs):
+    def __init__(self, name: str, embedder: SentenceEmbedder | None = None, redundancy: float = 0.9, **kwargs):
         super().__init__(name, **kwargs)
         self.embedder = embedder or shared_embedder()
         self.redundancy = redundancy
         self._rankings: dict[str, tuple[np.ndarray, float]] = {}
 
     def fingerprint(self):
-        return {**super().fingerprint(), "embedder": self.embedder.model_name,
-                "redundancy": self.redundancy}
+        return {**super().fingerprint(), "embedder": self.embedder.model_name, "redundancy": self.redundancy}
 
     def _scores(self, emb: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -203,8 +203,7 @@ class GreedyOracle(ExtractiveSummarizer):
     def _select(self, cands, item, budget):
         ref1, ref2 = self._grams(item.reference)
         n1, n2 = sum(ref1.values()), sum(ref2.values())
-        grams = [(g1, g2, sum(g1.values()), sum(g2.values()))
-                 for g1, g2 in (self._grams(c) for c in cands)]
+        grams = [(g1, g2, sum(g1.values()), sum(g2.values())) for g1, g2 in (self._grams(c) for c in cands)]
         chosen: list[int] = []
         sel1, sel2 = Counter(), Counter()
         o1 = o2 = p1 = p2 = 0
@@ -214,8 +213,9 @@ class GreedyOracle(ExtractiveSummarizer):
             for i, (g1, g2, l1, l2) in enumerate(grams):
                 if i in chosen or not l1:
                     continue
-                score = (self._f(o1 + self._gain(sel1, g1, ref1), p1 + l1, n1)
-                         + self._f(o2 + self._gain(sel2, g2, ref2), p2 + l2, n2))
+                score = self._f(o1 + self._gain(sel1, g1, ref1), p1 + l1, n1) + self._f(
+                    o2 + self._gain(sel2, g2, ref2), p2 + l2, n2
+                )
                 if score > best_score + 1e-9:
                     best_score, best = score, i
             if best is None:

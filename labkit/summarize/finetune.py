@@ -12,11 +12,13 @@ Results are cached by :mod:`labkit.modelcache` as ``summarizer-<hash>``, keyed b
 model's weights (not its name or path), the config and the training items; each epoch's energy
 is measured.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from labkit import io
 from labkit.errors import ModelError, ParameterError
@@ -68,8 +70,9 @@ def _load(base: str, path: Path):
         model = cls.from_pretrained(str(path), use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"base model {base!r} at {path} cannot be fine-tuned as a seq2seq or "
-                         f"causal LM: {str(exc).splitlines()[0]}") from None
+        raise ModelError(
+            f"base model {base!r} at {path} cannot be fine-tuned as a seq2seq or causal LM: {str(exc).splitlines()[0]}"
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer, seq2seq
@@ -81,8 +84,9 @@ def _context(model, seq2seq: bool, cfg: FineTuneConfig) -> int:
     return 2048 if seq2seq else int(getattr(model.config, "max_position_embeddings", 2048))
 
 
-def build_examples(items: Sequence[Item], tokenizer, seq2seq: bool, context: int,
-                   cfg: FineTuneConfig) -> list[dict[str, list[int]]]:
+def build_examples(
+    items: Sequence[Item], tokenizer, seq2seq: bool, context: int, cfg: FineTuneConfig
+) -> list[dict[str, list[int]]]:
     """Token ids per (item, instruction type): truncated prompt -> reference."""
     counter = TokenCounter(tokenizer)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
@@ -95,24 +99,25 @@ def build_examples(items: Sequence[Item], tokenizer, seq2seq: bool, context: int
             template = counter.count(inst.prompt("", item.query))
             room = context - template - (0 if seq2seq else len(target)) - 2
             if room < 16:
-                raise ParameterError(f"context {context} leaves no room for the transcript of "
-                                     f"{item.item_id}; lower max_target_tokens "
-                                     f"({cfg.max_target_tokens})")
+                raise ParameterError(
+                    f"context {context} leaves no room for the transcript of "
+                    f"{item.item_id}; lower max_target_tokens "
+                    f"({cfg.max_target_tokens})"
+                )
             prompt = inst.prompt(counter.head(item.transcript, room), item.query)
             source = tokenizer(prompt, add_special_tokens=seq2seq)["input_ids"][:context]
             if seq2seq:
-                examples.append({"input_ids": source, "attention_mask": [1] * len(source),
-                                 "labels": target})
+                examples.append({"input_ids": source, "attention_mask": [1] * len(source), "labels": target})
             else:
                 ids = (source + target)[:context]
                 labels = ([-100] * len(source) + target)[:context]
-                examples.append({"input_ids": ids, "attention_mask": [1] * len(ids),
-                                 "labels": labels})
+                examples.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
     return examples
 
 
-def finetune(items: Sequence[Item], cfg: FineTuneConfig, *, carbon=None, progress: bool = True,
-             force: bool = False) -> FineTuned:
+def finetune(
+    items: Sequence[Item], cfg: FineTuneConfig, *, carbon=None, progress: bool = True, force: bool = False
+) -> FineTuned:
     """Fine-tune ``cfg.base_model`` on ``items`` (cached); returns where the model is.
 
     Args:
@@ -127,11 +132,11 @@ def finetune(items: Sequence[Item], cfg: FineTuneConfig, *, carbon=None, progres
         raise ParameterError("finetune needs at least one training item")
     base = BaseModel.of(cfg.base_model)
     config = {k: v for k, v in cfg.as_dict().items() if k != "base_model"}  # the base: by bytes
-    data = io.sha256_text(*[io.sha256_text(it.transcript, it.reference, it.query or "")
-                            for it in items])
+    data = io.sha256_text(*[io.sha256_text(it.transcript, it.reference, it.query or "") for it in items])
     recipe = Recipe(KIND, CODE_VERSION, config, base=base, data_sha256=data)
-    cached = train_into_cache(recipe, lambda job: _train(job, base, items, cfg), force=force,
-                              carbon=carbon, progress=progress)
+    cached = train_into_cache(
+        recipe, lambda job: _train(job, base, items, cfg), force=force, carbon=carbon, progress=progress
+    )
     return FineTuned(cached.name, cached.path, cfg, cached.metrics)
 
 
@@ -146,23 +151,36 @@ def _train(job, base, items: Sequence[Item], cfg: FineTuneConfig) -> dict[str, A
         Trainer,
     )
 
-
     model, tokenizer, seq2seq = _load(cfg.base_model, base.path)
     context = _context(model, seq2seq, cfg)
     examples = build_examples(items, tokenizer, seq2seq, context, cfg)
     args = training_arguments(
-        job.scratch, epochs=cfg.epochs, steps_per_epoch=math.ceil(len(examples) / cfg.batch_size),
-        seed=cfg.seed, progress=job.progress, args_class=Seq2SeqTrainingArguments if seq2seq else None,
-        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio)
-    collator = DataCollatorForSeq2Seq(tokenizer, model=model if seq2seq else None,
-                                      label_pad_token_id=-100, padding=True)
+        job.scratch,
+        epochs=cfg.epochs,
+        steps_per_epoch=math.ceil(len(examples) / cfg.batch_size),
+        seed=cfg.seed,
+        progress=job.progress,
+        args_class=Seq2SeqTrainingArguments if seq2seq else None,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,
+    )
+    collator = DataCollatorForSeq2Seq(
+        tokenizer, model=model if seq2seq else None, label_pad_token_id=-100, padding=True
+    )
     trainer_class = Seq2SeqTrainer if seq2seq else Trainer
-    run = job.train(trainer_class(model=model, args=args, train_dataset=examples,
-                                  data_collator=collator), per_epoch=True)
+    run = job.train(
+        trainer_class(model=model, args=args, train_dataset=examples, data_collator=collator), per_epoch=True
+    )
     save_model(model, tokenizer, job.folder)
-    return {"train_loss": run["train_loss"], "train_runtime_s": run["train_runtime_s"],
-            "loss_curve": run["loss_curve"], "examples": len(examples), "items": len(items),
-            "context_length": context, "kind": "seq2seq" if seq2seq else "causal",
-            "base_model": cfg.base_model,
-            "parameters": int(sum(p.numel() for p in model.parameters()))}
+    return {
+        "train_loss": run["train_loss"],
+        "train_runtime_s": run["train_runtime_s"],
+        "loss_curve": run["loss_curve"],
+        "examples": len(examples),
+        "items": len(items),
+        "context_length": context,
+        "kind": "seq2seq" if seq2seq else "causal",
+        "base_model": cfg.base_model,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }

@@ -17,9 +17,10 @@ The guard can fire on any system, the oracle included (a 40-word extract cannot 
 recall of a ~100-word reference text); ``results["floor_verdict"]`` says in words which
 non-oracle systems clear every floor, or that none does.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -36,9 +37,12 @@ def _subset(per_item: pd.DataFrame, instruction: str, queries: str) -> pd.DataFr
     return rows if queries == "all" else rows[rows["queries"] == queries]
 
 
-def apply(scores: pd.DataFrame, per_item: pd.DataFrame,
-          record: records.RunRecord | None = None,
-          warn_of: Mapping[str, Callable[[str], None] | None] | None = None) -> pd.DataFrame:
+def apply(
+    scores: pd.DataFrame,
+    per_item: pd.DataFrame,
+    record: records.RunRecord | None = None,
+    warn_of: Mapping[str, Callable[[str], None] | None] | None = None,
+) -> pd.DataFrame:
     """Add ``floor_system``, ``floor_rouge1``, ``below_floor`` (None for the calibration
     baselines) and the floor reason to ``flag``; warn once per flagged system; fill
     ``record.results["floors"]`` and ``["floor_verdict"]``."""
@@ -69,8 +73,10 @@ def apply(scores: pd.DataFrame, per_item: pd.DataFrame,
         above = bool(np.isfinite(low) and low > best[1])
         frame.at[idx, "below_floor"] = not above
         if not above:
-            why = (f"{FLOOR_MARK}: R-1 {row['rouge1']:.1f} [{low:.1f}, {row['rouge1_high']:.1f}]"
-                   f" does not clear {best[0]} ({best[1]:.1f})")
+            why = (
+                f"{FLOOR_MARK}: R-1 {row['rouge1']:.1f} [{low:.1f}, {row['rouge1_high']:.1f}]"
+                f" does not clear {best[0]} ({best[1]:.1f})"
+            )
             frame.at[idx, "flag"] = f"{row['flag']}; {why}" if row["flag"] else why
     _report(frame, per_item, floors, record, warn_of or {})
     return frame
@@ -88,22 +94,25 @@ def verdict(frame: pd.DataFrame) -> tuple[list[str], str]:
     judged = frame[frame["below_floor"].notna() & ~frame["system"].isin(ORACLES)]
     clear = [s for s, g in judged.groupby("system", sort=False) if not g["below_floor"].any()]
     if clear:
-        return clear, (f"{', '.join(clear)} clear{'s' if len(clear) == 1 else ''} every floor "
-                       "(constant, random sentences, Lead-k at the same length) in every "
-                       "instruction type and query kind")
+        return clear, (
+            f"{', '.join(clear)} clear{'s' if len(clear) == 1 else ''} every floor "
+            "(constant, random sentences, Lead-k at the same length) in every "
+            "instruction type and query kind"
+        )
     somewhere = [s for s, g in judged.groupby("system", sort=False) if (~g["below_floor"].astype(bool)).any()]
-    tail = (f"; {', '.join(somewhere)} clear{'s' if len(somewhere) == 1 else ''} it in some "
-            "rows only" if somewhere else "")
-    return [], ("no non-oracle system clears every floor in every instruction type and query "
-                "kind" + tail)
+    tail = (
+        f"; {', '.join(somewhere)} clear{'s' if len(somewhere) == 1 else ''} it in some rows only" if somewhere else ""
+    )
+    return [], ("no non-oracle system clears every floor in every instruction type and query kind" + tail)
 
 
-def _report(frame: pd.DataFrame, per_item: pd.DataFrame, floors: list[str], record,
-            warn_of) -> None:
+def _report(frame: pd.DataFrame, per_item: pd.DataFrame, floors: list[str], record, warn_of) -> None:
     for system in dict.fromkeys(frame.loc[frame["below_floor"].eq(True), "system"]):
-        message = (f"{system} {FLOOR_MARK} ({', '.join(where_below(frame, system))}): its ROUGE-1 "
-                   "interval does not clear the best of constant / random / Lead-k at the same "
-                   "length on the same items")
+        message = (
+            f"{system} {FLOOR_MARK} ({', '.join(where_below(frame, system))}): its ROUGE-1 "
+            "interval does not clear the best of constant / random / Lead-k at the same "
+            "length on the same items"
+        )
         warn = warn_of.get(system) or (record.warn if record is not None else None)
         if warn is not None:
             warn(message)
@@ -114,9 +123,13 @@ def _report(frame: pd.DataFrame, per_item: pd.DataFrame, floors: list[str], reco
         rows = _subset(per_item, inst, queries)
         judged = group[group["below_floor"].notna()]
         store[f"{queries} | {inst}"] = {
-            "floor_rouge1": {f: round(float(rows.loc[rows["system"] == f, "rouge1"].mean()), 4)
-                             for f in floors if (rows["system"] == f).any()},
+            "floor_rouge1": {
+                f: round(float(rows.loc[rows["system"] == f, "rouge1"].mean()), 4)
+                for f in floors
+                if (rows["system"] == f).any()
+            },
             "above": judged.loc[~judged["below_floor"].astype(bool), "system"].tolist(),
-            "not_above": judged.loc[judged["below_floor"].astype(bool), "system"].tolist()}
+            "not_above": judged.loc[judged["below_floor"].astype(bool), "system"].tolist(),
+        }
     clear, sentence = verdict(frame)
     record.results["floor_verdict"] = {"clears_every_floor": clear, "says": sentence}

@@ -6,9 +6,11 @@ truncate / map-reduce chunking, see :mod:`labkit.summarize.chunking`) and leaves
 or causal LM (TinyLlama-style, or a tiny LM labkit trained) with greedy or beam decoding; the
 OpenAI-compatible endpoint lives in :mod:`labkit.summarize.endpoint`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from labkit.errors import ModelError, ParameterError
 from labkit.io import sha256_file
@@ -17,8 +19,10 @@ from labkit.summarize.base import Summarizer
 from labkit.summarize.chunking import STRATEGIES, TokenCounter, fit, map_reduce, transcript_budget
 from labkit.summarize.data import Instruction, Item
 
-CHUNK_TEMPLATE = ("Below is part {part_hint}of a meeting transcript.\n\n{transcript}\n\n"
-                  "Summarize this part of the meeting in about {words} words.\nSummary:")
+CHUNK_TEMPLATE = (
+    "Below is part {part_hint}of a meeting transcript.\n\n{transcript}\n\n"
+    "Summarize this part of the meeting in about {words} words.\nSummary:"
+)
 
 
 class GenerativeSummarizer(Summarizer):
@@ -32,13 +36,19 @@ class GenerativeSummarizer(Summarizer):
 
     kind = "zero-shot"
 
-    def __init__(self, name: str, context_length: int, max_new_tokens: int = 256,
-                 context_strategy: str = "chunk", counter: TokenCounter | None = None,
-                 batch_size: int = 4, warn=None):
+    def __init__(
+        self,
+        name: str,
+        context_length: int,
+        max_new_tokens: int = 256,
+        context_strategy: str = "chunk",
+        counter: TokenCounter | None = None,
+        batch_size: int = 4,
+        warn=None,
+    ):
         super().__init__(name, batch_size=batch_size, warn=warn)
         if context_strategy not in STRATEGIES:
-            raise ParameterError(f"context_strategy {context_strategy!r} is not one of "
-                                 f"{', '.join(STRATEGIES)}")
+            raise ParameterError(f"context_strategy {context_strategy!r} is not one of {', '.join(STRATEGIES)}")
         if int(context_length) < 32:
             raise ParameterError(f"context_length must be >= 32 tokens, got {context_length}")
         self.context_length = int(context_length)
@@ -49,8 +59,12 @@ class GenerativeSummarizer(Summarizer):
         self.chunked: list[tuple[str, int]] = []  # (item id, chunks)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"class": type(self).__name__, "context_length": self.context_length,
-                "max_new_tokens": self.max_new_tokens, "context_strategy": self.context_strategy}
+        return {
+            "class": type(self).__name__,
+            "context_length": self.context_length,
+            "max_new_tokens": self.max_new_tokens,
+            "context_strategy": self.context_strategy,
+        }
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         raise NotImplementedError
@@ -67,9 +81,16 @@ class GenerativeSummarizer(Summarizer):
         for query, index in groups.items():
             template = self.counter.count(inst.prompt("", query))
             budget = transcript_budget(self.context_length, template, max_new, self.name)
-            fitted = [fit(items[i].transcript, self.counter, budget, self.context_strategy,
-                          where=f"{self.name}: item {items[i].source or items[i].item_id}")
-                      for i in index]
+            fitted = [
+                fit(
+                    items[i].transcript,
+                    self.counter,
+                    budget,
+                    self.context_strategy,
+                    where=f"{self.name}: item {items[i].source or items[i].item_id}",
+                )
+                for i in index
+            ]
             for i, f in zip(index, fitted):
                 if f.truncated:
                     self.truncated.append((items[i].item_id, f.kept_share))
@@ -82,9 +103,13 @@ class GenerativeSummarizer(Summarizer):
                 words = max(30, min(inst.target_words, 2 * inst.target_words // max(n_chunks, 1)))
                 return CHUNK_TEMPLATE.format(transcript=text, words=words, part_hint="")
 
-            results, _ = map_reduce([f.texts for f in fitted], make_prompt,
-                                    lambda prompts: self.generate(prompts, max_new),
-                                    self.counter, budget)
+            results, _ = map_reduce(
+                [f.texts for f in fitted],
+                make_prompt,
+                lambda prompts: self.generate(prompts, max_new),
+                self.counter,
+                budget,
+            )
             for i, text in zip(index, results):
                 outputs[i] = text
         return outputs
@@ -96,9 +121,11 @@ class GenerativeSummarizer(Summarizer):
         new = self.truncated[before:]
         if new:
             kept = sorted(share for _, share in new)[len(new) // 2]
-            self._warn(f"{self.name}: {len(new)} of {len(items)} transcripts truncated to fit a "
-                       f"{self.context_length}-token context (median share of the transcript "
-                       f"kept: {kept:.0%}); use context_strategy='chunk' to read them whole")
+            self._warn(
+                f"{self.name}: {len(new)} of {len(items)} transcripts truncated to fit a "
+                f"{self.context_length}-token context (median share of the transcript "
+                f"kept: {kept:.0%}); use context_strategy='chunk' to read them whole"
+            )
         return out
 
 
@@ -114,11 +141,20 @@ class HFGenerator(GenerativeSummarizer):
         num_beams: 1 = greedy decoding.
     """
 
-    def __init__(self, model: str, name: str | None = None, kind: str = "zero-shot",
-                 context_length: int | None = None, max_new_tokens: int = 256,
-                 context_strategy: str = "chunk", num_beams: int = 1,
-                 no_repeat_ngram_size: int = 3, device: str = "auto", batch_size: int = 4,
-                 warn=None):
+    def __init__(
+        self,
+        model: str,
+        name: str | None = None,
+        kind: str = "zero-shot",
+        context_length: int | None = None,
+        max_new_tokens: int = 256,
+        context_strategy: str = "chunk",
+        num_beams: int = 1,
+        no_repeat_ngram_size: int = 3,
+        device: str = "auto",
+        batch_size: int = 4,
+        warn=None,
+    ):
         import torch
         from transformers import (
             AutoConfig,
@@ -126,7 +162,6 @@ class HFGenerator(GenerativeSummarizer):
             AutoModelForSeq2SeqLM,
             AutoTokenizer,
         )
-
 
         ref = resolve(model)
         try:
@@ -136,8 +171,10 @@ class HFGenerator(GenerativeSummarizer):
             cls = AutoModelForSeq2SeqLM if self.is_seq2seq else AutoModelForCausalLM
             self.model = cls.from_pretrained(str(ref.path), use_safetensors=True)
         except (OSError, ValueError) as exc:
-            raise ModelError(f"model {model!r} at {ref.path} could not be loaded as a seq2seq or "
-                             f"causal LM: {str(exc).splitlines()[0]}") from None
+            raise ModelError(
+                f"model {model!r} at {ref.path} could not be loaded as a seq2seq or "
+                f"causal LM: {str(exc).splitlines()[0]}"
+            ) from None
         self.device = pick_device(device)
         self.model.to(self.device).eval()
         self.torch = torch
@@ -146,15 +183,15 @@ class HFGenerator(GenerativeSummarizer):
         tokenizer.padding_side = "right" if self.is_seq2seq else "left"
         self.tokenizer = tokenizer
         if context_length is None:
-            context_length = (2048 if self.is_seq2seq
-                              else int(getattr(config, "max_position_embeddings", 2048)))
+            context_length = 2048 if self.is_seq2seq else int(getattr(config, "max_position_embeddings", 2048))
         self.model_name = model
         self.model_path = str(ref.path)
         self.num_beams = num_beams
         self.no_repeat_ngram_size = no_repeat_ngram_size
         self.kind = kind
-        super().__init__(name or model, context_length, max_new_tokens, context_strategy,
-                         TokenCounter(tokenizer), batch_size, warn)
+        super().__init__(
+            name or model, context_length, max_new_tokens, context_strategy, TokenCounter(tokenizer), batch_size, warn
+        )
 
     def fingerprint(self) -> dict[str, Any]:
         from pathlib import Path
@@ -162,22 +199,32 @@ class HFGenerator(GenerativeSummarizer):
         if getattr(self, "_weights", None) is None:  # hashed once, not per cache lookup
             weights = sorted(Path(self.model_path).rglob("*.safetensors"))
             self._weights = [sha256_file(w)[:16] for w in weights[:4]]
-        return {**super().fingerprint(), "model": self.model_name, "weights": self._weights,
-                "num_beams": self.num_beams, "no_repeat_ngram_size": self.no_repeat_ngram_size}
+        return {
+            **super().fingerprint(),
+            "model": self.model_name,
+            "weights": self._weights,
+            "num_beams": self.num_beams,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         outputs = []
         limit = self.context_length - (0 if self.is_seq2seq else max_new_tokens)
         for start in range(0, len(prompts), self.batch_size):
-            batch = prompts[start:start + self.batch_size]
-            enc = self.tokenizer(batch, return_tensors="pt", padding=True, truncation=True,
-                                 max_length=limit).to(self.device)
+            batch = prompts[start : start + self.batch_size]
+            enc = self.tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=limit).to(
+                self.device
+            )
             with self.torch.inference_mode():
                 generated = self.model.generate(
-                    **enc, max_new_tokens=max_new_tokens, num_beams=self.num_beams,
-                    do_sample=False, no_repeat_ngram_size=self.no_repeat_ngram_size or None,
-                    pad_token_id=self.tokenizer.pad_token_id)
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    num_beams=self.num_beams,
+                    do_sample=False,
+                    no_repeat_ngram_size=self.no_repeat_ngram_size or None,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
             if not self.is_seq2seq:
-                generated = generated[:, enc["input_ids"].shape[1]:]
+                generated = generated[:, enc["input_ids"].shape[1] :]
             outputs.extend(self.tokenizer.batch_decode(generated, skip_special_tokens=True))
         return outputs

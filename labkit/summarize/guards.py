@@ -28,12 +28,14 @@ A system is **degenerate** when any of these holds (thresholds are the constants
 The thresholds sit far from what real extractive sentences and human references give (tested
 on QMSum in ``tests/summarize/test_guards.py``), so a flag means "look at the outputs".
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from itertools import combinations
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +66,7 @@ def words(text: str) -> list[str]:
 
 
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def _distinct(tokens: Sequence[str], n: int) -> float:
@@ -85,8 +87,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _cross_overlap(bigram_sets: Sequence[set], transcripts: Sequence[str]) -> float:
-    pairs = [(i, j) for i, j in combinations(range(len(bigram_sets)), 2)
-             if transcripts[i] != transcripts[j]]
+    pairs = [(i, j) for i, j in combinations(range(len(bigram_sets)), 2) if transcripts[i] != transcripts[j]]
     if len(pairs) > MAX_PAIRS:
         rng = np.random.default_rng(0)
         pairs = [pairs[k] for k in rng.choice(len(pairs), MAX_PAIRS, replace=False)]
@@ -98,12 +99,13 @@ def _cross_overlap(bigram_sets: Sequence[set], transcripts: Sequence[str]) -> fl
     return float(np.mean(sims)) if sims else float("nan")
 
 
-def output_stats(predictions: Sequence[str], transcripts: Sequence[str],
-                 references: Sequence[str]) -> dict[str, float]:
+def output_stats(predictions: Sequence[str], transcripts: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """The guard measures of one system's outputs (see the module docstring)."""
     if not len(predictions) == len(transcripts) == len(references):
-        raise ParameterError(f"output_stats needs one transcript and reference per prediction "
-                             f"({len(predictions)}, {len(transcripts)}, {len(references)})")
+        raise ParameterError(
+            f"output_stats needs one transcript and reference per prediction "
+            f"({len(predictions)}, {len(transcripts)}, {len(references)})"
+        )
     tokens = [words(p) for p in predictions]
     norm = [" ".join(t) for t in tokens]
     by_output: dict[str, set[str]] = {}
@@ -131,15 +133,24 @@ def output_stats(predictions: Sequence[str], transcripts: Sequence[str],
 
 #: (measure, direction, threshold, reason template, few-word tag for figure labels)
 _CHECKS = [
-    ("duplicate_share", ">", DUPLICATE_SHARE_MAX,
-     "{:.0%} of items share their output with another transcript", "duplicates"),
+    (
+        "duplicate_share",
+        ">",
+        DUPLICATE_SHARE_MAX,
+        "{:.0%} of items share their output with another transcript",
+        "duplicates",
+    ),
     ("repeated_trigram_rate", ">", REPEATED_TRIGRAM_MAX, "{:.0%} of trigrams repeat", "loops"),
     ("distinct1", "<", DISTINCT1_MIN, "distinct-1 {:.2f}", "few words"),
     ("distinct2", "<", DISTINCT2_MIN, "distinct-2 {:.2f}", "repeated pairs"),
-    ("cross_item_overlap", ">", CROSS_ITEM_OVERLAP_MAX,
-     "outputs for different transcripts overlap {:.0%} (bigram Jaccard)", "same text"),
-    ("length_ratio", "<", LENGTH_RATIO_MIN, "outputs {:.0%} of the reference length",
-     "near-empty"),
+    (
+        "cross_item_overlap",
+        ">",
+        CROSS_ITEM_OVERLAP_MAX,
+        "outputs for different transcripts overlap {:.0%} (bigram Jaccard)",
+        "same text",
+    ),
+    ("length_ratio", "<", LENGTH_RATIO_MIN, "outputs {:.0%} of the reference length", "near-empty"),
 ]
 
 
@@ -160,13 +171,16 @@ def reasons(stats: dict[str, float]) -> list[str]:
     return [text for text, _ in _broken(stats)]
 
 
-def assess(predictions: Sequence[str], transcripts: Sequence[str],
-           references: Sequence[str]) -> dict[str, Any]:
+def assess(predictions: Sequence[str], transcripts: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
     """``output_stats`` plus ``degenerate`` (bool) and ``degenerate_reason`` ("" when fine)."""
     stats = output_stats(predictions, transcripts, references)
     why = reasons(stats)
-    return {**stats, "degenerate": bool(why), "degenerate_reason": "; ".join(why),
-            "degenerate_tags": ", ".join(tags(stats))}
+    return {
+        **stats,
+        "degenerate": bool(why),
+        "degenerate_reason": "; ".join(why),
+        "degenerate_tags": ", ".join(tags(stats)),
+    }
 
 
 def label(name: str, reason: str) -> str:

@@ -13,9 +13,10 @@ ROUGE's scale. An empty summary scores 0. It needs no network and no second scor
 :func:`rank_disagreement` says where ranking systems by ROUGE-1 and by this score disagree.
 It is a second opinion, not ground truth: MiniLM also rewards on-topic generic sentences.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,9 +70,14 @@ class MeaningScorer:
             out[i] = 100 * float(np.mean(np.max(r @ p.T, axis=1)))
         return out
 
-    def summary(self, predictions: Sequence[str], references: Sequence[str],
-                n_resamples: int = 1000, seed: int = 0,
-                groups: Sequence | None = None) -> dict[str, float]:
+    def summary(
+        self,
+        predictions: Sequence[str],
+        references: Sequence[str],
+        n_resamples: int = 1000,
+        seed: int = 0,
+        groups: Sequence | None = None,
+    ) -> dict[str, float]:
         """``{minilm_cos, minilm_cos_low, minilm_cos_high}`` with a bootstrap 95% interval."""
         scores = pd.DataFrame({MEANING: self.per_item(predictions, references)})
         return mean_intervals(scores, [MEANING], n_resamples, seed, groups)
@@ -87,8 +93,7 @@ def shared_scorer(model_name: str = MINILM) -> MeaningScorer:
     return _SHARED[model_name]
 
 
-def rank_disagreement(scores: pd.DataFrame, quality: str = "rouge1",
-                      meaning: str = MEANING) -> pd.DataFrame:
+def rank_disagreement(scores: pd.DataFrame, quality: str = "rouge1", meaning: str = MEANING) -> pd.DataFrame:
     """Per instruction, each system's rank by ROUGE-1 and by the meaning score (1 = best).
 
     Columns ``instruction, system, kind, rank_rouge1, rank_meaning, rank_shift`` (meaning rank
@@ -99,9 +104,17 @@ def rank_disagreement(scores: pd.DataFrame, quality: str = "rouge1",
         r1 = group[quality].rank(ascending=False, method="min")
         rm = group[meaning].rank(ascending=False, method="min")
         for idx, row in group.iterrows():
-            rows.append({"instruction": inst, "system": row["system"], "kind": row["kind"],
-                         quality: float(row[quality]), meaning: float(row[meaning]),
-                         f"rank_{quality}": int(r1[idx]), "rank_meaning": int(rm[idx]),
-                         "rank_shift": int(rm[idx] - r1[idx]),
-                         "disagree": bool(rm[idx] != r1[idx])})
+            rows.append(
+                {
+                    "instruction": inst,
+                    "system": row["system"],
+                    "kind": row["kind"],
+                    quality: float(row[quality]),
+                    meaning: float(row[meaning]),
+                    f"rank_{quality}": int(r1[idx]),
+                    "rank_meaning": int(rm[idx]),
+                    "rank_shift": int(rm[idx] - r1[idx]),
+                    "disagree": bool(rm[idx] != r1[idx]),
+                }
+            )
     return pd.DataFrame(rows)

@@ -6,9 +6,10 @@ silently equals ROUGE-L). Scores are F-measures x 100, averaged over items; ever
 is :mod:`labkit.stats`' percentile bootstrap (over meetings where queries share one), and
 paired comparisons use :func:`labkit.stats.paired_difference`.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,46 +70,66 @@ def rouge_per_item(predictions: Sequence[str], references: Sequence[str]) -> pd.
             raise DataError(f"reference {i} has no text; every item needs a reference summary")
         key = (pred or "", ref)
         if key not in _ROUGE_MEMO:
-            scorer = scorer or rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True,
-                                                        tokenizer=rouge_tokenizer())
+            scorer = scorer or rouge_scorer.RougeScorer(
+                list(ROUGE_TYPES), use_stemmer=True, tokenizer=rouge_tokenizer()
+            )
             scores = scorer.score(one_sentence_per_line(ref), one_sentence_per_line(pred or ""))
             _ROUGE_MEMO[key] = tuple(100 * scores[k].fmeasure for k in ROUGE_TYPES)
         rows.append(_ROUGE_MEMO[key])
     return pd.DataFrame(rows, columns=list(ROUGE_TYPES), dtype=float)
 
 
-def mean_intervals(per_item: pd.DataFrame, columns: Sequence[str], n_resamples: int = 1000,
-                   seed: int = 0, groups: Sequence | None = None) -> dict[str, float]:
+def mean_intervals(
+    per_item: pd.DataFrame,
+    columns: Sequence[str],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    groups: Sequence | None = None,
+) -> dict[str, float]:
     """``{col, col_low, col_high}`` per column: the mean over items and its percentile-bootstrap
     95% interval (:func:`labkit.stats.interval`; ``groups`` resamples whole meetings, since the
     queries of one meeting share a transcript and are not independent)."""
     out: dict[str, float] = {}
     for col in columns:
-        out.update(stats.interval(per_item[col].to_numpy(float), groups=groups,
-                                  n_resamples=n_resamples, seed=seed).as_dict(col))
+        out.update(
+            stats.interval(per_item[col].to_numpy(float), groups=groups, n_resamples=n_resamples, seed=seed).as_dict(
+                col
+            )
+        )
     return out
 
 
-def rouge_summary(predictions: Sequence[str], references: Sequence[str],
-                  n_resamples: int = 1000, seed: int = 0,
-                  groups: Sequence | None = None) -> dict[str, float]:
+def rouge_summary(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    groups: Sequence | None = None,
+) -> dict[str, float]:
     """``{rouge1, rouge1_low, rouge1_high, ...}`` over the items."""
-    return mean_intervals(rouge_per_item(predictions, references), ROUGE_TYPES, n_resamples,
-                          seed, groups)
+    return mean_intervals(rouge_per_item(predictions, references), ROUGE_TYPES, n_resamples, seed, groups)
 
 
-def efficiency(latencies_s: Sequence[float], input_tokens: Sequence[int],
-               output_tokens: Sequence[int]) -> dict[str, float]:
+def efficiency(
+    latencies_s: Sequence[float], input_tokens: Sequence[int], output_tokens: Sequence[int]
+) -> dict[str, float]:
     """Seconds per transcript and tokens per second (input read, output written)."""
     total = float(np.sum(latencies_s))
     n = max(len(latencies_s), 1)
-    return {"latency_s": total / n,
-            "input_tokens_per_s": float(np.sum(input_tokens)) / total if total > 0 else float("nan"),
-            "output_tokens_per_s": float(np.sum(output_tokens)) / total if total > 0 else float("nan")}
+    return {
+        "latency_s": total / n,
+        "input_tokens_per_s": float(np.sum(input_tokens)) / total if total > 0 else float("nan"),
+        "output_tokens_per_s": float(np.sum(output_tokens)) / total if total > 0 else float("nan"),
+    }
 
 
-def cost_per_1000(system: str, latency_s: float, input_tokens: float, output_tokens: float,
-                  price_table: Mapping[str, Mapping[str, float]]) -> float:
+def cost_per_1000(
+    system: str,
+    latency_s: float,
+    input_tokens: float,
+    output_tokens: float,
+    price_table: Mapping[str, Mapping[str, float]],
+) -> float:
     """USD per 1,000 summaries from a price table.
 
     ``price_table[system]`` (or ``price_table["default"]``) holds ``usd_per_hour`` (a machine
@@ -121,9 +142,11 @@ def cost_per_1000(system: str, latency_s: float, input_tokens: float, output_tok
     unknown = set(prices) - {"usd_per_hour", "usd_per_1m_input", "usd_per_1m_output"}
     if unknown:
         raise ParameterError(f"price_table[{system!r}] has unknown keys {sorted(unknown)}")
-    per_item = (prices.get("usd_per_hour", 0.0) * latency_s / 3600
-                + prices.get("usd_per_1m_input", 0.0) * input_tokens / 1e6
-                + prices.get("usd_per_1m_output", 0.0) * output_tokens / 1e6)
+    per_item = (
+        prices.get("usd_per_hour", 0.0) * latency_s / 3600
+        + prices.get("usd_per_1m_input", 0.0) * input_tokens / 1e6
+        + prices.get("usd_per_1m_output", 0.0) * output_tokens / 1e6
+    )
     return 1000 * per_item
 
 

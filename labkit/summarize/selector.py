@@ -44,11 +44,13 @@ is :data:`GENERAL_QUERY`), then take the candidate sentences of the best turns u
 instruction type's target length is reached (the rule every extractive system and floor
 uses), returned in transcript order.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -97,8 +99,7 @@ class SelectorConfig:
     def __post_init__(self):
         for name in ("positives_per_query", "batch_size", "max_seq_length", "min_words"):
             if int(getattr(self, name)) < 1:
-                raise ParameterError(f"selector config: {name} must be >= 1, got "
-                                     f"{getattr(self, name)!r}")
+                raise ParameterError(f"selector config: {name} must be >= 1, got {getattr(self, name)!r}")
         if not self.epochs > 0:
             raise ParameterError(f"selector config: epochs must be > 0, got {self.epochs!r}")
 
@@ -152,11 +153,12 @@ def queries_from_meetings(meetings: Sequence, max_meetings: int = 0) -> list[Tra
     """QMSum training meetings (:class:`labkit.data.Meeting`): specific queries with their
     relevant spans (QMSum's turn ranges, inclusive), general queries with none (oracle)."""
     out = []
-    for meeting in list(meetings)[:max_meetings or None]:
+    for meeting in list(meetings)[: max_meetings or None]:
         lines = tuple(turn_text(t.speaker, t.content) for t in meeting.turns)
         for q in meeting.queries:
-            relevant = (frozenset(i for a, b in q.spans for i in range(a, b + 1))
-                        if q.kind == "specific" and q.spans else None)
+            relevant = (
+                frozenset(i for a, b in q.spans for i in range(a, b + 1)) if q.kind == "specific" and q.spans else None
+            )
             anchor = q.query.strip() if q.kind == "specific" else GENERAL_QUERY
             out.append(TrainQuery(anchor, lines, relevant, q.answer, q.kind))
     return out
@@ -164,12 +166,13 @@ def queries_from_meetings(meetings: Sequence, max_meetings: int = 0) -> list[Tra
 
 def queries_from_items(items: Sequence[Item]) -> list[TrainQuery]:
     """A user's own training items (no relevant spans: the oracle labels every query)."""
-    return [TrainQuery(it.query or GENERAL_QUERY, tuple(it.transcript.splitlines()), None,
-                       it.reference, it.kind) for it in items]
+    return [
+        TrainQuery(it.query or GENERAL_QUERY, tuple(it.transcript.splitlines()), None, it.reference, it.kind)
+        for it in items
+    ]
 
 
-def training_triplets(queries: Sequence[TrainQuery], cfg: SelectorConfig
-                      ) -> dict[str, dict[str, list[str]]]:
+def training_triplets(queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dict[str, dict[str, list[str]]]:
     """``{"specific": {anchor, positive, negative}, "general": {...}}`` columns, seeded by
     ``cfg.seed``.
 
@@ -183,8 +186,7 @@ def training_triplets(queries: Sequence[TrainQuery], cfg: SelectorConfig
     out = {kind: {"anchor": [], "positive": [], "negative": []} for kind in ("specific", "general")}
     units: dict[tuple[str, ...], list[tuple[int, str]]] = {}
     if cfg.max_queries and len(queries) > cfg.max_queries:
-        queries = [queries[i] for i in sorted(rng.choice(len(queries), cfg.max_queries,
-                                                         replace=False))]
+        queries = [queries[i] for i in sorted(rng.choice(len(queries), cfg.max_queries, replace=False))]
     for query in queries:
         if query.lines not in units:
             turns, per_turn = turn_units(query.lines, cfg.min_words)
@@ -202,26 +204,33 @@ def training_triplets(queries: Sequence[TrainQuery], cfg: SelectorConfig
         if not positives or not negatives:
             continue
         cols = out["general" if query.anchor == GENERAL_QUERY else "specific"]
-        for k in rng.permutation(len(positives))[:cfg.positives_per_query]:
+        for k in rng.permutation(len(positives))[: cfg.positives_per_query]:
             cols["anchor"].append(query.anchor)
             cols["positive"].append(flat[positives[k]][1])
             cols["negative"].append(flat[negatives[int(rng.integers(len(negatives)))]][1])
     if not out["specific"]["anchor"] and not out["general"]["anchor"]:
-        raise DataError(f"no training triplets from {len(queries)} queries: none has an "
-                        f"answering sentence of at least {cfg.min_words} words")
+        raise DataError(
+            f"no training triplets from {len(queries)} queries: none has an "
+            f"answering sentence of at least {cfg.min_words} words"
+        )
     return {kind: cols for kind, cols in out.items() if cols["anchor"]}
 
 
 def _data_key(queries: Sequence[TrainQuery]) -> str:
     """Content hash of what the triplets are drawn from (so a cache hit builds none)."""
     transcripts = {q.lines: io.sha256_text(*q.lines) for q in queries}
-    return io.sha256_text(*[f"{q.kind}|{q.anchor}|{q.reference}|{transcripts[q.lines]}|"
-                            f"{sorted(q.relevant) if q.relevant is not None else None}"
-                            for q in queries])
+    return io.sha256_text(
+        *[
+            f"{q.kind}|{q.anchor}|{q.reference}|{transcripts[q.lines]}|"
+            f"{sorted(q.relevant) if q.relevant is not None else None}"
+            for q in queries
+        ]
+    )
 
 
-def finetune_selector(queries: Sequence[TrainQuery], cfg: SelectorConfig = SelectorConfig(), *,
-                      carbon=None, progress: bool = False):
+def finetune_selector(
+    queries: Sequence[TrainQuery], cfg: SelectorConfig = SelectorConfig(), *, carbon=None, progress: bool = False
+):
     """Fine-tune ``cfg.base_model`` as a query-turn selector on training queries
     (:func:`queries_from_meetings` for QMSum, :func:`queries_from_items` for a user's data).
 
@@ -235,8 +244,7 @@ def finetune_selector(queries: Sequence[TrainQuery], cfg: SelectorConfig = Selec
     base = BaseModel.of(cfg.base_model)
     config = {k: v for k, v in asdict(cfg).items() if k != "base_model"}
     recipe = Recipe(KIND, CODE_VERSION, config, base=base, data_sha256=_data_key(queries))
-    return train_into_cache(recipe, lambda job: _train(job, base, queries, cfg),
-                            carbon=carbon, progress=progress)
+    return train_into_cache(recipe, lambda job: _train(job, base, queries, cfg), carbon=carbon, progress=progress)
 
 
 def _train(job, base, queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dict[str, Any]:
@@ -249,7 +257,6 @@ def _train(job, base, queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dic
     from sentence_transformers.base.modules import Router
     from sentence_transformers.sentence_transformer import losses
 
-
     use_torch_threads()
     clock = Stopwatch().start()
     triplets = training_triplets(queries, cfg)
@@ -261,37 +268,57 @@ def _train(job, base, queries: Sequence[TrainQuery], cfg: SelectorConfig) -> dic
         tower.max_seq_length = cfg.max_seq_length  # training speed (most sentences are shorter)
     for param in document_tower.parameters():
         param.requires_grad_(False)
-    model = SentenceTransformer(modules=[Router.for_query_document(
-        query_modules=list(query_tower.children()),
-        document_modules=list(document_tower.children()))], device=query_tower.device)
+    model = SentenceTransformer(
+        modules=[
+            Router.for_query_document(
+                query_modules=list(query_tower.children()), document_modules=list(document_tower.children())
+            )
+        ],
+        device=query_tower.device,
+    )
     datasets = DatasetDict({kind: Dataset.from_dict(cols) for kind, cols in triplets.items()})
-    loss = {"specific": losses.MultipleNegativesRankingLoss(model),
-            "general": losses.TripletLoss(model, losses.TripletDistanceMetric.COSINE,
-                                          triplet_margin=cfg.triplet_margin)}
+    loss = {
+        "specific": losses.MultipleNegativesRankingLoss(model),
+        "general": losses.TripletLoss(model, losses.TripletDistanceMetric.COSINE, triplet_margin=cfg.triplet_margin),
+    }
     n = sum(len(cols["anchor"]) for cols in triplets.values())
     args = training_arguments(
-        job.scratch, epochs=cfg.epochs, steps_per_epoch=math.ceil(n / cfg.batch_size),
-        seed=cfg.seed, progress=job.progress, args_class=SentenceTransformerTrainingArguments,
-        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+        job.scratch,
+        epochs=cfg.epochs,
+        steps_per_epoch=math.ceil(n / cfg.batch_size),
+        seed=cfg.seed,
+        progress=job.progress,
+        args_class=SentenceTransformerTrainingArguments,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio,
-        router_mapping={"anchor": "query", "positive": "document", "negative": "document"})
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets,
-                                         loss={k: v for k, v in loss.items() if k in datasets})
+        router_mapping={"anchor": "query", "positive": "document", "negative": "document"},
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=datasets, loss={k: v for k, v in loss.items() if k in datasets}
+    )
     session = job.carbon
     before = len(session.measurements) if session is not None else 0
     run = job.train(trainer, per_epoch=True)
-    epochs = [{"epoch": k, "seconds": m.duration_s, "energy_kwh": m.energy_kwh}
-              for k, m in enumerate(session.measurements[before:] if session else [], start=1)]
+    epochs = [
+        {"epoch": k, "seconds": m.duration_s, "energy_kwh": m.energy_kwh}
+        for k, m in enumerate(session.measurements[before:] if session else [], start=1)
+    ]
     query_tower.max_seq_length = SELECT_MAX_TOKENS
     query_tower.save(str(job.folder), safe_serialization=True)  # the query tower alone
-    return {"train_loss": run["train_loss"], "loss_curve": run["loss_curve"],
-            "train_runtime_s": run["train_runtime_s"], "seconds": clock.stop(),
-            "triplets": {kind: len(cols["anchor"]) for kind, cols in triplets.items()},
-            "queries": len(queries), "tuned": "query tower",
-            "epochs": cfg.epochs, "per_epoch": epochs,
-            "parameters": int(sum(p.numel() for p in query_tower.parameters())),
-            "trainable_parameters": int(sum(p.numel() for p in model.parameters()
-                                            if p.requires_grad))}
+    return {
+        "train_loss": run["train_loss"],
+        "loss_curve": run["loss_curve"],
+        "train_runtime_s": run["train_runtime_s"],
+        "seconds": clock.stop(),
+        "triplets": {kind: len(cols["anchor"]) for kind, cols in triplets.items()},
+        "queries": len(queries),
+        "tuned": "query tower",
+        "epochs": cfg.epochs,
+        "per_epoch": epochs,
+        "parameters": int(sum(p.numel() for p in query_tower.parameters())),
+        "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+    }
 
 
 # --------------------------------------------------------------------------- the system
@@ -313,10 +340,17 @@ class TurnSelector(Summarizer):
             sentence those have not).
     """
 
-    def __init__(self, model: str = MINILM, name: str | None = None, kind: str = "zero-shot",
-                 min_words: int = 5, embedder: SentenceEmbedder | None = None,
-                 query_model: str | None = None, query_embedder: SentenceEmbedder | None = None,
-                 warn=None):
+    def __init__(
+        self,
+        model: str = MINILM,
+        name: str | None = None,
+        kind: str = "zero-shot",
+        min_words: int = 5,
+        embedder: SentenceEmbedder | None = None,
+        query_model: str | None = None,
+        query_embedder: SentenceEmbedder | None = None,
+        warn=None,
+    ):
         super().__init__(name or f"MiniLM selector ({kind})", batch_size=16, warn=warn)
         self.kind = kind
         self.min_words = min_words
@@ -324,16 +358,22 @@ class TurnSelector(Summarizer):
         self.query_model = str(query_model or model)
         self.embedder = embedder or shared_embedder(self.model)
         self.query_embedder = query_embedder or (
-            self.embedder if self.query_model == self.model else shared_embedder(self.query_model))
+            self.embedder if self.query_model == self.model else shared_embedder(self.query_model)
+        )
         self._weights: dict[str, str] | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         if self._weights is None:  # hashing the weights once, not once per cache lookup
-            self._weights = {role: base_fingerprint(resolve(name).path)[:16]
-                             for role, name in (("sentences", self.model),
-                                                ("queries", self.query_model))}
-        return {"class": type(self).__name__, "min_words": self.min_words, "rule": "turn-max-v1",
-                "weights": self._weights}
+            self._weights = {
+                role: base_fingerprint(resolve(name).path)[:16]
+                for role, name in (("sentences", self.model), ("queries", self.query_model))
+            }
+        return {
+            "class": type(self).__name__,
+            "min_words": self.min_words,
+            "rule": "turn-max-v1",
+            "weights": self._weights,
+        }
 
     def _query_vector(self, item: Item) -> np.ndarray:
         return self.query_embedder.encode([item.query or GENERAL_QUERY])[0]
@@ -352,22 +392,18 @@ class TurnSelector(Summarizer):
             per_turn, score = self.turn_scores(item)
             if not per_turn:  # no sentence reaches min_words: every sentence is a candidate
                 cands = sentences(item.transcript, 1)
-                out.append("\n".join(cands[i] for i in take_budget(range(len(cands)), cands,
-                                                                     inst.target_words)))
+                out.append("\n".join(cands[i] for i in take_budget(range(len(cands)), cands, inst.target_words)))
                 seconds.append(0.0)
                 continue
 
             def pick() -> str:
-                flat = [(t, k) for t in np.argsort(-score, kind="stable")
-                        for k in range(len(per_turn[t]))]
-                chosen = take_budget(range(len(flat)), [per_turn[t][k] for t, k in flat],
-                                     inst.target_words)
+                flat = [(t, k) for t in np.argsort(-score, kind="stable") for k in range(len(per_turn[t]))]
+                chosen = take_budget(range(len(flat)), [per_turn[t][k] for t, k in flat], inst.target_words)
                 return "\n".join(per_turn[t][k] for t, k in sorted(flat[i] for i in chosen))
 
             text, pick_s = timed(pick, None)
             out.append(text)
             flat = [s for found in per_turn for s in found]
-            seconds.append(self.embedder.cost(flat)
-                           + self.query_embedder.cost([item.query or GENERAL_QUERY]) + pick_s)
+            seconds.append(self.embedder.cost(flat) + self.query_embedder.cost([item.query or GENERAL_QUERY]) + pick_s)
         self._item_seconds = seconds
         return out

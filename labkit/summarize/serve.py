@@ -19,6 +19,7 @@ passes the user message through unchanged (the prompt the local HF generator wou
 server runs on CPU (``--device cpu``) and on 127.0.0.1 only. The test suite starts the same
 command (:func:`start`) against a tiny model in a temporary folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ from labkit.summarize.profiles import PROFILES
 from labkit.timing import Stopwatch
 
 #: the user message as the prompt, one message per line; no role markers (a base LM has none)
-PASS_THROUGH_TEMPLATE = ("{% for message in messages %}{{ message['content'] }}"
-                         "{% if not loop.last %}\n{% endif %}{% endfor %}")
+PASS_THROUGH_TEMPLATE = (
+    "{% for message in messages %}{{ message['content'] }}{% if not loop.last %}\n{% endif %}{% endfor %}"
+)
 
 
 def available() -> tuple[bool, str]:
@@ -57,7 +59,6 @@ def servable_folder(model: str | os.PathLike, out: str | os.PathLike) -> Path:
     (the model's own when it has one, else :data:`PASS_THROUGH_TEMPLATE`). Weights are linked,
     not copied, where the file system allows."""
     from transformers import AutoTokenizer
-
 
     source = Path(resolve(str(model)).path)
     if not (source / "config.json").is_file():
@@ -89,13 +90,27 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def command(folder: str | os.PathLike, port: int, host: str = "127.0.0.1") -> list[str]:
     """The ``transformers serve`` command line for ``folder`` (CPU, one forced model)."""
-    return [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", host,
-            "--port", str(port), "--device", "cpu", "--force-model", str(folder),
-            "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "transformers.cli.transformers",
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--force-model",
+        str(folder),
+        "--log-level",
+        "warning",
+    ]
 
 
-def wait_until_ready(base_url: str, process: subprocess.Popen | None = None,
-                     timeout_s: float = 60.0, log: Path | None = None) -> None:
+def wait_until_ready(
+    base_url: str, process: subprocess.Popen | None = None, timeout_s: float = 60.0, log: Path | None = None
+) -> None:
     """Poll the server's ``GET /health`` until it answers; raise :class:`ProviderError`
     naming the URL (and the end of the server's log) when it exits or does not answer within
     ``timeout_s``."""
@@ -103,15 +118,15 @@ def wait_until_ready(base_url: str, process: subprocess.Popen | None = None,
     import urllib.error
     import urllib.request
 
-
     def tail() -> str:
         return log.read_text(errors="replace")[-2000:] if log is not None and log.is_file() else ""
 
     clock = Stopwatch(None).start()
     while True:
         if process is not None and process.poll() is not None:
-            raise ProviderError(f"transformers serve exited with code {process.returncode} "
-                                f"before {base_url} answered: {tail()}")
+            raise ProviderError(
+                f"transformers serve exited with code {process.returncode} before {base_url} answered: {tail()}"
+            )
         try:
             health = base_url.rstrip("/").removesuffix("/v1") + "/health"
             with urllib.request.urlopen(health, timeout=2) as response:
@@ -121,14 +136,17 @@ def wait_until_ready(base_url: str, process: subprocess.Popen | None = None,
             pass
         clock.lap()
         if clock.seconds > timeout_s:
-            raise ProviderError(f"transformers serve did not answer at {base_url} within "
-                                f"{timeout_s:.0f} s: {tail()}")
+            raise ProviderError(f"transformers serve did not answer at {base_url} within {timeout_s:.0f} s: {tail()}")
         threading.Event().wait(0.25)
 
 
-def start(folder: str | os.PathLike, port: int | None = None, host: str = "127.0.0.1",
-          timeout_s: float = 60.0, log: str | os.PathLike | None = None
-          ) -> tuple[subprocess.Popen, str]:
+def start(
+    folder: str | os.PathLike,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    timeout_s: float = 60.0,
+    log: str | os.PathLike | None = None,
+) -> tuple[subprocess.Popen, str]:
     """Start ``transformers serve`` on ``folder``; returns ``(process, base_url)`` once it
     answers. Its output goes to ``log`` (default ``<folder>/serve.log``). Stop it with
     ``process.terminate()``."""
@@ -139,8 +157,9 @@ def start(folder: str | os.PathLike, port: int | None = None, host: str = "127.0
     log = Path(log) if log is not None else Path(folder) / "serve.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
     with open(log, "w") as out:  # a file, not a pipe: a full pipe would block the server
-        process = subprocess.Popen(command(folder, port, host), stdout=out,
-                                   stderr=subprocess.STDOUT, text=True, env=env)
+        process = subprocess.Popen(
+            command(folder, port, host), stdout=out, stderr=subprocess.STDOUT, text=True, env=env
+        )
     base_url = f"http://{host}:{port}/v1"
     try:
         wait_until_ready(base_url, process, timeout_s, log)
@@ -152,10 +171,14 @@ def start(folder: str | os.PathLike, port: int | None = None, host: str = "127.0
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve a local causal LM with transformers "
-                                     "serve for the summarization study's chat endpoint.")
-    parser.add_argument("--model", help="model name or folder (default: labkit's tiny LM of "
-                        "the default profile, trained into the model cache if needed)")
+    parser = argparse.ArgumentParser(
+        description="Serve a local causal LM with transformers serve for the summarization study's chat endpoint."
+    )
+    parser.add_argument(
+        "--model",
+        help="model name or folder (default: labkit's tiny LM of "
+        "the default profile, trained into the model cache if needed)",
+    )
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
@@ -166,9 +189,12 @@ def main(argv: list[str] | None = None) -> None:
     if not model:
         model = str(train_tiny_lm(TinyLMConfig(**PROFILES["default"]["tiny_lm"]), progress=True).path)
     folder = servable_folder(model, cache_dir("summaries", "_served") / Path(model).name)
-    print(f"serving {folder} on http://{args.host}:{args.port}/v1\n"
-          f"point the study at it:\n  LABKIT_CHAT_BASE_URL=http://{args.host}:{args.port}/v1 "
-          f"LABKIT_CHAT_MODEL={folder} labkit run meeting_summarization", flush=True)
+    print(
+        f"serving {folder} on http://{args.host}:{args.port}/v1\n"
+        f"point the study at it:\n  LABKIT_CHAT_BASE_URL=http://{args.host}:{args.port}/v1 "
+        f"LABKIT_CHAT_MODEL={folder} labkit run meeting_summarization",
+        flush=True,
+    )
     os.execv(sys.executable, command(folder, args.port, args.host))
 
 

@@ -19,11 +19,13 @@ and the explorer's ``summaries.jsonl``:
 
 Figures live in :mod:`labkit.summarize.plots` (re-exported here for the notebook).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,15 +73,12 @@ def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
         items = load_jsonl(cfg["items_jsonl"])
         cut = max(1, int(0.8 * len(items))) if len(items) > 1 else 0
         train, test = items[:cut], items[cut:] or items
-        test = test[:cfg["max_meetings"] or None]
+        test = test[: cfg["max_meetings"] or None]
     else:
-
         splits = data.load("qmsum")
         test = qmsum_items(splits[cfg["split"]], cfg["query_kinds"], cfg["max_meetings"])
-        train = qmsum_items(splits["train"], ["general", "specific"],
-                            cfg["finetune_train_meetings"])
-        _LAST_SPLIT["train_queries"] = selector.queries_from_meetings(
-            splits["train"], cfg["finetune_train_meetings"])
+        train = qmsum_items(splits["train"], ["general", "specific"], cfg["finetune_train_meetings"])
+        _LAST_SPLIT["train_queries"] = selector.queries_from_meetings(splits["train"], cfg["finetune_train_meetings"])
     if cfg.get("items_jsonl"):
         _LAST_SPLIT["train_queries"] = selector.queries_from_items(train)
     _LAST_SPLIT.update(train=list(train), seed=int(cfg.get("seed", 0) or 0))
@@ -95,31 +94,39 @@ def generation_items(items: Sequence[Item], meetings: int) -> list[Item]:
     return [it for it in items if (it.source or it.item_id) in set(keep)]
 
 
-def selector_systems(cfg: dict[str, Any], *, carbon=None, warn=None, use_cache: bool = True
-                     ) -> tuple[list[Summarizer], Any]:
+def selector_systems(
+    cfg: dict[str, Any], *, carbon=None, warn=None, use_cache: bool = True
+) -> tuple[list[Summarizer], Any]:
     """The MiniLM turn selector zero-shot and fine-tuned on the training queries of the last
     :func:`load_items` call (``cfg["selector"]`` sizes). Returns ``(systems, cached model)``;
     both read the sentence vectors of Centroid's and TextRank's embedder."""
     queries = _LAST_SPLIT.get("train_queries") or []
     if not queries:
         raise ParameterError("selector_systems needs training queries: call load_items first")
-    conf = selector.SelectorConfig(base_model=cfg["embedder"], seed=int(cfg.get("seed", 0) or 0),
-                                   **cfg["selector"])
+    conf = selector.SelectorConfig(base_model=cfg["embedder"], seed=int(cfg.get("seed", 0) or 0), **cfg["selector"])
     tuned = selector.finetune_selector(queries, conf, carbon=carbon, progress=False)
+
     def embedder(model: str) -> SentenceEmbedder:
         return shared_embedder(model) if use_cache else SentenceEmbedder(model, use_cache=False)
 
     sentences = embedder(cfg["embedder"])  # both selectors read the same sentence vectors
-    systems = [selector.TurnSelector(cfg["embedder"], kind="zero-shot", embedder=sentences,
-                                     warn=warn),
-               selector.TurnSelector(cfg["embedder"], kind="fine-tuned", embedder=sentences,
-                                     query_model=str(tuned.path),
-                                     query_embedder=embedder(str(tuned.path)), warn=warn)]
+    systems = [
+        selector.TurnSelector(cfg["embedder"], kind="zero-shot", embedder=sentences, warn=warn),
+        selector.TurnSelector(
+            cfg["embedder"],
+            kind="fine-tuned",
+            embedder=sentences,
+            query_model=str(tuned.path),
+            query_embedder=embedder(str(tuned.path)),
+            warn=warn,
+        ),
+    ]
     return systems, tuned
 
 
-def extractive_systems(embedder_name: str, warn=None, train: Sequence[Item] | None = None,
-                       seed: int | None = None, use_cache: bool = True) -> list[Summarizer]:
+def extractive_systems(
+    embedder_name: str, warn=None, train: Sequence[Item] | None = None, seed: int | None = None, use_cache: bool = True
+) -> list[Summarizer]:
     """Lead-k, centroid, TextRank (sharing one MiniLM embedder), the greedy oracle, and the two
     calibration baselines: random sentences and the best constant summary.
 
@@ -130,23 +137,34 @@ def extractive_systems(embedder_name: str, warn=None, train: Sequence[Item] | No
         seed: seed of the random-sentence baseline; default the last run's seed.
         use_cache: off for latency benchmarks: a private embedder without the on-disk cache.
     """
-    embedder = (shared_embedder(embedder_name) if use_cache
-                else SentenceEmbedder(embedder_name, use_cache=False))
-    systems: list[Summarizer] = [LeadK(warn=warn), Centroid(embedder=embedder, warn=warn),
-                                 TextRank(embedder=embedder, warn=warn), GreedyOracle(warn=warn),
-                                 RandomSentences(_LAST_SPLIT.get("seed", 0) if seed is None else seed,
-                                                 warn=warn)]
+    embedder = shared_embedder(embedder_name) if use_cache else SentenceEmbedder(embedder_name, use_cache=False)
+    systems: list[Summarizer] = [
+        LeadK(warn=warn),
+        Centroid(embedder=embedder, warn=warn),
+        TextRank(embedder=embedder, warn=warn),
+        GreedyOracle(warn=warn),
+        RandomSentences(_LAST_SPLIT.get("seed", 0) if seed is None else seed, warn=warn),
+    ]
     train = list(train) if train is not None else _LAST_SPLIT.get("train", [])
     if len(train) >= 2:
         systems.append(ConstantSummary(train, warn=warn))
     elif warn is not None:
-        warn("constant-summary baseline left out: it needs at least 2 training items "
-             "(call load_items first or pass train=...)")
+        warn(
+            "constant-summary baseline left out: it needs at least 2 training items "
+            "(call load_items first or pass train=...)"
+        )
     return systems
 
 
-def compact_system(cfg: dict[str, Any], train: Sequence[Item], *, carbon=None, warn=None,
-                   context_strategy: str = "truncate", name: str | None = None):
+def compact_system(
+    cfg: dict[str, Any],
+    train: Sequence[Item],
+    *,
+    carbon=None,
+    warn=None,
+    context_strategy: str = "truncate",
+    name: str | None = None,
+):
     """Fine-tune the compact model the profile names and wrap it as a summarizer.
 
     Returns ``(system, fine_tuned)``; the base is ``cfg["finetune_model"]`` or, when empty,
@@ -161,14 +179,26 @@ def compact_system(cfg: dict[str, Any], train: Sequence[Item], *, carbon=None, w
         lm = train_tiny_lm(TinyLMConfig(**cfg["tiny_lm"]), progress=False, carbon=carbon)
         base = str(lm.path)
         label = label or f"tiny LM {lm.metrics['total_params'] / 1e6:.1f}M (fine-tuned)"
-    tuned = finetune(train, FineTuneConfig(base_model=base, epochs=cfg["finetune_epochs"],
-                                           max_target_tokens=cfg["finetune_max_target_tokens"],
-                                           instructions=tuple(cfg["instructions"])),
-                     carbon=carbon, progress=False)
-    system = HFGenerator(str(tuned.path), name=label or f"{cfg['finetune_model']} (fine-tuned)",
-                         kind="fine-tuned", max_new_tokens=cfg["max_new_tokens"],
-                         context_strategy=context_strategy, batch_size=cfg["generate_batch"],
-                         warn=warn)
+    tuned = finetune(
+        train,
+        FineTuneConfig(
+            base_model=base,
+            epochs=cfg["finetune_epochs"],
+            max_target_tokens=cfg["finetune_max_target_tokens"],
+            instructions=tuple(cfg["instructions"]),
+        ),
+        carbon=carbon,
+        progress=False,
+    )
+    system = HFGenerator(
+        str(tuned.path),
+        name=label or f"{cfg['finetune_model']} (fine-tuned)",
+        kind="fine-tuned",
+        max_new_tokens=cfg["max_new_tokens"],
+        context_strategy=context_strategy,
+        batch_size=cfg["generate_batch"],
+        warn=warn,
+    )
     return system, tuned
 
 
@@ -177,19 +207,30 @@ def zero_shot_systems(cfg: dict[str, Any], warn=None) -> tuple[list[Summarizer],
     passed to ``warn`` as ``"skipped <system>: <reason>"``)."""
     systems, skipped = [], []
     if cfg.get("zero_shot_model"):
-        systems.append(HFGenerator(cfg["zero_shot_model"], max_new_tokens=cfg["max_new_tokens"],
-                                   context_strategy="chunk", batch_size=cfg["generate_batch"],
-                                   warn=warn))
+        systems.append(
+            HFGenerator(
+                cfg["zero_shot_model"],
+                max_new_tokens=cfg["max_new_tokens"],
+                context_strategy="chunk",
+                batch_size=cfg["generate_batch"],
+                warn=warn,
+            )
+        )
     else:
-        skipped.append({"system": "local zero-shot LLM", "reason": "no zero_shot_model given "
-                        "(e.g. -p zero_shot_model='\"meta-llama/Llama-2-7b-chat-hf\"' with the "
-                        "weights in the HF cache)"})
+        skipped.append(
+            {
+                "system": "local zero-shot LLM",
+                "reason": "no zero_shot_model given "
+                "(e.g. -p zero_shot_model='\"meta-llama/Llama-2-7b-chat-hf\"' with the "
+                "weights in the HF cache)",
+            }
+        )
     if endpoint_configured():
-        systems.append(ChatEndpoint(max_new_tokens=cfg["max_new_tokens"], context_strategy="chunk",
-                                    warn=warn))
+        systems.append(ChatEndpoint(max_new_tokens=cfg["max_new_tokens"], context_strategy="chunk", warn=warn))
     else:
-        skipped.append({"system": "OpenAI-compatible endpoint", "reason": "LABKIT_CHAT_BASE_URL "
-                        "and LABKIT_CHAT_MODEL are not set"})
+        skipped.append(
+            {"system": "OpenAI-compatible endpoint", "reason": "LABKIT_CHAT_BASE_URL and LABKIT_CHAT_MODEL are not set"}
+        )
     for row in skipped:  # every skipped panel reaches the run record's warnings (and gallery)
         if warn is not None:
             warn(f"skipped {row['system']}: {row['reason']}")
@@ -201,15 +242,24 @@ def summary_rows(runs: Sequence[evaluate.Run]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         scores = metrics.rouge_per_item(run.predictions, [it.reference for it in run.items])
-        for item, summary, stat, (_, s) in zip(run.items, run.predictions, run.stats,
-                                                scores.iterrows()):
-            rows.append({"meeting_id": item.source or item.item_id, "item_id": item.item_id,
-                         "query": item.query or "Summarize the whole meeting.",
-                         "query_kind": item.kind,
-                         "instruction": run.instruction, "system": run.system, "kind": run.kind,
-                         "summary": summary, "reference": item.reference,
-                         "rouge1": float(s["rouge1"]), "rouge2": float(s["rouge2"]),
-                         "rougeL": float(s["rougeL"]), "latency_s": float(stat.latency_s)})
+        for item, summary, stat, (_, s) in zip(run.items, run.predictions, run.stats, scores.iterrows()):
+            rows.append(
+                {
+                    "meeting_id": item.source or item.item_id,
+                    "item_id": item.item_id,
+                    "query": item.query or "Summarize the whole meeting.",
+                    "query_kind": item.kind,
+                    "instruction": run.instruction,
+                    "system": run.system,
+                    "kind": run.kind,
+                    "summary": summary,
+                    "reference": item.reference,
+                    "rouge1": float(s["rouge1"]),
+                    "rouge2": float(s["rouge2"]),
+                    "rougeL": float(s["rougeL"]),
+                    "latency_s": float(stat.latency_s),
+                }
+            )
     return rows
 
 
@@ -219,8 +269,9 @@ def write_summaries(folder: Path, rows: Sequence[dict[str, Any]]) -> Path:
     return io.write_text(Path(folder) / SUMMARIES_FILE, text)
 
 
-def chunking_table(make_system: Callable[[str], Summarizer], items: Sequence[Item],
-                   instruction: str, n_resamples: int, seed: int = 0) -> pd.DataFrame:
+def chunking_table(
+    make_system: Callable[[str], Summarizer], items: Sequence[Item], instruction: str, n_resamples: int, seed: int = 0
+) -> pd.DataFrame:
     """The same model on the same (longest) meetings, reading a truncated prefix vs map-reduce
     over the whole transcript: ROUGE with CIs, latency, how many chunks it took, and the
     degenerate-output ``flag`` (:mod:`labkit.summarize.guards`)."""
@@ -231,8 +282,7 @@ def chunking_table(make_system: Callable[[str], Summarizer], items: Sequence[Ite
         rouge = metrics.rouge_summary(predictions, [it.reference for it in items], n_resamples, seed)
         chunks = [n for _, n in system.chunked] or [1]
         kept = [share for _, share in system.truncated] or [1.0]
-        guard = guards.assess(predictions, [it.transcript for it in items],
-                              [it.reference for it in items])
+        guard = guards.assess(predictions, [it.transcript for it in items], [it.reference for it in items])
         reason = guard["degenerate_reason"]
         inherited = evaluate.verdict_for(system.name)
         if not reason and inherited:  # too few meetings here to see it; the full run did
@@ -240,11 +290,18 @@ def chunking_table(make_system: Callable[[str], Summarizer], items: Sequence[Ite
         flag = f"{guards.FLAG_MARK}: {reason}" if reason else ""
         if guard["degenerate"]:
             system._warn(f"{system.name} on the longest meetings {flag}")
-        rows.append({"system": system.name, "strategy": strategy, "meetings": len(items),
-                     "flag": flag,
-                     **{k: v for k, v in rouge.items() if k.startswith(("rouge1", "rouge2", "rougeL"))},
-                     "latency_s": float(np.mean([s.latency_s for s in system.last_stats])),
-                     "mean_chunks": float(np.mean(chunks)), "median_share_read": float(np.median(kept))})
+        rows.append(
+            {
+                "system": system.name,
+                "strategy": strategy,
+                "meetings": len(items),
+                "flag": flag,
+                **{k: v for k, v in rouge.items() if k.startswith(("rouge1", "rouge2", "rougeL"))},
+                "latency_s": float(np.mean([s.latency_s for s in system.last_stats])),
+                "mean_chunks": float(np.mean(chunks)),
+                "median_share_read": float(np.median(kept)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -254,15 +311,21 @@ def training_table(selector_model, tuned) -> pd.DataFrame:
     seconds and energy (codecarbon; estimated from CPU load x TDP without RAPL)."""
     rows = []
     for label, metrics_ in (
-            ("MiniLM selector (fine-tuned)", selector_model.metrics),
-            (f"{Path(str(tuned.config.base_model)).name} (fine-tuned generator)", tuned.metrics)):
+        ("MiniLM selector (fine-tuned)", selector_model.metrics),
+        (f"{Path(str(tuned.config.base_model)).name} (fine-tuned generator)", tuned.metrics),
+    ):
         examples = metrics_.get("triplets", metrics_.get("examples"))
-        rows.append({"model": label, "parameters": metrics_.get("parameters"),
-                     "examples": (sum(examples.values()) if isinstance(examples, dict)
-                                  else examples),
-                     "epochs": metrics_.get("epochs", tuned.config.epochs),
-                     "train_seconds": metrics_.get("train_runtime_s"),
-                     "energy_wh": 1000 * float(metrics_.get("energy_kwh", float("nan"))),
-                     "per_epoch_energy_wh": ", ".join(f"{1000 * e['energy_kwh']:.3f}"
-                                                      for e in metrics_.get("per_epoch", []))})
+        rows.append(
+            {
+                "model": label,
+                "parameters": metrics_.get("parameters"),
+                "examples": (sum(examples.values()) if isinstance(examples, dict) else examples),
+                "epochs": metrics_.get("epochs", tuned.config.epochs),
+                "train_seconds": metrics_.get("train_runtime_s"),
+                "energy_wh": 1000 * float(metrics_.get("energy_kwh", float("nan"))),
+                "per_epoch_energy_wh": ", ".join(
+                    f"{1000 * e['energy_kwh']:.3f}" for e in metrics_.get("per_epoch", [])
+                ),
+            }
+        )
     return pd.DataFrame(rows)

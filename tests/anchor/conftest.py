@@ -1,4 +1,5 @@
 """Fixtures of tests/anchor: factories of the tiny models and tokenizer in ``tiny_models.py``."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,14 +1,22 @@
 """Anchor choice: sentence splitting, <AC> insertion, anchor ids and flags, adding the token."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from labkit.anchor.anchors import (AnchorSpec, add_anchor_token, anchor_flags, anchor_token_ids,
-                                   insert_anchor_tokens, split_sentences)
-from labkit.errors import ModelError, ParameterError
 # test_training.py imports make_tokenizer from here
 from tiny_models import TEXT, make_tokenizer  # noqa: F401
+
+from labkit.anchor.anchors import (
+    AnchorSpec,
+    add_anchor_token,
+    anchor_flags,
+    anchor_token_ids,
+    insert_anchor_tokens,
+    split_sentences,
+)
+from labkit.errors import ModelError, ParameterError
 
 
 def test_split_sentences_rules():
@@ -19,7 +27,7 @@ def test_split_sentences_rules():
         "Dr. Smith paid 3.5 dollars at 5 p.m. on Jan. 3 to J. R. R. Tolkien.",
         "Was it late?",
         "Yes... it was.",
-        "\"Go home.\"",
+        '"Go home."',
         "She left.",
         "A new paragraph without a stop",
         "End.",

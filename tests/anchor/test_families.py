@@ -4,6 +4,7 @@ The matrix runs over :data:`labkit.anchor.support.FAMILIES` itself (each family'
 random-weight configs x eager/SDPA x chunk sizes 1/7/64 x left/right padding x batch 3), so a
 family cannot be on the allow-list without its exactness test. Tiny configs: unit tests only.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,12 +13,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import VOCAB, family_cases, family_model, random_batch
 
 from labkit.anchor import anchor_cache_logits, anchor_prefill, masked_forward_logits
-from labkit.anchor.support import (FAMILIES, NOT_SUPPORTED, SUPPORTED_FAMILIES, check_supported,
-                                   kv_bytes_per_token, lm_logits)
+from labkit.anchor.support import (
+    FAMILIES,
+    NOT_SUPPORTED,
+    SUPPORTED_FAMILIES,
+    check_supported,
+    kv_bytes_per_token,
+    lm_logits,
+)
 from labkit.errors import ModelError
-from tiny_models import VOCAB, family_cases, family_model, random_batch
 
 ATOL = 2e-5
 CASES = family_cases()
@@ -48,8 +55,7 @@ def test_pruned_cache_logits_equal_masked_full_pass(model_type, variant, attn):
         ids, att, flags = random_batch(seed, B=3, L=40, pad=pad)
         real = att.bool()
         ref = masked_forward_logits(model, ids, flags, att)
-        causal = model(input_ids=ids, attention_mask=att,
-                       position_ids=(att.cumsum(1) - 1).clamp(min=0)).logits
+        causal = model(input_ids=ids, attention_mask=att, position_ids=(att.cumsum(1) - 1).clamp(min=0)).logits
         assert (ref - causal)[real].abs().max() > 1e-3  # the anchor mask really reached attention
         for chunk in (1, 7, 64):
             got = anchor_cache_logits(model, ids, flags, att, chunk=chunk)
@@ -69,19 +75,32 @@ def test_lm_logits_is_the_models_own_head(model_type, variant):
     assert torch.allclose(lm_logits(model, hidden), model(input_ids=ids).logits, atol=1e-6)
 
 
-@pytest.mark.parametrize("model_type,extra,attr", [
-    ("cohere", dict(logit_scale=0.25), "logit_scale"),
-    ("granite", dict(logits_scaling=4.0), "logits_scaling"),
-])
+@pytest.mark.parametrize(
+    "model_type,extra,attr",
+    [
+        ("cohere", dict(logit_scale=0.25), "logit_scale"),
+        ("granite", dict(logits_scaling=4.0), "logits_scaling"),
+    ],
+)
 def test_post_head_scaling_families_are_refused_with_the_reason(model_type, extra, attr):
     """Cohere / Granite scale logits after lm_head: lm_logits applies it, the plain head does not,
     so they stay off the list until the cached path calls lm_logits (then add them to FAMILIES)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    cfg = AutoConfig.for_model(model_type, vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                               max_position_embeddings=128, pad_token_id=0, eos_token_id=None,
-                               bos_token_id=None, **extra)
+    cfg = AutoConfig.for_model(
+        model_type,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        eos_token_id=None,
+        bos_token_id=None,
+        **extra,
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg).eval()
     ids = torch.randint(8, VOCAB, (2, 12), generator=torch.Generator().manual_seed(0))
@@ -96,30 +115,45 @@ def test_post_head_scaling_families_are_refused_with_the_reason(model_type, extr
 def _refused(model_type: str, attn: str = "sdpa", **extra):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    cfg = AutoConfig.for_model(model_type, vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                               num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128,
-                               pad_token_id=0, eos_token_id=None, bos_token_id=None, **extra)
+    cfg = AutoConfig.for_model(
+        model_type,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        eos_token_id=None,
+        bos_token_id=None,
+        **extra,
+    )
     cfg._attn_implementation = attn
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(cfg).eval()
 
 
-@pytest.mark.parametrize("model_type,attn,extra,match", [
-    ("mistral", "sdpa", dict(num_key_value_heads=2, sliding_window=8), r"sliding_window=8"),
-    ("phi3", "eager", dict(num_key_value_heads=2, sliding_window=16), r"DynamicSlidingWindowLayer"),
-    ("starcoder2", "sdpa", dict(num_key_value_heads=2, sliding_window=8), r"sliding"),
-    ("gemma2", "eager", dict(num_key_value_heads=2, head_dim=8), r"model_type 'gemma2'.*hybrid"),
-    ("gemma3_text", "sdpa", dict(num_key_value_heads=2, head_dim=8), r"gemma3_text"),
-    ("falcon", "sdpa", dict(new_decoder_architecture=False, alibi=True), r"alibi=True"),
-    ("bloom", "eager", dict(n_layer=2, n_head=4), r"model_type 'bloom'.*ALiBi"),
-])
+@pytest.mark.parametrize(
+    "model_type,attn,extra,match",
+    [
+        ("mistral", "sdpa", dict(num_key_value_heads=2, sliding_window=8), r"sliding_window=8"),
+        ("phi3", "eager", dict(num_key_value_heads=2, sliding_window=16), r"DynamicSlidingWindowLayer"),
+        ("starcoder2", "sdpa", dict(num_key_value_heads=2, sliding_window=8), r"sliding"),
+        ("gemma2", "eager", dict(num_key_value_heads=2, head_dim=8), r"model_type 'gemma2'.*hybrid"),
+        ("gemma3_text", "sdpa", dict(num_key_value_heads=2, head_dim=8), r"gemma3_text"),
+        ("falcon", "sdpa", dict(new_decoder_architecture=False, alibi=True), r"alibi=True"),
+        ("bloom", "eager", dict(n_layer=2, n_head=4), r"model_type 'bloom'.*ALiBi"),
+    ],
+)
 def test_sliding_window_hybrid_and_alibi_get_one_clear_error_up_front(model_type, attn, extra, match):
     """Without the check these fail deep in transformers ('size of tensor a (8) must match ...')."""
     model = _refused(model_type, attn, **extra)
     ids, att, flags = random_batch(1, B=3, L=24)
-    for call in (lambda: anchor_prefill(model, ids, flags, att),
-                 lambda: anchor_cache_logits(model, ids, flags, att, chunk=7),
-                 lambda: masked_forward_logits(model, ids, flags, att)):
+    for call in (
+        lambda: anchor_prefill(model, ids, flags, att),
+        lambda: anchor_cache_logits(model, ids, flags, att, chunk=7),
+        lambda: masked_forward_logits(model, ids, flags, att),
+    ):
         with pytest.raises(ModelError, match=match) as err:
             call()
         assert "supported" in str(err.value)
@@ -174,8 +208,9 @@ def test_anchor_training_smoke_per_family(model_type, trained_bases, tmp_path, m
     from labkit.anchor import anchor_generate
     from labkit.anchor.training import AnchorTrainConfig, train_anchor_lm
 
-    cfg = AnchorTrainConfig(mode="ac", ac_init="mean", train_tokens=3 * 2 * 32, batch_size=2,
-                            context_length=32, corpus=("tinyshakespeare",))
+    cfg = AnchorTrainConfig(
+        mode="ac", ac_init="mean", train_tokens=3 * 2 * 32, batch_size=2, context_length=32, corpus=("tinyshakespeare",)
+    )
     from transformers import AutoModelForCausalLM
 
     before = AutoModelForCausalLM.from_pretrained(trained_bases[model_type]).state_dict()
@@ -185,9 +220,11 @@ def test_anchor_training_smoke_per_family(model_type, trained_bases, tmp_path, m
     model, tok = trained.load(device="cpu")
     assert check_supported(model) == SUPPORTED_FAMILIES[model_type]
     after = model.state_dict()
-    moved = [k for k in before if k in after and before[k].shape == after[k].shape
-             and not torch.equal(before[k], after[k])]
+    moved = [
+        k for k in before if k in after and before[k].shape == after[k].shape and not torch.equal(before[k], after[k])
+    ]
     assert moved, "training changed no weight"
-    _, stats = anchor_generate(model, tok, ["Speak. Speak! Go home", "First. Second"], cfg.spec,
-                               max_new_tokens=3, insert_anchors=True)
+    _, stats = anchor_generate(
+        model, tok, ["Speak. Speak! Go home", "First. Second"], cfg.spec, max_new_tokens=3, insert_anchors=True
+    )
     assert stats["kv_bytes"] < stats["full_kv_bytes"]

@@ -4,20 +4,26 @@ flex-attention runs on CPU here through PyTorch's unfused eager implementation (
 it materialises the scores): slow, but exact, which is what these equality tests need. Tiny
 random-weight models (unit tests only).
 """
+
 from __future__ import annotations
 
 import warnings
 
 import pytest
 import torch
+from tiny_models import ANCHORS, random_batch
 
-from labkit.anchor.flex import (FlexAnchorCollator, anchor_block_mask, anchor_mask_mod,
-                                dense_from_mask_mod, flex_available,
-                                flex_training_available)
+from labkit.anchor.flex import (
+    FlexAnchorCollator,
+    anchor_block_mask,
+    anchor_mask_mod,
+    dense_from_mask_mod,
+    flex_available,
+    flex_training_available,
+)
 from labkit.anchor.masks import anchor_mask
 from labkit.anchor.training import AnchorCollator
 from labkit.errors import ParameterError
-from tiny_models import ANCHORS, random_batch
 
 ok, why = flex_available()
 pytestmark = pytest.mark.skipif(not ok, reason=f"no flex-attention in this torch build: {why}")
@@ -34,7 +40,7 @@ def _batch(seed: int, B: int, L: int, p_anchor: float, pad: str):
         if pad == "left":
             att[b, :n] = 0
         elif pad == "right":
-            att[b, L - n:] = 0
+            att[b, L - n :] = 0
     return flags & att.bool(), att
 
 
@@ -61,9 +67,16 @@ def test_block_mask_skips_blocks_and_keeps_the_rule():
         anchor_block_mask(flags, att, block_size=0)
 
 
-@pytest.mark.parametrize("B,L,block,p_anchor,pad", [(3, 37, 16, 0.1, "right"), (2, 256, 16, 0.05, "left"),
-                                                    (2, 200, 64, 0.5, "holes"), (1, 300, 128, 0.0, "none"),
-                                                    (2, 130, 16, 1.0, "left")])
+@pytest.mark.parametrize(
+    "B,L,block,p_anchor,pad",
+    [
+        (3, 37, 16, 0.1, "right"),
+        (2, 256, 16, 0.05, "left"),
+        (2, 200, 64, 0.5, "holes"),
+        (1, 300, 128, 0.0, "none"),
+        (2, 130, 16, 1.0, "left"),
+    ],
+)
 def test_row_by_row_block_mask_equals_pytorch_build(B, L, block, p_anchor, pad):
     """labkit builds the BlockMask one row of query tiles at a time (never B x L x L); every
     field equals PyTorch's whole-grid create_block_mask (counts, tile indices, both directions),
@@ -73,11 +86,18 @@ def test_row_by_row_block_mask_equals_pytorch_build(B, L, block, p_anchor, pad):
     flags, att = _batch(L, B, L, p_anchor, pad)
     att_arg = None if pad == "none" else att
     got = anchor_block_mask(flags, att_arg, block_size=block)
-    ref = create_block_mask(anchor_mask_mod(flags, att_arg), B, None, L, L, device="cpu",
-                            BLOCK_SIZE=block)
+    ref = create_block_mask(anchor_mask_mod(flags, att_arg), B, None, L, L, device="cpu", BLOCK_SIZE=block)
     assert got.shape == ref.shape and got.seq_lengths == ref.seq_lengths == (L, L)
-    for field in ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices",
-                  "q_num_blocks", "q_indices", "full_q_num_blocks", "full_q_indices"):
+    for field in (
+        "kv_num_blocks",
+        "kv_indices",
+        "full_kv_num_blocks",
+        "full_kv_indices",
+        "q_num_blocks",
+        "q_indices",
+        "full_q_num_blocks",
+        "full_q_indices",
+    ):
         assert torch.equal(getattr(got, field), getattr(ref, field)), field
 
 
@@ -105,9 +125,9 @@ def test_model_with_flex_block_mask_equals_dense_mask(family, make_config, monke
     transformers compiles flex-attention on first use (minutes on CPU); the test swaps in the
     eager kernel, the same maths.
     """
+    import transformers.integrations.flex_attention as hf_flex
     from torch.nn.attention.flex_attention import flex_attention
     from transformers import AutoModelForCausalLM
-    import transformers.integrations.flex_attention as hf_flex
 
     def eager_flex(query, key, value, training=False, **kwargs):
         return flex_attention(query, key, value, **kwargs)

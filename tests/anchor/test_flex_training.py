@@ -8,6 +8,7 @@ lift that one device guard, and swap transformers' compiled flex-attention for t
 checked on CPU against the dense mask. The fused CUDA kernel itself is not exercised here
 (``benchmarks/anchor_training_masks.py`` runs it on a GPU). Tiny random-weight models.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import ANCHORS, family_config, family_model, random_batch, tiny_config
 
 from labkit.anchor.flex import attention_collator, choose_training_attention, flex_available
 from labkit.anchor.training import AnchorTrainConfig
 from labkit.errors import ParameterError
-from tiny_models import ANCHORS, VOCAB, family_config, family_model, random_batch, tiny_config
 
 ok, why = flex_available()
 pytestmark = pytest.mark.skipif(not ok, reason=f"no flex-attention in this torch build: {why}")
@@ -137,20 +138,20 @@ def test_train_anchor_lm_flex_path_matches_dense(tmp_path, monkeypatch, cpu_flex
     tok = make_tokenizer()
     family_model("llama", vocab=len(tok), max_pos=64).save_pretrained(tmp_path / "base")
     tok.save_pretrained(tmp_path / "base")
-    common = dict(mode="ac", ac_init="mean", train_tokens=4 * 2 * 64, batch_size=2,
-                  corpus=("tinyshakespeare",), warmup_steps=0)
-    flex = train_anchor_lm(str(tmp_path / "base"), AnchorTrainConfig(attention="flex", **common),
-                           progress=False)
+    common = dict(
+        mode="ac", ac_init="mean", train_tokens=4 * 2 * 64, batch_size=2, corpus=("tinyshakespeare",), warmup_steps=0
+    )
+    flex = train_anchor_lm(str(tmp_path / "base"), AnchorTrainConfig(attention="flex", **common), progress=False)
     assert flex.metrics["attention"] == "flex" and flex.metrics["steps"] == 4
     saved = json.loads((flex.path / "config.json").read_text())
     assert "flex" not in json.dumps(saved)
     model, _ = flex.load(device="cpu")
     assert model.config._attn_implementation in ("sdpa", "eager")
-    cached = train_anchor_lm(str(tmp_path / "base"), AnchorTrainConfig(attention="dense", **common),
-                             progress=False)
+    cached = train_anchor_lm(str(tmp_path / "base"), AnchorTrainConfig(attention="dense", **common), progress=False)
     assert cached.path == flex.path and cached.metrics["attention"] == "flex"  # a cache hit
-    dense = train_anchor_lm(str(tmp_path / "base"), AnchorTrainConfig(attention="dense", **common),
-                            progress=False, force=True)
+    dense = train_anchor_lm(
+        str(tmp_path / "base"), AnchorTrainConfig(attention="dense", **common), progress=False, force=True
+    )
     assert dense.metrics["attention"] == "dense"
     got = [loss for _, loss in flex.metrics["loss_curve"]]
     ref = [loss for _, loss in dense.metrics["loss_curve"]]

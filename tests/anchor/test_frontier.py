@@ -1,6 +1,7 @@
 """KV-budget frontier (labkit.anchor.frontier / presses) on a tiny random Llama + in-process
 tokenizer (unit tests only): budgets kept, exact full-cache scores, anchor shares, errors,
 failing presses, statistics and the figure check."""
+
 from __future__ import annotations
 
 import math
@@ -31,15 +32,21 @@ def setup(ac_model, make_llama):
 def rows(setup):
     model, tok, spec, trained = setup
     anchors = {"AnLLM-AC": (trained, tok, spec), "base + anchor cache": (model, tok, spec)}
-    return frontier.frontier_table((model, tok), anchors, DOCS, budgets=[0.5, 0.1],
-                                   presses=["streaming_llm", "knorm", "snapkv", "observed_attention"],
-                                   **SIZES)
+    return frontier.frontier_table(
+        (model, tok),
+        anchors,
+        DOCS,
+        budgets=[0.5, 0.1],
+        presses=["streaming_llm", "knorm", "snapkv", "observed_attention"],
+        **SIZES,
+    )
 
 
 def _context(setup, p=0):
     model, tok, spec, _ = setup
-    prompt = kshot_prompts(DOCS, tok, spec, SIZES["k"], SIZES["n_prompts"], SIZES["demo_tokens"],
-                           SIZES["query_tokens"])[p]
+    prompt = kshot_prompts(
+        DOCS, tok, spec, SIZES["k"], SIZES["n_prompts"], SIZES["demo_tokens"], SIZES["query_tokens"]
+    )[p]
     return prompt, frontier.encode(tok, prompt, None)
 
 
@@ -66,7 +73,7 @@ def test_full_cache_scores_equal_a_plain_forward(setup):
     ids = torch.tensor([ctx + query])
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].float()
-    lp = torch.log_softmax(logits[len(ctx) - 1:-1], dim=-1)
+    lp = torch.log_softmax(logits[len(ctx) - 1 : -1], dim=-1)
     target = torch.tensor(query)
     nll = -float(lp.gather(1, target[:, None]).sum())
     correct = int((lp.argmax(-1) == target).sum())
@@ -76,21 +83,30 @@ def test_full_cache_scores_equal_a_plain_forward(setup):
 
 def test_table_rows_and_shares(setup, rows):
     model, tok, spec, trained = setup
-    assert set(rows.method) == {"full cache", "AnLLM-AC", "AnLLM-AC, full cache", "base + anchor cache",
-                                "StreamingLLM", "key norm", "SnapKV", "observed attention (H2O)"}
+    assert set(rows.method) == {
+        "full cache",
+        "AnLLM-AC",
+        "AnLLM-AC, full cache",
+        "base + anchor cache",
+        "StreamingLLM",
+        "key norm",
+        "SnapKV",
+        "observed attention (H2O)",
+    }
     # the trained model's own full-cache ceiling reads the same prompts, keeps everything
     own_full = rows[rows.method == "AnLLM-AC, full cache"]
     assert (own_full.kind == frontier.TRAINED_FULL).all() and (own_full.kept_share == 1).all()
     assert (own_full.context_tokens.to_numpy() == rows[rows.method == "AnLLM-AC"].context_tokens.to_numpy()).all()
     # every (method, budget) is measured on every prompt
-    assert (rows.groupby(["method", "budget"]).prompt.apply(sorted).map(tuple)
-            == tuple(range(SIZES["n_prompts"]))).all()
+    assert (
+        rows.groupby(["method", "budget"]).prompt.apply(sorted).map(tuple) == tuple(range(SIZES["n_prompts"]))
+    ).all()
     assert (rows[rows.kind == "full"].kept_share == 1).all()
     # the anchor method's kept share is what the anchor cache really keeps
     ids_set = anchor_token_ids(tok, spec)
-    per_tok = kv_bytes_per_token(trained)
-    for p, prompt in enumerate(kshot_prompts(DOCS, tok, spec, SIZES["k"], SIZES["n_prompts"],
-                                             SIZES["demo_tokens"], SIZES["query_tokens"])):
+    for p, prompt in enumerate(
+        kshot_prompts(DOCS, tok, spec, SIZES["k"], SIZES["n_prompts"], SIZES["demo_tokens"], SIZES["query_tokens"])
+    ):
         ctx, _ = frontier.encode(tok, prompt, spec)
         ids = torch.tensor([ctx])
         state = anchor_prefill(trained, ids, anchor_flags(ids, ids_set), open_limit=None)
@@ -115,8 +131,7 @@ def test_summary_comparison_and_headline(rows):
     assert (summary.perplexity_lo <= summary.perplexity + 1e-9).all()
     assert (summary.perplexity <= summary.perplexity_hi + 1e-9).all()
     assert full.tokens_scored == rows[rows.kind == "full"].query_tokens.sum()
-    assert full.perplexity == pytest.approx(math.exp(rows[rows.kind == "full"].nll.sum()
-                                                     / full.tokens_scored))
+    assert full.perplexity == pytest.approx(math.exp(rows[rows.kind == "full"].nll.sum() / full.tokens_scored))
     same = frontier.paired_comparison(rows, ("full cache", "full"), ("full cache", "full"), 200)
     assert same["ppl_diff"] == 0 and same["verdict"] == "no clear difference"
     h = frontier.frontier_headline(rows, summary, "AnLLM-AC", n_resamples=200)
@@ -161,8 +176,9 @@ def test_bad_press_name_and_budgets(setup):
 def test_prompts_longer_than_the_context_are_skipped_or_refused(setup, make_llama):
     model, tok, spec, _ = setup
     lengths = []
-    for p in kshot_prompts(DOCS, tok, spec, SIZES["k"], 2 * SIZES["n_prompts"],
-                                    SIZES["demo_tokens"], SIZES["query_tokens"]):
+    for p in kshot_prompts(
+        DOCS, tok, spec, SIZES["k"], 2 * SIZES["n_prompts"], SIZES["demo_tokens"], SIZES["query_tokens"]
+    ):
         lengths.append(sum(map(len, frontier.encode(tok, p, spec))))
     short = make_llama(len(tok), max_pos=sorted(lengths)[SIZES["n_prompts"] - 1])
     anchors = {"AnLLM-AC": (short, tok, spec)}
@@ -179,14 +195,21 @@ def test_failing_press_is_a_warning_not_a_crash(make_model, make_tokenizer):
     tok = make_tokenizer(" ".join(DOCS), vocab_size=400)
     from transformers import AutoModelForCausalLM, GPTNeoXConfig
 
-    cfg = GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=512,
-                        rotary_pct=0.5)
+    cfg = GPTNeoXConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        rotary_pct=0.5,
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg).eval()
     warnings: list[str] = []
-    rows = frontier.frontier_table((model, tok), {}, DOCS, budgets=[0.25], presses=["knorm"],
-                                   warn=warnings.append, **SIZES)
+    rows = frontier.frontier_table(
+        (model, tok), {}, DOCS, budgets=[0.25], presses=["knorm"], warn=warnings.append, **SIZES
+    )
     assert len(warnings) == 1 and warnings[0].startswith("failed: press knorm: ")
     assert set(rows.method) == {"full cache"}
     with pytest.raises(ModelError, match="failed: press knorm"):

@@ -2,6 +2,7 @@
 
 Tiny random-weight configs (unit tests only). Every family runs with batch >= 2 and padding.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -9,13 +10,26 @@ import warnings
 import pytest
 import torch
 
-from labkit.anchor import (SUPPORTED_FAMILIES, AnchorCacheWarning, AnchorSpec, anchor_cache_logits,
-                          anchor_flags, anchor_generate, anchor_prefill, anchor_step,
-                          check_supported, full_cache_generate, kv_bytes_per_token,
-                          kv_cache_bytes, masked_forward_logits, no_cache_generate)
-from labkit.errors import ModelError, ParameterError
 # test_training.py imports these names from here
 from tiny_models import ANCHORS, FAMILIES, VOCAB, random_batch, tiny_model  # noqa: F401
+
+from labkit.anchor import (
+    SUPPORTED_FAMILIES,
+    AnchorCacheWarning,
+    AnchorSpec,
+    anchor_cache_logits,
+    anchor_flags,
+    anchor_generate,
+    anchor_prefill,
+    anchor_step,
+    check_supported,
+    full_cache_generate,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    masked_forward_logits,
+    no_cache_generate,
+)
+from labkit.errors import ModelError, ParameterError
 
 ATOL = 2e-5
 
@@ -29,8 +43,7 @@ def test_pruned_cache_logits_equal_masked_full_pass(family, attn, make_model):
         ids, att, flags = random_batch(seed, pad=pad)
         ref = masked_forward_logits(model, ids, flags, att)
         real = att.bool()
-        causal = model(input_ids=ids, attention_mask=att,
-                       position_ids=(att.cumsum(1) - 1).clamp(min=0)).logits
+        causal = model(input_ids=ids, attention_mask=att, position_ids=(att.cumsum(1) - 1).clamp(min=0)).logits
         assert (ref - causal)[real].abs().max() > 1e-3  # the mask matters: equality is not vacuous
         for chunk in (1, 7, 64):
             got = anchor_cache_logits(model, ids, flags, att, chunk=chunk)
@@ -89,10 +102,8 @@ def test_anchor_generate_equals_masked_recompute_and_rows_are_independent(family
     model = make_model(family)
     ids, att, flags = random_batch(11, B=3, L=30, pad="left")
     anchors = set(range(3, VOCAB, 4))  # a quarter of the vocabulary, so anchors get generated
-    got, stats = anchor_generate(model, None, ids, max_new_tokens=12, attention_mask=att,
-                                 anchor_ids=anchors, chunk=8)
-    ref, _ = no_cache_generate(model, None, ids, max_new_tokens=12, attention_mask=att,
-                               anchor_ids=anchors)
+    got, stats = anchor_generate(model, None, ids, max_new_tokens=12, attention_mask=att, anchor_ids=anchors, chunk=8)
+    ref, _ = no_cache_generate(model, None, ids, max_new_tokens=12, attention_mask=att, anchor_ids=anchors)
     assert torch.equal(got, ref)
     assert any(int(t) in anchors for t in got.flatten())
     assert stats["kv_reduction_after_prefill"] > 0
@@ -122,12 +133,13 @@ def test_eos_stops_rows(make_model):
     ids, att, _ = random_batch(6, B=2, L=16)
     free, _ = anchor_generate(model, None, ids, max_new_tokens=8, attention_mask=att, anchor_ids=ANCHORS)
     eos = int(free[0, 2])
-    got, _ = anchor_generate(model, None, ids, max_new_tokens=8, attention_mask=att,
-                             anchor_ids=ANCHORS, eos_token_id=eos)
+    got, _ = anchor_generate(
+        model, None, ids, max_new_tokens=8, attention_mask=att, anchor_ids=ANCHORS, eos_token_id=eos
+    )
     first = (free[0] == eos).nonzero()[0, 0]
-    assert torch.equal(got[0, :first + 1], free[0, :first + 1])
+    assert torch.equal(got[0, : first + 1], free[0, : first + 1])
     # finished rows are padded; with no tokenizer the pad id is the eos id (HF convention)
-    assert (got[0, first + 1:] == eos).all()
+    assert (got[0, first + 1 :] == eos).all()
 
 
 # ----------------------------------------------------------------------------- bad input

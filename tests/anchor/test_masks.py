@@ -1,11 +1,11 @@
 """AnSAN mask builder vs a brute-force reference, padding, and eager == SDPA under the mask."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from labkit.anchor.masks import (anchor_mask, position_ids_from_attention_mask,
-                                 reference_anchor_mask, sequence_ids)
+from labkit.anchor.masks import anchor_mask, position_ids_from_attention_mask, reference_anchor_mask, sequence_ids
 from labkit.errors import ParameterError
 
 MIN = torch.finfo(torch.float32).min
@@ -19,7 +19,7 @@ def _random_batch(gen: torch.Generator, B: int, L: int, p_anchor: float, pad: st
         if pad == "left" and n_pad:
             att[b, :n_pad] = 0
         elif pad == "right" and n_pad:
-            att[b, L - n_pad:] = 0
+            att[b, L - n_pad :] = 0
     return flags, att
 
 
@@ -27,15 +27,18 @@ def test_paper_example_by_hand():
     # tokens: a b . c d . e   (anchors at 2 and 5)
     flags = torch.tensor([[0, 0, 1, 0, 0, 1, 0]], dtype=torch.bool)
     allowed = anchor_mask(flags, as_bool=True)[0, 0]
-    expected = torch.tensor([
-        [1, 0, 0, 0, 0, 0, 0],  # a
-        [1, 1, 0, 0, 0, 0, 0],  # b
-        [1, 1, 1, 0, 0, 0, 0],  # . (anchor 1: its own sentence)
-        [0, 0, 1, 1, 0, 0, 0],  # c: earlier anchor + itself
-        [0, 0, 1, 1, 1, 0, 0],  # d
-        [0, 0, 0, 1, 1, 1, 0],  # . (anchor 2: own sentence only, not anchor 1)
-        [0, 0, 1, 0, 0, 1, 1],  # e: both anchors + itself
-    ], dtype=torch.bool)
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0, 0, 0, 0],  # a
+            [1, 1, 0, 0, 0, 0, 0],  # b
+            [1, 1, 1, 0, 0, 0, 0],  # . (anchor 1: its own sentence)
+            [0, 0, 1, 1, 0, 0, 0],  # c: earlier anchor + itself
+            [0, 0, 1, 1, 1, 0, 0],  # d
+            [0, 0, 0, 1, 1, 1, 0],  # . (anchor 2: own sentence only, not anchor 1)
+            [0, 0, 1, 0, 0, 1, 1],  # e: both anchors + itself
+        ],
+        dtype=torch.bool,
+    )
     assert torch.equal(allowed, expected)
     assert sequence_ids(flags).tolist() == [[0, 0, 0, 1, 1, 1, 2]]
 

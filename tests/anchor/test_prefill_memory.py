@@ -5,16 +5,17 @@ mask they return, and a pre-hook on the decoder records the mask each forward re
 with the number of cached slots at that moment. The dense one-pass prefill of before (an L x L
 mask) is run through the same check to show that the check fails on it.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import ANCHORS, random_batch
 
 from labkit.anchor import anchor_generate, anchor_prefill, masked_forward_logits, prefill_chunk
 from labkit.anchor import cache as cache_module
 from labkit.anchor.cache import DEFAULT_CHUNK
 from labkit.errors import ParameterError
-from tiny_models import ANCHORS, random_batch
 
 L = 1300  # longer than the CPU default chunk (512), so a dense mask would be ~3x too big
 
@@ -42,11 +43,17 @@ class MaskRecorder:
 
     def violations(self, chunk: int) -> list[str]:
         """Masks (per row) with more than chunk x (kept + chunk) elements, kept = cached slots."""
-        bad = [f"forward with {kept} cached slots got a {q} x {k} mask"
-               for kept, q, k in self.forwards if q * k > chunk * (kept + chunk)]
+        bad = [
+            f"forward with {kept} cached slots got a {q} x {k} mask"
+            for kept, q, k in self.forwards
+            if q * k > chunk * (kept + chunk)
+        ]
         biggest_kept = max((kept for kept, _, _ in self.forwards), default=0)
-        bad += [f"built a mask of shape {shape}" for shape in self.built
-                if shape[-2] * shape[-1] > chunk * (biggest_kept + chunk)]
+        bad += [
+            f"built a mask of shape {shape}"
+            for shape in self.built
+            if shape[-2] * shape[-1] > chunk * (biggest_kept + chunk)
+        ]
         return bad
 
 
@@ -70,8 +77,9 @@ def test_default_prefill_is_chunked_and_bounded(make_model, monkeypatch):
     assert int(state.kept_tokens.max()) < L // 4
 
     rec.forwards.clear(), rec.built.clear()
-    anchor_generate(model, None, ids, max_new_tokens=4, attention_mask=att, anchor_ids=ANCHORS,
-                    eos_token_id=-1, open_limit=None)
+    anchor_generate(
+        model, None, ids, max_new_tokens=4, attention_mask=att, anchor_ids=ANCHORS, eos_token_id=-1, open_limit=None
+    )
     assert rec.violations(chunk) == [] and max(q for _, q, _ in rec.forwards) <= chunk
     rec.handle.remove()
 

@@ -1,5 +1,6 @@
 """The long-range recall probe: prompts, training documents and labels, the recall frontier's
 rows, statistics and guards (tiny random-weight models; the trained run is the notebook's)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,15 +10,15 @@ import torch
 
 from labkit.anchor import recall_frontier as rf
 from labkit.anchor.anchors import anchor_token_ids
-from labkit.anchor.recall import (RecallProbe, probe_vocab, recall_prompts, training_blocks,
-                                  training_documents)
+from labkit.anchor.recall import RecallProbe, probe_vocab, recall_prompts, training_blocks, training_documents
 from labkit.anchor.recall_lm import IGNORE_INDEX, mixed_blocks, probe_labels
 from labkit.errors import ParameterError
 
-PROBE = RecallProbe(bindings=8, buckets=(1, 2, 4, 8), keys=10, values=10, min_bindings=2,
-                    train_queries=4, share=0.5)
-WORDS = ("the and you that with have this will your not for are but all what shall".split()
-         + "come good lord well make know love like sir upon".split())
+PROBE = RecallProbe(bindings=8, buckets=(1, 2, 4, 8), keys=10, values=10, min_bindings=2, train_queries=4, share=0.5)
+WORDS = (
+    "the and you that with have this will your not for are but all what shall".split()
+    + "come good lord well make know love like sir upon".split()
+)
 
 
 TEXT = " ".join(WORDS * 40) + ". " + " ".join(reversed(WORDS * 3)) + "."
@@ -69,7 +70,7 @@ def test_prompts_answer_from_the_binding_sentence(vocab):
 def test_training_documents_never_hold_an_evaluation_prompt(vocab):
     docs = training_documents(vocab, PROBE, 50, seed=0)
     evals = recall_prompts(vocab, PROBE, 50, seed=0).context.numpy()
-    full = [d[:3 * PROBE.bindings] for d in docs if d.size >= 3 * PROBE.bindings]
+    full = [d[: 3 * PROBE.bindings] for d in docs if d.size >= 3 * PROBE.bindings]
     assert not any(np.array_equal(f, e) for f in full for e in evals)
 
 
@@ -106,8 +107,7 @@ def test_mixed_blocks_share_and_order(vocab):
 def test_recall_rows_pair_methods_and_the_guard(ac_model, vocab):
     model, tok, spec = ac_model
     anchors = {"AnLLM-AC": (model, tok, spec)}
-    rows = rf.recall_rows((model, tok), anchors, vocab, PROBE, 4, budgets=(0.25,),
-                          presses=["streaming_llm"], seed=0)
+    rows = rf.recall_rows((model, tok), anchors, vocab, PROBE, 4, budgets=(0.25,), presses=["streaming_llm"], seed=0)
     assert set(rows.method) == {"full cache", "AnLLM-AC", "StreamingLLM"}
     assert set(rows.budget[rows.method == "StreamingLLM"]) == {"25%", "= AnLLM-AC"}
     full = rows[rows.method == "full cache"]
@@ -127,14 +127,25 @@ def test_guard_flags_a_probe_that_needs_no_far_context():
     """StreamingLLM as good as the full cache: the headline carries NO_FAR_CONTEXT."""
     probe = RecallProbe(bindings=4, buckets=(1, 2, 4), keys=4, values=4, min_bindings=2)
     rows = []
-    for method, kind, budget, share in (("full cache", "full", "full", 1.0),
-                                        ("AnLLM-AC", "own", "own", 0.25),
-                                        ("StreamingLLM", "press", "= AnLLM-AC", 0.25)):
+    for method, kind, budget, share in (
+        ("full cache", "full", "full", 1.0),
+        ("AnLLM-AC", "own", "own", 0.25),
+        ("StreamingLLM", "press", "= AnLLM-AC", 0.25),
+    ):
         for p in range(10):
             for d in probe.buckets:
                 ok = method != "AnLLM-AC" or d == 1
-                rows.append({"method": method, "kind": kind, "budget": budget, "prompt": p,
-                             "distance": d, "correct": ok, "kept_share": share})
+                rows.append(
+                    {
+                        "method": method,
+                        "kind": kind,
+                        "budget": budget,
+                        "prompt": p,
+                        "distance": d,
+                        "correct": ok,
+                        "kept_share": share,
+                    }
+                )
     rows = pd.DataFrame(rows)
     summary = rf.recall_summary(rows, probe, n_resamples=200)
     head = rf.recall_headline(rows, summary, probe, methods=["AnLLM-AC"], n_resamples=200)

@@ -1,12 +1,12 @@
 """Study measurements on a tiny random model + in-process tokenizer (unit tests only): prompts,
 KV table, kept-anchor payload, latency/speed-up tables, quality table, few-shot panel, errors."""
+
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 import pytest
-import torch
 from tiny_models import TWO_DOCUMENTS
 
 from labkit.anchor.anchors import AnchorSpec
@@ -42,8 +42,7 @@ def test_kshot_prompts_skip_prompts_longer_than_max_tokens(setup):
     free = kshot_prompts(DOCS, tok, spec, k=2, n_prompts=6, demo_tokens=20, query_tokens=5)
     lengths = sorted(len(tok.encode(p.text, add_special_tokens=False)) for p in free)
     cap = lengths[len(lengths) // 2]
-    fitted = kshot_prompts(DOCS, tok, spec, k=2, n_prompts=2, demo_tokens=20, query_tokens=5,
-                           max_tokens=cap)
+    fitted = kshot_prompts(DOCS, tok, spec, k=2, n_prompts=2, demo_tokens=20, query_tokens=5, max_tokens=cap)
     assert len(fitted) == 2
     assert all(len(tok.encode(p.text, add_special_tokens=False)) <= cap for p in fitted)
     with pytest.raises(DataError, match="too long"):
@@ -63,8 +62,7 @@ def test_prompt_bad_input(setup):
 
 
 def test_kv_table_and_kept_payload(setup, tmp_path, monkeypatch):
-    from labkit.anchor import study
-    from labkit.anchor import kv_bytes_per_token
+    from labkit.anchor import kv_bytes_per_token, study
 
     model, tok, spec = setup
     kv = study.kv_cache_table(model, tok, spec, DOCS, ks=(1, 3), n_prompts=2, demo_tokens=20)
@@ -90,16 +88,19 @@ def test_kv_table_and_kept_payload(setup, tmp_path, monkeypatch):
     assert path == tmp_path / "anchor_attention" / "kept_anchors.json"
     assert json.loads(path.read_text())["examples"][2]["demonstrations"] == 3
     from labkit.explore.anchor import token_html  # the explorer can render it
-    assert "span" in token_html(payload["examples"][0]["tokens"], payload["examples"][0]["is_anchor"],
-                                payload["examples"][0]["kept"])
+
+    assert "span" in token_html(
+        payload["examples"][0]["tokens"], payload["examples"][0]["is_anchor"], payload["examples"][0]["kept"]
+    )
 
 
 def test_latency_sweep_interleaves_and_speedups_have_intervals(setup):
     from labkit.anchor import study
 
     model, tok, spec = setup
-    lat = study.latency_sweep(model, tok, spec, DOCS, [40, 80], new_tokens=3, batch=2, repeats=3,
-                              demo_tokens=20, query_tokens=4)
+    lat = study.latency_sweep(
+        model, tok, spec, DOCS, [40, 80], new_tokens=3, batch=2, repeats=3, demo_tokens=20, query_tokens=4
+    )
     assert len(lat) == 2 * 3 * 3 and set(lat.method) == {"no_cache", "full_cache", "anchor_cache"}
     # interleaved: within each context the methods alternate anchor, full, none, anchor, ...
     for _, part in lat.groupby("context", sort=False):
@@ -155,14 +156,22 @@ def test_median_interval_and_nice_ticks():
 def _speed_row(dec, dec_lo, tot, tot_lo, dec_short_lo=1.0):
     """Two contexts: the short one (decode CI lower end ``dec_short_lo``), the long one."""
     rows = []
-    for context, d, d_lo, t, t_lo in ((100, 1.0, dec_short_lo, 1.0, 0.95),
-                                      (8192, dec, dec_lo, tot, tot_lo)):
-        rows.append({"context": context, "speedup_vs_no_cache": 5.0, "speedup_vs_no_cache_lo": 4.5,
-                     "speedup_vs_no_cache_hi": 5.5, "full_speedup_vs_no_cache": 4.8,
-                     "speedup_vs_full_cache": t, "speedup_vs_full_cache_lo": t_lo,
-                     "speedup_vs_full_cache_hi": t + 0.2, "decode_speedup_vs_full_cache": d,
-                     "decode_speedup_vs_full_cache_lo": d_lo,
-                     "decode_speedup_vs_full_cache_hi": d + 0.5})
+    for context, d, d_lo, t, t_lo in ((100, 1.0, dec_short_lo, 1.0, 0.95), (8192, dec, dec_lo, tot, tot_lo)):
+        rows.append(
+            {
+                "context": context,
+                "speedup_vs_no_cache": 5.0,
+                "speedup_vs_no_cache_lo": 4.5,
+                "speedup_vs_no_cache_hi": 5.5,
+                "full_speedup_vs_no_cache": 4.8,
+                "speedup_vs_full_cache": t,
+                "speedup_vs_full_cache_lo": t_lo,
+                "speedup_vs_full_cache_hi": t + 0.2,
+                "decode_speedup_vs_full_cache": d,
+                "decode_speedup_vs_full_cache_lo": d_lo,
+                "decode_speedup_vs_full_cache_hi": d + 0.5,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -170,8 +179,15 @@ def test_quality_table_scores_the_same_tokens(setup):
     from labkit.anchor import study
 
     model, tok, spec = setup
-    q = study.quality_table({"base": (model, tok), "anchor-trained": (model, tok)}, spec, DOCS,
-                            context=64, max_tokens=400, batch_size=4, chunk=16)
+    q = study.quality_table(
+        {"base": (model, tok), "anchor-trained": (model, tok)},
+        spec,
+        DOCS,
+        context=64,
+        max_tokens=400,
+        batch_size=4,
+        chunk=16,
+    )
     assert len(q) == 4 and q.tokens_scored.nunique() == 1 and q.tokens_scored.iloc[0] > 200
     assert q.perplexity.gt(1).all() and q.next_token_accuracy.between(0, 1).all()
     by = q.set_index(["model", "inference"])
@@ -206,8 +222,12 @@ def test_fewshot_panel_skips_unavailable_and_scores_items(setup):
 
     def loader(task):
         if task == "piqa":
-            return pd.DataFrame([{"goal": f"Open a jar {i}", "sol1": "twist the lid", "sol2": "eat it",
-                                  "label": i % 2} for i in range(8)])
+            return pd.DataFrame(
+                [
+                    {"goal": f"Open a jar {i}", "sol1": "twist the lid", "sol2": "eat it", "label": i % 2}
+                    for i in range(8)
+                ]
+            )
         raise DataUnavailableError(f"dataset {task!r} not available")
 
     rec = Rec()

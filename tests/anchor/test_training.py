@@ -1,5 +1,6 @@
 """Continued training under the AnSAN mask: the collator, the mask really reaching attention
 (transformers 5.x, eager and SDPA, train mode) and the cached Trainer run on real text."""
+
 from __future__ import annotations
 
 import os
@@ -7,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_inference import ANCHORS, FAMILIES, VOCAB, tiny_model  # same folder
 
 from labkit.anchor.anchors import AnchorSpec, anchor_flags
 from labkit.anchor.inference import masked_forward_logits
 from labkit.anchor.training import AnchorCollator, AnchorTrainConfig, anchor_training_blocks
 from labkit.errors import ParameterError
-from test_inference import ANCHORS, FAMILIES, VOCAB, tiny_model  # same folder
 
 MIRROR = os.environ.get("LABKIT_DATA_MIRROR") or str(Path(__file__).resolve().parents[3] / "shared" / "data")
 
@@ -40,6 +41,7 @@ def test_collator_pads_masks_and_labels():
     assert ((mask == 0).sum(-1) > 0).all()
     # the mask is the AnSAN rule: anchor rows do not see earlier anchors
     from labkit.anchor.masks import reference_anchor_mask
+
     att = (labels != -100).long()
     ref = reference_anchor_mask(anchor_flags(ids, ANCHORS) & att.bool(), att)
     assert torch.equal(mask, ref)
@@ -67,17 +69,18 @@ def test_trainer_forward_honours_the_4d_mask(family, attn):
     model = tiny_model(family, attn).train()
     batch = AnchorCollator(ANCHORS, pad_id=0)(features(1))
     out = model(**batch)
-    att = (batch["labels"] != -100)
-    ref = masked_forward_logits(model.eval(), batch["input_ids"], anchor_flags(batch["input_ids"], ANCHORS) & att,
-                                att.long())
+    att = batch["labels"] != -100
+    ref = masked_forward_logits(
+        model.eval(), batch["input_ids"], anchor_flags(batch["input_ids"], ANCHORS) & att, att.long()
+    )
     assert torch.isfinite(out.logits).all()
     assert (out.logits - ref)[att].abs().max() < 2e-5
-    causal = model(input_ids=batch["input_ids"], attention_mask=att.long(),
-                   position_ids=batch["position_ids"]).logits
+    causal = model(input_ids=batch["input_ids"], attention_mask=att.long(), position_ids=batch["position_ids"]).logits
     assert (causal - ref)[att].abs().max() > 1e-3  # the mask changed the computation
     shift_logits, shift_labels = ref[:, :-1], batch["labels"][:, 1:]
-    manual = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, VOCAB), shift_labels.reshape(-1),
-                                               ignore_index=-100)
+    manual = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, VOCAB), shift_labels.reshape(-1), ignore_index=-100
+    )
     assert abs(out.loss.item() - manual.item()) < 1e-4
     out.loss.backward()  # gradients flow through the masked attention
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
@@ -122,11 +125,20 @@ def test_train_anchor_lm_on_real_text_is_cached(tmp_path, monkeypatch):
     from labkit.anchor.training import train_anchor_lm
     from labkit.lm import TinyLMConfig, load_causal_lm, train_tiny_lm
 
-    base = train_tiny_lm(TinyLMConfig(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2,
-                                      context_length=64, train_tokens=10_000, batch_size=8,
-                                      corpus=("tinyshakespeare",)), progress=False)
-    cfg = AnchorTrainConfig(mode="ac", ac_init="mean", train_tokens=2_000, batch_size=4,
-                            corpus=("tinyshakespeare",))
+    base = train_tiny_lm(
+        TinyLMConfig(
+            vocab_size=512,
+            hidden_size=32,
+            num_layers=2,
+            num_heads=2,
+            context_length=64,
+            train_tokens=10_000,
+            batch_size=8,
+            corpus=("tinyshakespeare",),
+        ),
+        progress=False,
+    )
+    cfg = AnchorTrainConfig(mode="ac", ac_init="mean", train_tokens=2_000, batch_size=4, corpus=("tinyshakespeare",))
     first = train_anchor_lm(base, cfg, progress=False)
     assert first.metrics["steps"] == 8 and first.metrics["anchors_per_1k_tokens"] > 10
     assert first.metrics["attention"] == "dense"  # "auto" on CPU: no flex backward there
@@ -140,8 +152,11 @@ def test_train_anchor_lm_on_real_text_is_cached(tmp_path, monkeypatch):
     assert not torch.equal(model.model.layers[0].mlp.up_proj.weight, base_model.model.layers[0].mlp.up_proj.weight)
     again = train_anchor_lm(str(base.path), cfg, progress=False)  # same base given as a path
     assert again.path == first.path and again.metrics == first.metrics
-    other = train_anchor_lm(base, AnchorTrainConfig(mode="ep", train_tokens=2_000, batch_size=4,
-                                                    corpus=("tinyshakespeare",)), progress=False)
+    other = train_anchor_lm(
+        base,
+        AnchorTrainConfig(mode="ep", train_tokens=2_000, batch_size=4, corpus=("tinyshakespeare",)),
+        progress=False,
+    )
     assert other.path != first.path
 
 
@@ -151,8 +166,9 @@ def test_unsupported_base_architecture_fails_before_training(tmp_path):
     from labkit.anchor.training import train_anchor_lm
     from labkit.errors import ModelError
 
-    BloomForCausalLM(BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=1, n_head=2)
-                     ).save_pretrained(str(tmp_path / "bloom"), safe_serialization=True)
+    BloomForCausalLM(BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=1, n_head=2)).save_pretrained(
+        str(tmp_path / "bloom"), safe_serialization=True
+    )
     with pytest.raises(ModelError) as err:
         train_anchor_lm(str(tmp_path / "bloom"), AnchorTrainConfig(train_tokens=100))
     for name in ("bloom", "Llama", "Qwen2", "GPT-NeoX"):

@@ -3,6 +3,7 @@
 Plain functions so other test modules can import them (``from tiny_models import ...``);
 ``conftest.py`` hands the same factories to tests as fixtures.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,18 +13,28 @@ from labkit.anchor.anchors import anchor_flags
 FAMILIES = ["llama", "qwen2", "gpt_neox"]
 VOCAB = 61
 ANCHORS = {3, 7}  # token ids that act as anchors in these tests
-TEXT = ("First Citizen: Before we proceed any further, hear me speak. All: Speak, speak! "
-        "Dr. Smith paid 3.5 dollars at 5 p.m. on Jan. 3 to J. R. R. Tolkien. Was it late? "
-        "Yes... it was. \"Go home.\" She left.\n\nA new paragraph without a stop\n\nEnd.")
+TEXT = (
+    "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak! "
+    "Dr. Smith paid 3.5 dollars at 5 p.m. on Jan. 3 to J. R. R. Tolkien. Was it late? "
+    'Yes... it was. "Go home." She left.\n\nA new paragraph without a stop\n\nEnd.'
+)
 
 
 def tiny_config(family: str, attn: str = "sdpa", max_pos: int = 128, vocab: int = VOCAB):
     """A tiny config of one supported family (2 layers, hidden 32)."""
     from transformers import GPTNeoXConfig, LlamaConfig, Qwen2Config
 
-    common = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, max_position_embeddings=max_pos, eos_token_id=None,
-                  bos_token_id=None, pad_token_id=0)
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=max_pos,
+        eos_token_id=None,
+        bos_token_id=None,
+        pad_token_id=0,
+    )
     if family == "llama":
         cfg = LlamaConfig(num_key_value_heads=2, **common)
     elif family == "qwen2":
@@ -49,22 +60,29 @@ def family_cases() -> list[tuple[str, int]]:
     return [(mt, v) for mt, fam in FAMILIES.items() for v in range(len(fam.tiny))]
 
 
-def family_config(model_type: str, variant: int = 0, attn: str = "sdpa", max_pos: int = 128,
-                  vocab: int = VOCAB):
+def family_config(model_type: str, variant: int = 0, attn: str = "sdpa", max_pos: int = 128, vocab: int = VOCAB):
     """The tiny config of ``FAMILIES[model_type].tiny[variant]`` (labkit.anchor.support)."""
     from transformers import AutoConfig
 
     from labkit.anchor.support import FAMILIES
 
     kwargs = dict(FAMILIES[model_type].tiny[variant])
-    cfg = AutoConfig.for_model(model_type, vocab_size=vocab, max_position_embeddings=max_pos,
-                               pad_token_id=0, eos_token_id=None, bos_token_id=None, **kwargs)
+    cfg = AutoConfig.for_model(
+        model_type,
+        vocab_size=vocab,
+        max_position_embeddings=max_pos,
+        pad_token_id=0,
+        eos_token_id=None,
+        bos_token_id=None,
+        **kwargs,
+    )
     cfg._attn_implementation = attn
     return cfg
 
 
-def family_model(model_type: str, variant: int = 0, attn: str = "sdpa", seed: int = 0,
-                 max_pos: int = 128, vocab: int = VOCAB):
+def family_model(
+    model_type: str, variant: int = 0, attn: str = "sdpa", seed: int = 0, max_pos: int = 128, vocab: int = VOCAB
+):
     """A tiny random-weight causal LM of any supported family, in eval mode."""
     from transformers import AutoModelForCausalLM
 
@@ -73,14 +91,27 @@ def family_model(model_type: str, variant: int = 0, attn: str = "sdpa", seed: in
     return AutoModelForCausalLM.from_config(cfg).eval()
 
 
-def tiny_llama(vocab_size: int, hidden: int = 32, layers: int = 2, heads: int = 4,
-               max_pos: int = 256, tie: bool = True, seed: int = 0):
+def tiny_llama(
+    vocab_size: int,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    max_pos: int = 256,
+    tie: bool = True,
+    seed: int = 0,
+):
     """A tiny random Llama sized to a tokenizer's vocabulary (for end-to-end text tests)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=heads,
-                      max_position_embeddings=max_pos, tie_word_embeddings=tie)
+    cfg = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        max_position_embeddings=max_pos,
+        tie_word_embeddings=tie,
+    )
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg).eval()
 
@@ -93,11 +124,15 @@ def make_tokenizer(text: str = TEXT * 3, vocab_size: int = 320):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator([text], trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
 
 
 def random_batch(seed: int, B: int = 3, L: int = 40, pad: str = "left", p_anchor: float = 0.15):
@@ -112,7 +147,7 @@ def random_batch(seed: int, B: int = 3, L: int = 40, pad: str = "left", p_anchor
         if pad == "left":
             att[b, :n] = 0
         else:
-            att[b, L - n:] = 0
+            att[b, L - n :] = 0
     ids = ids.masked_fill(att == 0, 0)
     return ids, att, anchor_flags(ids, ANCHORS) & att.bool()
 

@@ -3,6 +3,7 @@
 Used by the browser tests: start ``jupyter lab`` on a free loopback port with a one-off token,
 open a notebook, run all its cells, find widgets and plotly figures in the page.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,13 +14,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
@@ -41,11 +50,24 @@ def jupyter_lab(root: Path, env: dict[str, str], timeout: float = 90) -> Iterato
     port, token = free_port(), secrets.token_hex(16)
     log = open(root / ".jupyter-test.log", "w") if os.access(root, os.W_OK) else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--allow-root", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--allow-root",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
@@ -53,9 +75,9 @@ def jupyter_lab(root: Path, env: dict[str, str], timeout: float = 90) -> Iterato
             try:
                 urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
                 break
-            except OSError:
+            except OSError as err:
                 if proc.poll() is not None:
-                    raise RuntimeError("jupyter lab exited early; see .jupyter-test.log")
+                    raise RuntimeError("jupyter lab exited early; see .jupyter-test.log") from err
                 time.sleep(0.5)
         else:
             raise RuntimeError(f"jupyter lab did not answer on {base} within {timeout} s")

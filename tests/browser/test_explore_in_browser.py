@@ -8,6 +8,7 @@ explorer should show for the control's new value, computed here from the same re
 a figure that changes but draws the wrong thing (the U(D) band against the point index instead
 of D) fails. A screenshot before and after is saved in the test's output folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,15 +20,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from jupyter_driver import CHROMIUM_FLAGS, chromium_path, jupyter_lab, open_and_run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPLORE = sorted((ROOT / "notebooks").glob("explore_*.ipynb"))
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(chromium_path() is None,
-                                 reason="Debian's chromium is not installed (apt-get install chromium)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
 
 
 def ensure_results(notebook: Path) -> None:
@@ -36,30 +38,36 @@ def ensure_results(notebook: Path) -> None:
     In ``make test`` the study notebooks ran earlier in the same session (browser tests are
     sorted last) and wrote into the same ``$LABKIT_FIGURES_DIR``; run alone, this fills it.
     """
-    from labkit.explore import STUDIES, ResultsMissing, results_folder
     import importlib
+
+    from labkit.explore import STUDIES, ResultsMissing, results_folder
 
     name = notebook.stem.removeprefix("explore_")
     module = importlib.import_module(f"labkit.explore.{name}")
     try:
         results_folder(module.STUDY, module.FILES)
     except ResultsMissing:
-        subprocess.run([sys.executable, "-m", "labkit.run.cli", "run", STUDIES[name], "--profile",
-                        "smoke", "--no-gallery"], check=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "labkit.run.cli", "run", STUDIES[name], "--profile", "smoke", "--no-gallery"],
+            check=True,
+            cwd=ROOT,
+        )
 
 
 def _results(notebook: Path, root: Path) -> Path:
     """The results folder the explorer read (the same rule as the explorer itself)."""
-    from labkit.explore import results_folder
     import importlib
+
+    from labkit.explore import results_folder
 
     module = importlib.import_module(f"labkit.explore.{notebook.stem.removeprefix('explore_')}")
     return results_folder(module.STUDY, module.FILES, root)
 
 
 def plot_state(page) -> str:
-    return page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot .main-svg'))"
-                         ".map(e => e.innerHTML).join('|')")
+    return page.evaluate(
+        "Array.from(document.querySelectorAll('.js-plotly-plot .main-svg')).map(e => e.innerHTML).join('|')"
+    )
 
 
 # Every plot's traces as plotly holds them after its own decoding (``_fullData``: binary
@@ -84,8 +92,7 @@ def trace(plots: list[dict], name: str) -> dict:
         for t in plot["traces"]:
             if t["name"] == name:
                 return t
-    raise AssertionError(f"no trace {name!r} drawn; traces: "
-                         f"{[t['name'] for p in plots for t in p['traces']]}")
+    raise AssertionError(f"no trace {name!r} drawn; traces: {[t['name'] for p in plots for t in p['traces']]}")
 
 
 def plot_with(plots: list[dict], name: str) -> dict:
@@ -131,8 +138,9 @@ def check_embeddings(page, plots: list[dict], folder: Path) -> None:
     held = held.dropna(subset=[system])
     threshold = float(readout(page))
     hist = plot_with(plots, "label 0")
-    assert hist["shapes"] and hist["shapes"][0]["x0"] == pytest.approx(threshold), \
+    assert hist["shapes"] and hist["shapes"][0]["x0"] == pytest.approx(threshold), (
         "the threshold line is not at the slider's value"
+    )
     want = embeddings.confusion(held["label"].to_numpy(), held[system].to_numpy(), threshold)
     matrix = next(t for p in plots for t in p["traces"] if t["z"] is not None)
     assert np.array_equal(np.asarray(matrix["z"]), want), (matrix["z"], want.tolist())
@@ -147,8 +155,7 @@ def check_anchor(page, plots: list[dict], folder: Path) -> None:
 
     examples = anchor.load_examples(folder)["examples"]
     shown = readout(page)
-    example = next(e for e in examples
-                   if shown == f"{e['demonstrations']} demos, {e['context_tokens']} tokens")
+    example = next(e for e in examples if shown == f"{e['demonstrations']} demos, {e['context_tokens']} tokens")
     bars = next(t for p in plots for t in p["traces"] if t["x"] == ["full cache", "anchor cache"])
     assert bars["y"] == [example["kv_bytes_full"], example["kv_bytes_anchor"]]
     assert trace(plots, "shown")["x"] == [example["context_tokens"]]
@@ -163,14 +170,16 @@ def check_summaries(page, plots: list[dict], folder: Path) -> None:
     frame = summaries.load_summaries(folder / "summaries.jsonl")
     item = readout(page)
     # the explorer's own widgets only (JupyterLab's toolbar has selects of its own)
-    instruction = page.evaluate("Array.from(document.querySelectorAll('.widget-dropdown select'))"
-                                ".filter(s => !s.closest('.labkit-main-control') && s.selectedIndex >= 0)"
-                                ".map(s => s.options[s.selectedIndex].text)[0]")
-    chosen = page.evaluate("Array.from(document.querySelector('.widget-select-multiple select')"
-                           ".selectedOptions).map(o => o.text)")
+    instruction = page.evaluate(
+        "Array.from(document.querySelectorAll('.widget-dropdown select'))"
+        ".filter(s => !s.closest('.labkit-main-control') && s.selectedIndex >= 0)"
+        ".map(s => s.options[s.selectedIndex].text)[0]"
+    )
+    chosen = page.evaluate(
+        "Array.from(document.querySelector('.widget-select-multiple select').selectedOptions).map(o => o.text)"
+    )
     instruction, chosen = _plain_text(instruction), [_plain_text(c) for c in chosen]
-    here = frame[(frame["item"] == item) & (frame["instruction"] == instruction)
-                 & frame["system"].isin(chosen)]
+    here = frame[(frame["item"] == item) & (frame["instruction"] == instruction) & frame["system"].isin(chosen)]
     assert len(here), f"no summaries for {item!r} / {instruction!r}"
     for metric in summaries.METRICS:
         got = trace(plots, metric.replace("rouge", "ROUGE-"))
@@ -178,8 +187,12 @@ def check_summaries(page, plots: list[dict], folder: Path) -> None:
         np.testing.assert_allclose(got["y"], here[metric].to_numpy(float), rtol=1e-9)
 
 
-CHECKS = {"explore_scaling": check_scaling, "explore_embeddings": check_embeddings,
-          "explore_anchor": check_anchor, "explore_summaries": check_summaries}
+CHECKS = {
+    "explore_scaling": check_scaling,
+    "explore_embeddings": check_embeddings,
+    "explore_anchor": check_anchor,
+    "explore_summaries": check_summaries,
+}
 
 
 def move_main_control(page) -> None:

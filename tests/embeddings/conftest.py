@@ -1,6 +1,7 @@
 """Shared fixtures for the embedding tests: an isolated cache and no API keys by default, a real
 HTTP server on loopback that speaks OpenAI's and Google's embedding wire formats (a test
 fixture, never in the product), and a loopback port where nothing listens."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-API_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-           "GOOGLE_GENAI_BASE_URL")
+API_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_BASE_URL")
 
 
 @pytest.fixture(autouse=True)
@@ -43,20 +43,26 @@ class FakeAPI:
                 api.requests.append((self.path, body, {k.lower(): v for k, v in self.headers.items()}))
                 status = api.script[min(len(api.requests) - 1, len(api.script) - 1)]
                 if status != 200:
-                    payload = {"error": {"message": f"scripted {status}", "code": status,
-                                         "status": "UNAVAILABLE"}}
+                    payload = {"error": {"message": f"scripted {status}", "code": status, "status": "UNAVAILABLE"}}
                 elif self.path.endswith("/embeddings"):  # OpenAI
                     dims = body.get("dimensions", 8)
-                    payload = {"object": "list", "model": body["model"],
-                               "data": [{"object": "embedding", "index": i,
-                                         "embedding": api.vector(t, dims)}
-                                        for i, t in reversed(list(enumerate(body["input"])))],
-                               "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+                    payload = {
+                        "object": "list",
+                        "model": body["model"],
+                        "data": [
+                            {"object": "embedding", "index": i, "embedding": api.vector(t, dims)}
+                            for i, t in reversed(list(enumerate(body["input"])))
+                        ],
+                        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                    }
                 else:  # Google: models/<m>:batchEmbedContents
                     reqs = body.get("requests", [body])
-                    payload = {"embeddings": [{"values": api.vector(r["content"]["parts"][0]["text"],
-                                                                    r.get("outputDimensionality") or 8)}
-                                              for r in reqs]}
+                    payload = {
+                        "embeddings": [
+                            {"values": api.vector(r["content"]["parts"][0]["text"], r.get("outputDimensionality") or 8)}
+                            for r in reqs
+                        ]
+                    }
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -1,5 +1,6 @@
 """Doctor-wise splits, thresholds, metrics against scikit-learn, clustered bootstrap tests,
 Siamese head, each trained system against its base, energy that says what it is."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,9 +13,13 @@ from labkit.errors import DataError, ParameterError
 
 def frame(n_doctors=6, per=40, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"dr_id": np.repeat(np.arange(1, n_doctors + 1), per),
-                         "label": np.tile([1, 0], n_doctors * per // 2),
-                         "noise": rng.random(n_doctors * per)})
+    return pd.DataFrame(
+        {
+            "dr_id": np.repeat(np.arange(1, n_doctors + 1), per),
+            "label": np.tile([1, 0], n_doctors * per // 2),
+            "noise": rng.random(n_doctors * per),
+        }
+    )
 
 
 def test_split_is_by_doctor_and_deterministic():
@@ -51,6 +56,7 @@ def test_metrics_match_scikit_learn_and_cis_bracket_them():
     for k in ("accuracy", "f1", "roc_auc"):
         assert r[f"{k}_low"] <= r[k] <= r[f"{k}_high"]
 
+
 def test_weighted_resample_metrics_equal_scikit_learn_on_the_resampled_arrays():
     """The bootstrap scores a resample by item weights; with tied scores and repeated pairs
     that must equal scikit-learn on the resampled arrays themselves."""
@@ -77,8 +83,9 @@ def test_group_resampling_draws_what_labkit_stats_draws():
     groups = np.repeat(np.arange(50), 2)
     scorer = S._Scorer(y, s, 0.5)
     fast = S.resampled(scorer, 100, groups, n_resamples=40, seed=7)
-    slow = stats.distribution(lambda idx: scorer(np.bincount(idx, minlength=100).astype(float)),
-                              100, groups=groups, n_resamples=40, seed=7)
+    slow = stats.distribution(
+        lambda idx: scorer(np.bincount(idx, minlength=100).astype(float)), 100, groups=groups, n_resamples=40, seed=7
+    )
     assert np.allclose(fast, slow, equal_nan=True)
 
 
@@ -153,7 +160,7 @@ def test_bad_labels_and_nan_scores_are_named():
 
 def test_graded_correlation_for_sts_style_data():
     gold = np.arange(20.0)
-    r = S.graded_correlation(gold, gold ** 2, n_resamples=100)
+    r = S.graded_correlation(gold, gold**2, n_resamples=100)
     assert r["spearman"] == pytest.approx(1.0) and r["pearson"] < 1.0
     assert r["pearson_low"] <= r["pearson"] <= r["pearson_high"]
 
@@ -189,14 +196,13 @@ def test_length_grouped_batches_cover_every_pair_once_in_similar_lengths_and_ran
 
     rng = np.random.default_rng(8)
     lengths = rng.integers(8, 120, 1000).tolist()
-    sampler = length_grouped_sampler(lengths)(list(range(1000)), batch_size=32, drop_last=False,
-                                              seed=3)
+    sampler = length_grouped_sampler(lengths)(list(range(1000)), batch_size=32, drop_last=False, seed=3)
     first = list(sampler)
     assert len(first) == len(sampler) == 32
     assert sorted(i for b in first for i in b) == list(range(1000))
     padded = sum(len(b) * max(lengths[i] for i in b) for b in first)
     order = rng.permutation(1000)
-    random_padded = sum(32 * max(lengths[i] for i in order[s:s + 32]) for s in range(0, 1000, 32))
+    random_padded = sum(32 * max(lengths[i] for i in order[s : s + 32]) for s in range(0, 1000, 32))
     assert padded < 0.75 * random_padded
     maxima = [max(lengths[i] for i in b) for b in first]
     assert maxima != sorted(maxima, reverse=True)  # no long-to-short curriculum

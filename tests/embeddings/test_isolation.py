@@ -1,5 +1,6 @@
 """Failure isolation: an API provider with a key but no server fails in seconds, naming provider
 and URL, and in study 1 one failing provider becomes a ``failed`` row while the rest complete."""
+
 from __future__ import annotations
 
 import time
@@ -9,14 +10,13 @@ import pandas as pd
 import pytest
 
 from labkit.embedders import make_embedder, registry
-from labkit.embeddings import similarity, study
 from labkit.embedders.api_providers import unreachable_reason
 from labkit.embedders.base import Embedder
+from labkit.embeddings import similarity, study
 from labkit.errors import ParameterError, ProviderError
 
 TEXTS = ["Is a fever of 39C dangerous?", "Can I take ibuprofen with aspirin?"]
-SYMPTOMS = ["a fever", "a cough", "a headache", "back pain", "a rash", "nausea", "dizziness",
-            "chest pain"]
+SYMPTOMS = ["a fever", "a cough", "a headache", "back pain", "a rash", "nausea", "dizziness", "chest pain"]
 
 
 def synthetic_pairs(doctors: int = 6) -> pd.DataFrame:
@@ -44,10 +44,11 @@ def offline_openai(monkeypatch, closed_port):
 
 # ---------------------------------------------------------------- fast failure
 
-@pytest.mark.parametrize("spec, env", [("openai:text-embedding-3-small", "OPENAI"),
-                                       ("google:gemini-embedding-001", "GOOGLE")])
-def test_a_closed_port_fails_in_seconds_naming_provider_and_url(spec, env, monkeypatch,
-                                                                 closed_port):
+
+@pytest.mark.parametrize(
+    "spec, env", [("openai:text-embedding-3-small", "OPENAI"), ("google:gemini-embedding-001", "GOOGLE")]
+)
+def test_a_closed_port_fails_in_seconds_naming_provider_and_url(spec, env, monkeypatch, closed_port):
     if env == "OPENAI":
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
         monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{closed_port}/v1")
@@ -85,8 +86,16 @@ def test_cached_texts_need_no_server(api, monkeypatch):
 
 
 def test_the_check_goes_to_the_proxy_the_client_would_use(monkeypatch, closed_port):
-    for key in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY",
-                "all_proxy", "NO_PROXY", "no_proxy"):
+    for key in (
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("OPENAI_API_KEY", "k")
@@ -96,11 +105,11 @@ def test_the_check_goes_to_the_proxy_the_client_would_use(monkeypatch, closed_po
 
 # ---------------------------------------------------------------- the study carries on
 
+
 def test_study_keeps_local_results_and_marks_the_offline_api_failed(offline_openai):
     pairs = synthetic_pairs()
     t0 = time.perf_counter()
-    systems = study.embed_pairs(pairs, ["st:all-MiniLM-L6-v2", "openai:text-embedding-3-small",
-                                        "tfidf-lsa:8"])
+    systems = study.embed_pairs(pairs, ["st:all-MiniLM-L6-v2", "openai:text-embedding-3-small", "tfidf-lsa:8"])
     assert time.perf_counter() - t0 < 60
     assert list(systems.scores) == ["MiniLM-L6-v2", "TF-IDF+LSA"]
     assert all(len(s) == len(pairs) for s in systems.scores.values())
@@ -151,11 +160,9 @@ def test_any_exception_from_a_provider_is_isolated(monkeypatch):
 
 def test_skipped_and_failed_are_told_apart(offline_openai):
     pairs = synthetic_pairs(4)
-    systems = study.embed_pairs(pairs, ["tfidf-lsa:4", "google:gemini-embedding-001",
-                                        "openai:text-embedding-3-small"])
+    systems = study.embed_pairs(pairs, ["tfidf-lsa:4", "google:gemini-embedding-001", "openai:text-embedding-3-small"])
     statuses = {s["spec"]: s["status"] for s in systems.skipped}
-    assert statuses == {"google:gemini-embedding-001": "skipped",
-                        "openai:text-embedding-3-small": "failed"}
+    assert statuses == {"google:gemini-embedding-001": "skipped", "openai:text-embedding-3-small": "failed"}
     results = study.results_table(systems, pairs, n_resamples=20).set_index("system")
     assert results.loc["google-gemini-embedding-001", "status"].startswith("skipped: GEMINI_API_KEY")
     assert results.loc["openai-3-small", "status"].startswith("failed: ")

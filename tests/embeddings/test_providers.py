@@ -1,6 +1,7 @@
 """Embedding providers: local models, the cache, and the OpenAI / Google clients against a real
 HTTP server on loopback that speaks their wire formats (``api`` in conftest.py, a test fixture,
 never in the product)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,6 +17,7 @@ TEXTS = ["Is a fever of 39C dangerous?", "Can I take ibuprofen with aspirin?", "
 
 
 # ---------------------------------------------------------------- local models
+
 
 def test_minilm_embeds_cached_and_in_order():
     e = make_embedder("st:all-MiniLM-L6-v2")
@@ -62,17 +64,23 @@ def test_tfidf_lsa_fits_and_embeds():
     assert v.shape[0] == 3 and 2 <= v.shape[1] <= 4
 
 
-@pytest.mark.parametrize("texts, message", [([""], "text 0 is empty"), (["ok", 3], "text 1 is not a string"),
-                                            ("a string", "single string")])
+@pytest.mark.parametrize(
+    "texts, message", [([""], "text 0 is empty"), (["ok", 3], "text 1 is not a string"), ("a string", "single string")]
+)
 def test_bad_texts_name_the_index(texts, message):
     with pytest.raises(DataError, match=message):
         make_embedder("tfidf-lsa").embed(texts, progress=False)
 
 
-@pytest.mark.parametrize("spec, message", [("bert", "unknown embedder spec 'bert'"),
-                                           ("nope:model", "unknown embedder spec 'nope:model'"),
-                                           ("openai:", "needs an argument"),
-                                           ("tfidf-lsa:x", "dims must be an integer")])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("bert", "unknown embedder spec 'bert'"),
+        ("nope:model", "unknown embedder spec 'nope:model'"),
+        ("openai:", "needs an argument"),
+        ("tfidf-lsa:x", "dims must be an integer"),
+    ],
+)
 def test_unknown_specs_are_refused_with_the_valid_forms(spec, message):
     with pytest.raises(ParameterError, match=message):
         make_embedder(spec)
@@ -80,6 +88,7 @@ def test_unknown_specs_are_refused_with_the_valid_forms(spec, message):
 
 def test_unknown_openai_model_is_a_model_error_with_a_suggestion():
     from labkit.errors import ModelError
+
     with pytest.raises(ModelError, match="did you mean 'text-embedding-3-small'"):
         make_embedder("openai:text-embedding-3-smal")
     with pytest.raises(ModelError, match="'gpt-4o' is not one of"):
@@ -88,11 +97,13 @@ def test_unknown_openai_model_is_a_model_error_with_a_suggestion():
 
 def test_unknown_local_model_is_a_model_error():
     from labkit.errors import ModelError
+
     with pytest.raises(ModelError):
         make_embedder("st:no-such-org/no-such-model")
 
 
 # ---------------------------------------------------------------- APIs on loopback
+
 
 def test_api_providers_without_keys_are_skipped_not_crashing():
     for spec in ("openai:text-embedding-3-small", "google:gemini-embedding-001"):

@@ -1,5 +1,6 @@
 """The provider registry: one entry per provider, help generated from it, "did you mean" for
 typos, and the base class's ``fit`` that every embedder has."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,11 +11,20 @@ from labkit.embedders import providers, registry
 from labkit.embedders.base import Embedder
 from labkit.errors import ModelError, ParameterError
 
-EXPECTED = {"st": "SentenceTransformerEmbedder", "hf-cls": "PooledEncoderEmbedder",
-            "hf-mean": "PooledEncoderEmbedder", "tfidf-lsa": "TfidfLsaEmbedder",
-            "openai": "OpenAIEmbedder", "google": "GoogleEmbedder"}
-TEXTS = ["Is a fever of 39C dangerous?", "Can I take ibuprofen with aspirin?",
-         "Why do I cough at night?", "Is aspirin safe for a fever?"]
+EXPECTED = {
+    "st": "SentenceTransformerEmbedder",
+    "hf-cls": "PooledEncoderEmbedder",
+    "hf-mean": "PooledEncoderEmbedder",
+    "tfidf-lsa": "TfidfLsaEmbedder",
+    "openai": "OpenAIEmbedder",
+    "google": "GoogleEmbedder",
+}
+TEXTS = [
+    "Is a fever of 39C dangerous?",
+    "Can I take ibuprofen with aspirin?",
+    "Why do I cough at night?",
+    "Is aspirin safe for a fever?",
+]
 
 
 @pytest.fixture
@@ -45,12 +55,18 @@ def test_help_docstring_and_spec_forms_come_from_the_registry():
     assert "{table}" not in providers.__doc__
 
 
-@pytest.mark.parametrize("prefix, spec", [("st", "st:all-MiniLM-L6-v2"),
-                                          ("hf-cls", "hf-cls:all-MiniLM-L6-v2"),
-                                          ("hf-mean", "hf-mean:all-MiniLM-L6-v2"),
-                                          ("tfidf-lsa", "tfidf-lsa"), ("tfidf-lsa", "tfidf-lsa:16"),
-                                          ("openai", "openai:text-embedding-3-small@64"),
-                                          ("google", "google:gemini-embedding-001")])
+@pytest.mark.parametrize(
+    "prefix, spec",
+    [
+        ("st", "st:all-MiniLM-L6-v2"),
+        ("hf-cls", "hf-cls:all-MiniLM-L6-v2"),
+        ("hf-mean", "hf-mean:all-MiniLM-L6-v2"),
+        ("tfidf-lsa", "tfidf-lsa"),
+        ("tfidf-lsa", "tfidf-lsa:16"),
+        ("openai", "openai:text-embedding-3-small@64"),
+        ("google", "google:gemini-embedding-001"),
+    ],
+)
 def test_each_registered_prefix_builds_its_class(prefix, spec):
     e = E.make_embedder(spec)  # building loads no model and calls no API
     assert type(e).__name__ == EXPECTED[prefix] and e.spec.startswith(prefix)
@@ -60,13 +76,16 @@ def test_each_registered_prefix_builds_its_class(prefix, spec):
         assert e.dims == 256
 
 
-@pytest.mark.parametrize("spec, suggestion", [
-    ("openia:text-embedding-3-small", "did you mean 'openai:text-embedding-3-small'?"),
-    ("tfidf", "did you mean 'tfidf-lsa'?"),
-    ("st-mean:all-MiniLM-L6-v2", "did you mean 'hf-mean:all-MiniLM-L6-v2'?"),
-    ("ST:all-MiniLM-L6-v2", "did you mean 'st:all-MiniLM-L6-v2'?"),
-    ("all-MiniLM-L6-v2", "e.g. 'st:all-MiniLM-L6-v2'"),
-])
+@pytest.mark.parametrize(
+    "spec, suggestion",
+    [
+        ("openia:text-embedding-3-small", "did you mean 'openai:text-embedding-3-small'?"),
+        ("tfidf", "did you mean 'tfidf-lsa'?"),
+        ("st-mean:all-MiniLM-L6-v2", "did you mean 'hf-mean:all-MiniLM-L6-v2'?"),
+        ("ST:all-MiniLM-L6-v2", "did you mean 'st:all-MiniLM-L6-v2'?"),
+        ("all-MiniLM-L6-v2", "e.g. 'st:all-MiniLM-L6-v2'"),
+    ],
+)
 def test_unknown_spec_suggests_the_closest_and_lists_every_form(spec, suggestion):
     with pytest.raises(ParameterError) as err:
         E.make_embedder(spec)
@@ -88,8 +107,7 @@ def test_empty_or_non_string_spec(spec):
 
 
 def test_a_new_provider_is_one_decorated_class(scratch_registry):
-    @scratch_registry.register_provider("echo", forms="echo:<dims>", doc="test provider: "
-                                        "text length repeated")
+    @scratch_registry.register_provider("echo", forms="echo:<dims>", doc="test provider: text length repeated")
     class Echo(Embedder):
         use_disk_cache = False
 
@@ -109,9 +127,11 @@ def test_a_new_provider_is_one_decorated_class(scratch_registry):
 
 def test_a_prefix_cannot_be_taken_twice(scratch_registry):
     with pytest.raises(ValueError, match="already registered"):
+
         @scratch_registry.register_provider("st", forms="st:<x>", doc="clash")
         class Other(Embedder):
             pass
+
     with pytest.raises(ValueError, match="must start with the prefix"):
         scratch_registry.register_provider("new", forms="old:<x>", doc="d")
 

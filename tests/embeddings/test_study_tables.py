@@ -1,5 +1,6 @@
 """Study 1's tables from known scores: each trained system against its own base, the
 resampling-unit comparison, seconds before energy, and energy named estimated or measured."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,7 @@ def mqp_like(doctors: int = 6, questions: int = 40, seed: int = 0) -> pd.DataFra
     rows = []
     for d in range(1, doctors + 1):
         for q in range(questions):
-            rows += [(d, f"d{d} q{q}", f"d{d} q{q} rewrite", 1),
-                     (d, f"d{d} q{q}", f"d{d} q{q} other", 0)]
+            rows += [(d, f"d{d} q{q}", f"d{d} q{q} rewrite", 1), (d, f"d{d} q{q}", f"d{d} q{q} other", 0)]
     pairs = pd.DataFrame(rows, columns=["dr_id", "question_1", "question_2", "label"])
     pairs = pairs.rename_axis("row").reset_index()
     pairs["split"] = np.select([pairs["dr_id"] <= 2, pairs["dr_id"] == 3], ["test", "val"], "train")
@@ -32,17 +32,28 @@ def systems_for(pairs: pd.DataFrame, seed: int = 0) -> study.Systems:
     y = pairs["label"].to_numpy()
     weak = 0.15 * y + rng.random(len(y))
     out = study.Systems()
-    for name, kind, scores in (("base", "zero-shot cosine", weak),
-                               ("base+siamese", "Siamese head", 0.9 * y + rng.random(len(y))),
-                               ("copy", "zero-shot cosine", weak + 0.01 * rng.random(len(y))),
-                               ("copy+siamese", "Siamese head", weak + 0.01 * rng.random(len(y)))):
+    for name, kind, scores in (
+        ("base", "zero-shot cosine", weak),
+        ("base+siamese", "Siamese head", 0.9 * y + rng.random(len(y))),
+        ("copy", "zero-shot cosine", weak + 0.01 * rng.random(len(y))),
+        ("copy+siamese", "Siamese head", weak + 0.01 * rng.random(len(y))),
+    ):
         out.scores[name], out.kind[name] = scores, kind
     out.base = {"base+siamese": "base", "copy+siamese": "copy"}
     for name in ("base+siamese", "copy+siamese"):
         for epoch in (1, 2):
-            out.epochs.append({"system": name, "epoch": epoch, "train_loss": 0.1, "val_auc": 0.7,
-                               "seconds": 0.5, "energy_kwh": 0.5 * 27 / 3.6e6,
-                               "emissions_g": 1e-3, "best_epoch": 1})
+            out.epochs.append(
+                {
+                    "system": name,
+                    "epoch": epoch,
+                    "train_loss": 0.1,
+                    "val_auc": 0.7,
+                    "seconds": 0.5,
+                    "energy_kwh": 0.5 * 27 / 3.6e6,
+                    "emissions_g": 1e-3,
+                    "best_epoch": 1,
+                }
+            )
     return out
 
 
@@ -60,8 +71,7 @@ def test_each_trained_system_is_tested_against_its_own_base():
     acc = results.set_index("system")["accuracy"]
     assert table.loc["base+siamese", "accuracy_diff"] == pytest.approx(acc["base+siamese"] - acc["base"])
     # verdicts sit right after the names, where the study page cites them
-    assert list(table.reset_index().columns[:5]) == ["system", "base", "kind", "accuracy_verdict",
-                                                     "roc_auc_verdict"]
+    assert list(table.reset_index().columns[:5]) == ["system", "base", "kind", "accuracy_verdict", "roc_auc_verdict"]
 
 
 def test_results_resample_question_groups_and_put_seconds_before_energy():
@@ -101,8 +111,13 @@ def test_epochs_table_says_what_the_energy_is():
 def test_energy_labels_and_captions():
     assert carbon.energy_basis(ESTIMATE) == "estimated"
     assert carbon.energy_basis(MEASURED) == "measured"
-    assert carbon.energy_basis("CPU estimated from CPU load x TDP (no RAPL access); GPU measured "
-                               "(NVML); RAM estimated from installed memory") == "partly measured"
+    assert (
+        carbon.energy_basis(
+            "CPU estimated from CPU load x TDP (no RAPL access); GPU measured "
+            "(NVML); RAM estimated from installed memory"
+        )
+        == "partly measured"
+    )
     assert carbon.energy_caption(ESTIMATE).startswith("Energy is estimated, not measured")
     assert "read seconds first" in carbon.energy_caption(ESTIMATE)
     assert carbon.energy_caption(MEASURED).startswith("Energy measured")

@@ -6,6 +6,7 @@ binary buffers. These tests build the explorer on smoke-profile results (a real 
 and bootstrap of the Chinchilla points, or of synthetic points when the data mirror is absent),
 move the slider, and check both the figure and every message sent to the browser.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,8 @@ def _points() -> pd.DataFrame:
     try:
         return drop_highest_loss(load_points(data.load("chinchilla")[["N", "D", "loss"]]), 5)
     except LabkitError:  # no mirror: Chinchilla-like synthetic points, same code path
-        N, D = (a.ravel() for a in np.meshgrid(np.geomspace(7e7, 1.6e10, 6),
-                                               np.geomspace(5e9, 5e11, 6)))
-        loss = 1.69 + 406.4 / N ** 0.34 + 410.7 / D ** 0.28
+        N, D = (a.ravel() for a in np.meshgrid(np.geomspace(7e7, 1.6e10, 6), np.geomspace(5e9, 5e11, 6)))
+        loss = 1.69 + 406.4 / N**0.34 + 410.7 / D**0.28
         noise = np.exp(0.01 * np.random.default_rng(0).standard_normal(len(N)))
         return pd.DataFrame({"N": N, "D": D, "loss": loss * noise})
 
@@ -43,13 +43,13 @@ def smoke_results(tmp_path_factory):
     from labkit.scaling import PROFILES, study
 
     smoke = PROFILES["smoke"]
-    rep = study.replication(_points(), starts=smoke["fit_starts"], n_bootstrap=smoke["bootstrap"],
-                            seed=0, n_jobs=1, with_kaplan=False)
+    rep = study.replication(
+        _points(), starts=smoke["fit_starts"], n_bootstrap=smoke["bootstrap"], seed=0, n_jobs=1, with_kaplan=False
+    )
     root = tmp_path_factory.mktemp("figures")
     folder = root / "scaling_laws"
     folder.mkdir()
-    (folder / RECORD_NAME).write_text(json.dumps({"record_version": RECORD_VERSION,
-                                                  "study": "scaling_laws"}))
+    (folder / RECORD_NAME).write_text(json.dumps({"record_version": RECORD_VERSION, "study": "scaling_laws"}))
     rep.samples.to_csv(folder / "bootstrap_params.csv", index=False)
     return root
 
@@ -68,10 +68,16 @@ def test_band_is_drawn_against_D_before_and_after_beta_moves(smoke_results):
     control = next(w for w in walk(ui) if MAIN_CONTROL_CLASS in getattr(w, "_dom_classes", ()))
     sent = []
     # batch_update sends one Plotly.update (style_data), a lone assignment a Plotly.restyle
-    for trait, data_key, traces_key in (("_py2js_update", "style_data", "style_traces"),
-                                        ("_py2js_restyle", "restyle_data", "restyle_traces")):
-        fig.observe(lambda change, d=data_key, t=traces_key: change.new and sent.append(
-            (change.new[d], fig._normalize_trace_indexes(change.new[t]))), names=trait)
+    for trait, data_key, traces_key in (
+        ("_py2js_update", "style_data", "style_traces"),
+        ("_py2js_restyle", "restyle_data", "restyle_traces"),
+    ):
+        fig.observe(
+            lambda change, d=data_key, t=traces_key: (
+                change.new and sent.append((change.new[d], fig._normalize_trace_indexes(change.new[t])))
+            ),
+            names=trait,
+        )
 
     def band_x_of_widget_state():
         # what the browser receives on display: plotly's own serializer over the widget data
@@ -101,8 +107,9 @@ def test_band_is_drawn_against_D_before_and_after_beta_moves(smoke_results):
             # an update may leave x alone (no key) or send D itself; an entry that is not the
             # D grid (plotly's "undefined" placeholder, an index range) is what broke the band
             if trace in scaling.BAND_TRACES:
-                assert isinstance(x, (list, tuple)) and np.allclose(x, scaling.TOKENS), \
+                assert isinstance(x, (list, tuple)) and np.allclose(x, scaling.TOKENS), (
                     f"band trace {trace} updated with x = {x!r}"
+                )
         for ys in data.get("y", []):
             assert isinstance(ys, (list, tuple)), "band y must go to the browser as a plain list"
     for i in scaling.BAND_TRACES:

@@ -43,8 +43,15 @@ def make_tiny_llama(vocab=300, hidden=32, layers=2, heads=2, context=64, tie=Tru
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=hidden,
-                                        intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                        num_attention_heads=heads, num_key_value_heads=heads,
-                                        max_position_embeddings=context,
-                                        tie_word_embeddings=tie))
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            max_position_embeddings=context,
+            tie_word_embeddings=tie,
+        )
+    )

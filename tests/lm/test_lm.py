@@ -1,16 +1,33 @@
 """labkit.lm: corpus split, tokenizer, tiny-LM training and caching, evaluation, bad input."""
+
 import json
 
 import pytest
 
 from labkit.errors import ModelError, ParameterError
-from labkit.lm import (TinyLMConfig, corpus_documents, corpus_splits, count_parameters,
-                       heldout_loss, load_causal_lm, train_tiny_lm, train_tokenizer)
+from labkit.lm import (
+    TinyLMConfig,
+    corpus_documents,
+    corpus_splits,
+    count_parameters,
+    heldout_loss,
+    load_causal_lm,
+    train_tiny_lm,
+    train_tokenizer,
+)
 from labkit.lm.corpus import split_documents
 
-TINY = dict(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2, context_length=64,
-            train_tokens=20_000, batch_size=8, learning_rate=5e-3,
-            corpus=("tinyshakespeare",))
+TINY = dict(
+    vocab_size=512,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    context_length=64,
+    train_tokens=20_000,
+    batch_size=8,
+    learning_rate=5e-3,
+    corpus=("tinyshakespeare",),
+)
 
 
 # ---- corpus ---------------------------------------------------------------------------------
@@ -50,14 +67,17 @@ def test_unknown_corpus_key_is_a_clear_error():
         TinyLMConfig(corpus=("nope",))
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(hidden_size=30, num_heads=4), "hidden_size"),
-    (dict(context_length=100_000), "context_length"),
-    (dict(train_tokens=0), "train_tokens"),
-    (dict(vocab_size=100), "vocab_size"),
-    (dict(heldout_fraction=1.5), "heldout_fraction"),
-    (dict(batch_size=2.5), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(hidden_size=30, num_heads=4), "hidden_size"),
+        (dict(context_length=100_000), "context_length"),
+        (dict(train_tokens=0), "train_tokens"),
+        (dict(vocab_size=100), "vocab_size"),
+        (dict(heldout_fraction=1.5), "heldout_fraction"),
+        (dict(batch_size=2.5), "batch_size"),
+    ],
+)
 def test_bad_config_names_the_field(kwargs, field):
     with pytest.raises(ParameterError, match=field):
         TinyLMConfig(**kwargs)
@@ -140,7 +160,8 @@ def test_train_tiny_lm_learns_saves_and_caches(trained, lm_cache, needs_data):
     assert count_parameters(model) == (m["non_embedding_params"], m["total_params"])
     _, held = corpus_splits(("tinyshakespeare",))
     assert heldout_loss(model, tok, held, 64, max_tokens=5000) == pytest.approx(
-        heldout_loss(model, tok, held, 64, max_tokens=5000))
+        heldout_loss(model, tok, held, 64, max_tokens=5000)
+    )
 
 
 @pytest.mark.slow

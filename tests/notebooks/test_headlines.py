@@ -10,19 +10,21 @@ In `make test` they run after the notebooks (conftest.py orders them) and reuse 
 the nbval runs wrote. Run alone, the ``study_results`` fixture first runs the study's notebook
 on the smoke profile through the batch runner, so every test here is self-sufficient.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from labkit import records
-from labkit.run import runner
 from labkit.paths import figures_dir
+from labkit.run import runner
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +39,11 @@ def study_results() -> Callable[[str], tuple[dict[str, Any], Path]]:
             root = figures_dir()
             if not (root / study / records.RECORD_NAME).is_file():
                 if not os.environ.get("LABKIT_DATA_MIRROR"):
-                    pytest.skip(f"{study}: no run record in {root} and no LABKIT_DATA_MIRROR to "
-                                "run the smoke notebook offline")
+                    pytest.skip(
+                        f"{study}: no run record in {root} and no LABKIT_DATA_MIRROR to run the smoke notebook offline"
+                    )
                 [result] = runner.run([study], profile="smoke", out_root=root)
-                assert result.status == "ok", (
-                    f"{study} smoke run failed at cell {result.failed_cell}: {result.error}")
+                assert result.status == "ok", f"{study} smoke run failed at cell {result.failed_cell}: {result.error}"
             cache[study] = (records.read(study, root)["results"], root / study)
         return cache[study]
 
@@ -68,8 +70,11 @@ def test_scaling_laws_headlines(study_results):
     assert paper["doubling_mid"] == pytest.approx(2 ** (1 / mid), rel=1e-9)
     assert paper["doubling_high"] == pytest.approx(2 ** (1 / lo), rel=1e-9)
     # ... which are the paper's published 0.44-0.72 (0.58) and 2.6x-4.8x
-    assert (round(paper["gamma_low"], 2), round(paper["gamma_mid"], 2),
-            round(paper["gamma_high"], 2)) == (0.44, 0.58, 0.72)
+    assert (round(paper["gamma_low"], 2), round(paper["gamma_mid"], 2), round(paper["gamma_high"], 2)) == (
+        0.44,
+        0.58,
+        0.72,
+    )
     assert (round(paper["doubling_low"], 1), round(paper["doubling_high"], 1)) == (2.6, 4.8)
 
     # The Chinchilla-form fit of Chinchilla's own points: E near Epoch's 1.82 (Hoffmann: 1.69),
@@ -92,8 +97,7 @@ def test_anchor_attention_headlines(study_results):
     assert results["kv_reduction"] > 0.8, results["kv_reduction"]
     assert results["kv_reduction"] < 1.0
     assert 0 < results["kept_tokens"] < results["prompt_tokens"]
-    assert 1 - results["kept_tokens"] / results["prompt_tokens"] == pytest.approx(
-        results["kv_reduction"], abs=0.1)
+    assert 1 - results["kept_tokens"] / results["prompt_tokens"] == pytest.approx(results["kv_reduction"], abs=0.1)
     # every timing ratio is a real, positive number
     assert results["speedups"], "no latency measurements in the record"
     for row in results["speedups"]:

@@ -1,13 +1,12 @@
 """Fit diagnostics: a parameter the data do not identify is flagged, a well-posed fit is not."""
+
 import numpy as np
 import pandas as pd
-import pytest
 
 from labkit.scaling import fit as F
 from labkit.scaling import study
 from labkit.scaling.bootstrap import bootstrap
-from labkit.scaling.diagnostics import (IDENTIFIED, NOT_IDENTIFIED, Diagnostics, diagnose,
-                                        on_bound)
+from labkit.scaling.diagnostics import IDENTIFIED, NOT_IDENTIFIED, Diagnostics, diagnose, on_bound
 
 TRUE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 #: a third of the published grid in each direction: enough to find the optimum, fast in tests
@@ -67,8 +66,7 @@ def test_kaplan_fits_carry_diagnostics_too():
     loss = ((6.4e13 / N) ** (0.076 / 0.103) + 1.8e13 / D) ** 0.103
     result = F.fit(pd.DataFrame({"N": N, "D": D, "loss": loss}), "kaplan")
     assert result.diagnostics.ok, result.diagnostics.summary()
-    one_term = on_bound("kaplan", pd.DataFrame([{"Nc": 1e-30, "Dc": 1.8e13, "alpha_N": 0.076,
-                                                  "alpha_D": 0.103}]), N, D)
+    one_term = on_bound("kaplan", pd.DataFrame([{"Nc": 1e-30, "Dc": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}]), N, D)
     assert one_term.loc[0, ["Nc", "alpha_N"]].all() and not one_term.loc[0, "Dc"]
 
 

@@ -1,5 +1,6 @@
 """Issue 23: the width rule of identification, the sweep's per-size budgets, and the Kausik
 headline at the refit beta (table, figure, run-record warning, headline order)."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,10 +27,9 @@ def test_diagnose_flags_a_wide_bootstrap_interval():
     from labkit.scaling import fit as F
 
     N, D = (a.ravel() for a in np.meshgrid(np.geomspace(7e7, 1.6e10, 5), np.geomspace(5e9, 5e11, 5)))
-    pts = pd.DataFrame({"N": N, "D": D, "loss": 1.69 + 406.4 / N ** 0.34 + 410.7 / D ** 0.28})
+    pts = pd.DataFrame({"N": N, "D": D, "loss": 1.69 + 406.4 / N**0.34 + 410.7 / D**0.28})
     result = F.fit(pts, starts=study.fit_starts(10))
-    samples = pd.DataFrame([{**result.params, "alpha": a, "converged": True}
-                            for a in np.linspace(0.2, 0.9, 50)])
+    samples = pd.DataFrame([{**result.params, "alpha": a, "converged": True} for a in np.linspace(0.2, 0.9, 50)])
     diag = diagnose(result, samples)
     assert diag.status("alpha") == NOT_IDENTIFIED and "spans a factor" in diag.reason("alpha")
     assert diag.status("beta") != NOT_IDENTIFIED
@@ -42,8 +42,10 @@ def test_resamples_come_from_labkit_stats_and_repeat_by_seed():
 
 
 def test_sizes_carry_their_own_budgets():
-    sizes = [{"hidden_size": 8, "num_layers": 1, "num_heads": 2, "budgets": [4096, 8192]},
-             {"hidden_size": 16, "num_layers": 1, "num_heads": 2}]
+    sizes = [
+        {"hidden_size": 8, "num_layers": 1, "num_heads": 2, "budgets": [4096, 8192]},
+        {"hidden_size": 16, "num_layers": 1, "num_heads": 2},
+    ]
     configs = grid_configs(sizes, [2048], {"vocab_size": 512, "corpus": ["tinyshakespeare"]})
     assert [(c.hidden_size, c.train_tokens) for c in configs] == [(8, 4096), (8, 8192), (16, 2048)]
     with pytest.raises(ParameterError, match="sweep size 1: no token budget"):
@@ -57,11 +59,12 @@ def test_the_default_sweep_spans_data_rich_to_data_starved():
 
     p = PROFILES["default"]
     configs = grid_configs(p["sweep_sizes"], p["sweep_budgets"], p["sweep_base"])
-    n = {c.hidden_size: 16 * c.hidden_size ** 2 * c.num_layers + (2 * c.num_layers + 1) * c.hidden_size
-         for c in configs}  # non-embedding parameters of labkit.lm's Llama (4h MLP)
+    n = {
+        c.hidden_size: 16 * c.hidden_size**2 * c.num_layers + (2 * c.num_layers + 1) * c.hidden_size for c in configs
+    }  # non-embedding parameters of labkit.lm's Llama (4h MLP)
     ratio = [c.train_tokens / n[c.hidden_size] for c in configs]
     assert max(ratio) > 1000 and min(ratio) < 3 and len(configs) >= 12
-    assert max(c.train_tokens for c in configs) <= 4 * 2 ** 20
+    assert max(c.train_tokens for c in configs) <= 4 * 2**20
     assert all(c.heldout_tokens is None for c in configs)  # every held-out token is scored
     assert isinstance(configs[0], TinyLMConfig)
 
@@ -96,21 +99,22 @@ def test_no_warning_when_the_refit_interval_holds_the_paper(monkeypatch):
     record = records.start(study.STUDY, {})
     table = study.kausik_table(_kausik_samples(0.28), 0.28)
     assert table.set_index("quantity").loc["gamma_mid", "paper_inside_ci"]
-    assert not record.warnings and kausik.paper_outside(kausik.propagate(
-        _kausik_samples(0.28)["beta"], estimate_beta=0.28)) == ""
+    assert (
+        not record.warnings
+        and kausik.paper_outside(kausik.propagate(_kausik_samples(0.28)["beta"], estimate_beta=0.28)) == ""
+    )
     assert study.kausik_figure(table).layout.title.subtitle.text is None
 
 
 def test_headlines_lead_the_run_record(monkeypatch):
     from labkit import records
-    from labkit.scaling import fit as F
 
     monkeypatch.setattr(records, "_CURRENT", {})
     record = records.start(study.STUDY, {})
     record.results["fit"] = {"E": 1.8}
     record.results["other"] = 1
     N, D = (a.ravel() for a in np.meshgrid(np.geomspace(7e7, 1.6e10, 5), np.geomspace(5e9, 5e11, 5)))
-    pts = pd.DataFrame({"N": N, "D": D, "loss": 1.69 + 406.4 / N ** 0.34 + 410.7 / D ** 0.28})
+    pts = pd.DataFrame({"N": N, "D": D, "loss": 1.69 + 406.4 / N**0.34 + 410.7 / D**0.28})
     rep = study.replication(pts, starts=5, n_bootstrap=20, with_kaplan=False)
     study.sweep_results(rep.fit, rep.ci, record)
     study.headlines_first(record)
@@ -128,11 +132,10 @@ def test_the_constrained_form_fits_a_law_without_floor_and_reports_why(monkeypat
     monkeypatch.setattr(records, "_CURRENT", {})
     record = records.start(study.STUDY, {})
     N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e3, 3e5, 4), np.geomspace(2.5e5, 4e6, 4)))
-    loss = 7.0 / N ** 0.1 + 250.0 / D ** 0.37
+    loss = 7.0 / N**0.1 + 250.0 / D**0.37
     pts = pd.DataFrame({"N": N, "D": D, "loss": loss})
     e0 = study.replication(pts, starts=10, n_bootstrap=20, with_kaplan=False, form="chinchilla_e0")
-    assert e0.fit.params == pytest.approx({"A": 7.0, "B": 250.0, "alpha": 0.1, "beta": 0.37},
-                                          rel=1e-3)
+    assert e0.fit.params == pytest.approx({"A": 7.0, "B": 250.0, "alpha": 0.1, "beta": 0.37}, rel=1e-3)
     assert e0.fit.diagnostics.ok and np.allclose(e0.fit.predict(N, D), loss, rtol=1e-6)
     full = study.replication(pts, starts=10, n_bootstrap=20, with_kaplan=False)
     assert full.fit.diagnostics.status("E") == NOT_IDENTIFIED

@@ -1,4 +1,5 @@
 """Study 4: fits, bootstrap, Kausik's bounds, compute-optimal allocation, sweep helpers."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ def synthetic(n_sizes=8, n_budgets=8, noise=0.0, seed=0) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- Kausik (exact, as published)
 
+
 def test_kausik_numbers_at_beta_028_match_the_paper_exactly():
     lo, hi = kausik.gamma_range(0.28)
     assert (round(lo, 2), round(kausik.gamma_mid(0.28), 2), round(hi, 2)) == (0.44, 0.58, 0.72)
@@ -33,7 +35,7 @@ def test_unique_sequence_bounds_are_ordered_and_vectorised():
     D = np.geomspace(1e3, 1e12, 7)
     low, high = kausik.unique_sequence_bounds(D, 0.28)
     assert np.all(low < high) and np.all(np.diff(low) > 0) and np.all(high <= D)
-    assert kausik.unique_sequence_bounds(1e6, 0.25) == pytest.approx((1e3, 1e6 ** 0.75))
+    assert kausik.unique_sequence_bounds(1e6, 0.25) == pytest.approx((1e3, 1e6**0.75))
 
 
 @pytest.mark.parametrize("beta", [0, 0.5, -0.1, float("nan")])
@@ -50,6 +52,7 @@ def test_propagate_turns_a_beta_sample_into_intervals():
 
 # ---------------------------------------------------------------- the fit
 
+
 def test_objective_matches_a_direct_numpy_computation_and_its_gradient():
     pts = synthetic(4, 4, noise=0.01)
     logN, logD, logL = (np.log(pts[c].to_numpy()) for c in ("N", "D", "loss"))
@@ -57,17 +60,17 @@ def test_objective_matches_a_direct_numpy_computation_and_its_gradient():
     value, grad = F.chinchilla_objective(theta, logN, logD, logL)
     pred = np.log(np.exp(theta[0] - theta[3] * logN) + np.exp(theta[1] - theta[4] * logD) + np.exp(theta[2]))
     r = pred - logL
-    huber = np.where(np.abs(r) <= 1e-3, 0.5 * r ** 2, 1e-3 * (np.abs(r) - 0.5e-3))
+    huber = np.where(np.abs(r) <= 1e-3, 0.5 * r**2, 1e-3 * (np.abs(r) - 0.5e-3))
     assert value == pytest.approx(huber.sum(), rel=1e-12)
     eps = 1e-6
-    numeric = [(F.chinchilla_objective(theta + eps * e, logN, logD, logL)[0] - value) / eps
-               for e in np.eye(5)]
+    numeric = [(F.chinchilla_objective(theta + eps * e, logN, logD, logL)[0] - value) / eps for e in np.eye(5)]
     assert grad == pytest.approx(numeric, rel=1e-3, abs=1e-6)
 
 
 def test_fit_recovers_known_parameters_from_noiseless_points():
-    result = F.fit(synthetic(), starts=F.grid_starts(
-        {k: v[::2] for k, v in F.CHINCHILLA_GRID.items()}, F.CHINCHILLA_PARAMS))
+    result = F.fit(
+        synthetic(), starts=F.grid_starts({k: v[::2] for k, v in F.CHINCHILLA_GRID.items()}, F.CHINCHILLA_PARAMS)
+    )
     for name, value in TRUE.items():
         assert result.params[name] == pytest.approx(value, rel=0.02), name
     assert result.converged and result.goodness()["rmse_log"] < 1e-3
@@ -100,10 +103,11 @@ def test_compute_optimal_allocation_uses_all_the_compute():
     for _, row in table.iterrows():
         for k in (0.1, 10):
             n, d = row.N_opt * k, row.D_opt / k
-            assert TRUE["E"] + TRUE["A"] / n ** 0.34 + TRUE["B"] / d ** 0.28 > row.loss
+            assert TRUE["E"] + TRUE["A"] / n**0.34 + TRUE["B"] / d**0.28 > row.loss
 
 
 # ---------------------------------------------------------------- bad input
+
 
 def test_bad_points_name_the_row_and_field(tmp_path):
     csv = tmp_path / "runs.csv"
@@ -111,14 +115,20 @@ def test_bad_points_name_the_row_and_field(tmp_path):
     with pytest.raises(DataError, match=r"runs.csv: line 3, field 'D' must be a positive"):
         F.load_points(csv)
     csv.write_text("N,D,loss\n1e8,2e9,nan\n")
-    with pytest.raises(DataError, match=r"line 2, field 'loss' must be a positive finite number, "
-                                        r"got 'nan'"):
+    with pytest.raises(
+        DataError,
+        match=r"line 2, field 'loss' must be a positive finite number, "
+        r"got 'nan'",
+    ):
         F.load_points(csv)
     # file lines, not data-frame rows: a blank line comes before the bad row; the value is
     # shown as written (never np.float64(inf))
     csv.write_text("N,D,loss\n1e8,2e9,3.1\n\n2e8,4e9,inf\n")
-    with pytest.raises(DataError, match=r"line 4, field 'loss' must be a positive finite number, "
-                                        r"got 'inf'$"):
+    with pytest.raises(
+        DataError,
+        match=r"line 4, field 'loss' must be a positive finite number, "
+        r"got 'inf'$",
+    ):
         F.load_points(csv)
     csv.write_text("N,D\n1,2\n")
     with pytest.raises(DataError, match="missing column.*loss"):
@@ -141,6 +151,7 @@ def test_a_fit_that_cannot_converge_says_so_with_the_best_point():
 
 # ---------------------------------------------------------------- sweep helpers
 
+
 def test_unique_ngrams_counts_distinct_prefix_ngrams():
     ids = np.array([1, 2, 1, 2, 3, 1, 2, 1])
     table = unique_ngrams(ids, [1, 2], [4, 8]).set_index(["n", "D"])["unique"]
@@ -152,8 +163,11 @@ def test_unique_ngrams_counts_distinct_prefix_ngrams():
 
 
 def test_sweep_grid_and_budgets_are_checked():
-    configs = grid_configs([{"hidden_size": 32, "num_layers": 1, "num_heads": 2}], [1000, 2000],
-                           {"vocab_size": 512, "corpus": ["tinyshakespeare"]})
+    configs = grid_configs(
+        [{"hidden_size": 32, "num_layers": 1, "num_heads": 2}],
+        [1000, 2000],
+        {"vocab_size": 512, "corpus": ["tinyshakespeare"]},
+    )
     assert [c.train_tokens for c in configs] == [1000, 2000]
     with pytest.raises(ParameterError, match="unknown field"):
         grid_configs([{"width": 32}], [1000], {})

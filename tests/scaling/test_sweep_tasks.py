@@ -1,6 +1,7 @@
 """The scaling sweep as independent tasks: a unit is deterministic, goes through the shared model
 cache (a re-run trains nothing), folds its energy into the caller's carbon session, and runs the
 same on a 2-worker Dask LocalCluster. Tiny configs on the real tinyshakespeare text."""
+
 from __future__ import annotations
 
 import os
@@ -12,12 +13,16 @@ import pytest
 from labkit.errors import ParameterError
 from labkit.scaling import sweep
 
-MIRROR = os.environ.get("LABKIT_DATA_MIRROR") or str(
-    Path(__file__).resolve().parents[3] / "shared" / "data")
-BASE = {"vocab_size": 300, "context_length": 64, "batch_size": 8, "learning_rate": 5e-3,
-        "corpus": ["tinyshakespeare"], "heldout_fraction": 0.01}  # 1%: a quick held-out score
-SIZES = [{"hidden_size": 16, "num_layers": 1, "num_heads": 2},
-         {"hidden_size": 32, "num_layers": 1, "num_heads": 2}]
+MIRROR = os.environ.get("LABKIT_DATA_MIRROR") or str(Path(__file__).resolve().parents[3] / "shared" / "data")
+BASE = {
+    "vocab_size": 300,
+    "context_length": 64,
+    "batch_size": 8,
+    "learning_rate": 5e-3,
+    "corpus": ["tinyshakespeare"],
+    "heldout_fraction": 0.01,
+}  # 1%: a quick held-out score
+SIZES = [{"hidden_size": 16, "num_layers": 1, "num_heads": 2}, {"hidden_size": 32, "num_layers": 1, "num_heads": 2}]
 BUDGETS = [2_048, 4_096]
 
 
@@ -33,8 +38,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def _unit(hidden=16, tokens=2_048, seed=0):
-    (config,) = sweep.grid_configs([{**SIZES[0], "hidden_size": hidden}], [tokens],
-                                   {**BASE, "seed": seed})
+    (config,) = sweep.grid_configs([{**SIZES[0], "hidden_size": hidden}], [tokens], {**BASE, "seed": seed})
     return sweep.SweepUnit(config, "USA")
 
 
@@ -69,8 +73,20 @@ def test_a_second_sweep_hits_the_cache_for_every_unit(cache, monkeypatch):
     with CarbonSession("USA") as carbon:
         runs = sweep.run_sweep(SIZES, BUDGETS, BASE, carbon=carbon)
     assert runs.attrs["trained"] == 4 and len(runs) == 4
-    assert list(runs.columns) == ["hidden_size", "num_layers", "N", "N_total", "D", "loss",
-                                  "train_loss", "steps", "epochs", "wall_s", "energy_kwh", "name"]
+    assert list(runs.columns) == [
+        "hidden_size",
+        "num_layers",
+        "N",
+        "N_total",
+        "D",
+        "loss",
+        "train_loss",
+        "steps",
+        "epochs",
+        "wall_s",
+        "energy_kwh",
+        "name",
+    ]
     assert list(runs["D"]) == [2_048, 4_096, 2_048, 4_096] and runs["name"].is_unique
     # each unit's energy, measured where it trained, lands in the caller's session
     assert len(carbon.measurements) == 4

@@ -3,6 +3,7 @@
 The chat server is a real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions
 protocol (fixture only: the product never fakes a model). Its behaviour is scripted per test.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,15 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def items():
-    return [Item(f"m{i}", f"Alice: we discussed topic {i} at length today.\n"
-                          f"Bob: the budget for topic {i} is fine.", f"They discussed topic {i}.",
-                 source=f"meeting-{i}") for i in range(3)]
+    return [
+        Item(
+            f"m{i}",
+            f"Alice: we discussed topic {i} at length today.\nBob: the budget for topic {i} is fine.",
+            f"They discussed topic {i}.",
+            source=f"meeting-{i}",
+        )
+        for i in range(3)
+    ]
 
 
 class ChatServer:
@@ -58,8 +65,9 @@ class ChatServer:
                 request = json.loads(self.rfile.read(length) or b"{}")
                 with server.lock:
                     n = len(server.requests)
-                    server.requests.append({"path": self.path, "body": request,
-                                            "auth": self.headers.get("Authorization")})
+                    server.requests.append(
+                        {"path": self.path, "body": request, "auth": self.headers.get("Authorization")}
+                    )
                     action = server.script[min(n, len(server.script) - 1)]
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": "not found"}})
@@ -76,14 +84,33 @@ class ChatServer:
                 body = prompt.split("\n\n")[1] if "\n\n" in prompt else prompt
                 content = "Summary of " + " ".join(body.split()[:8]) + "."
                 if action == "empty":
-                    return self._send(200, {"id": "x", "object": "chat.completion", "created": 0,
-                                            "model": request.get("model"), "choices": []})
-                self._send(200, {"id": f"cmpl-{n}", "object": "chat.completion", "created": 0,
-                                 "model": request.get("model"),
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": content}}],
-                                 "usage": {"prompt_tokens": len(words), "completion_tokens": 10,
-                                           "total_tokens": len(words) + 10}})
+                    return self._send(
+                        200,
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": request.get("model"),
+                            "choices": [],
+                        },
+                    )
+                self._send(
+                    200,
+                    {
+                        "id": f"cmpl-{n}",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": request.get("model"),
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                        "usage": {
+                            "prompt_tokens": len(words),
+                            "completion_tokens": 10,
+                            "total_tokens": len(words) + 10,
+                        },
+                    },
+                )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -1,4 +1,5 @@
 """Calibration baselines: the best constant summary and random transcript sentences."""
+
 import pytest
 from rouge_score import rouge_scorer
 
@@ -17,8 +18,7 @@ TRAIN_REFS = [
 
 
 def _train():
-    return [Item(f"t{i}", "A: some transcript text here.", r, source=f"train-{i}")
-            for i, r in enumerate(TRAIN_REFS)]
+    return [Item(f"t{i}", "A: some transcript text here.", r, source=f"train-{i}") for i, r in enumerate(TRAIN_REFS)]
 
 
 def test_best_constant_matches_rouge_score_and_picks_the_generic_reference():
@@ -27,8 +27,7 @@ def test_best_constant_matches_rouge_score_and_picks_the_generic_reference():
     expected = []
     for i, cand in enumerate(TRAIN_REFS):
         others = [scorer.score(r, cand) for j, r in enumerate(TRAIN_REFS) if j != i]
-        expected.append(100 * sum((s["rouge1"].fmeasure + s["rouge2"].fmeasure) / 2
-                                  for s in others) / len(others))
+        expected.append(100 * sum((s["rouge1"].fmeasure + s["rouge2"].fmeasure) / 2 for s in others) / len(others))
     assert means == pytest.approx(expected, abs=1e-9)
     assert index in (0, 1) and TRAIN_REFS[index].startswith("The team discussed")
 
@@ -50,11 +49,16 @@ def test_constant_summary_returns_one_text_per_kind_and_length_and_says_which(it
 
 
 def test_constant_summary_is_chosen_among_the_items_own_query_kind():
-    specific = [Item(f"s{i}", "A: text.", r, query="What about microphones?", source=f"s-{i}",
-                     kind="specific")
-                for i, r in enumerate(["Grad students compared two microphones.",
-                                       "The students compared microphones and headsets.",
-                                       "Nobody spoke."])]
+    specific = [
+        Item(f"s{i}", "A: text.", r, query="What about microphones?", source=f"s-{i}", kind="specific")
+        for i, r in enumerate(
+            [
+                "Grad students compared two microphones.",
+                "The students compared microphones and headsets.",
+                "Nobody spoke.",
+            ]
+        )
+    ]
     system = ConstantSummary(_train() + specific)
     assert system.choice("specific", 40)["chosen_reference"] in ("s-0", "s-1")
     assert system.choice("general", 40)["chosen_reference"] in ("train-0", "train-1")
@@ -66,14 +70,19 @@ def test_best_constant_judges_a_cut_candidate_against_the_full_references():
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2"], use_stemmer=True)
     s = scorer.score(refs[1], "alpha beta")  # candidate 0 against reference 1 (not itself)
     other = scorer.score(refs[2], "alpha beta")
-    expected = 100 * ((s["rouge1"].fmeasure + s["rouge2"].fmeasure) / 2
-                      + (other["rouge1"].fmeasure + other["rouge2"].fmeasure) / 2) / 2
+    expected = (
+        100
+        * (
+            (s["rouge1"].fmeasure + s["rouge2"].fmeasure) / 2
+            + (other["rouge1"].fmeasure + other["rouge2"].fmeasure) / 2
+        )
+        / 2
+    )
     assert means[0] == pytest.approx(expected) and index in (0, 1)
 
 
 def test_random_sentences_are_seeded_reach_the_target_length_and_keep_transcript_order():
-    transcript = "\n".join(f"Speaker {j % 3}: this is sentence number {j} of the long meeting."
-                           for j in range(60))
+    transcript = "\n".join(f"Speaker {j % 3}: this is sentence number {j} of the long meeting." for j in range(60))
     items = [Item(f"m{i}", transcript, " ".join(["word"] * 25), source=f"m{i}") for i in range(3)]
     a = RandomSentences(0).summarize(items, "short", progress=False)
     again = RandomSentences(0).summarize(items, "short", use_cache=False, progress=False)

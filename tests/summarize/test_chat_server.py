@@ -6,6 +6,7 @@ function a user's ``python -m labkit.summarize.serve`` uses. No network, no hub.
 loopback stub (conftest) is kept only for what a real server will not do on demand: 429s,
 5xx, timeouts, malformed answers, and recording what the client sent.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,12 +33,20 @@ def _tiny_model(folder):
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
     tok.decoder = decoders.Fuse()
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                                 unk_token="<unk>")
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=4096, eos_token_id=1, pad_token_id=0,
-        bos_token_id=1))
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=4096,
+            eos_token_id=1,
+            pad_token_id=0,
+            bos_token_id=1,
+        )
+    )
     model.save_pretrained(folder)
     hf.save_pretrained(folder)
     return folder
@@ -55,9 +64,15 @@ def server(tmp_path_factory):
 
 
 def _items(n=3):
-    return [Item(f"m{i}", f"Alice: we discussed topic {i} at length today.\n"
-                          f"Bob: the budget for topic {i} is fine.", f"They discussed topic {i}.",
-                 source=f"meeting-{i}") for i in range(n)]
+    return [
+        Item(
+            f"m{i}",
+            f"Alice: we discussed topic {i} at length today.\nBob: the budget for topic {i} is fine.",
+            f"They discussed topic {i}.",
+            source=f"meeting-{i}",
+        )
+        for i in range(n)
+    ]
 
 
 def make(server, **kwargs):
@@ -83,16 +98,15 @@ def test_environment_names_the_server(server, monkeypatch):
     monkeypatch.setenv("LABKIT_CHAT_BASE_URL", base_url)
     monkeypatch.setenv("LABKIT_CHAT_MODEL", folder)
     from labkit.summarize import study
-    systems, skipped = study.zero_shot_systems({"zero_shot_model": "", "max_new_tokens": 8,
-                                                "generate_batch": 1})
+
+    systems, skipped = study.zero_shot_systems({"zero_shot_model": "", "max_new_tokens": 8, "generate_batch": 1})
     assert [s.name for s in systems] == [f"{folder} (API)"]
     assert [row["system"] for row in skipped] == ["local zero-shot LLM"]
     assert len(systems[0].summarize(_items(1), "short", progress=False)) == 1
 
 
 def test_long_transcripts_go_through_map_reduce_on_the_real_server(server):
-    long = [Item("long", "\n".join(f"Alice: line {i} " + "word " * 20 for i in range(40)), "ref",
-                 source="x")]
+    long = [Item("long", "\n".join(f"Alice: line {i} " + "word " * 20 for i in range(40)), "ref", source="x")]
     system = make(server, context_length=400, context_strategy="chunk")
     out = system.summarize(long, "short", progress=False)
     assert len(out) == 1 and system.chunked and system.chunked[0][1] >= 2

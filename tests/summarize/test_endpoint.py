@@ -5,10 +5,10 @@ answers without choices, and checking what the client sent (prompt, model, key).
 through a real server (``transformers serve``), chunking and truncation are in
 ``test_chat_server.py``.
 """
+
 import pytest
 
 from labkit.errors import ParameterError, ProviderError
-from labkit.records import RunRecord
 from labkit.summarize.endpoint import ChatEndpoint, endpoint_configured
 
 
@@ -101,6 +101,7 @@ def test_configuration_comes_from_the_environment(chat_server, items, monkeypatc
 def test_prompt_longer_than_context_with_chunking_off_is_an_error(chat_server, items):
     long = [items[0].__class__("long", "Alice: " + "word " * 2000, "ref", source="file.jsonl:3")]
     with pytest.raises(ParameterError, match="file.jsonl:3.*context_strategy"):
-        make(chat_server, context_length=256, max_new_tokens=32,
-             context_strategy="error").summarize(long, progress=False)
+        make(chat_server, context_length=256, max_new_tokens=32, context_strategy="error").summarize(
+            long, progress=False
+        )
     assert chat_server.requests == []

@@ -1,4 +1,5 @@
 """The floor guard: a system below the best floor is flagged in tables, figures and the record."""
+
 import numpy as np
 import pandas as pd
 
@@ -9,8 +10,14 @@ from labkit.summarize.baselines import RandomSentences
 from labkit.summarize.data import Item
 from labkit.summarize.extractive import LeadK
 
-TOPICS = ["the remote control budget", "the microphone test", "the housing bill",
-          "the speech recogniser", "the marketing report", "the fruit shaped case"]
+TOPICS = [
+    "the remote control budget",
+    "the microphone test",
+    "the housing bill",
+    "the speech recogniser",
+    "the marketing report",
+    "the fruit shaped case",
+]
 
 
 def _items():
@@ -18,12 +25,19 @@ def _items():
     for m, topic in enumerate(TOPICS):
         transcript = "\n".join(
             [f"Chair: welcome everyone , today we talk about {topic} and nothing else ."]
-            + [f"Speaker {j % 3}: point number {j} about {topic} was raised by the team ."
-               for j in range(30)])
+            + [f"Speaker {j % 3}: point number {j} about {topic} was raised by the team ." for j in range(30)]
+        )
         for q in range(2):  # two queries per meeting: the intervals resample meetings
-            items.append(Item(f"m{m}/specific/{q}", transcript,
-                              f"{topic} , {('first', 'second')[q]} point raised",
-                              query=f"What about point {q}?", source=f"m{m}", kind="specific"))
+            items.append(
+                Item(
+                    f"m{m}/specific/{q}",
+                    transcript,
+                    f"{topic} , {('first', 'second')[q]} point raised",
+                    query=f"What about point {q}?",
+                    source=f"m{m}",
+                    kind="specific",
+                )
+            )
     return items
 
 
@@ -33,8 +47,10 @@ class Unrelated(Summarizer):
 
     kind = "zero-shot"
 
-    WORDS = ("weather mountain river violin orange planet garden winter silver ocean harbour "
-             "forest candle pepper desert castle meadow thunder lantern comet").split()
+    WORDS = (
+        "weather mountain river violin orange planet garden winter silver ocean harbour "
+        "forest candle pepper desert castle meadow thunder lantern comet"
+    ).split()
 
     def _summarize_batch(self, batch, inst):
         out = []
@@ -57,13 +73,17 @@ def test_a_system_below_the_floor_is_flagged_everywhere():
     items = _items()
     record = records.RunRecord(evaluate.STUDY, {})
     seen = []
-    systems = [LeadK(warn=seen.append), RandomSentences(0, warn=seen.append),
-               Unrelated("Unrelated text", warn=seen.append),
-               ReadsTheAnswer("Reads the answer", warn=seen.append)]
+    systems = [
+        LeadK(warn=seen.append),
+        RandomSentences(0, warn=seen.append),
+        Unrelated("Unrelated text", warn=seen.append),
+        ReadsTheAnswer("Reads the answer", warn=seen.append),
+    ]
     runs = evaluate.run_all(systems, items, ["short", "medium"], progress=False)
     assert all(r.floor for r in runs if r.system in ("Lead-k", "Random sentences"))
-    scores = evaluate.score(runs, lambda s: len(s.split()), {"default": {"usd_per_hour": 1}},
-                            100, 0, meaning_model=None, record=record)
+    scores = evaluate.score(
+        runs, lambda s: len(s.split()), {"default": {"usd_per_hour": 1}}, 100, 0, meaning_model=None, record=record
+    )
     row = scores.set_index(["system", "instruction"])
     assert row.loc[("Unrelated text", "short"), "below_floor"] is True
     assert row.loc[("Unrelated text", "short"), "flag"].startswith(floors.FLOOR_MARK)
@@ -94,8 +114,14 @@ def test_a_system_below_the_floor_is_flagged_everywhere():
 
 
 def test_the_verdict_says_plainly_when_no_system_clears_the_floor():
-    frame = pd.DataFrame({"system": ["A", "A", "Oracle (greedy)"], "below_floor": [True, False, False],
-                          "queries": ["general"] * 3, "instruction": ["short", "long", "short"]})
+    frame = pd.DataFrame(
+        {
+            "system": ["A", "A", "Oracle (greedy)"],
+            "below_floor": [True, False, False],
+            "queries": ["general"] * 3,
+            "instruction": ["short", "long", "short"],
+        }
+    )
     clear, sentence = floors.verdict(frame)
     assert clear == [] and sentence.startswith("no non-oracle system clears every floor")
     assert "A clears it in some rows only" in sentence

@@ -1,4 +1,5 @@
 """Degenerate-output guards: word salad and constant outputs are flagged, real extracts are not."""
+
 import os
 from pathlib import Path
 
@@ -14,32 +15,41 @@ from labkit.summarize.extractive import LeadK
 
 # Hand-written meeting sentences (no data needed): different meetings, different content.
 MEETINGS = [
-    ("The project manager opened the kickoff and asked everyone to introduce themselves. "
-     "We need a remote control that sells for twenty five euros. "
-     "Marketing thinks younger buyers care more about looks than about buttons. "
-     "The designer wants a rubber case because people drop remotes all the time."),
-    ("The committee reviewed the draft budget for the school library. "
-     "Funding for new computers was cut by ten percent this year. "
-     "A parent asked whether the reading programme would survive the cuts. "
-     "The chair promised a written answer before the next session."),
-    ("The grad students compared two speech recognizers on the meeting corpus. "
-     "Error rates dropped when the far-field microphones were aligned in time. "
-     "Someone suggested running the alignment overnight on the cluster. "
-     "They agreed to report word error rates at the next group meeting."),
-    ("The council debated the new housing bill for almost an hour. "
-     "Several members worried that rents in the city centre would keep rising. "
-     "The minister said the bill funds ten thousand affordable homes. "
-     "Opposition members asked for an independent review of the costs."),
+    (
+        "The project manager opened the kickoff and asked everyone to introduce themselves. "
+        "We need a remote control that sells for twenty five euros. "
+        "Marketing thinks younger buyers care more about looks than about buttons. "
+        "The designer wants a rubber case because people drop remotes all the time."
+    ),
+    (
+        "The committee reviewed the draft budget for the school library. "
+        "Funding for new computers was cut by ten percent this year. "
+        "A parent asked whether the reading programme would survive the cuts. "
+        "The chair promised a written answer before the next session."
+    ),
+    (
+        "The grad students compared two speech recognizers on the meeting corpus. "
+        "Error rates dropped when the far-field microphones were aligned in time. "
+        "Someone suggested running the alignment overnight on the cluster. "
+        "They agreed to report word error rates at the next group meeting."
+    ),
+    (
+        "The council debated the new housing bill for almost an hour. "
+        "Several members worried that rents in the city centre would keep rising. "
+        "The minister said the bill funds ten thousand affordable homes. "
+        "Opposition members asked for an independent review of the costs."
+    ),
 ]
-REFS = ["The team discussed the remote control design and its price.",
-        "The committee talked about the library budget cuts.",
-        "The students compared speech recognizers and planned alignment work.",
-        "The council debated the housing bill and its costs."]
+REFS = [
+    "The team discussed the remote control design and its price.",
+    "The committee talked about the library budget cuts.",
+    "The students compared speech recognizers and planned alignment work.",
+    "The council debated the housing bill and its costs.",
+]
 
 
 def _items(n=4):
-    return [Item(f"m{i}", MEETINGS[i].replace(". ", ".\nSpeaker: "), REFS[i], source=f"m{i}")
-            for i in range(n)]
+    return [Item(f"m{i}", MEETINGS[i].replace(". ", ".\nSpeaker: "), REFS[i], source=f"m{i}") for i in range(n)]
 
 
 def _word_salad(seed: int, n_words: int = 80) -> str:
@@ -103,8 +113,9 @@ def test_score_marks_the_flag_in_tables_warnings_and_record():
     seen = []
     systems = [LeadK(warn=seen.append), Salad("tiny LM (fine-tuned)", warn=seen.append)]
     runs = evaluate.run_all(systems, items, ["short"], progress=False)
-    scores = evaluate.score(runs, lambda s: len(s.split()), {"default": {"usd_per_hour": 1}},
-                            50, 0, meaning_model=None, record=record)
+    scores = evaluate.score(
+        runs, lambda s: len(s.split()), {"default": {"usd_per_hour": 1}}, 50, 0, meaning_model=None, record=record
+    )
     flags = dict(zip(scores["system"], scores["flag"]))
     assert flags["Lead-k"] == "" and flags["tiny LM (fine-tuned)"].startswith(guards.FLAG_MARK)
     degenerate = [m for m in seen if guards.FLAG_MARK in m]
@@ -127,8 +138,7 @@ def test_score_marks_the_flag_in_tables_warnings_and_record():
 _MIRROR = Path(os.environ.get("LABKIT_DATA_MIRROR", Path(__file__).parents[3] / "shared" / "data"))
 
 
-@pytest.mark.skipif(not (_MIRROR / "qmsum").is_dir(), reason="QMSum mirror not available "
-                    "(set LABKIT_DATA_MIRROR)")
+@pytest.mark.skipif(not (_MIRROR / "qmsum").is_dir(), reason="QMSum mirror not available (set LABKIT_DATA_MIRROR)")
 def test_real_qmsum_extracts_and_references_are_not_flagged(monkeypatch):
     monkeypatch.setenv("LABKIT_DATA_MIRROR", str(_MIRROR))
     import labkit.data as data

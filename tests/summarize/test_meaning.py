@@ -1,4 +1,5 @@
 """The MiniLM meaning score (real all-MiniLM-L6-v2 from the pip package) and rank disagreement."""
+
 import pandas as pd
 import pytest
 
@@ -15,10 +16,14 @@ def scorer():
 
 def test_meaning_rewards_paraphrase_over_shared_words(scorer):
     same, paraphrase, salad, empty = scorer.per_item(
-        [REF,
-         "They settled on spending 25 euros per unit.\nThe controller gets a soft rubber shell.",
-         "The team was about the team was about a case of the budget the the.",
-         ""], [REF] * 4)
+        [
+            REF,
+            "They settled on spending 25 euros per unit.\nThe controller gets a soft rubber shell.",
+            "The team was about the team was about a case of the budget the the.",
+            "",
+        ],
+        [REF] * 4,
+    )
     assert same == pytest.approx(100, abs=0.1)
     assert paraphrase > salad  # meaning over word overlap
     assert empty == 0.0
@@ -35,9 +40,15 @@ def test_meaning_summary_has_a_bootstrap_ci(scorer):
 
 
 def test_rank_disagreement_says_where_rouge_flatters():
-    scores = pd.DataFrame({"system": ["salad", "extract", "oracle"], "kind": ["fine-tuned"] * 3,
-                           "instruction": ["short"] * 3, "rouge1": [33.0, 20.0, 31.0],
-                           MEANING: [30.0, 45.0, 50.0]})
+    scores = pd.DataFrame(
+        {
+            "system": ["salad", "extract", "oracle"],
+            "kind": ["fine-tuned"] * 3,
+            "instruction": ["short"] * 3,
+            "rouge1": [33.0, 20.0, 31.0],
+            MEANING: [30.0, 45.0, 50.0],
+        }
+    )
     ranks = rank_disagreement(scores).set_index("system")
     assert ranks.loc["salad", "rank_rouge1"] == 1 and ranks.loc["salad", "rank_meaning"] == 3
     assert ranks.loc["salad", "rank_shift"] == 2 and ranks["disagree"].all()

@@ -1,4 +1,5 @@
 """The MiniLM turn selector: training labels from spans and the oracle, selection, fine-tuning."""
+
 from dataclasses import replace
 
 import pytest
@@ -7,25 +8,42 @@ from labkit.data.parsers import Meeting, Query, Turn
 from labkit.errors import DataError, ParameterError
 from labkit.summarize.data import Item
 from labkit.summarize.extractive import sentences
-from labkit.summarize.selector import (GENERAL_QUERY, SelectorConfig, TurnSelector, TrainQuery,
-                                       queries_from_items, queries_from_meetings, training_triplets,
-                                       turn_units)
+from labkit.summarize.selector import (
+    GENERAL_QUERY,
+    SelectorConfig,
+    TrainQuery,
+    TurnSelector,
+    queries_from_items,
+    queries_from_meetings,
+    training_triplets,
+    turn_units,
+)
 
-TURNS = [("Chair", "Welcome everyone to the weekly design meeting today."),
-         ("Ann", "Yeah."),
-         ("Ann", "The remote control should cost less than twenty five euros in total."),
-         ("Bob", "I think the budget for the remote is tight but we can manage it."),
-         ("Cid", "Our microphones picked up a lot of noise in the test room yesterday."),
-         ("Cid", "The speech recogniser made many errors on the noisy microphone channel.")]
+TURNS = [
+    ("Chair", "Welcome everyone to the weekly design meeting today."),
+    ("Ann", "Yeah."),
+    ("Ann", "The remote control should cost less than twenty five euros in total."),
+    ("Bob", "I think the budget for the remote is tight but we can manage it."),
+    ("Cid", "Our microphones picked up a lot of noise in the test room yesterday."),
+    ("Cid", "The speech recogniser made many errors on the noisy microphone channel."),
+]
 
 
 def _meeting():
     turns = [Turn(s, c) for s, c in TURNS]
-    queries = [Query("Summarize the whole meeting.", "They talked about the remote control "
-                     "budget and noisy microphones.", "general"),
-               Query("What did the group say about the budget?",
-                     "The remote must cost under twenty five euros; the budget is tight.",
-                     "specific", [(2, 3)])]
+    queries = [
+        Query(
+            "Summarize the whole meeting.",
+            "They talked about the remote control budget and noisy microphones.",
+            "general",
+        ),
+        Query(
+            "What did the group say about the budget?",
+            "The remote must cost under twenty five euros; the budget is tight.",
+            "specific",
+            [(2, 3)],
+        ),
+    ]
     return Meeting("ES2002a", "train", "Product", turns, queries, [])
 
 
@@ -45,7 +63,8 @@ def test_spans_label_sentences_of_relevant_turns_and_general_queries_use_the_ora
     # "Yeah." holds no sentence of 5 words: never a unit
     turns, per_turn = turn_units([f"{s}: {c}" for s, c in TURNS], 5)
     assert 1 not in turns and [s for group in per_turn for s in group] == sentences(
-        "\n".join(f"{s}: {c}" for s, c in TURNS))
+        "\n".join(f"{s}: {c}" for s, c in TURNS)
+    )
 
 
 def test_training_refuses_queries_without_any_usable_sentence():
@@ -57,8 +76,14 @@ def test_training_refuses_queries_without_any_usable_sentence():
 
 
 def test_a_users_items_train_with_oracle_labels():
-    item = Item("x", "\n".join(f"{s}: {c}" for s, c in TURNS), "The budget of the remote is tight.",
-                query="Budget?", source="mine.jsonl:1", kind="specific")
+    item = Item(
+        "x",
+        "\n".join(f"{s}: {c}" for s, c in TURNS),
+        "The budget of the remote is tight.",
+        query="Budget?",
+        source="mine.jsonl:1",
+        kind="specific",
+    )
     [q] = queries_from_items([item])
     assert q.relevant is None and q.anchor == "Budget?"
     assert training_triplets([q], SelectorConfig())["specific"]["positive"]
@@ -66,10 +91,24 @@ def test_a_users_items_train_with_oracle_labels():
 
 def test_zero_shot_selector_picks_the_turn_that_answers_the_query():
     transcript = "\n".join(f"{s}: {c}" for s, c in TURNS)
-    items = [Item("m/specific/0", transcript, "ref", query="What went wrong with the microphones?",
-                  source="m", kind="specific"),
-             Item("m/specific/1", transcript, "ref", query="How much may the remote control cost?",
-                  source="m", kind="specific")]
+    items = [
+        Item(
+            "m/specific/0",
+            transcript,
+            "ref",
+            query="What went wrong with the microphones?",
+            source="m",
+            kind="specific",
+        ),
+        Item(
+            "m/specific/1",
+            transcript,
+            "ref",
+            query="How much may the remote control cost?",
+            source="m",
+            kind="specific",
+        ),
+    ]
     system = TurnSelector()
     mic, remote = system.summarize(items, "short", progress=False)
     assert "microphone" in mic.splitlines()[0].lower() or "microphones" in mic
@@ -93,6 +132,6 @@ def test_fine_tuning_is_cached_and_its_energy_recorded(tmp_path):
     assert model.metrics["tuned"] == "query tower"
     assert 0 < model.metrics["trainable_parameters"] <= model.metrics["parameters"]
     out = TurnSelector(query_model=str(model.path), kind="fine-tuned").summarize(
-        [Item("m", "\n".join(f"{s}: {c}" for s, c in TURNS), "ref", query="Budget?")],
-        "short", progress=False)
+        [Item("m", "\n".join(f"{s}: {c}" for s, c in TURNS), "ref", query="Budget?")], "short", progress=False
+    )
     assert out[0]
