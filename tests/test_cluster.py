@@ -27,6 +27,7 @@ def _free_port() -> int:
         ("tcp://127.0.0.1:notaport", "malformed"),
         ("tcp://:8786", "malformed"),
     ],
+    ids=["free-port", "no-such-host", "not-a-port", "no-host"],  # stable ids: pytest-xdist needs them
 )
 def test_an_unreachable_scheduler_is_one_quick_error_naming_it(address, says):
     t0 = time.perf_counter()

@@ -237,12 +237,11 @@ def test_anchor_setup_and_anchored_models_load_on_the_rule(fake_cuda, tmp_path):
 
     assert inspect.signature(load_causal_lm).parameters["device"].default == "auto"
     assert inspect.signature(AnchoredLM.load).parameters["device"].default == "auto"
+    import labkit.anchor.training
+
     calls = []
-    fake_cuda.setattr(
-        labkit.lm.load,
-        "load_causal_lm",
-        lambda name, device="auto", dtype=None: calls.append(device),
-    )
+    for module in (labkit.lm.load, labkit.anchor.training):  # the name is bound where imported
+        fake_cuda.setattr(module, "load_causal_lm", lambda name, device="auto", dtype=None: calls.append(device))
     AnchoredLM.load(type("A", (), {"path": tmp_path})())
     assert calls == ["auto"]
     for call in ast.walk(ast.parse(inspect.getsource(study))):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import reference
+from labkit.run import reference
 from labkit.text import sentence_spans
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,10 +18,12 @@ names, errors or records.
 
 from __future__ import annotations
 
-from labkit.embedders import api_providers as _api  # noqa: F401,I001
-
+# isort: off
 # importing the provider modules registers them (local models first, then APIs: the help order)
-from labkit.embedders import local_providers as _local  # noqa: F401,I001
+from labkit.embedders import local_providers as _local  # noqa: F401
+from labkit.embedders import api_providers as _api  # noqa: F401
+
+# isort: on
 from labkit.embedders.api_providers import ApiEmbedder, GoogleEmbedder, OpenAIEmbedder
 from labkit.embedders.base import Embedder, Retryable, RetryPolicy, check_texts
 from labkit.embedders.local_providers import (
