@@ -470,3 +470,71 @@ def test_command_line_prints_one_line_and_exits_2(argv, message, figures):
 
 def test_the_suite_tries_at_least_30_bad_inputs():
     assert len(CASES) + len(RUN_CASES) + len(SUBPROCESS_CASES) >= 30
+
+
+# ------------------------------------------------------------------ user files, up front (issue 26)
+
+EXCEL_PAIRS = (
+    "\ufeffdr_id,question_1,question_2,label\r\n"
+    '1,"Is it flu, or a cold?",Could this be the flu?,1\r\n'
+    "1,Is a rash after a bite normal?,How long do cold symptoms last?,0\r\n"
+    "\r\n"
+)
+
+
+def test_an_excel_saved_pairs_file_passes_the_up_front_check(tmp_path):
+    from labkit.run import checks
+
+    path = tmp_path / "pairs.csv"
+    path.write_bytes(EXCEL_PAIRS.encode("utf-8"))  # BOM, CRLF, a quoted comma, a trailing blank line
+    checks.user_files("embeddings_medical", {"pairs_csv": path})
+    from labkit.data.parsers import parse_pairs_csv
+
+    pairs = parse_pairs_csv(path)
+    assert list(pairs.label) == [1, 0] and pairs.question_1.iloc[0] == "Is it flu, or a cold?"
+
+
+@pytest.mark.parametrize(
+    "study, param, name, content, message",
+    [
+        (
+            "embeddings_medical",
+            "pairs_csv",
+            "pairs.csv",
+            EXCEL_PAIRS.replace("last?,0", "last?,2"),
+            "line 3",
+        ),
+        ("scaling_laws", "points_csv", "points.csv", "N,D,loss\r\n1e6,2e7,3.1\r\n2e6,abc,2.9\r\n", "line 3"),
+        (
+            "meeting_summarization",
+            "items_jsonl",
+            "items.jsonl",
+            '{"transcript": "A: hi"}\n',
+            "jsonl:1: missing field 'summary'",
+        ),
+    ],
+    ids=["pairs-bad-label", "points-bad-number", "items-no-summary"],
+)
+def test_a_bad_user_file_fails_before_any_kernel_naming_file_and_line(study, param, name, content, message, figures):
+    import time
+
+    path = figures.parent / name
+    path.write_bytes(content.encode("utf-8-sig" if param == "pairs_csv" else "utf-8"))
+    env = {**os.environ, "LABKIT_FIGURES_DIR": str(figures)}
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "labkit.run.cli", "run", study, "-p", f"{param}={path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
+    seconds = time.perf_counter() - t0
+    err = done.stderr.strip()
+    assert done.returncode == 2 and err.startswith(f"labkit: error: {param}: "), err
+    assert str(path) in err and message in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err  # and the fixture checks that nothing was written
+    # the pairs file must fail within 2 s (issue 26); the other loaders import their study's
+    # package (scipy, pandas) and get a looser bound
+    assert seconds < (2.0 if param == "pairs_csv" else 6.0), f"{seconds:.2f} s"

@@ -65,6 +65,7 @@ SCHEMA = params.declare(
         Param(
             "pairs_csv",
             Path,
+            parse="labkit.data.parsers:parse_pairs_csv",  # read and validated before any kernel starts
             none_means="Curai's MQP pairs",
             help="your own pairs: question_1, question_2, label (0/1), optional dr_id",
         ),

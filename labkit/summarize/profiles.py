@@ -90,6 +90,7 @@ SCHEMA = params.declare(
         Param(
             "items_jsonl",
             Path,
+            parse="labkit.summarize.data:load_jsonl",  # read and validated before any kernel starts
             none_means="QMSum",
             help="your data: JSON lines with transcript, summary, optional query",
         ),
