@@ -239,13 +239,13 @@ def throughput_main(args) -> int:
 
     from labkit.anchor.latency import median_interval
     from labkit.anchor.memory import THROUGHPUT_METHODS, is_out_of_memory, largest_batch, measure_point
+    from labkit.device import resolve_device
     from labkit.errors import LabkitError, ParameterError
-    from labkit.models import pick_device
     from labkit.timing import Stopwatch
 
     wall = Stopwatch(None).start()  # whole-benchmark wall time, no device work to wait for
     try:
-        device = pick_device(args.device)
+        device = resolve_device(args.device)
         cuda = device.startswith("cuda")
         dtype_name = args.dtype or ("bfloat16" if cuda else "float32")
         if dtype_name not in ("float32", "bfloat16", "float16"):

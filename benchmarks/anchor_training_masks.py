@@ -250,13 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from labkit import io, studies
+    from labkit.device import resolve_device
     from labkit.errors import ParameterError
-    from labkit.models import pick_device
     from labkit.paths import study_dir
 
     if args.steps < 2:
         raise ParameterError("--steps must be >= 2 (intervals need two timed steps)")
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     contexts = [int(c) for c in args.contexts.split(",")]
     paths = ["dense", "flex"] + (["flex-unfused"] if args.unfused_cpu_flex and device == "cpu" else [])
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0", "LABKIT_DEVICE": device}

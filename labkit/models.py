@@ -145,16 +145,9 @@ def _available_summary() -> str:
     return ", ".join(names) if names else "none"
 
 
-def pick_device(preference: str | None = "auto") -> str:
-    """The package's device rule (:func:`labkit.device.resolve_device`): ``"auto"``/None is a
-    notebook's ``device`` parameter or ``$LABKIT_DEVICE``, else CUDA when present, else CPU."""
-
-    return resolve_device(preference)
-
-
 def load_sentence_transformer(name: str = MINILM, device: str = "auto"):
     """A ``SentenceTransformer`` from a resolved local folder (safetensors only)."""
     from sentence_transformers import SentenceTransformer
 
     ref = resolve(name)
-    return SentenceTransformer(str(ref.path), device=pick_device(device), model_kwargs={"use_safetensors": True})
+    return SentenceTransformer(str(ref.path), device=resolve_device(device), model_kwargs={"use_safetensors": True})

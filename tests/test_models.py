@@ -3,6 +3,7 @@
 import pytest
 
 from labkit import models
+from labkit.device import resolve_device
 from labkit.errors import ModelError
 
 
@@ -52,7 +53,7 @@ def test_empty_name_and_bad_device():
         from labkit.errors import ParameterError
 
         with pytest.raises(ParameterError, match="torch sees no CUDA device"):
-            models.pick_device("cuda")
+            resolve_device("cuda")
         with pytest.raises(ParameterError, match="not one of auto"):
-            models.pick_device("tpu")
-    assert models.pick_device("auto") in ("cpu", "cuda", "mps")
+            resolve_device("tpu")
+    assert resolve_device("auto") in ("cpu", "cuda", "mps")

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from labkit.device import resolve_device
 from labkit.embedders.base import Embedder, check_texts
 from labkit.embedders.cache import EmbeddingCache
 from labkit.embedders.registry import register_provider
 from labkit.errors import ModelError, ParameterError
-from labkit.models import load_sentence_transformer, pick_device, resolve
+from labkit.models import load_sentence_transformer, resolve
 
 
 def _short(model: str) -> str:
@@ -93,7 +94,7 @@ class PooledEncoderEmbedder(Embedder):
                 raise ModelError(
                     f"{self.spec}: {self.path} is not a Hugging Face encoder ({str(exc).splitlines()[0]})"
                 ) from None
-            self._model.to(pick_device(self.device)).eval()
+            self._model.to(resolve_device(self.device)).eval()
         enc = self._tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(
             self._model.device
         )

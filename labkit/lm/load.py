@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.device import compute_dtype
+from labkit.device import compute_dtype, resolve_device
 from labkit.errors import ModelError
-from labkit.models import pick_device, resolve
+from labkit.models import resolve
 
 
 def load_causal_lm(name_or_path: str, device: str = "auto", dtype: Any = None):
@@ -25,7 +25,7 @@ def load_causal_lm(name_or_path: str, device: str = "auto", dtype: Any = None):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    placed = pick_device(device)  # a bad device fails here, before any weights are read
+    placed = resolve_device(device)  # a bad device fails here, before any weights are read
     if isinstance(dtype, str) and dtype == "auto":
         dtype = compute_dtype(placed)
     ref = resolve(str(name_or_path))

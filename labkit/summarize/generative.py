@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from labkit.device import resolve_device
 from labkit.errors import ModelError, ParameterError
 from labkit.io import sha256_file
-from labkit.models import pick_device, resolve
+from labkit.models import resolve
 from labkit.summarize.base import Summarizer
 from labkit.summarize.chunking import STRATEGIES, TokenCounter, fit, map_reduce, transcript_budget
 from labkit.summarize.data import Instruction, Item
@@ -175,7 +176,7 @@ class HFGenerator(GenerativeSummarizer):
                 f"model {model!r} at {ref.path} could not be loaded as a seq2seq or "
                 f"causal LM: {str(exc).splitlines()[0]}"
             ) from None
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.model.to(self.device).eval()
         self.torch = torch
         if tokenizer.pad_token is None:
