@@ -37,8 +37,12 @@ def main() -> None:
     count = metrics.count_tokens_with(cfg["token_counter"])
     compact, _ = study.compact_system(cfg, train)
     # time the real work: no cached sentence embeddings either
-    selectors, _ = study.selector_systems(cfg, use_cache=False)
-    systems = study.extractive_systems(cfg["embedder"], use_cache=False) + selectors + [compact]
+    selectors, _ = study.selector_systems(cfg, train, use_cache=False)
+    systems = (
+        study.extractive_systems(cfg["embedder"], train=train, seed=int(cfg.get("seed") or 0), use_cache=False)
+        + selectors
+        + [compact]
+    )
     rows = []
     for system in systems:
         run = evaluate.run_system(system, items, "medium", progress=False, use_cache=False)

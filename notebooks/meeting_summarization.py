@@ -99,8 +99,8 @@ fit_table
 
 # %%
 with CarbonSession(cfg["country"]) as carbon:
-    extractive = study.extractive_systems(cfg["embedder"], warn=record.warn)
-    selectors, selector_model = study.selector_systems(cfg, carbon=carbon, warn=record.warn)
+    extractive = study.extractive_systems(cfg["embedder"], train=train_items, seed=seed, warn=record.warn)
+    selectors, selector_model = study.selector_systems(cfg, train_items, carbon=carbon, warn=record.warn)
     compact, tuned = study.compact_system(cfg, train_items, carbon=carbon, warn=record.warn)
     zero_shot, skipped = study.zero_shot_systems(cfg, warn=record.warn)
     few = study.generation_items(items, cfg["generate_meetings"])
@@ -242,7 +242,7 @@ longest = evaluate.longest(general, cfg["chunk_study_meetings"], count_tokens)
 make = lambda strategy: study.compact_system(
     cfg, train_items, context_strategy=strategy, name=f"{compact.name} [{strategy}]"
 )[0]
-chunking = study.chunking_table(make, longest, inst, cfg["bootstrap"], seed)
+chunking = study.chunking_table(make, longest, inst, cfg["bootstrap"], seed, scores=scores)
 save_table(
     chunking,
     STUDY,

@@ -9,7 +9,7 @@ Two variants, as in Pang et al. 2024 (arXiv 2402.07616):
   labkit's rule-based splitter (:mod:`labkit.text`; no NLTK data download: labkit runs offline).
 
 Nothing here touches attention; :mod:`labkit.anchor.masks` turns the boolean anchor flags into
-the AnSAN mask and :mod:`labkit.anchor.inference` prunes the KV cache with them.
+the AnSAN mask and :mod:`labkit.anchor.cache` prunes the KV cache with them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ token ``i`` in sequence ``k`` and a key ``j <= i`` (causal always):
 
 Both cases are one rule: ``visible(i, j) = j <= i and (seq[j] == seq[i] or (anchor[j] and not
 anchor[i]))``. :func:`rule_mask` evaluates it for arbitrary query / key metadata, which is what
-lets :mod:`labkit.anchor.inference` apply the *same* rule to a pruned KV cache.
+lets :mod:`labkit.anchor.cache` apply the *same* rule to a pruned KV cache.
 
 Output is an additive float mask ``(B, 1, Lq, Lk)`` (0 = visible, ``finfo(dtype).min`` =
 blocked), passed to transformers as-is (``masking_utils`` returns 4-D masks untouched), so

@@ -136,17 +136,27 @@ def run_all(
 
 
 STUDY = "meeting_summarization"
-#: system name -> why it was flagged degenerate in this process (filled by :func:`score`), so a
-#: later table on a few items (the chunking study) can carry the verdict from all items.
-VERDICTS: dict[str, str] = {}
 
 
-def verdict_for(name: str) -> str:
-    """The degenerate reason of ``name`` or of the system it derives from (``"<name> [chunk]"``)."""
-    if name in VERDICTS:
-        return VERDICTS[name]
-    base = [k for k in VERDICTS if name.startswith(k + " [")]
-    return VERDICTS[max(base, key=len)] if base else ""
+def verdicts(scores: pd.DataFrame) -> dict[str, str]:
+    """System name -> why :func:`score` flagged it degenerate (on any instruction), so a later
+    table on a few items (the chunking study) can carry the verdict from all items."""
+    out: dict[str, str] = {}
+    if scores is None or "degenerate" not in scores:
+        return out
+    for system, group in scores[scores["degenerate"].astype(bool)].groupby("system", sort=False):
+        reasons = list(dict.fromkeys(str(r) for r in group["degenerate_reason"] if str(r)))
+        out[str(system)] = "; ".join(reasons)
+    return out
+
+
+def verdict_for(name: str, known: dict[str, str]) -> str:
+    """The degenerate reason of ``name`` or of the system it derives from (``"<name> [chunk]"``)
+    among ``known`` (:func:`verdicts`)."""
+    if name in known:
+        return known[name]
+    base = [k for k in known if name.startswith(k + " [")]
+    return known[max(base, key=len)] if base else ""
 
 
 #: the per-item score columns (ROUGE F x 100 and the meaning score)
@@ -277,14 +287,12 @@ def _report_guards(runs: Sequence[Run], frame: pd.DataFrame, record: records.Run
     for system, group in frame.groupby("system", sort=False):
         bad = group[group["degenerate"]]
         if bad.empty:
-            VERDICTS.pop(system, None)  # this run's verdict replaces an earlier one
             continue
         by_inst = dict(zip(bad["instruction"], bad["degenerate_reason"]))
         if len(set(by_inst.values())) == 1 and len(by_inst) == len(group):
             why = next(iter(by_inst.values()))
         else:
             why = "; ".join(f"{inst}: {reason}" for inst, reason in by_inst.items())
-        VERDICTS[system] = why
         expected = (
             " (expected: a calibration baseline)"
             if group["kind"].iloc[0] == "baseline"

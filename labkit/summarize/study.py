@@ -54,9 +54,6 @@ from labkit.summarize.plots import (  # noqa: F401
 )
 
 SUMMARIES_FILE = "summaries.jsonl"
-# The fine-tuning split of the last load_items() call: the constant baseline is chosen on it
-# when extractive_systems() is not handed the training items (the notebook's call).
-_LAST_SPLIT: dict[str, Any] = {}
 
 
 def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
@@ -66,7 +63,7 @@ def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
     fine-tunes, the rest is evaluated. QMSum uses its published split: the test items are the
     profile's query kinds (``general`` and ``specific`` by default) of the first
     ``max_meetings`` meetings, the fine-tuning items every training query (the selector's
-    training queries, with QMSum's relevant spans, are kept for :func:`selector_systems`).
+    training queries, with QMSum's relevant spans, come from :func:`training_queries`).
     """
 
     if cfg.get("items_jsonl"):
@@ -78,11 +75,15 @@ def load_items(cfg: dict[str, Any]) -> tuple[list[Item], list[Item]]:
         splits = data.load("qmsum")
         test = qmsum_items(splits[cfg["split"]], cfg["query_kinds"], cfg["max_meetings"])
         train = qmsum_items(splits["train"], ["general", "specific"], cfg["finetune_train_meetings"])
-        _LAST_SPLIT["train_queries"] = selector.queries_from_meetings(splits["train"], cfg["finetune_train_meetings"])
-    if cfg.get("items_jsonl"):
-        _LAST_SPLIT["train_queries"] = selector.queries_from_items(train)
-    _LAST_SPLIT.update(train=list(train), seed=int(cfg.get("seed", 0) or 0))
     return test, train
+
+
+def training_queries(cfg: dict[str, Any], train: Sequence[Item]) -> list:
+    """The selector's training queries: QMSum's training meetings with their relevant spans, or
+    a user's fine-tuning items (:func:`load_items`' second part) when ``items_jsonl`` is set."""
+    if cfg.get("items_jsonl"):
+        return selector.queries_from_items(train)
+    return selector.queries_from_meetings(data.load("qmsum")["train"], cfg["finetune_train_meetings"])
 
 
 def generation_items(items: Sequence[Item], meetings: int) -> list[Item]:
@@ -95,14 +96,14 @@ def generation_items(items: Sequence[Item], meetings: int) -> list[Item]:
 
 
 def selector_systems(
-    cfg: dict[str, Any], *, carbon=None, warn=None, use_cache: bool = True
+    cfg: dict[str, Any], train: Sequence[Item], *, carbon=None, warn=None, use_cache: bool = True
 ) -> tuple[list[Summarizer], Any]:
-    """The MiniLM turn selector zero-shot and fine-tuned on the training queries of the last
-    :func:`load_items` call (``cfg["selector"]`` sizes). Returns ``(systems, cached model)``;
-    both read the sentence vectors of Centroid's and TextRank's embedder."""
-    queries = _LAST_SPLIT.get("train_queries") or []
+    """The MiniLM turn selector zero-shot and fine-tuned on the training queries
+    (:func:`training_queries` of ``train``, ``cfg["selector"]`` sizes). Returns ``(systems,
+    cached model)``; both read the sentence vectors of Centroid's and TextRank's embedder."""
+    queries = training_queries(cfg, train)
     if not queries:
-        raise ParameterError("selector_systems needs training queries: call load_items first")
+        raise ParameterError("selector_systems: the fine-tuning items hold no training query")
     conf = selector.SelectorConfig(base_model=cfg["embedder"], seed=int(cfg.get("seed", 0) or 0), **cfg["selector"])
     tuned = selector.finetune_selector(queries, conf, carbon=carbon, progress=False)
 
@@ -125,16 +126,15 @@ def selector_systems(
 
 
 def extractive_systems(
-    embedder_name: str, warn=None, train: Sequence[Item] | None = None, seed: int | None = None, use_cache: bool = True
+    embedder_name: str, *, train: Sequence[Item], seed: int = 0, warn=None, use_cache: bool = True
 ) -> list[Summarizer]:
     """Lead-k, centroid, TextRank (sharing one MiniLM embedder), the greedy oracle, and the two
     calibration baselines: random sentences and the best constant summary.
 
     Args:
-        train: training items the constant summary is chosen on; default the fine-tuning
-            split of the last :func:`load_items` call. Without any, the constant baseline is
-            left out with a warning.
-        seed: seed of the random-sentence baseline; default the last run's seed.
+        train: training items the constant summary is chosen on (:func:`load_items`' second
+            part). With fewer than 2, the constant baseline is left out with a warning.
+        seed: seed of the random-sentence baseline.
         use_cache: off for latency benchmarks: a private embedder without the on-disk cache.
     """
     embedder = shared_embedder(embedder_name) if use_cache else SentenceEmbedder(embedder_name, use_cache=False)
@@ -143,15 +143,15 @@ def extractive_systems(
         Centroid(embedder=embedder, warn=warn),
         TextRank(embedder=embedder, warn=warn),
         GreedyOracle(warn=warn),
-        RandomSentences(_LAST_SPLIT.get("seed", 0) if seed is None else seed, warn=warn),
+        RandomSentences(seed, warn=warn),
     ]
-    train = list(train) if train is not None else _LAST_SPLIT.get("train", [])
+    train = list(train)
     if len(train) >= 2:
         systems.append(ConstantSummary(train, warn=warn))
     elif warn is not None:
         warn(
             "constant-summary baseline left out: it needs at least 2 training items "
-            "(call load_items first or pass train=...)"
+            "(pass the fine-tuning items of load_items as train=...)"
         )
     return systems
 
@@ -270,11 +270,18 @@ def write_summaries(folder: Path, rows: Sequence[dict[str, Any]]) -> Path:
 
 
 def chunking_table(
-    make_system: Callable[[str], Summarizer], items: Sequence[Item], instruction: str, n_resamples: int, seed: int = 0
+    make_system: Callable[[str], Summarizer],
+    items: Sequence[Item],
+    instruction: str,
+    n_resamples: int,
+    seed: int = 0,
+    scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The same model on the same (longest) meetings, reading a truncated prefix vs map-reduce
     over the whole transcript: ROUGE with CIs, latency, how many chunks it took, and the
-    degenerate-output ``flag`` (:mod:`labkit.summarize.guards`)."""
+    degenerate-output ``flag`` (:mod:`labkit.summarize.guards`), which also carries the verdict
+    of the main table's ``scores`` (:func:`evaluate.score`) on all items."""
+    known = evaluate.verdicts(scores)
     rows = []
     for strategy in ("truncate", "chunk"):
         system = make_system(strategy)
@@ -284,7 +291,7 @@ def chunking_table(
         kept = [share for _, share in system.truncated] or [1.0]
         guard = guards.assess(predictions, [it.transcript for it in items], [it.reference for it in items])
         reason = guard["degenerate_reason"]
-        inherited = evaluate.verdict_for(system.name)
+        inherited = evaluate.verdict_for(system.name, known)
         if not reason and inherited:  # too few meetings here to see it; the full run did
             reason = f"on the evaluation items: {inherited}"
         flag = f"{guards.FLAG_MARK}: {reason}" if reason else ""

@@ -123,8 +123,9 @@ def test_score_marks_the_flag_in_tables_warnings_and_record():
     stored = record.results["output_guards"]["tiny LM (fine-tuned) | short"]
     assert stored["degenerate"] is True and "trigrams" in stored["degenerate_reason"]
     # the chunking study (one or two meetings) inherits the verdict from all items
-    assert evaluate.verdict_for("tiny LM (fine-tuned) [chunk]") == stored["degenerate_reason"]
-    assert evaluate.verdict_for("Lead-k [chunk]") == ""
+    known = evaluate.verdicts(scores)
+    assert evaluate.verdict_for("tiny LM (fine-tuned) [chunk]", known) == stored["degenerate_reason"]
+    assert evaluate.verdict_for("Lead-k [chunk]", known) == ""
     table = tables.main_table(scores)
     assert table["system"].iloc[0] == "Lead-k"
     assert table["system"].iloc[1].startswith("tiny LM (fine-tuned) ⚠ degenerate: ")
