@@ -286,7 +286,7 @@ def _target(record: records.RunRecord | str) -> tuple[str, records.RunRecord | N
     if isinstance(record, records.RunRecord):
         return record.study, record
     if isinstance(record, str) and record:
-        return record, records.current(record)  # transition: notebooks not yet passing records
+        return record, None
     raise LabkitError(f"figures and tables are written for a run record or a study id, got {type(record).__name__}")
 
 

@@ -312,9 +312,6 @@ class RunRecord:
         return io.write_json(study_dir(self.study) / RECORD_NAME, self.to_dict())
 
 
-_CURRENT: dict[str, RunRecord] = {}
-
-
 def start(
     study: str,
     params: dict[str, Any],
@@ -323,20 +320,7 @@ def start(
 ) -> RunRecord:
     """Begin the record of ``study`` (the notebook's first labkit call); ``device`` is
     :func:`labkit.device.describe` of the notebook's choice (default: the device rule now)."""
-    record = RunRecord(study, params, seeds, device)
-    _CURRENT[study] = record
-    return record
-
-
-def current(study: str) -> RunRecord | None:
-    return _CURRENT.get(study)
-
-
-def note_output(kind: str, study: str, name: str, caption: str, paths: dict[str, Path]) -> None:
-    """Called by the figure / table writers; a no-op when no record was started."""
-    record = _CURRENT.get(study)
-    if record is not None:
-        record.note_output(kind, name, caption, paths)
+    return RunRecord(study, params, seeds, device)
 
 
 def read(study: str, root: Path | None = None) -> dict[str, Any]:

@@ -108,7 +108,7 @@ training = pd.DataFrame(
         },
     ]
 )
-save_table(training, STUDY, "models", "Base model and anchor-trained model (continued training under the AnSAN mask)")
+save_table(training, record, "models", "Base model and anchor-trained model (continued training under the AnSAN mask)")
 training
 
 # %% [markdown]
@@ -130,7 +130,7 @@ kv = study.kv_cache_table(
 kv_summary = study.kv_summary(kv, seed=seed)
 save_table(
     kv_summary,
-    STUDY,
+    record,
     "kv_cache",
     f"KV-cache bytes after k-shot prompts of held-out text: full vs anchor-pruned (mean over {cfg['kv_prompts']} prompts; KV reduction with its 95% bootstrap interval over prompts)",
 )
@@ -144,7 +144,7 @@ payload = study.kept_anchor_examples(
     query_tokens=cfg["query_tokens"],
     seed=seed,
 )
-study.save_kept_anchors(payload)
+study.save_kept_anchors(payload, record)
 kv_summary.round(3)
 
 # %% [markdown]
@@ -178,7 +178,7 @@ recall_head = recall_frontier.recall_headline(
 record.results["recall"] = recall_head
 save_table(
     recall_summary,
-    STUDY,
+    record,
     "recall",
     f"Long-range recall on {cfg['recall_prompts']} prompts of {probe.bindings} bindings: exact-match recall pooled, on "
     f"the far bindings ({', '.join(map(str, probe.far_buckets))} sentences back) and per distance (d<k>), 95% bootstrap "
@@ -186,7 +186,7 @@ save_table(
 )
 save_figure(
     recall_figure.recall_figure(recall_summary, probe),
-    STUDY,
+    record,
     "recall",
     "Left: recall of the far bindings (95% CI, clustered by prompt) against the KV share kept (log scale): kvpress "
     "presses on the base model (lines; points dodged a few percent sideways), anchor caches (markers), full caches "
@@ -229,14 +229,14 @@ past_note = (
 )
 save_table(
     latency,
-    STUDY,
+    record,
     "latency",
     f"Greedy decoding of {cfg['new_tokens']} tokens, batch {cfg['latency_batch']}: seconds, "
     f"decode tokens/s and peak memory per method and context (no-cache recompute up to {cfg['no_cache_up_to']} tokens).{past_note}",
 )
 save_table(
     speed,
-    STUDY,
+    record,
     "speedup",
     "Speed-ups, medians of paired per-repeat ratios with 95% bootstrap intervals: the anchor cache over "
     "no-cache recompute with the full cache's over recompute beside it (what any KV cache buys), and the anchor cache over "
@@ -248,7 +248,7 @@ measured_on = device_caption(describe(str(weights.device), dtype=weights.dtype))
 nc = speed[speed.speedup_vs_no_cache.notna()].iloc[-1]
 save_figure(
     study.figure1(speed),
-    STUDY,
+    record,
     "figure1",
     f"Like AnLLM Fig. 1: KV-cache size and cached tokens, full vs anchor, with speed-ups: medians over "
     f"{int(longest.repeats)}-{int(speed.repeats.max())} interleaved repeats with 95% bootstrap intervals (error bars); "
@@ -263,14 +263,14 @@ save_figure(
 )
 save_figure(
     study.latency_figure(latency),
-    STUDY,
+    record,
     "latency",
     "Milliseconds per generated token (prefill included) vs prompt length, per cache method: median "
     f"over repeats, bars from the fastest to the slowest repeat. {measured_on}",
 )
 save_figure(
     study.memory_throughput_figure(latency),
-    STUDY,
+    record,
     "memory_throughput",
     f"Left: peak memory of one generation (batch {cfg['latency_batch']}, {cfg['new_tokens']} new tokens) above "
     "the weights and inputs, per cache method and prompt length (CUDA: max_memory_allocated; CPU: bytes of "
@@ -288,7 +288,7 @@ speed.round(3)
 quality = study.quality_table(setup["models"], spec, heldout, setup["context"], cfg["ppl_tokens"], cfg["ppl_batch"])
 save_table(
     quality,
-    STUDY,
+    record,
     "perplexity",
     "Held-out perplexity and next-token accuracy, full attention vs anchor inference (pruned cache)",
 )
@@ -324,7 +324,7 @@ frontier_head = frontier.frontier_headline(frontier_rows, frontier_summary, f"An
 record.results["frontier"] = frontier_head
 save_table(
     frontier_summary,
-    STUDY,
+    record,
     "frontier",
     f"KV budget frontier on {cfg['frontier_prompts']} held-out {cfg['frontier_k']}-shot prompts: query perplexity and "
     "next-token accuracy (95% bootstrap intervals over prompts), KV bytes kept after the prompt and kept share, "
@@ -332,7 +332,7 @@ save_table(
 )
 save_figure(
     frontier.frontier_figure(frontier_summary),
-    STUDY,
+    record,
     "frontier",
     "Query perplexity (95% bootstrap CI over prompts) against the share of the KV cache kept after the prompt "
     "(log scale): kvpress presses on the base model (lines; points dodged a few percent sideways so the "
@@ -351,7 +351,7 @@ frontier_summary.round(4)
 fewshot = study.fewshot_panel(model, tokenizer, spec, k=cfg["fewshot_k"], n_eval=cfg["fewshot_items"], record=record)
 tables = ["models", "kv_cache", "recall", "latency", "speedup", "perplexity", "frontier", "results"]
 if fewshot is not None:
-    save_table(fewshot, STUDY, "fewshot", f"{cfg['fewshot_k']}-shot accuracy, full attention vs anchor cache")
+    save_table(fewshot, record, "fewshot", f"{cfg['fewshot_k']}-shot accuracy, full attention vs anchor cache")
     tables.append("fewshot")
 fewshot
 
@@ -364,7 +364,7 @@ fewshot
 results = study.results_table(kv_summary, speed, quality, recall_head)
 save_table(
     results,
-    STUDY,
+    record,
     "results",
     "Measured values against the study's targets (met only when the 95% interval clears "
     "the target; reference and comparison rows have no 'met')",

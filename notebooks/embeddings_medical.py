@@ -70,7 +70,7 @@ split = study.split_table(pairs)
 record.results["split"] = {k: [int(x) for x in v] for k, v in split.set_index("split")["doctors"].items()}
 save_table(
     split,
-    STUDY,
+    record,
     "split",
     "Doctor-wise split: pairs, question groups, similar pairs and "
     "doctors per split (the seed chooses the held-out doctors)",
@@ -120,15 +120,15 @@ tuned
 results = study.results_table(systems, pairs, cfg["bootstrap"], seed, power_method=power)
 save_table(
     results,
-    STUDY,
+    record,
     "results",
     "Held-out doctors: accuracy, F1 and ROC-AUC with 95% bootstrap "
     "intervals resampled by question group (threshold chosen on the training doctors only), "
     f"then training seconds and training energy per system. {carbon.caption}",
 )
-save_table(study.pair_scores(pairs, systems), STUDY, "pair_scores", "Score of every pair under every system")
+save_table(study.pair_scores(pairs, systems), record, "pair_scores", "Score of every pair under every system")
 save_table(
-    study.thresholds(results), STUDY, "thresholds", "Threshold (training doctors) and held-out accuracy per system"
+    study.thresholds(results), record, "thresholds", "Threshold (training doctors) and held-out accuracy per system"
 )
 study.record_headlines(record, results)
 results[["system", "kind", "accuracy", "accuracy_low", "accuracy_high", "f1", "roc_auc", "training_seconds"]]
@@ -142,7 +142,7 @@ results[["system", "kind", "accuracy", "accuracy_low", "accuracy_high", "f1", "r
 units = study.interval_units_table(systems, pairs, cfg["bootstrap"], seed)
 save_table(
     units,
-    STUDY,
+    record,
     "interval_units",
     "Held-out accuracy's 95% bootstrap interval when the "
     "resampling unit is the pair, the question group (used in every other table) or the "
@@ -160,7 +160,7 @@ reference = next(iter(systems.scores))
 paired = study.paired_table(systems, pairs, results, reference, cfg["bootstrap"], seed)
 save_table(
     paired,
-    STUDY,
+    record,
     "paired_tests",
     f"Paired bootstrap against {reference}: verdict at 95% "
     "(better / worse / no clear difference), difference in held-out accuracy and ROC-AUC, "
@@ -169,7 +169,7 @@ save_table(
 versus_base = study.versus_base_table(systems, pairs, results, cfg["bootstrap"], seed)
 save_table(
     versus_base,
-    STUDY,
+    record,
     "versus_base",
     "Every trained system against its own base on the "
     "same held-out pairs (Siamese head vs the frozen vectors it was trained on, fine-tune vs "
@@ -189,33 +189,33 @@ epochs = study.epochs_table(systems, power)
 inference = pd.DataFrame(systems.inference)
 save_table(
     epochs,
-    STUDY,
+    record,
     "epochs",
     "Every training epoch: seconds first, then loss, validation AUC, "
     f"energy (kWh), CO2 (g) and the mean power the energy implies. {carbon.caption}",
 )
 save_table(
     inference,
-    STUDY,
+    record,
     "inference_energy",
     f"Seconds, energy and CO2 per 1,000 embeddings of each local model (fresh, uncached). {carbon.caption}",
 )
 save_figure(
     figures.distribution_figure(pairs, systems),
-    STUDY,
+    record,
     "distributions",
     "Held-out similarity scores by label for every system (violins; doctor-wise split).",
 )
 save_figure(
     figures.pareto_figure(results, inference, power),
-    STUDY,
+    record,
     "accuracy_energy",
     "Held-out accuracy (95% interval by question group) against energy (training + "
     f"embedding 1,000 texts), Pareto front dashed. {carbon.caption}",
 )
 save_figure(
     figures.epoch_figure(epochs, power),
-    STUDY,
+    record,
     "epoch_energy",
     f"Seconds (top) and energy (bottom) of every training epoch per system. {carbon.caption} "
     "API embeddings cost energy on the provider's machines, which codecarbon cannot see.",

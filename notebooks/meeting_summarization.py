@@ -80,13 +80,13 @@ lengths = token_lengths(items, count_tokens)
 fit_table = context_fit(lengths, cfg["contexts"])
 save_table(
     fit_table,
-    STUDY,
+    record,
     "context_fit",
     f"Share of prompts (transcript + instruction) that fit each model's context ({cfg['token_counter']} tokens)",
 )
 save_figure(
     study.lengths_figure(lengths, cfg["contexts"]),
-    STUDY,
+    record,
     "prompt_lengths",
     "Prompt tokens per evaluation item against model contexts (dashed).",
 )
@@ -112,11 +112,13 @@ with CarbonSession(cfg["country"]) as carbon:
 record.add_energy("training and summarizing", carbon.total())
 record.results["compact_model"] = tuned.metrics
 per_item = evaluate.item_scores(runs)
-scores = evaluate.score(runs, count_tokens, cfg["price_table"], cfg["bootstrap"], seed, per_item=per_item)
+scores = evaluate.score(
+    runs, count_tokens, cfg["price_table"], cfg["bootstrap"], seed, per_item=per_item, record=record
+)
 same_ref = "All three instruction types are scored against the same reference: each query's one QMSum answer."
 save_table(
     scores,
-    STUDY,
+    record,
     "scores",
     "Every system x instruction x query kind: ROUGE and "
     "MiniLM-cos with 95% intervals over meetings, guards, length, latency, tokens/s, "
@@ -124,16 +126,16 @@ save_table(
 )
 save_table(
     pd.DataFrame(skipped or [{"system": "-", "reason": "none skipped"}]),
-    STUDY,
+    record,
     "skipped",
     "Systems that were not run or failed, and why",
 )
 study.write_summaries(study_dir(STUDY), study.summary_rows(runs))
-main = tables.main_table(scores)
+main = tables.main_table(scores, record=record)
 flags = study.flag_note(scores)  # "" when no system is flagged
 save_table(
     main,
-    STUDY,
+    record,
     "main_table",
     "ROUGE-1/2/L/Lsum and MiniLM-cos per query kind, system "
     "and instruction type, mean [95% CI over meetings] (paper-style main table). " + same_ref + flags,
@@ -145,7 +147,7 @@ main
 rouge_fig = study.main_figure(scores)
 save_figure(
     rouge_fig,
-    STUDY,
+    record,
     "rouge",
     "ROUGE and MiniLM-cos by query kind, system and "
     "instruction type with 95% intervals over meetings. " + same_ref + flags,
@@ -154,7 +156,7 @@ save_figure(
 pareto_inst = cfg["instructions"][min(1, len(cfg["instructions"]) - 1)]
 save_figure(
     study.pareto_figure(scores, pareto_inst),
-    STUDY,
+    record,
     "pareto",
     f"ROUGE-1 ({pareto_inst} summaries, all items) against latency, cost and "
     "energy per summary (an item's latency includes embedding its transcript); stars "
@@ -177,7 +179,7 @@ headline = tables.paired(
 )
 save_table(
     headline,
-    STUDY,
+    record,
     "selector_vs_zero_shot",
     f"{tuned_name} minus {zs_name}: paired "
     "difference on the same items, 95% interval resampling meetings (clustered by "
@@ -187,7 +189,7 @@ record.results["selector_vs_zero_shot"] = headline.to_dict("records")
 training = study.training_table(selector_model, tuned)
 save_table(
     training,
-    STUDY,
+    record,
     "training_cost",
     "What fine-tuning cost, per compact model: "
     f"seconds and energy ({carbon.power_method}), as measured by the run that trained it",
@@ -195,7 +197,7 @@ save_table(
 record.results["selector_training"] = training.to_dict("records")
 save_figure(
     study.paired_figure(headline, f"{tuned_name} minus {zs_name}"),
-    STUDY,
+    record,
     "selector_gain",
     f"{tuned_name} minus {zs_name} in ROUGE-1 and MiniLM-cos, paired "
     "on the same items, 95% intervals resampling meetings. " + same_ref,
@@ -226,7 +228,7 @@ tests = pd.concat(
 )
 save_table(
     tests,
-    STUDY,
+    record,
     "vs_lead",
     f"Paired bootstrap of ROUGE-1 against Lead-k ({inst} summaries, all items, resampling meetings)",
 )
@@ -245,7 +247,7 @@ make = lambda strategy: study.compact_system(
 chunking = study.chunking_table(make, longest, inst, cfg["bootstrap"], seed, scores=scores)
 save_table(
     chunking,
-    STUDY,
+    record,
     "chunking",
     "The compact model on the longest meetings (their "
     "general query): truncated prefix vs map-reduce over the whole transcript",
@@ -253,7 +255,7 @@ save_table(
 chunk_flags = "; ".join(f"{row.strategy}: {row.flag}" for row in chunking.itertuples() if row.flag)
 save_figure(
     study.chunking_figure(chunking),
-    STUDY,
+    record,
     "chunking",
     "Truncation vs map-reduce chunking "
     "on the longest meetings (95% CIs)." + (f" {chunk_flags}." if chunk_flags else ""),

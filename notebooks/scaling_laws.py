@@ -91,39 +91,39 @@ rep = study.replication(points, starts=cfg["fit_starts"], n_bootstrap=cfg["boots
 params = study.parameter_table(rep)
 save_table(
     params,
-    STUDY,
+    record,
     "fit_params",
     "Chinchilla-form fit: estimates, 95% bootstrap intervals and Hoffmann et al.'s published constants",
 )
-save_table(rep.samples, STUDY, "bootstrap_params", "Every bootstrap refit (one row per resample)")
-goodness = study.goodness_table({"chinchilla form": rep.fit, "kaplan joint form": rep.kaplan})
-save_table(goodness, STUDY, "goodness", "Goodness of fit of the Chinchilla and Kaplan forms")
+save_table(rep.samples, record, "bootstrap_params", "Every bootstrap refit (one row per resample)")
+goodness = study.goodness_table({"chinchilla form": rep.fit, "kaplan joint form": rep.kaplan}, record)
+save_table(goodness, record, "goodness", "Goodness of fit of the Chinchilla and Kaplan forms")
 record.results["fit"] = {**rep.fit.params, "rmse_log": rep.fit.goodness()["rmse_log"]}
 params
 
 # %%
 save_figure(
     study.law_figure(rep.fit, points, "Chinchilla's points and the fitted law"),
-    STUDY,
+    record,
     "law",
     "Loss against training tokens for Chinchilla's runs (binned by model size) and the "
     "fitted law L = E + A/N^α + B/D^β along each size.",
 )
 save_figure(
     study.contour_figure(rep.fit, points, np.array([1e18, 1e20, 1e22, CHINCHILLA_COMPUTE])),
-    STUDY,
+    record,
     "contours",
     "Iso-loss contours of the fitted law, iso-FLOP lines C = 6ND (dotted) and the compute-optimal frontier (red).",
 )
 save_figure(
     study.residual_figure(rep.fit, points),
-    STUDY,
+    record,
     "residuals",
     "Residuals of the fit in log loss against compute; colour is model size.",
 )
 save_figure(
     study.bootstrap_figure(rep.samples, rep.fit.params),
-    STUDY,
+    record,
     "bootstrap",
     "Bootstrap distributions of each parameter: the fit (red) and Hoffmann et al.'s constants (orange, dashed).",
 )
@@ -141,7 +141,7 @@ optimal = pd.concat(
 )
 save_table(
     optimal,
-    STUDY,
+    record,
     "compute_optimal",
     "Compute-optimal N and D (C = 6ND) under our fit "
     "and under the published constants; 5.76e23 FLOP is Chinchilla's budget",
@@ -159,17 +159,17 @@ optimal
 # %%
 beta_fit = rep.fit.params["beta"]
 beta_ci = tuple(rep.ci.set_index("parameter").loc["beta", ["low", "high"]])
-kt = study.kausik_table(rep.samples, beta_fit)
+kt = study.kausik_table(rep.samples, beta_fit, record=record)
 save_table(
     kt,
-    STUDY,
+    record,
     "kausik",
     f"Kausik at labkit's refit β = {beta_fit:.3f} (95% intervals from "
     "its bootstrap distribution), headline rows first, beside the paper's β = 0.28",
 )
 save_figure(
     study.kausik_figure(kt),
-    STUDY,
+    record,
     "kausik_refit",
     "Kausik's exponent γ of N ~ D^γ and the data factor that doubles the skills at labkit's "
     "refit β (red, 95% bootstrap interval) beside the paper's β = 0.28 (blue); the pale bars "
@@ -177,7 +177,7 @@ save_figure(
 )
 save_figure(
     study.beta_figure(np.linspace(0.05, 0.45, 81), beta_fit, beta_ci),
-    STUDY,
+    record,
     "gamma_vs_beta",
     "How Kausik's conclusions move with β: the exponent γ of N ~ D^γ and the data factor that doubles the skills.",
 )
@@ -192,7 +192,7 @@ kt
 with CarbonSession(cfg["country"]) as carbon:
     runs = sweep.run_sweep(cfg["sweep_sizes"], cfg["sweep_budgets"], {"seed": seed, **cfg["sweep_base"]}, carbon=carbon)
 record.add_energy("sweep training", carbon.total())
-save_table(runs, STUDY, "sweep_runs", "Our sweep: one row per trained model (held-out loss in nats/token)")
+save_table(runs, record, "sweep_runs", "Our sweep: one row per trained model (held-out loss in nats/token)")
 ours, ours_ci, e0 = None, None, None
 try:
     mine = study.replication(
@@ -206,7 +206,7 @@ try:
     ours, ours_ci = mine.fit, mine.ci
     save_table(
         study.parameter_table(mine, published=None),
-        STUDY,
+        record,
         "sweep_fit_params",
         "Our sweep's Chinchilla-form fit: estimates, 95% bootstrap intervals (runs "
         "resampled) and whether each parameter is identified",
@@ -222,18 +222,18 @@ try:
     )
     save_table(
         study.parameter_table(e0, published=None),
-        STUDY,
+        record,
         "sweep_fit_e0",
         "Our sweep's constrained fit L = A/N^α + B/D^β (E fixed at 0): what to read when "
         "the five-parameter fit leaves E unidentified",
     )
 except Exception as err:  # too few runs or a fit that does not converge: say so, keep going
     record.warn(f"the sweep's law was not fitted: {err}")
-exponents = study.exponent_table(ours, ours_ci, rep.fit)
-save_table(exponents, STUDY, "exponents", "Exponents of our sweep against Chinchilla's")
+exponents = study.exponent_table(ours, ours_ci, rep.fit, record)
+save_table(exponents, record, "exponents", "Exponents of our sweep against Chinchilla's")
 save_figure(
     study.sweep_figure(ours, runs),
-    STUDY,
+    record,
     "sweep",
     "Held-out loss of our tiny decoders against training tokens, with the fitted law. "
     f"Training energy {carbon.total()['energy_kwh']:.2g} kWh ({carbon.power_method}).",
@@ -255,10 +255,12 @@ record.results["sweep_corpus"] = {
     "max_epochs": float(runs["epochs"].max()),
 }
 counts = sweep.unique_ngrams(ids, cfg["ngram_orders"], sweep.token_budget_grid(len(ids), cfg["ngram_points"]))
-save_table(counts, STUDY, "unique_ngrams", "Unique token n-grams among the first D tokens of the sweep's training text")
+save_table(
+    counts, record, "unique_ngrams", "Unique token n-grams among the first D tokens of the sweep's training text"
+)
 save_figure(
     study.unique_sequences_figure(counts, beta_fit, beta_ci),
-    STUDY,
+    record,
     "unique_sequences",
     "Kausik's band D^(1−2β)..D^(1−β) at our fitted β (shaded: over its 95% interval) "
     "beside unique n-grams of the sweep's training text.",

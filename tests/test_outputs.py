@@ -58,8 +58,8 @@ def test_carbon_measures_each_task_and_says_how():
 def test_figure_and_table_are_written_and_recorded(out):
     record = records.start("unit", {"profile": "smoke", "hf_token": "hf_abcdefghijklmnopqrstuvwxyz"}, {"python": 0})
     fig = go.Figure(go.Scatter(x=[1, 2], y=[2, 1]))
-    paths = figures.save_figure(fig, "unit", "line", "A line.", show=False)
-    figures.save_table(pd.DataFrame({"a": [1.5, 2.25]}), "unit", "numbers", "Two numbers.")
+    paths = figures.save_figure(fig, record, "line", "A line.", show=False)
+    figures.save_table(pd.DataFrame({"a": [1.5, 2.25]}), record, "numbers", "Two numbers.")
     assert paths["html"].read_text().count("<html") == 1
     if figures.browser_path():
         assert paths["png"].read_bytes()[:8] == notebook.PNG_MAGIC

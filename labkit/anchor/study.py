@@ -168,12 +168,12 @@ def kept_anchor_examples(
     return {"model": model_name, "mode": spec.mode, "examples": examples}
 
 
-def save_kept_anchors(payload: dict, study: str = STUDY):
+def save_kept_anchors(payload: dict, record: records.RunRecord):
     """Write ``figures/<study>/kept_anchors.json`` atomically and note it in the run record."""
 
-    path = io.write_json(study_dir(study) / "kept_anchors.json", payload)
-    records.note_output(
-        "data", study, "kept_anchors", "Tokens kept in the anchor cache for 1..5-demonstration prompts", {"json": path}
+    path = io.write_json(study_dir(record.study) / "kept_anchors.json", payload)
+    record.note_output(
+        "data", "kept_anchors", "Tokens kept in the anchor cache for 1..5-demonstration prompts", {"json": path}
     )
     return path
 

@@ -52,12 +52,12 @@ REFIT = "at_refit_beta"
 PAPER = "at_paper_beta_0.28"
 
 
-def kausik_table(samples: pd.DataFrame, fitted_beta: float) -> pd.DataFrame:
+def kausik_table(samples: pd.DataFrame, fitted_beta: float, record: records.RunRecord | None = None) -> pd.DataFrame:
     """Kausik's numbers at labkit's refit β (with 95% bootstrap intervals) first, the paper's
     β = 0.28 beside them, headline rows (γ_mid, doubling factor) on top.
 
-    In a notebook run it also writes ``results["kausik_refit"]`` (estimates) and
-    ``results["kausik_refit_ci95"]`` to the current record, and a warning when the paper's
+    With the notebook's ``record`` it also writes ``results["kausik_refit"]`` (estimates) and
+    ``results["kausik_refit_ci95"]`` there, and a warning when the paper's
     γ_mid = 0.58 lies outside the refit's interval (:func:`labkit.scaling.kausik.paper_outside`).
     """
     paper = kausik.summary(kausik.CHINCHILLA_BETA)
@@ -76,7 +76,6 @@ def kausik_table(samples: pd.DataFrame, fitted_beta: float) -> pd.DataFrame:
         for q, what in KAUSIK_ROWS.items()
     ]
     table = pd.DataFrame(rows)
-    record = records.current(STUDY)
     if record is not None:
         record.results["kausik_refit"] = {q: float(at.loc[q, "estimate"]) for q in KAUSIK_ROWS}
         record.results["kausik_refit_ci95"] = {
@@ -178,7 +177,6 @@ def sweep_results(
     ``sweep_fit_ci95`` (per parameter low/high) and ``sweep_identified`` (how many of the five
     parameters the diagnostics identify; 5 is what the design is for). The constrained fit
     (E = 0) goes under ``sweep_fit_e0`` and so on (``prefix``, ``result.form`` decide)."""
-    record = record if record is not None else records.current(STUDY)
     tag = "_e0" if result.form == "chinchilla_e0" else ""
     out: dict[str, Any] = {f"{prefix}_fit{tag}": {**result.params, "rmse_log": result.goodness()["rmse_log"]}}
     if ci is not None:
@@ -232,7 +230,6 @@ def e_not_identified(full: Any, full_ci: pd.DataFrame | None, constrained: Any, 
         f"(sweep_fit_e0) instead, flagged as constrained: E is not measured by this corpus "
         f"and budget"
     )
-    record = record if record is not None else records.current(STUDY)
     if record is not None and text not in record.warnings:
         record.warn(text)
     return text

@@ -127,10 +127,9 @@ def parameter_table(
     return table
 
 
-def note_diagnostics(name: str, result: FitResult | None) -> None:
-    """Write a fit's diagnostics to the current run record (a warning when a parameter is not
-    identified); a no-op outside a notebook run. Idempotent per ``name``."""
-    record = records.current(STUDY)
+def note_diagnostics(name: str, result: FitResult | None, record: records.RunRecord | None) -> None:
+    """Write a fit's diagnostics to the notebook's run record (a warning when a parameter is not
+    identified); a no-op without a record. Idempotent per ``name``."""
     if record is None or result is None or result.diagnostics is None:
         return
     store = record.results.setdefault("fit_diagnostics", {})
@@ -163,13 +162,14 @@ def _flag_figure(fig: go.Figure, result: FitResult | None) -> go.Figure:
     return fig
 
 
-def goodness_table(fits: dict[str, FitResult | None]) -> pd.DataFrame:
-    """Goodness of fit of each named fit (rows), plus its parameters."""
+def goodness_table(fits: dict[str, FitResult | None], record: records.RunRecord | None = None) -> pd.DataFrame:
+    """Goodness of fit of each named fit (rows), plus its parameters; each fit's diagnostics go
+    to ``record`` (:func:`note_diagnostics`)."""
     rows = []
     for name, result in fits.items():
         if result is None:
             continue
-        note_diagnostics(name, result)
+        note_diagnostics(name, result, record)
         rows.append(
             {
                 "fit": name,
@@ -487,11 +487,16 @@ def sweep_figure(result: FitResult | None, runs: pd.DataFrame) -> go.Figure:
     return _flag_figure(fig, result)
 
 
-def exponent_table(ours: FitResult | None, ours_ci: pd.DataFrame | None, chinchilla: FitResult) -> pd.DataFrame:
+def exponent_table(
+    ours: FitResult | None,
+    ours_ci: pd.DataFrame | None,
+    chinchilla: FitResult,
+    record: records.RunRecord | None = None,
+) -> pd.DataFrame:
     """alpha, beta and the compute-optimal exponent a = beta/(alpha+beta): sweep vs Chinchilla."""
     rows = []
-    note_diagnostics("chinchilla form", chinchilla)
-    note_diagnostics("tiny-model sweep", ours)
+    note_diagnostics("chinchilla form", chinchilla, record)
+    note_diagnostics("tiny-model sweep", ours, record)
     for name, result, ci in (
         ("Chinchilla points (our fit)", chinchilla, None),
         ("Hoffmann et al. published", None, None),

@@ -220,11 +220,10 @@ def score(
 
     Args:
         meaning_model: sentence-transformers model of the meaning score (None: not computed).
-        record: where guard results and warnings go; default the study's current run record.
+        record: where guard results and warnings go (the notebook's run record; None: nowhere).
         per_item: :func:`item_scores` of ``runs`` when the caller already has them.
     """
 
-    record = record or records.current(STUDY)
     per_item = item_scores(runs, meaning_model) if per_item is None else per_item
     tokens: dict[str, int] = {}  # a transcript is counted once, not once per system
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from labkit import records, stats
 from labkit.summarize import floors, guards
-from labkit.summarize.evaluate import STUDY, meetings_of, query_groups
+from labkit.summarize.evaluate import meetings_of, query_groups
 from labkit.summarize.meaning import MEANING, MEANING_LABEL, rank_disagreement
 
 LABELS = {"rouge1": "R-1", "rouge2": "R-2", "rougeL": "R-L", "rougeLsum": "R-Lsum", MEANING: MEANING_LABEL}
@@ -51,7 +51,7 @@ def system_label(system: str, group: pd.DataFrame, figure: bool = False) -> str:
     return label
 
 
-def main_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
+def main_table(scores: pd.DataFrame, digits: int = 1, record: records.RunRecord | None = None) -> pd.DataFrame:
     """Paper-style table: one row per query kind and system, R-1 / R-2 / R-L / R-Lsum and the
     MiniLM meaning score per instruction type as ``mean [low, high]`` (intervals resample
     meetings), ``rank R-1 / MiniLM`` per instruction within the query kind, and ``flag`` (the
@@ -59,7 +59,6 @@ def main_table(scores: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     Every instruction type of a query is scored against that query's one reference."""
     frame = scores.copy()
     names = {k: v for k, v in LABELS.items() if k in frame and frame[k].notna().all()}
-    record = records.current(STUDY)
     out, disagreements = [], []
     for queries in dict.fromkeys(frame["queries"]):
         part = frame[frame["queries"] == queries]

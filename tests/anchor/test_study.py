@@ -84,8 +84,12 @@ def test_kv_table_and_kept_payload(setup, tmp_path, monkeypatch):
         assert e["kept"][-1] and not e["kept"][0]
         assert e["kv_bytes_anchor"] * n == e["kv_bytes_full"] * sum(e["kept"])
     monkeypatch.setenv("LABKIT_FIGURES_DIR", str(tmp_path))
-    path = study.save_kept_anchors(payload)
+    from labkit import records
+
+    record = records.start("anchor_attention", {})
+    path = study.save_kept_anchors(payload, record)
     assert path == tmp_path / "anchor_attention" / "kept_anchors.json"
+    assert [o["name"] for o in record.outputs] == ["kept_anchors"]
     assert json.loads(path.read_text())["examples"][2]["demonstrations"] == 3
     from labkit.explore.anchor import token_html  # the explorer can render it
 

@@ -74,7 +74,6 @@ def test_flags_reach_the_tables_the_figure_and_the_run_record(tmp_path, monkeypa
     from labkit import records
 
     monkeypatch.setenv("LABKIT_FIGURES_DIR", str(tmp_path))
-    monkeypatch.setattr(records, "_CURRENT", {})  # this test's record only
     record = records.start(study.STUDY, {})
     pts = law(0.0)
     rep = study.replication(pts, starts=5, n_bootstrap=20, with_kaplan=False)
@@ -82,7 +81,7 @@ def test_flags_reach_the_tables_the_figure_and_the_run_record(tmp_path, monkeypa
     table = study.parameter_table(rep).set_index("parameter")
     assert table.loc["E", "identification"] == NOT_IDENTIFIED and table.loc["E", "why"]
     assert table.loc["alpha", "identification"] == IDENTIFIED
-    exponents = study.exponent_table(rep.fit, rep.ci, rep.fit).set_index("source")
+    exponents = study.exponent_table(rep.fit, rep.ci, rep.fit, record).set_index("source")
     assert "E" in exponents.loc["our tiny-model sweep", "not_identified"]
     fig = study.sweep_figure(rep.fit, pts)
     assert "not identified" in fig.layout.title.subtitle.text and "E" in fig.layout.title.subtitle.text

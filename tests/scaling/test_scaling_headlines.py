@@ -76,9 +76,8 @@ def _kausik_samples(beta: float, sd: float = 0.02) -> pd.DataFrame:
 def test_kausik_table_leads_with_the_refit_and_warns_when_the_paper_is_outside(monkeypatch):
     from labkit import records
 
-    monkeypatch.setattr(records, "_CURRENT", {})
     record = records.start(study.STUDY, {})
-    table = study.kausik_table(_kausik_samples(0.367), 0.367)
+    table = study.kausik_table(_kausik_samples(0.367), 0.367, record)
     assert list(table["quantity"][:2]) == ["gamma_mid", "doubling_mid"]
     assert list(table.columns[:3]) == ["quantity", "what", study.REFIT]
     row = table.set_index("quantity").loc["gamma_mid"]
@@ -95,9 +94,8 @@ def test_kausik_table_leads_with_the_refit_and_warns_when_the_paper_is_outside(m
 def test_no_warning_when_the_refit_interval_holds_the_paper(monkeypatch):
     from labkit import records
 
-    monkeypatch.setattr(records, "_CURRENT", {})
     record = records.start(study.STUDY, {})
-    table = study.kausik_table(_kausik_samples(0.28), 0.28)
+    table = study.kausik_table(_kausik_samples(0.28), 0.28, record)
     assert table.set_index("quantity").loc["gamma_mid", "paper_inside_ci"]
     assert (
         not record.warnings
@@ -109,7 +107,6 @@ def test_no_warning_when_the_refit_interval_holds_the_paper(monkeypatch):
 def test_headlines_lead_the_run_record(monkeypatch):
     from labkit import records
 
-    monkeypatch.setattr(records, "_CURRENT", {})
     record = records.start(study.STUDY, {})
     record.results["fit"] = {"E": 1.8}
     record.results["other"] = 1
@@ -129,7 +126,6 @@ def test_the_constrained_form_fits_a_law_without_floor_and_reports_why(monkeypat
     from labkit import records
     from labkit.scaling import fit as F
 
-    monkeypatch.setattr(records, "_CURRENT", {})
     record = records.start(study.STUDY, {})
     N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e3, 3e5, 4), np.geomspace(2.5e5, 4e6, 4)))
     loss = 7.0 / N**0.1 + 250.0 / D**0.37
