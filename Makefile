@@ -51,7 +51,9 @@ browser:  ## Debian's chromium for PNG export (kaleido) and the browser tests; s
 	else echo "no chromium and not root: install it (e.g. 'sudo apt-get install chromium') for PNG figures"; fi
 
 figures:  ## the main job: every study notebook through papermill (default profile) + gallery
-	$(VENV)/bin/labkit run --profile $${PROFILE:-default}
+	# two notebooks at once, one torch thread each: tiny models do not scale across threads and
+	# two kernels with two threads each oversubscribe 2 cores (README, "The command line")
+	$(VENV)/bin/labkit run --profile $${PROFILE:-default} --jobs $${JOBS:-2} --threads $${THREADS:-1}
 
 test: lint  ## lint, then unit tests + doctests + every notebook on the smoke profile (nbval-lax) + headline numbers
 	$(PY) -m pytest tests $(NOTEBOOKS) $(EXPLORE) $(NBVAL) --doctest-modules labkit
