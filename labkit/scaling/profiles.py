@@ -133,7 +133,7 @@ SCHEMA = params.declare(
         Param(
             "points_csv",
             Path,
-            parse="labkit.scaling.fit:load_points",  # read and validated before any kernel starts
+            parse="labkit.scaling.points:load_points",  # read and validated before any kernel starts
             none_means="Chinchilla's 245 points (Epoch AI's extraction)",
             help="your own runs: a CSV with columns N, D, loss",
         ),
