@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from labkit import params
 from labkit.anchor.anchors import (
     AC_INITS,
     MODES,
@@ -57,6 +58,7 @@ from labkit.io import sha256_text
 from labkit.lm.corpus import check_keys, corpus_documents
 from labkit.lm.load import load_causal_lm
 from labkit.modelcache import BaseModel, Recipe, base_fingerprint, train_into_cache
+from labkit.params import Param
 from labkit.timing import Stopwatch
 from labkit.training import save_model, training_arguments, use_torch_threads
 
@@ -73,6 +75,19 @@ __all__ = [
 
 KIND = "anchor-lm"
 CODE_VERSION = "anchor-lm-v2"  # v2: labkit.modelcache keys and metadata
+
+
+#: the checked fields of :class:`AnchorTrainConfig` (:func:`labkit.params.validate`)
+_CONFIG_PARAMS = (
+    Param("attention", str, choices=TRAINING_ATTENTION),
+    Param("mode", str, choices=MODES),
+    Param("ac_init", str, choices=AC_INITS),
+    Param("train_tokens", int, min=1),
+    Param("batch_size", int, min=1),
+    Param("warmup_steps", int, min=0),
+    Param("context_length", int, min=8, none_means="the base model's max_position_embeddings"),
+    Param("learning_rate", float, min=0, max=1, exclusive_min=True),
+)
 
 
 @dataclass(frozen=True)
@@ -114,24 +129,9 @@ class AnchorTrainConfig:
                 object.__setattr__(self, name, (value,))
             elif isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
-        if self.attention not in TRAINING_ATTENTION:
-            raise ParameterError(
-                f"AnchorTrainConfig.attention must be one of {TRAINING_ATTENTION}, got {self.attention!r}"
-            )
-        if self.mode not in MODES:
-            raise ParameterError(f"AnchorTrainConfig.mode must be one of {MODES}, got {self.mode!r}")
-        if self.ac_init not in AC_INITS:
-            raise ParameterError(f"AnchorTrainConfig.ac_init must be one of {AC_INITS}, got {self.ac_init!r}")
-        for name in ("train_tokens", "batch_size", "warmup_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "warmup_steps" else 1):
-                raise ParameterError(f"AnchorTrainConfig.{name} must be a positive int, got {value!r}")
-        if self.context_length is not None and (not isinstance(self.context_length, int) or self.context_length < 8):
-            raise ParameterError(
-                f"AnchorTrainConfig.context_length must be an int >= 8 or None, got {self.context_length!r}"
-            )
-        if not 0 < self.learning_rate < 1:
-            raise ParameterError(f"AnchorTrainConfig.learning_rate must be in (0, 1), got {self.learning_rate}")
+        for param in _CONFIG_PARAMS:  # one schema language for notebook parameters and configs
+            where = f"AnchorTrainConfig.{param.name}"
+            object.__setattr__(self, param.name, params.validate(param, getattr(self, param.name), where))
         check_keys(self.corpus)
 
     @property
