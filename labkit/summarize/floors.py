@@ -73,10 +73,8 @@ def apply(
         above = bool(np.isfinite(low) and low > best[1])
         frame.at[idx, "below_floor"] = not above
         if not above:
-            why = (
-                f"{FLOOR_MARK}: R-1 {row['rouge1']:.1f} [{low:.1f}, {row['rouge1_high']:.1f}]"
-                f" does not clear {best[0]} ({best[1]:.1f})"
-            )
+            spread = f"[{low:.1f}, {row['rouge1_high']:.1f}]" if np.isfinite(low) else "(no interval: one meeting)"
+            why = f"{FLOOR_MARK}: R-1 {row['rouge1']:.1f} {spread} does not clear {best[0]} ({best[1]:.1f})"
             frame.at[idx, "flag"] = f"{row['flag']}; {why}" if row["flag"] else why
     _report(frame, per_item, floors, record, warn_of or {})
     return frame

@@ -56,27 +56,6 @@ def _finite(x: Any) -> bool:
 
 def test_scaling_laws_headlines(study_results):
     results, _ = study_results("scaling_laws")
-    # Kausik at the paper's beta = 0.28: gamma in [1 - 2 beta, 1 - beta], midpoint, and the
-    # data factor 2^(1/gamma) that doubles the skills, computed here from the closed form.
-    paper = results["kausik_paper"]
-    beta = 0.28
-    lo, hi = 1 - 2 * beta, 1 - beta
-    mid = (lo + hi) / 2
-    assert paper["beta"] == pytest.approx(beta)
-    assert paper["gamma_low"] == pytest.approx(lo, rel=1e-9)
-    assert paper["gamma_high"] == pytest.approx(hi, rel=1e-9)
-    assert paper["gamma_mid"] == pytest.approx(mid, rel=1e-9)
-    assert paper["doubling_low"] == pytest.approx(2 ** (1 / hi), rel=1e-9)
-    assert paper["doubling_mid"] == pytest.approx(2 ** (1 / mid), rel=1e-9)
-    assert paper["doubling_high"] == pytest.approx(2 ** (1 / lo), rel=1e-9)
-    # ... which are the paper's published 0.44-0.72 (0.58) and 2.6x-4.8x
-    assert (round(paper["gamma_low"], 2), round(paper["gamma_mid"], 2), round(paper["gamma_high"], 2)) == (
-        0.44,
-        0.58,
-        0.72,
-    )
-    assert (round(paper["doubling_low"], 1), round(paper["doubling_high"], 1)) == (2.6, 4.8)
-
     # The Chinchilla-form fit of Chinchilla's own points: E near Epoch's 1.82 (Hoffmann: 1.69),
     # exponents where both replications put them, and a tight fit in log loss.
     fit = results["fit"]
@@ -84,9 +63,16 @@ def test_scaling_laws_headlines(study_results):
     assert 0.2 <= fit["alpha"] <= 0.5, fit
     assert 0.2 <= fit["beta"] <= 0.5, fit
     assert 0 < fit["rmse_log"] < 0.03, fit
-    fitted = results["kausik_fitted"]
-    assert fitted["beta"] == pytest.approx(fit["beta"])
-    assert fitted["doubling_low"] == pytest.approx(2 ** (1 / (1 - fit["beta"])), rel=1e-9)
+    # Kausik at the refit beta (the table's headline; the paper's beta = 0.28 numbers are
+    # checked against his printed values in tests/scaling/test_scaling.py): the closed forms
+    refit, ci = results["kausik_refit"], results["kausik_refit_ci95"]
+    beta = fit["beta"]
+    assert refit["beta"] == pytest.approx(beta)
+    assert refit["gamma_mid"] == pytest.approx(1 - 1.5 * beta, rel=1e-9)
+    assert refit["doubling_mid"] == pytest.approx(2 ** (1 / (1 - 1.5 * beta)), rel=1e-9)
+    assert refit["doubling_low"] == pytest.approx(2 ** (1 / (1 - beta)), rel=1e-9)
+    for q in ("gamma_mid", "doubling_mid", "beta"):
+        assert ci[q]["low"] <= refit[q] <= ci[q]["high"], (q, refit[q], ci[q])
     # compute-optimal tokens per parameter at Chinchilla's budget: tens, not units or thousands
     assert 5 <= results["tokens_per_param_at_chinchilla_compute"] <= 200
 
@@ -98,10 +84,13 @@ def test_anchor_attention_headlines(study_results):
     assert results["kv_reduction"] < 1.0
     assert 0 < results["kept_tokens"] < results["prompt_tokens"]
     assert 1 - results["kept_tokens"] / results["prompt_tokens"] == pytest.approx(results["kv_reduction"], abs=0.1)
-    # every timing ratio is a real, positive number
+    # every timing ratio is a real, positive number; no-cache recompute runs only up to the
+    # profile's no_cache_up_to (its ratios are empty past it, by design)
     assert results["speedups"], "no latency measurements in the record"
     for row in results["speedups"]:
-        assert all(_finite(v) and v > 0 for v in row.values()), row
+        recompute = row["context"] <= results["no_cache_context"]
+        shown = {k: v for k, v in row.items() if recompute or "no_cache" not in k}
+        assert all(_finite(v) and v > 0 for v in shown.values()), row
     # perplexities are above 1 (a model better than certain is a bug) and finite; the
     # anchor-trained model through the anchor cache stays within 2x of its full attention
     ppl = {k: v for k, v in results.items() if k.startswith("ppl_") and not k.startswith("ppl_gap")}
@@ -137,10 +126,17 @@ def test_meeting_summarization_headlines(study_results):
     scores = pd.read_csv(folder / "scores.csv")
     measured = scores.dropna(subset=["rouge1"])
     assert len(measured), "no system was scored"
-    for metric in ROUGE:  # F-measures x 100, with their bootstrap intervals around them
+    # F-measures x 100, with their bootstrap intervals (resampling meetings) around them; a
+    # row of one meeting (the smoke profile's generative systems) has no interval, and says so
+    spread = measured[measured["meetings"] >= 2]
+    single = measured[measured["meetings"] < 2]
+    assert len(spread), "no system was scored on two meetings or more"
+    for metric in ROUGE:
         assert measured[metric].between(0, 100).all(), measured[["system", metric]]
-        assert (measured[f"{metric}_low"] <= measured[metric] + 1e-9).all()
-        assert (measured[metric] <= measured[f"{metric}_high"] + 1e-9).all()
+        assert (spread[f"{metric}_low"] <= spread[metric] + 1e-9).all()
+        assert (spread[metric] <= spread[f"{metric}_high"] + 1e-9).all()
+        assert single[f"{metric}_low"].isna().all() and single[f"{metric}_high"].isna().all()
+    assert not any("[nan" in f for f in measured["flag"].fillna(""))  # the flag says "no interval"
     # the greedy ROUGE oracle is extraction's ceiling: it is at least Lead-k for every instruction
     r1 = measured.pivot_table(index="instruction", columns="system", values="rouge1")
     assert (r1["Oracle (greedy)"] >= r1["Lead-k"]).all(), r1
