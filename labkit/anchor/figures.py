@@ -186,8 +186,17 @@ def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache l
     )
     for col in (1, 2):
         fig.update_xaxes(title_text="context (tokens)", type="category", row=1, col=col)
-    fig.update_yaxes(title_text="KV cache (MiB)", secondary_y=False, row=1, col=1)
-    fig.update_yaxes(title_text="tokens", row=1, col=2)
+    # log when the bars span decades (the anchor cache at 8k tokens is a sliver of the full one)
+    mib = axis_type_for(np.concatenate([speedups.kv_bytes_full, speedups.kv_bytes_anchor]) / 2**20)
+    tokens = axis_type_for(np.concatenate([speedups.tokens_full, speedups.tokens_anchor]))
+    fig.update_yaxes(
+        title_text="KV cache (MiB" + (", log scale)" if mib == "log" else ")"),
+        type=mib,
+        secondary_y=False,
+        row=1,
+        col=1,
+    )
+    fig.update_yaxes(title_text="tokens" + (" (log scale)" if tokens == "log" else ""), type=tokens, row=1, col=2)
     fig.update_layout(title=title, barmode="group", legend=dict(orientation="h", y=-0.2))
     return fig
 

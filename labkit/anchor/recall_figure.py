@@ -149,6 +149,15 @@ def recall_figure(
         row=1,
         col=2,
     )
-    fig.update_yaxes(range=[-0.03, 1.05], title_text="recall (exact match, 95% CI)")
+    # the axis follows the data (figcheck): a probe nobody answers is drawn near 0, not lost
+    # under an axis to 1; the title of the guard flags says what that means
+    tops = []
+    for trace in fig.data:
+        y = np.asarray(trace.y, dtype=float)
+        err = trace.error_y.array if trace.error_y is not None and trace.error_y.array is not None else 0
+        tops.append(np.nanmax(y + np.asarray(err, dtype=float)) if y.size else np.nan)
+    top = float(np.nanmax(tops)) if np.isfinite(tops).any() else 1.0
+    upper = min(1.05, max(0.05, 1.1 * top))
+    fig.update_yaxes(range=[-0.02 * upper, upper], title_text="recall (exact match, 95% CI)")
     fig.update_layout(title=title, legend=dict(orientation="h", y=-0.3), width=1100, height=520)
     return fig
