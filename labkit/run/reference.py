@@ -317,7 +317,9 @@ def _refuse_foreign(out: Path) -> None:
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     readme = out / README
-    if out.is_dir() and readme.is_file() and GENERATED_MARK in readme.read_text(encoding="utf-8"):
+    # an earlier record: this mark, or the one written before the tool moved into labkit/run/
+    marks = (GENERATED_MARK, GENERATED_MARK.replace("labkit.run.reference", "labkit.reference"))
+    if out.is_dir() and readme.is_file() and any(m in readme.read_text(encoding="utf-8") for m in marks):
         return
     raise ParameterError(
         f"--out {out}: exists and is not a reference record (no generated {README} inside); refusing to replace it"
