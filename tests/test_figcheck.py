@@ -80,7 +80,7 @@ def test_save_figure_raises_in_strict_mode_and_warns_otherwise(tmp_path, monkeyp
     assert not (tmp_path / "figcheck_study" / "bad.html").exists()
     monkeypatch.setenv("LABKIT_STRICT_FIGURES", "0")
     record = records.start("figcheck_study", {})
-    figures.save_figure(bad, "figcheck_study", "bad", "caption", show=False)
+    figures.save_figure(bad, record, "bad", "caption", show=False)
     assert record.warnings and "does not contain" in record.warnings[0]
     html = (tmp_path / "figcheck_study" / "bad.html").read_text()
     assert 'src="../plotly.min.js"' in html

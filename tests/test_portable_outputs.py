@@ -22,7 +22,7 @@ from tests.test_studies import THROWAWAY_CELLS, write_throwaway_study
 
 EXTRA_CELLS = [
     "import plotly.express as px\nfrom labkit.figures import save_figure\n"
-    'save_figure(px.line(x=[1, 2, 3], y=[3, 1, 2]), "throwaway", "line", "A line.")',
+    'save_figure(px.line(x=[1, 2, 3], y=[3, 1, 2]), record, "line", "A line.")',
 ]
 DATA_CELL = 'import labkit.data\nprint(len(labkit.data.load("chinchilla")))'
 

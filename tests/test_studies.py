@@ -199,7 +199,7 @@ THROWAWAY_CELLS = [
     "import pandas as pd\nimport labkit.figures\nimport labkit.notebook",
     'cfg, record = labkit.notebook.begin("throwaway", {"smoke": {"n": 2}, "default": {"n": 3}, '
     '"paper": {"n": 4}}, profile)',
-    'labkit.figures.save_table(pd.DataFrame({"i": range(cfg["n"])}), "throwaway", "numbers", "The first n integers.")',
+    'labkit.figures.save_table(pd.DataFrame({"i": range(cfg["n"])}), record, "numbers", "The first n integers.")',
     'labkit.notebook.end(record, tables=["numbers"])',
 ]
 
