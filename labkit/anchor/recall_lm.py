@@ -35,11 +35,11 @@ from labkit.io import sha256_text
 from labkit.lm.corpus import corpus_documents
 from labkit.lm.evaluate import count_parameters, heldout_loss
 from labkit.lm.tokenizer import encode_documents, train_tokenizer
-from labkit.lm.train import BlockDataset, TinyLMConfig, TrainedLM, llama_config
+from labkit.lm.train import BlockDataset, TinyLMConfig, TrainedLM, llama_config, pretraining_arguments
 from labkit.lm.train import recipe as lm_recipe
 from labkit.modelcache import Recipe, train_into_cache
 from labkit.timing import Stopwatch
-from labkit.training import save_model, training_arguments, use_torch_threads
+from labkit.training import save_model, use_torch_threads
 
 __all__ = ["KIND", "train_recall_lm", "probe_labels", "mixed_blocks", "anchor_mixed_blocks", "MixedBlocks"]
 
@@ -171,19 +171,7 @@ def _train(job, config: TinyLMConfig, probe: RecallProbe, train_text: str, heldo
 
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(llama_config(config, tokenizer))
-    args = training_arguments(
-        job.scratch,
-        max_steps=config.max_steps,
-        seed=config.seed,
-        progress=job.progress,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-        lr_scheduler_type="cosine",
-        weight_decay=0.1,
-        adam_beta2=0.95,
-        max_grad_norm=1.0,
-    )
+    args = pretraining_arguments(job, config)
     run = job.train(Trainer(model=model, args=args, train_dataset=dataset))
     wall = clock.stop()
     model.eval()

@@ -218,6 +218,25 @@ def heldout_ids(tokenizer, heldout_text: str, max_tokens: int | None) -> list[in
     return ids if max_tokens is None else ids[:max_tokens]
 
 
+def pretraining_arguments(job, config: TinyLMConfig):
+    """The HF ``TrainingArguments`` of every tiny-LM pretraining (cosine schedule after a
+    warm-up, AdamW with weight decay 0.1 and beta2 0.95, clipped gradients): shared by
+    :func:`train_tiny_lm` and the recall-probe LM (:mod:`labkit.anchor.recall_lm`)."""
+    return training_arguments(
+        job.scratch,
+        max_steps=config.max_steps,
+        seed=config.seed,
+        progress=job.progress,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
+        lr_scheduler_type="cosine",
+        weight_decay=0.1,
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+    )
+
+
 def train_tiny_lm(
     config: TinyLMConfig = TinyLMConfig(), *, force: bool = False, progress: bool = True, carbon=None
 ) -> TrainedLM:
@@ -262,19 +281,7 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
 
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(llama_config(config, tokenizer))
-    args = training_arguments(
-        job.scratch,
-        max_steps=config.max_steps,
-        seed=config.seed,
-        progress=job.progress,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-        lr_scheduler_type="cosine",
-        weight_decay=0.1,
-        adam_beta2=0.95,
-        max_grad_norm=1.0,
-    )
+    args = pretraining_arguments(job, config)
     run = job.train(Trainer(model=model, args=args, train_dataset=dataset))
     wall = clock.stop()
     model.eval()
