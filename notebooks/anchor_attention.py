@@ -242,24 +242,13 @@ save_table(
     "no-cache recompute with the full cache's over recompute beside it (what any KV cache buys), and the anchor cache over "
     f"the full cache (total, decode only, prefill only).{past_note}",
 )
-longest = speed.iloc[-1]
 weights = next(model.parameters())
 measured_on = device_caption(describe(str(weights.device), dtype=weights.dtype))
-nc = speed[speed.speedup_vs_no_cache.notna()].iloc[-1]
 save_figure(
     study.figure1(speed),
     record,
     "figure1",
-    f"Like AnLLM Fig. 1: KV-cache size and cached tokens, full vs anchor, with speed-ups: medians over "
-    f"{int(longest.repeats)}-{int(speed.repeats.max())} interleaved repeats with 95% bootstrap intervals (error bars); "
-    f"the dashed line is 1x (no speed-up); recompute runs up to {cfg['no_cache_up_to']} tokens. At {int(nc.context)} tokens "
-    f"the anchor cache is {nc.speedup_vs_no_cache:.2f}x [{nc.speedup_vs_no_cache_lo:.2f}, {nc.speedup_vs_no_cache_hi:.2f}] "
-    f"faster than recompute, the full cache {nc.full_speedup_vs_no_cache:.2f}x [{nc.full_speedup_vs_no_cache_lo:.2f}, "
-    f"{nc.full_speedup_vs_no_cache_hi:.2f}]. At {int(longest.context)} tokens the anchor cache is {longest.kv_reduction:.1%} "
-    f"smaller, {longest.speedup_vs_full_cache:.2f}x [{longest.speedup_vs_full_cache_lo:.2f}, "
-    f"{longest.speedup_vs_full_cache_hi:.2f}] faster in total and {longest.decode_speedup_vs_full_cache:.2f}x "
-    f"[{longest.decode_speedup_vs_full_cache_lo:.2f}, {longest.decode_speedup_vs_full_cache_hi:.2f}] in decoding than "
-    f"the full cache.{past_note} {measured_on}",
+    study.figure1_caption(speed, cfg["no_cache_up_to"], past_note, measured_on),
 )
 save_figure(
     study.latency_figure(latency),

@@ -293,3 +293,24 @@ def memory_throughput_figure(latency: pd.DataFrame, title: str = "Peak memory an
         fig.update_xaxes(title_text=f"context (prompt tokens{suffix})", row=1, col=col, **axis)
     fig.update_layout(title=title, legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def figure1_caption(speed: pd.DataFrame, no_cache_up_to: int, past_note: str = "", measured_on: str = "") -> str:
+    """The caption of :func:`figure1`: repeats, the speed-up over recompute at the longest context
+    that has it (anchor and full cache), and KV size and speed-ups against the full cache at the
+    longest context, each with its 95% interval."""
+    longest = speed.iloc[-1]
+    nc = speed[speed.speedup_vs_no_cache.notna()].iloc[-1]
+
+    def iv(row, name: str) -> str:
+        return f"{row[name]:.2f}x [{row[name + '_lo']:.2f}, {row[name + '_hi']:.2f}]"
+
+    return (
+        "Like AnLLM Fig. 1: KV-cache size and cached tokens, full vs anchor, with speed-ups: medians over "
+        f"{int(longest.repeats)}-{int(speed.repeats.max())} interleaved repeats with 95% bootstrap intervals "
+        f"(error bars); the dashed line is 1x (no speed-up); recompute runs up to {no_cache_up_to} tokens. "
+        f"At {int(nc.context)} tokens the anchor cache is {iv(nc, 'speedup_vs_no_cache')} faster than recompute, "
+        f"the full cache {iv(nc, 'full_speedup_vs_no_cache')}. At {int(longest.context)} tokens the anchor cache "
+        f"is {longest.kv_reduction:.1%} smaller, {iv(longest, 'speedup_vs_full_cache')} faster in total and "
+        f"{iv(longest, 'decode_speedup_vs_full_cache')} in decoding than the full cache.{past_note} {measured_on}"
+    )

@@ -35,7 +35,7 @@ from labkit.anchor.anchors import (
 )
 from labkit.anchor.cache import anchor_cache_logits, anchor_prefill
 from labkit.anchor.fewshot import FEWSHOT_TASKS, fewshot_accuracy, fewshot_items, fewshot_panel
-from labkit.anchor.figures import figure1, latency_figure, memory_throughput_figure
+from labkit.anchor.figures import figure1, figure1_caption, latency_figure, memory_throughput_figure
 from labkit.anchor.latency import latency_sweep, speedup_table
 from labkit.anchor.prompts import kshot_prompts
 from labkit.anchor.recall import RecallProbe, probe_vocab
@@ -58,6 +58,7 @@ __all__ = [
     "fewshot_accuracy",
     "fewshot_panel",
     "figure1",
+    "figure1_caption",
     "latency_figure",
     "memory_throughput_figure",
     "train_config",
