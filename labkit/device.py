@@ -24,8 +24,24 @@ FALLBACK = "cpu"
 _KINDS = ("cpu", "cuda", "mps")
 #: the accepted spellings, in words (the grammar is :func:`device_problem`)
 DEVICE_FORMS = "auto, cpu, cuda, cuda:N, mps"
+#: how many threads this process may keep busy; ``labkit run`` sets it in every kernel (the
+#: cores divided by ``--jobs``, or ``--threads``), so two notebooks side by side never run
+#: more busy threads than there are cores (oversubscribed OpenMP pools spin and lose several
+#: times their share)
+THREADS_ENV = "LABKIT_THREADS"
 _OFF = ("0", "false", "no", "off")
 _ON = ("1", "true", "yes", "on", "")
+
+
+def cpu_threads() -> int:
+    """Threads this process may use: ``$LABKIT_THREADS`` (set by ``labkit run``), else the
+    older ``$LABKIT_TORCH_THREADS``, else every core. Torch pools (:func:`labkit.training.use_torch_threads`)
+    and process pools (the scaling fit's joblib workers) are both sized by it."""
+    for name in (THREADS_ENV, "LABKIT_TORCH_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    return max(1, os.cpu_count() or 1)
 
 
 def device_problem(value: str) -> str | None:

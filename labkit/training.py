@@ -10,21 +10,21 @@ Where the result is kept, and under which key, is :mod:`labkit.modelcache`'s job
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from labkit.carbon import CarbonSession, epoch_callback
-from labkit.device import compute_dtype, resolve_device
+from labkit.device import compute_dtype, cpu_threads, resolve_device
 from labkit.errors import ParameterError
 
 
 def use_torch_threads() -> None:
-    """Let torch use every core (or ``$LABKIT_TORCH_THREADS``): training is CPU-bound here."""
+    """Let torch use the threads this process has (:func:`labkit.device.cpu_threads`: every
+    core, or the share ``labkit run`` gives each kernel): training is CPU-bound here."""
     import torch
 
-    torch.set_num_threads(max(1, int(os.environ.get("LABKIT_TORCH_THREADS", os.cpu_count() or 1))))
+    torch.set_num_threads(cpu_threads())
 
 
 def training_arguments(

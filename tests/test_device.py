@@ -411,3 +411,20 @@ def test_portable_leaves_other_values_alone():
     }
     home = str(Path.home())
     assert portable(home + "fs/x") == home + "fs/x"  # a sibling that only starts like $HOME
+
+
+def test_torch_and_process_pools_keep_to_the_threads_labkit_run_gives_a_kernel(monkeypatch):
+    import os
+
+    from labkit import device
+    from labkit.training import use_torch_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv(device.THREADS_ENV, "1")
+    try:
+        use_torch_threads()
+        assert torch.get_num_threads() == 1 and device.cpu_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv(device.THREADS_ENV, "zero")  # not a count: every core
+    assert device.cpu_threads() == (os.cpu_count() or 1)

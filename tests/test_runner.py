@@ -399,3 +399,30 @@ def test_outputs_equivalence_compares_results_within_tolerance_and_leaves_out_ti
     assert moved.differing_columns == ["accuracy"] and moved.differing_cells == 1
     assert abs(moved.max_abs_diff - 0.01) < 1e-12
     assert rows["st/renamed.csv"].differing_columns == ["system"]
+
+
+def test_longest_first_orders_by_the_previous_wall_time_of_the_same_profile(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no committed results/ here: only the figures folder counts
+    tasks = plan.plan(["data_overview", "embeddings_medical", "anchor_attention"], "smoke", {}, None)
+    for study, wall, profile in [("embeddings_medical", 50.0, "smoke"), ("anchor_attention", 900.0, "default")]:
+        (tmp_path / "figs" / study).mkdir(parents=True)
+        (tmp_path / "figs" / study / records.RECORD_NAME).write_text(
+            json.dumps({"profile": profile, "wall_time_s": wall}), encoding="utf-8"
+        )
+    order = [t.entry.id for t in runner.longest_first(tasks, tmp_path / "figs")]
+    # embeddings ran 50 s on this profile; anchor's 900 s were another profile's: unknown (0)
+    assert order == ["embeddings_medical", "data_overview", "anchor_attention"]
+    assert runner.expected_seconds(tasks[1], tmp_path / "figs") == 50.0
+
+
+def test_longest_first_falls_back_to_the_committed_reference_record(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "data_overview").mkdir(parents=True)
+    (tmp_path / "results" / "data_overview" / "record.json").write_text(
+        json.dumps({"profile": "smoke", "wall_time_s": 7.0}), encoding="utf-8"
+    )
+    tasks = plan.plan(["embeddings_medical", "data_overview"], "smoke", {}, None)
+    assert [t.entry.id for t in runner.longest_first(tasks, tmp_path / "figs")] == [
+        "data_overview",
+        "embeddings_medical",
+    ]

@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from labkit import io
+from labkit.device import THREADS_ENV  # how the runner tells a kernel its threads
 from labkit.run import cache, staging
 from labkit.run.summary import NotebookResult
-
-#: the environment variable through which the runner tells a kernel how many threads it has
-THREADS_ENV = "LABKIT_THREADS"
 
 
 def _failing_cell(exc: Exception) -> tuple[int | None, str]:

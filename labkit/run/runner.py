@@ -19,6 +19,8 @@ A run goes through four steps, and only the last one is heavy:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 import time
@@ -31,6 +33,7 @@ from labkit.paths import figures_dir
 from labkit.run import cache, checks, locks, staging
 from labkit.run.execute import run_one
 from labkit.run.plan import Task, plan
+from labkit.run.reference import RESULTS_DIR
 from labkit.run.summary import FAILED_STATUSES, NotebookResult
 
 WAIT_NOTE_EVERY_S = 30.0
@@ -182,7 +185,7 @@ def _dispatch(
             held.release(task.entry.id)
 
     queue: list[Task] = []
-    for task in tasks:
+    for task in longest_first(tasks, out_root):
         if held.try_acquire(task.entry.id) and (hit := _cached(task, out_root, force)):
             finished(task, hit)
         else:
@@ -194,6 +197,34 @@ def _dispatch(
         progress.close()
         _abandon_unfinished(tasks, results, out_root)
     return results
+
+
+def expected_seconds(task: Task, out_root: Path) -> float:
+    """How long ``task`` took last time: the wall time in its previous run record under
+    ``out_root`` when that run used the same profile, else in the committed reference record
+    (``results/<study>/record.json`` of the current folder), else 0 (unknown)."""
+    _, _, final = staging.locations(out_root, task.entry.id, task.seed)
+    profile = task.params.get("profile")
+    reference = Path(RESULTS_DIR) / task.entry.id / "record.json"
+    for record in (staging.read_record(final), _read_json(reference)):
+        if record.get("profile") == profile and record.get("wall_time_s"):
+            return float(record["wall_time_s"])
+    return 0.0
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {}
+
+
+def longest_first(tasks: list[Task], out_root: Path) -> list[Task]:
+    """The tasks in the order that finishes soonest on a few workers: longest expected first
+    (list scheduling, LPT); ties, and studies never run before, keep the registry's order.
+    The main job is two long notebooks and three short ones, so on 2 workers starting the
+    two long ones first keeps one worker from idling at the end."""
+    expected = {t.id: expected_seconds(t, out_root) for t in tasks}
+    return sorted(tasks, key=lambda t: -expected[t.id])
 
 
 def _next_ready(

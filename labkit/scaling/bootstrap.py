@@ -20,6 +20,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from labkit import stats
+from labkit.device import cpu_threads
 from labkit.errors import ParameterError
 from labkit.scaling.fit import (
     _FORMS,
@@ -93,6 +94,7 @@ def bootstrap(
     logN, logD, logL = (np.log(points[c].to_numpy(float)) for c in ("N", "D", "loss"))
     indices = resample_indices(len(points), n_resamples, seed)
     starts = refit_starts(full, n_grid, seed)
+    n_jobs = min(n_jobs, cpu_threads())  # never more workers than this process's threads
     if n_jobs > 1 and n_resamples >= 2 * n_jobs:
         from joblib import Parallel, delayed
 

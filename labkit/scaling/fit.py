@@ -29,6 +29,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
+from labkit.device import cpu_threads
 from labkit.errors import LabkitError, ParameterError
 from labkit.scaling.allocation import compute_optimal  # noqa: F401  (re-exported)
 from labkit.scaling.points import REQUIRED_COLUMNS, drop_highest_loss, load_points  # noqa: F401 (re-exported)
@@ -328,6 +329,7 @@ def fit(
     starts = grid_starts(grid, order) if starts is None else np.atleast_2d(np.asarray(starts, float))
     if starts.shape[1] != len(order):
         raise ParameterError(f"starts must have {len(order)} columns ({', '.join(order)}), got {starts.shape[1]}")
+    n_jobs = min(n_jobs, cpu_threads())  # never more workers than this process's threads
     if n_jobs > 1 and len(starts) > 50:
         from joblib import Parallel, delayed
 
