@@ -19,6 +19,7 @@ the same rules.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -47,6 +48,11 @@ gen col lt capt sgt rev hon
 )
 _BOUNDARY = re.compile(r"""([.!?]+|…)(["'”’)\]]*)(?=\s+|$)|\n\s*\n""")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+_NEXT_VISIBLE = re.compile(r"\s*(\S)")
+#: how far back from a period the word before it is looked for: every check reads a bounded
+#: window, so splitting is linear in the text (slicing ``text[:dot]`` at every period made a
+#: 1 MB text take minutes)
+_LOOKBACK = 64
 
 
 def sentence_spans(text: str, *, split_before_lowercase: bool = False) -> list[tuple[int, int]]:
@@ -79,7 +85,7 @@ def sentence_spans(text: str, *, split_before_lowercase: bool = False) -> list[t
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
-    word = _WORD_BEFORE.search(text[:dot])
+    word = _WORD_BEFORE.search(text, max(0, dot - _LOOKBACK), dot)
     if not word:
         return False
     token = word.group(1).lower().rstrip(".")
@@ -92,11 +98,11 @@ def _is_abbreviation(text: str, dot: int) -> bool:
 
 
 def _next_starts_sentence(text: str, end: int) -> bool:
-    rest = text[end:].lstrip()
-    if not rest:
+    following = _NEXT_VISIBLE.match(text, end)
+    if not following:
         return True
     # Lower-case continuation ("e.g. this", "... and then") is not a new sentence.
-    return not rest[0].islower()
+    return not following.group(1).islower()
 
 
 def _append_span(spans: list[tuple[int, int]], text: str, start: int, end: int) -> None:
@@ -132,13 +138,21 @@ def word_count(text: str) -> int:
 
 def transcript_sentences(transcript: str, min_words: int = 5) -> list[str]:
     """Sentences of a ``speaker: text`` transcript (speaker names dropped), each of at least
-    ``min_words`` words: the candidates extractive summarizers choose from."""
+    ``min_words`` words: the candidates extractive summarizers choose from.
+
+    Memoised (a fresh list each call): every extractive system, floor and guard of the
+    summarization study asks for the same ~300 transcripts' sentences, once per instruction."""
+    return list(_transcript_sentences(transcript, min_words))
+
+
+@functools.lru_cache(maxsize=512)
+def _transcript_sentences(transcript: str, min_words: int) -> tuple[str, ...]:
     out = []
     for line in transcript.splitlines():
         speaker, sep, content = line.partition(": ")
         text = content if sep and len(speaker.split()) <= 4 else line
         out.extend(s for s in split_sentences(text, split_before_lowercase=True) if word_count(s) >= min_words)
-    return out
+    return tuple(out)
 
 
 def token_counter(model_name: str) -> Callable[[str], int]:
