@@ -31,6 +31,7 @@ on QMSum in ``tests/summarize/test_guards.py``), so a flag means "look at the ou
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -99,6 +100,12 @@ def _cross_overlap(bigram_sets: Sequence[set], transcripts: Sequence[str]) -> fl
     return float(np.mean(sims)) if sims else float("nan")
 
 
+@functools.lru_cache(maxsize=512)
+def _source_bigrams(transcript: str) -> frozenset[tuple[str, ...]]:
+    """A transcript's word bigrams, once per transcript (every system x instruction asks)."""
+    return frozenset(ngrams(words(transcript), 2))
+
+
 def output_stats(predictions: Sequence[str], transcripts: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """The guard measures of one system's outputs (see the module docstring)."""
     if not len(predictions) == len(transcripts) == len(references):
@@ -116,7 +123,7 @@ def output_stats(predictions: Sequence[str], transcripts: Sequence[str], referen
     for toks, transcript in zip(tokens, transcripts):
         grams = ngrams(toks, 2)
         if grams:
-            source = set(ngrams(words(transcript), 2))
+            source = _source_bigrams(transcript)
             novel.append(sum(g not in source for g in grams) / len(grams))
     ref_words = float(np.mean([len(words(r)) for r in references])) if references else float("nan")
     out_words = float(np.mean([len(t) for t in tokens])) if tokens else float("nan")
