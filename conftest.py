@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent
 HEADLINES = ROOT / "tests" / "notebooks"
 # The jupytext .py halves of notebooks are scripts that run a whole study when imported:
@@ -33,6 +35,11 @@ def pytest_configure(config):  # noqa: ARG001 - pytest hook signature
         os.environ["BROWSER_PATH"] = str(chromium)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs 2 workers on 2 cores:
+        # one thread each (torch, OpenMP, labkit's pools and the notebook kernels they start),
+        # never 4 busy threads on 2 cores
+        for name in ("LABKIT_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
 
 
 def _run_order(item) -> int:
@@ -53,3 +60,9 @@ def _run_order(item) -> int:
 
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
     items.sort(key=_run_order)
+    # Under pytest-xdist (`make test`: -n 2 --dist loadgroup) the notebooks, the headline tests
+    # that read their run records and the browser tests stay on one worker, in this order; the
+    # unit tests spread over the workers around them.
+    for item in items:
+        if _run_order(item) > 0:
+            item.add_marker(pytest.mark.xdist_group("studies"))

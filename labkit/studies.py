@@ -1,9 +1,7 @@
 """The one registry of studies: what each study is called, and where its parts live.
 
-A study's id used to be a string repeated in the runner, the CLI, the gallery, the explorers,
-the benchmarks and the docs, so adding one meant edits all over. Everything now reads it from
-here: :func:`all_studies` (built-in entries, then ones added with :func:`register`, then
-external studies found through ``$LABKIT_STUDY_PATH``) and :func:`get`.
+The runner, CLI, gallery, explorers, benchmarks and docs read ids from here: :func:`all_studies`
+(built-in, then :func:`register`-ed, then ``$LABKIT_STUDY_PATH`` studies) and :func:`get`.
 
 An external study is a folder holding a ``study.json`` (or a folder of such folders) listed in
 ``LABKIT_STUDY_PATH`` (``os.pathsep``-separated)::
@@ -71,27 +69,84 @@ class Study:
         return "labkit.explore." + self.explorer.removeprefix("explore_")
 
 
+def _literal_strings(node: ast.AST | None, assigned: dict[str, ast.AST]) -> tuple[str, ...]:
+    if isinstance(node, ast.Name) and node.id in assigned:
+        node = assigned[node.id]
+    try:
+        value = ast.literal_eval(node) if node is not None else ()
+    except ValueError:
+        return ()
+    return tuple(value) if isinstance(value, (list, tuple)) else ()
+
+
+def promised_outputs(notebook: Path) -> dict[str, tuple[str, ...]]:
+    """Figures and tables promised by a notebook's ``notebook.end(...)`` call.
+
+    Reads the code cells without running them: a list literal in the call, or a name bound
+    to one earlier (``tables = [...]``); ``tables.append("x")`` adds ``x`` to the optional
+    tables. Returns ``{"figures": ..., "tables": ..., "optional_tables": ...}``.
+    """
+    try:  # plain JSON, not nbformat: the registry is built on every `labkit` command
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ParameterError(f"cannot read notebook {notebook}: {err}") from None
+    assigned: dict[str, ast.AST] = {}
+    appended: dict[str, list[str]] = {}
+    found = None
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        text = cell.get("source", "")
+        text = "".join(text) if isinstance(text, list) else str(text)
+        source = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                assigned[node.targets[0].id] = node.value
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                if (
+                    node.func.attr == "append"
+                    and isinstance(owner, ast.Name)
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                ):
+                    appended.setdefault(owner.id, []).append(node.args[0].value)
+                elif node.func.attr == "end" and ast.unparse(owner).endswith("notebook"):
+                    found = node
+    if found is None:
+        raise ParameterError(f"{notebook} has no labkit.notebook.end(...) call")
+    kwargs = {k.arg: k.value for k in found.keywords}
+    tables_node = kwargs.get("tables")
+    optional = appended.get(tables_node.id, []) if isinstance(tables_node, ast.Name) else []
+    return {
+        "figures": _literal_strings(kwargs.get("figures"), assigned),
+        "tables": _literal_strings(tables_node, assigned),
+        "optional_tables": tuple(optional),
+    }
+
+
 def _builtin(
-    id: str,
-    title: str,
-    package: str,
-    explorer: str | None,
-    benchmark: str | None,
-    figures: tuple[str, ...],
-    tables: tuple[str, ...],
-    paper: str | None,
-    optional_tables: tuple[str, ...] = (),
+    id: str, title: str, package: str, explorer: str | None, benchmark: str | None, paper: str | None
 ) -> Study:
+    """A shipped study. Its figures and tables are read from its notebook's
+    ``notebook.end(...)`` call (:func:`promised_outputs`), so the names are written once, in
+    the notebook beside the ``save_*`` calls that ``end`` checks them against, not again here."""
+    notebook = CHECKOUT / "notebooks" / f"{id}.ipynb"
+    promised = promised_outputs(notebook) if notebook.is_file() else {}  # an install without notebooks
     return Study(
         id,
         title,
         package,
-        CHECKOUT / "notebooks" / f"{id}.ipynb",
+        notebook,
         explorer,
         CHECKOUT / "benchmarks" / benchmark if benchmark else None,
-        figures,
-        tables,
-        optional_tables,
+        promised.get("figures", ()),
+        promised.get("tables", ()),
+        promised.get("optional_tables", ()),
         paper,
         "built-in",
     )
@@ -99,34 +154,13 @@ def _builtin(
 
 #: the studies shipped with labkit, in the order the gallery and ``labkit run`` use
 BUILTIN: tuple[Study, ...] = (
-    _builtin(
-        "data_overview",
-        "What the datasets hold",
-        "labkit.overview",
-        None,
-        None,
-        ("mqp_label_balance", "mqp_lengths", "chinchilla_points", "qmsum_lengths"),
-        ("datasets", "mqp_by_doctor", "tinyshakespeare", "qmsum_meetings", "qmsum_context_coverage"),
-        None,
-    ),
+    _builtin("data_overview", "What the datasets hold", "labkit.overview", None, None, None),
     _builtin(
         "embeddings_medical",
         "Medical embeddings, Siamese networks, carbon per epoch",
         "labkit.embeddings",
         "explore_embeddings",
         "embeddings_throughput.py",
-        ("distributions", "accuracy_energy", "epoch_energy"),
-        (
-            "split",
-            "results",
-            "pair_scores",
-            "thresholds",
-            "interval_units",
-            "paired_tests",
-            "versus_base",
-            "epochs",
-            "inference_energy",
-        ),
         "Bingi & Yin 2023, arXiv 2401.00582",
     ),
     _builtin(
@@ -135,10 +169,7 @@ BUILTIN: tuple[Study, ...] = (
         "labkit.anchor",
         "explore_anchor",
         "anchor_inference.py",
-        ("recall", "figure1", "latency", "memory_throughput", "frontier"),
-        ("models", "kv_cache", "recall", "latency", "speedup", "perplexity", "frontier", "results"),
         "Pang et al. 2024 (AnLLM), arXiv 2402.07616",
-        optional_tables=("fewshot",),
     ),
     _builtin(
         "meeting_summarization",
@@ -146,17 +177,6 @@ BUILTIN: tuple[Study, ...] = (
         "labkit.summarize",
         "explore_summaries",
         "summarize_latency.py",
-        ("prompt_lengths", "rouge", "pareto", "selector_gain", "chunking"),
-        (
-            "context_fit",
-            "scores",
-            "skipped",
-            "main_table",
-            "selector_vs_zero_shot",
-            "training_cost",
-            "vs_lead",
-            "chunking",
-        ),
         "Fu et al. 2024 (Tiny Titans), arXiv 2402.00841",
     ),
     _builtin(
@@ -165,19 +185,6 @@ BUILTIN: tuple[Study, ...] = (
         "labkit.scaling",
         "explore_scaling",
         "scaling_fit.py",
-        ("law", "contours", "residuals", "bootstrap", "kausik_refit", "gamma_vs_beta", "sweep", "unique_sequences"),
-        (
-            "fit_params",
-            "bootstrap_params",
-            "goodness",
-            "compute_optimal",
-            "kausik",
-            "sweep_runs",
-            "sweep_fit_params",
-            "sweep_fit_e0",
-            "exponents",
-            "unique_ngrams",
-        ),
         "Kausik 2024, arXiv 2402.14746",
     ),
 )
@@ -293,66 +300,6 @@ def markdown_table() -> str:
 
 
 # ----------------------------------------------------------------------- promised outputs
-def _literal_strings(node: ast.AST | None, assigned: dict[str, ast.AST]) -> tuple[str, ...]:
-    if isinstance(node, ast.Name) and node.id in assigned:
-        node = assigned[node.id]
-    try:
-        value = ast.literal_eval(node) if node is not None else ()
-    except ValueError:
-        return ()
-    return tuple(value) if isinstance(value, (list, tuple)) else ()
-
-
-def promised_outputs(notebook: Path) -> dict[str, tuple[str, ...]]:
-    """Figures and tables promised by a notebook's ``notebook.end(...)`` call.
-
-    Reads the code cells without running them: a list literal in the call, or a name bound
-    to one earlier (``tables = [...]``); ``tables.append("x")`` adds ``x`` to the optional
-    tables. Returns ``{"figures": ..., "tables": ..., "optional_tables": ...}``.
-    """
-    import nbformat
-
-    try:
-        nb = nbformat.read(str(notebook), as_version=4)
-    except (OSError, ValueError) as err:
-        raise ParameterError(f"cannot read notebook {notebook}: {err}") from None
-    assigned: dict[str, ast.AST] = {}
-    appended: dict[str, list[str]] = {}
-    found = None
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                assigned[node.targets[0].id] = node.value
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                owner = node.func.value
-                if (
-                    node.func.attr == "append"
-                    and isinstance(owner, ast.Name)
-                    and node.args
-                    and isinstance(node.args[0], ast.Constant)
-                ):
-                    appended.setdefault(owner.id, []).append(node.args[0].value)
-                elif node.func.attr == "end" and ast.unparse(owner).endswith("notebook"):
-                    found = node
-    if found is None:
-        raise ParameterError(f"{notebook} has no labkit.notebook.end(...) call")
-    kwargs = {k.arg: k.value for k in found.keywords}
-    tables_node = kwargs.get("tables")
-    optional = appended.get(tables_node.id, []) if isinstance(tables_node, ast.Name) else []
-    return {
-        "figures": _literal_strings(kwargs.get("figures"), assigned),
-        "tables": _literal_strings(tables_node, assigned),
-        "optional_tables": tuple(optional),
-    }
-
-
 # ------------------------------------------------------------------------ external studies
 _FIELDS = {"id", "title", "notebook", "figures", "tables", "package", "paper", "explorer", "benchmark"}
 

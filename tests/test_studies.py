@@ -50,11 +50,14 @@ def test_every_study_notebook_in_the_checkout_is_registered(no_external):
 
 
 @pytest.mark.parametrize("entry", studies.BUILTIN, ids=lambda s: s.id)
-def test_promised_outputs_equal_the_notebooks_end_call(entry):
-    promised = studies.promised_outputs(entry.notebook)
-    assert promised["figures"] == entry.figures
-    assert promised["tables"] == entry.tables
-    assert promised["optional_tables"] == entry.optional_tables
+def test_builtin_outputs_are_read_from_the_notebooks_end_call(entry):
+    """Names are written once, in the notebook: the registry reads them from its end(...) call,
+    so a parse that found nothing (an empty contract the reference check would wave through)
+    fails here."""
+    assert entry.figures and entry.tables
+    assert studies.promised_outputs(entry.notebook)["tables"] == entry.tables
+    if entry.id == "anchor_attention":  # `tables.append("fewshot")` after a data-dependent panel
+        assert entry.optional_tables == ("fewshot",)
 
 
 def test_notebooks_begin_with_their_registry_id(no_external):
