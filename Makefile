@@ -55,8 +55,12 @@ figures:  ## the main job: every study notebook through papermill (default profi
 	# two kernels with two threads each oversubscribe 2 cores (README, "The command line")
 	$(VENV)/bin/labkit run --profile $${PROFILE:-default} --jobs $${JOBS:-2} --threads $${THREADS:-1}
 
+# Two pytest-xdist workers, one thread each (conftest.py): the notebooks, their headline tests
+# and the browser tests run in order on one worker (group "studies"), unit tests spread over
+# both. TEST_JOBS=0 runs everything in this one process.
+TEST_JOBS ?= 2
 test: lint  ## lint, then unit tests + doctests + every notebook on the smoke profile (nbval-lax) + headline numbers
-	$(PY) -m pytest tests $(NOTEBOOKS) $(EXPLORE) $(NBVAL) --doctest-modules labkit
+	$(PY) -m pytest $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadgroup) tests $(NOTEBOOKS) $(EXPLORE) $(NBVAL) --doctest-modules labkit
 
 lint:  ## ruff: lint rules and formatting (pyproject.toml [tool.ruff]); 'ruff format .' fixes the layout
 	$(VENV)/bin/ruff check .

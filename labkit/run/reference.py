@@ -234,6 +234,18 @@ def check_portable(folder: Path, needles: Iterable[str]) -> None:
 
 
 # ----------------------------------------------------------------------------------- build
+def _elapsed(first: str, last: str) -> str:
+    """``": 24.6 minutes from the first start to the last finish"``, or "" when unknown: with
+    ``--jobs 2`` the notebooks run side by side, so this, not their sum, is the run's time."""
+    from datetime import datetime
+
+    try:
+        seconds = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+    except (TypeError, ValueError):
+        return ""
+    return f": {seconds / 60:.1f} minutes from the first start to the last finish"
+
+
 def _readme(
     records: dict[str, dict[str, Any]],
     problems: list[str],
@@ -261,7 +273,7 @@ def _readme(
         "",
         f"- source: `{source}/` (figures folder of the run)",
         f"- profile: {', '.join(f'`{p}`' for p in profiles)}",
-        f"- run from {first} to {last} (UTC)",
+        f"- run from {first} to {last} (UTC){_elapsed(first, last)}",
         f"- git commit: {', '.join(f'`{c}`' for c in commits)}"
         + (" (working tree had uncommitted changes)" if dirty else ""),
         "",
@@ -294,7 +306,7 @@ def _readme(
             f"{(record.get('parameters') or {}).get('profile')} | {wall / 60:.1f} min | "
             f"{device_line(record)} | {len(record.get('warnings', []))} | {links} |"
         )
-    lines += ["", f"Total notebook wall time: {total / 60:.1f} min.", ""]
+    lines += ["", f"Sum of the notebooks' wall times: {total / 60:.1f} min (they may run side by side).", ""]
     for study_id, spread in (seeded or {}).items():
         lines += [
             f"`{study_id}` was also run once per seed ({', '.join(map(str, spread['seeds']))}; "
