@@ -197,7 +197,7 @@ ours, ours_ci, e0 = None, None, None
 try:
     mine = study.replication(
         runs[["N", "D", "loss"]],
-        starts=cfg["fit_starts"],
+        starts=cfg["sweep_fit_starts"],
         n_bootstrap=cfg["sweep_bootstrap"],
         seed=seed,
         n_jobs=cfg["n_jobs"],
@@ -213,7 +213,7 @@ try:
     )
     e0 = study.replication(
         runs[["N", "D", "loss"]],
-        starts=cfg["fit_starts"],
+        starts=cfg["sweep_fit_starts"],
         n_bootstrap=cfg["sweep_bootstrap"],
         seed=seed,
         n_jobs=cfg["n_jobs"],
