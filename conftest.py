@@ -20,7 +20,30 @@ HEADLINES = ROOT / "tests" / "notebooks"
 collect_ignore_glob = ["notebooks/*.py"]
 
 
-def pytest_configure(config):  # noqa: ARG001 - pytest hook signature
+def _check_xdist_groups(config) -> None:
+    """Refuse `--dist loadgroup` where it would silently not group (a notebook on two kernels).
+
+    pytest 9.2's structured node ids drop the "@group" suffix pytest-xdist (up to 3.8) writes
+    to group tests (pytest-xdist#1386): the cells of one notebook then run on both workers and
+    fail with NameErrors far from the cause.
+    """
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    from importlib.metadata import version
+
+    def release(name: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version(name).split(".")[:2] if part.isdigit())
+
+    if release("pytest") >= (9, 2) and release("pytest-xdist") <= (3, 8):
+        raise pytest.UsageError(
+            f"pytest {version('pytest')} with pytest-xdist {version('pytest-xdist')} ignores xdist_group "
+            "(pytest-xdist#1386), so --dist loadgroup would split notebooks over workers: install "
+            "'pytest<9.2' (make setup does) or run serially with TEST_JOBS=0 make test"
+        )
+
+
+def pytest_configure(config):
+    _check_xdist_groups(config)
     os.environ.setdefault("LABKIT_PROFILE", "smoke")
     os.environ.setdefault("LABKIT_BATCH", "1")
     # A figure that fails the figure check (labkit.figcheck) raises instead of warning, so the
@@ -58,6 +81,10 @@ def _run_order(item) -> int:
     return 0
 
 
+# tryfirst: pytest-xdist's worker reads the xdist_group marks in its own
+# pytest_collection_modifyitems; a mark added after it is ignored, and under --dist loadgroup an
+# unmarked test is its own unit, so a notebook's cells were spread over both workers (NameError).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
     items.sort(key=_run_order)
     # Under pytest-xdist (`make test`: -n 2 --dist loadgroup) the notebooks, the headline tests
