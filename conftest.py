@@ -9,6 +9,7 @@ when one is there.
 
 import os
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,6 @@ def _check_xdist_groups(config) -> None:
     """
     if config.getoption("dist", "no") != "loadgroup":
         return
-    from importlib.metadata import version
 
     def release(name: str) -> tuple[int, ...]:
         return tuple(int(part) for part in version(name).split(".")[:2] if part.isdigit())
@@ -81,9 +81,8 @@ def _run_order(item) -> int:
     return 0
 
 
-# tryfirst: pytest-xdist's worker reads the xdist_group marks in its own
-# pytest_collection_modifyitems; a mark added after it is ignored, and under --dist loadgroup an
-# unmarked test is its own unit, so a notebook's cells were spread over both workers (NameError).
+# tryfirst: pytest-xdist's worker turns the xdist_group marks into groups in its own
+# pytest_collection_modifyitems, so the marks are added before any other plugin's hook runs.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
     items.sort(key=_run_order)
