@@ -117,11 +117,7 @@ class Param:
         """The accepted form in words: ``an integer >= 1``, ``a non-empty list of strings``."""
         if not self.is_list:
             return self._scalar_words(plural=False)
-        size = (
-            "a non-empty list"
-            if self.min_items == 1
-            else (f"a list of at least {self.min_items}" if self.min_items > 1 else "a list")
-        )
+        size = {0: "a list", 1: "a non-empty list"}.get(self.min_items, f"a list of at least {self.min_items}")
         return f"{size} of {self._scalar_words(plural=True)}"
 
     def type_label(self) -> str:
@@ -300,8 +296,6 @@ COUNTRY = Param(
     help="ISO-3 country of the grid for the CO2 estimate (codecarbon)",
 )
 
-#: the parameters every study notebook has (``seed``, ``device`` and ``mixed_precision`` go to
-#: :func:`labkit.notebook.begin` itself, not through the profile table)
 #: the profiles every study has (sizes only, never code paths)
 PROFILE_NAMES = ("smoke", "default", "paper")
 PROFILE = Param(
@@ -326,6 +320,8 @@ MIXED_PRECISION = Param(
     none_means="bf16 where the device supports it",
     help="false: float32 everywhere",
 )
+#: the parameters every study notebook has (``seed``, ``device`` and ``mixed_precision`` go to
+#: :func:`labkit.notebook.begin` itself, not through the profile table)
 COMMON = (PROFILE, SEED, DEVICE, MIXED_PRECISION)
 
 _SCHEMAS: dict[str, Schema] = {}
@@ -401,36 +397,3 @@ def check(study_id: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
     if schema is None:
         return dict(parameters)
     return schema.check(parameters)
-
-
-_NUMBERISH = re.compile(r"^[+-]?[0-9.][0-9._,eE+-]*$")
-_PYTHON_WORDS = {"None": "null", "True": "true", "False": "false"}
-
-
-def parse_value(key: str, raw: str) -> Any:
-    """A ``-p key=value`` value: JSON when it parses; a plain string when it does not look like
-    JSON; a :class:`ParameterError` naming ``key`` when it looks like JSON but is broken.
-
-    >>> parse_value("epochs", "3"), parse_value("name", "minilm"), parse_value("m", '["a"]')
-    (3, 'minilm', ['a'])
-    >>> parse_value("sweep_sizes", "[not json")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    labkit.errors.ParameterError: sweep_sizes: value '[not json' looks like JSON but does not ...
-    """
-    text = raw.strip()
-
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
-    try:
-        return json.loads(text, parse_constant=no_constant)
-    except (json.JSONDecodeError, ValueError) as exc:
-        if text in _PYTHON_WORDS:
-            raise ParameterError(
-                f"{key}: value {raw!r} is Python, not JSON; write {key}={_PYTHON_WORDS[text]}"
-            ) from None
-        constant = not isinstance(exc, json.JSONDecodeError)  # NaN / Infinity
-        if text[:1] in '[{"' or _NUMBERISH.match(text) or constant:
-            why = str(exc)
-            raise ParameterError(f"{key}: value {raw!r} looks like JSON but does not parse: {why}") from None
-        return raw

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from labkit import studies
-from labkit.run import reference
+from labkit.run import docs_blocks, reference
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_A_RESULT = "<!-- not a result -->"
@@ -282,7 +282,7 @@ def test_generated_blocks_match_the_reference_record(tmp_path):
         )
     docs = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", docs)
-    stale = reference.update_docs(docs, results)
+    stale = docs_blocks.update_docs(docs, results)
     assert not stale, (
         "generated blocks out of date (run `python -m labkit.run.reference "
         f"--update-docs`): {', '.join('docs/' + p.name for p in stale)}"

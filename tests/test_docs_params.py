@@ -19,6 +19,7 @@ import pytest
 
 from labkit import params, studies
 from labkit.errors import ParameterError
+from labkit.run import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
@@ -42,7 +43,7 @@ def _examples() -> list[tuple[str, int, str | None, str, str]]:
 
 def _value(raw: str):
     text = " ".join(shlex.split(raw)) if raw[:1] in "'\"" else raw
-    return None if PLACEHOLDER.match(text) else params.parse_value("example", text)
+    return None if PLACEHOLDER.match(text) else plan.parse_value("example", text)
 
 
 def _known(study: str | None) -> list[str]:

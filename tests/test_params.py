@@ -12,7 +12,7 @@ import pytest
 from labkit import config, params, studies
 from labkit.errors import ParameterError
 from labkit.params import Param
-from labkit.run import cli
+from labkit.run import cli, plan
 
 BUILTIN = [s.id for s in studies.BUILTIN]
 
@@ -170,7 +170,7 @@ def test_resolve_keeps_a_path_as_written(tmp_path, monkeypatch):
     ],
 )
 def test_parse_value_json_or_plain_string(raw, expected):
-    assert params.parse_value("k", raw) == expected
+    assert plan.parse_value("k", raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_parse_value_json_or_plain_string(raw, expected):
 )
 def test_parse_value_broken_json_is_an_error(raw, message):
     with pytest.raises(ParameterError) as info:
-        params.parse_value("sweep_sizes", raw)
+        plan.parse_value("sweep_sizes", raw)
     assert message in str(info.value)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.run import reference
+from labkit.run import portable, reference
 from tests.test_studies import THROWAWAY_CELLS, write_throwaway_study
 
 EXTRA_CELLS = [
@@ -71,7 +71,7 @@ def leaks(root: Path, needles: list[str]) -> list[str]:
     found = []
     for path in text_files(root):
         text = path.read_text(encoding="utf-8")
-        for needle in reference.path_leaks(text, needles):
+        for needle in portable.path_leaks(text, needles):
             at = text.index(needle)
             context = text[max(0, at - 50) : at + len(needle) + 30].replace("\n", "\\n")
             found.append(f"{path.relative_to(root)}: {needle} in ...{context}...")
@@ -79,7 +79,7 @@ def leaks(root: Path, needles: list[str]) -> list[str]:
 
 
 def test_the_needles_cover_home_temp_checkout_and_the_run_folder(run_folder):
-    needles = reference.machine_paths(run_folder)
+    needles = portable.machine_paths(run_folder)
     for folder in (os.path.expanduser("~"), "/tmp", str(Path(__file__).resolve().parents[1])):
         assert folder.rstrip("/") in needles or os.path.realpath(folder) in needles
     assert str(run_folder) in needles or os.path.realpath(run_folder) in needles
@@ -88,7 +88,7 @@ def test_the_needles_cover_home_temp_checkout_and_the_run_folder(run_folder):
 
 
 def test_no_output_of_a_run_holds_a_machine_path(run_folder):
-    found = leaks(run_folder, reference.machine_paths(run_folder))
+    found = leaks(run_folder, portable.machine_paths(run_folder))
     assert not found, "machine paths in the outputs of one run:\n" + "\n".join(found)
 
 
@@ -100,7 +100,7 @@ def test_the_reference_record_of_that_run_is_portable(run_folder, tmp_path):
         "numbers",
     ]
     assert (out / "throwaway" / "numbers.md").read_text().startswith("**The first n integers.**")
-    assert not leaks(out, reference.machine_paths(run_folder))
+    assert not leaks(out, portable.machine_paths(run_folder))
 
 
 def test_the_grep_names_file_and_path_of_a_planted_leak(tmp_path):
@@ -109,5 +109,5 @@ def test_the_grep_names_file_and_path_of_a_planted_leak(tmp_path):
     (tmp_path / "study" / "run_record.json").write_text(json.dumps({"data": f"{home}/.cache/x"}))
     (tmp_path / "study" / "fig.png").write_bytes(b"\x89PNG\r\n\x1a\n\0" + home.encode())
     (tmp_path / "study" / "ok.md").write_text("Sulfameth/tmp ds: a drug name, not a folder")
-    found = leaks(tmp_path, reference.machine_paths(tmp_path))
+    found = leaks(tmp_path, portable.machine_paths(tmp_path))
     assert len(found) == 1 and found[0].startswith(f"study/run_record.json: {home} in ")

@@ -15,7 +15,7 @@ import pytest
 from labkit import studies
 from labkit.errors import DataError, ParameterError
 from labkit.records import RECORD_NAME
-from labkit.run import reference
+from labkit.run import docs_blocks, portable, reference
 
 
 @pytest.fixture(autouse=True)
@@ -192,9 +192,9 @@ def test_a_machine_path_anywhere_stops_the_build_naming_file_and_path(tmp_path, 
 
 
 def test_path_leaks_match_whole_components_only():
-    assert reference.path_leaks("/work/main/figures and /work/mainline", ["/work/main"]) == ["/work/main"]
-    assert reference.path_leaks("/work/mainline /work/main_x", ["/work/main"]) == []
-    assert "/tmp" in reference.machine_paths() and str(studies.CHECKOUT) in reference.machine_paths()
+    assert portable.path_leaks("/work/main/figures and /work/mainline", ["/work/main"]) == ["/work/main"]
+    assert portable.path_leaks("/work/mainline /work/main_x", ["/work/main"]) == []
+    assert "/tmp" in portable.machine_paths() and str(studies.CHECKOUT) in portable.machine_paths()
 
 
 def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
@@ -231,14 +231,14 @@ def test_update_docs_fills_blocks_from_the_record_and_is_idempotent(tmp_path):
     page.write_text(
         "# S\n\nBefore.\n\n<!-- results:scaling_laws/fit_params.md -->\nstale 9.99\n<!-- /results -->\n\nAfter.\n"
     )
-    assert reference.update_docs(docs, results) == [page]
+    assert docs_blocks.update_docs(docs, results) == [page]
     text = page.read_text()
     assert "stale" not in text and "**Table fit_params.**" in text and "| 4 | 0.425 |" in text
     assert "(../results/scaling_laws/fit_params.md)" in text and text.endswith("<!-- /results -->\n\nAfter.\n")
-    assert reference.update_docs(docs, results) == []
+    assert docs_blocks.update_docs(docs, results) == []
     page.write_text("# S\n\n\n<!-- results:scaling_laws/nope.md -->\n<!-- /results -->\n")
     with pytest.raises(DataError, match=r"scaling_laws.md line 4: block names scaling_laws/nope.md"):
-        reference.update_docs(docs, results)
+        docs_blocks.update_docs(docs, results)
 
 
 def test_command_line(tmp_path, capsys):

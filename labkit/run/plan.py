@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ from labkit import studies
 from labkit.config import active_profile
 from labkit.errors import ParameterError
 from labkit.params import check as check_schema
-from labkit.params import parse_value
 from labkit.studies import Study
 
 JSON_TYPES = (str, int, float, bool, type(None), list, dict)
@@ -186,3 +186,36 @@ def plan(
         checked = check_schema(entry.id, params)
         tasks += [Task(entry, checked, seed) for seed in (seeds or [None])]
     return tasks
+
+
+_NUMBERISH = re.compile(r"^[+-]?[0-9.][0-9._,eE+-]*$")
+_PYTHON_WORDS = {"None": "null", "True": "true", "False": "false"}
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """A ``-p key=value`` value: JSON when it parses; a plain string when it does not look like
+    JSON; a :class:`ParameterError` naming ``key`` when it looks like JSON but is broken.
+
+    >>> parse_value("epochs", "3"), parse_value("name", "minilm"), parse_value("m", '["a"]')
+    (3, 'minilm', ['a'])
+    >>> parse_value("sweep_sizes", "[not json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    labkit.errors.ParameterError: sweep_sizes: value '[not json' looks like JSON but does not ...
+    """
+    text = raw.strip()
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except (json.JSONDecodeError, ValueError) as exc:
+        if text in _PYTHON_WORDS:
+            raise ParameterError(
+                f"{key}: value {raw!r} is Python, not JSON; write {key}={_PYTHON_WORDS[text]}"
+            ) from None
+        constant = not isinstance(exc, json.JSONDecodeError)  # NaN / Infinity
+        if text[:1] in '[{"' or _NUMBERISH.match(text) or constant:
+            why = str(exc)
+            raise ParameterError(f"{key}: value {raw!r} looks like JSON but does not parse: {why}") from None
+        return raw
