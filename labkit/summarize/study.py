@@ -34,7 +34,7 @@ import labkit.data as data
 from labkit import io
 from labkit.errors import ParameterError
 from labkit.lm import TinyLMConfig, train_tiny_lm
-from labkit.summarize import evaluate, guards, metrics, selector
+from labkit.summarize import evaluate, guards, metrics, selector, selector_data
 from labkit.summarize.base import Summarizer
 from labkit.summarize.baselines import ConstantSummary, RandomSentences
 from labkit.summarize.data import Item, load_jsonl, qmsum_items
@@ -82,8 +82,8 @@ def training_queries(cfg: dict[str, Any], train: Sequence[Item]) -> list:
     """The selector's training queries: QMSum's training meetings with their relevant spans, or
     a user's fine-tuning items (:func:`load_items`' second part) when ``items_jsonl`` is set."""
     if cfg.get("items_jsonl"):
-        return selector.queries_from_items(train)
-    return selector.queries_from_meetings(data.load("qmsum")["train"], cfg["finetune_train_meetings"])
+        return selector_data.queries_from_items(train)
+    return selector_data.queries_from_meetings(data.load("qmsum")["train"], cfg["finetune_train_meetings"])
 
 
 def generation_items(items: Sequence[Item], meetings: int) -> list[Item]:

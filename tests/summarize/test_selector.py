@@ -8,11 +8,10 @@ from labkit.data.parsers import Meeting, Query, Turn
 from labkit.errors import DataError, ParameterError
 from labkit.summarize.data import Item
 from labkit.summarize.extractive import sentences
-from labkit.summarize.selector import (
+from labkit.summarize.selector import SelectorConfig, TurnSelector, triplet_options
+from labkit.summarize.selector_data import (
     GENERAL_QUERY,
-    SelectorConfig,
     TrainQuery,
-    TurnSelector,
     queries_from_items,
     queries_from_meetings,
     training_triplets,
@@ -52,7 +51,7 @@ def test_spans_label_sentences_of_relevant_turns_and_general_queries_use_the_ora
     assert [q.kind for q in queries] == ["general", "specific"]
     assert queries[0].anchor == GENERAL_QUERY and queries[0].relevant is None
     assert queries[1].relevant == frozenset({2, 3})  # QMSum spans are inclusive turn ranges
-    triplets = training_triplets(queries, SelectorConfig(positives_per_query=5))
+    triplets = training_triplets(queries, **triplet_options(SelectorConfig(positives_per_query=5)))
     spec = triplets["specific"]
     assert set(spec["anchor"]) == {"What did the group say about the budget?"}
     assert all("remote" in p for p in spec["positive"]) and len(spec["positive"]) == 2
@@ -70,7 +69,7 @@ def test_spans_label_sentences_of_relevant_turns_and_general_queries_use_the_ora
 def test_training_refuses_queries_without_any_usable_sentence():
     bare = [TrainQuery("What?", ("A: yes.", "B: no."), frozenset({0}), "ref", "specific")]
     with pytest.raises(DataError, match="no training triplets"):
-        training_triplets(bare, SelectorConfig())
+        training_triplets(bare, **triplet_options(SelectorConfig()))
     with pytest.raises(ParameterError, match="positives_per_query"):
         SelectorConfig(positives_per_query=0)
 
@@ -86,7 +85,7 @@ def test_a_users_items_train_with_oracle_labels():
     )
     [q] = queries_from_items([item])
     assert q.relevant is None and q.anchor == "Budget?"
-    assert training_triplets([q], SelectorConfig())["specific"]["positive"]
+    assert training_triplets([q], **triplet_options(SelectorConfig()))["specific"]["positive"]
 
 
 def test_zero_shot_selector_picks_the_turn_that_answers_the_query():
