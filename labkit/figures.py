@@ -13,7 +13,6 @@ record's warnings, or raise with ``LABKIT_STRICT_FIGURES=1`` (tests)."""
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -26,9 +25,15 @@ from labkit import io, records
 from labkit.errors import LabkitError
 from labkit.figcheck import LOG_DECADES, MIN_LOG_DECADES, check_figure, readable
 from labkit.paths import figures_dir, study_dir
+from labkit.png import png_server, render_png
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+#: both axes of the house style: light grid, a dark axis line, ticks outside
+_AXIS = dict(
+    showgrid=True, gridcolor="#e5e5e5", zeroline=False, linecolor="#444", ticks="outside", showline=True, mirror=False
+)
 
 pio.templates["labkit"] = go.layout.Template(
     layout=go.Layout(
@@ -37,31 +42,13 @@ pio.templates["labkit"] = go.layout.Template(
         colorway=PALETTE,
         paper_bgcolor="white",
         plot_bgcolor="white",
-        xaxis=dict(
-            showgrid=True,
-            gridcolor="#e5e5e5",
-            zeroline=False,
-            linecolor="#444",
-            ticks="outside",
-            showline=True,
-            mirror=False,
-        ),
-        yaxis=dict(
-            showgrid=True,
-            gridcolor="#e5e5e5",
-            zeroline=False,
-            linecolor="#444",
-            ticks="outside",
-            showline=True,
-            mirror=False,
-        ),
+        xaxis=_AXIS,
+        yaxis=_AXIS,
         legend=dict(bgcolor="rgba(255,255,255,0.8)", borderwidth=0),
         margin=dict(l=70, r=30, t=70, b=60),
     )
 )
 pio.templates.default = "plotly_white+labkit"
-
-_PNG_STATE = {"checked": False, "ok": False}
 
 
 def decades(values) -> float:
@@ -102,48 +89,6 @@ def axis_type_for(values, log_above: float = LOG_DECADES) -> str:
     x = np.asarray(values, dtype=float).ravel()
     x = x[np.isfinite(x)]
     return "log" if len(x) and (x > 0).all() and decades(x) > log_above else "linear"
-
-
-def browser_path() -> str | None:
-    """The Chromium kaleido will drive: ``$BROWSER_PATH`` or a chromium on PATH."""
-    for candidate in (
-        os.environ.get("BROWSER_PATH"),
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-        shutil.which("google-chrome"),
-    ):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
-
-
-def _png_server() -> bool:
-    """Start one kaleido browser for this process (mathjax off: no CDN offline)."""
-    if not _PNG_STATE["checked"]:
-        _PNG_STATE["checked"] = True
-        path = browser_path()
-        if path is None:
-            warnings.warn(
-                "no Chromium found (install Debian's `chromium` or set BROWSER_PATH): "
-                "figures are written as HTML only, without PNG",
-                stacklevel=3,
-            )
-            return False
-        os.environ["BROWSER_PATH"] = path
-        import kaleido
-
-        kaleido.start_sync_server(mathjax=False, n=1, timeout=120, silence_warnings=True)
-        _PNG_STATE["ok"] = True
-    return _PNG_STATE["ok"]
-
-
-def render_png(fig: go.Figure, width: int = 900, height: int = 520, scale: float = 2.0) -> bytes | None:
-    """PNG bytes of ``fig``, or None when no browser is available."""
-    if not _png_server():
-        return None
-    import kaleido
-
-    return kaleido.calc_fig_sync(fig, opts={"format": "png", "width": width, "height": height, "scale": scale})
 
 
 def label_positions(x, y, near: tuple[float, float] = (0.06, 0.06)) -> list[str]:
@@ -292,7 +237,7 @@ def _target(record: records.RunRecord | str) -> tuple[str, records.RunRecord | N
 
 def _check(fig: go.Figure, study: str, record, name: str, skip) -> list[str]:
     """Run the figure check (needs the kaleido browser); warn in the record or raise."""
-    if not _png_server():
+    if not png_server():
         return []
     problems = check_figure(fig, skip=skip)
     if problems:

@@ -15,8 +15,8 @@ from typing import Any
 from labkit import config, params, records
 from labkit import device as device_rule
 from labkit.errors import LabkitError
-from labkit.figures import browser_path
 from labkit.paths import study_dir
+from labkit.png import browser_path
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -3,17 +3,17 @@
 import plotly.graph_objects as go
 import pytest
 
-from labkit import figcheck, figures
+from labkit import figcheck, figures, png
 from labkit.errors import LabkitError
 
 pytestmark = pytest.mark.skipif(
-    figures.browser_path() is None, reason="the figure check lays figures out in kaleido's Chromium"
+    png.browser_path() is None, reason="the figure check lays figures out in kaleido's Chromium"
 )
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _browser():
-    assert figures._png_server()
+    assert png.png_server()
 
 
 def test_good_figure_has_no_problems():
@@ -158,7 +158,7 @@ def test_study_figures_pick_their_axis_from_the_data():
     import pandas as pd
 
     from labkit.anchor.figures import latency_figure
-    from labkit.embeddings.study import epoch_figure
+    from labkit.embeddings.figures import epoch_figure
 
     heads = pd.DataFrame(
         {

@@ -5,7 +5,7 @@ The layers, lowest first (README, "Architecture"):
 0. **foundation** -- errors, io, paths, stats, device, timing, studies (the registry: names and
    files only), params, config: no torch, no pandas at import, usable from anywhere;
 1. **infrastructure** -- text, data, models, modelcache, training, carbon, lm, records,
-   figcheck, figures, notebook, cluster, embedders: what studies are built from;
+   figcheck, histograms, png, figures, notebook, cluster, embedders: what studies are built from;
 2. **studies** -- embeddings, anchor, summarize, scaling, overview: each imports layers 0-1 and
    never another study;
 3. **tools** -- explore (reads a study's outputs, may use its package) and run (runs notebooks,
@@ -48,6 +48,8 @@ LAYERS = {
         "lm",
         "records",
         "figcheck",
+        "histograms",
+        "png",
         "figures",
         "notebook",
         "cluster",

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from labkit import carbon, config, figures, io, notebook, records
+from labkit import carbon, config, figures, io, notebook, png, records
 from labkit.errors import LabkitError, ParameterError
 from labkit.run import gallery
 
@@ -61,7 +61,7 @@ def test_figure_and_table_are_written_and_recorded(out):
     paths = figures.save_figure(fig, record, "line", "A line.", show=False)
     figures.save_table(pd.DataFrame({"a": [1.5, 2.25]}), record, "numbers", "Two numbers.")
     assert paths["html"].read_text().count("<html") == 1
-    if figures.browser_path():
+    if png.browser_path():
         assert paths["png"].read_bytes()[:8] == notebook.PNG_MAGIC
     assert (out / "unit" / "numbers.md").read_text().startswith("**Two numbers.**")
     saved = json.loads(record.finish().read_text())

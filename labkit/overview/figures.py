@@ -13,6 +13,7 @@ import pandas as pd
 from labkit.data.parsers import Meeting
 from labkit.figcheck import MIN_LOG_DECADES
 from labkit.figures import PALETTE, axis_type_for
+from labkit.histograms import bin_edges, histogram_bar, log_range
 from labkit.text import word_count
 
 
@@ -111,28 +112,15 @@ def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokeni
     fig = go.Figure()
     top = 1.0
     if len(tokens):
-        lo, hi = tokens.min(), tokens.max()
-        if lo == hi:
-            edges = np.array([lo * 0.95, hi * 1.05])
-        elif kind == "log":
-            edges = np.geomspace(lo, hi, max(2, min(bins, len(tokens))) + 1)
-        else:
-            edges = np.linspace(lo, hi, max(2, min(bins, len(tokens))) + 1)
+        edges = bin_edges(tokens, kind, bins)
         for i, (split, part) in enumerate(meetings.groupby("split", sort=False)):
-            counts, _ = np.histogram(part["tokens"].to_numpy(float), bins=edges)
-            top = max(top, float(counts.max()))
-            fig.add_trace(
-                go.Bar(
-                    x=(edges[:-1] + edges[1:]) / 2,
-                    y=counts,
-                    width=np.diff(edges),
-                    name=f"{split} meetings",
-                    opacity=0.75,
-                    marker=dict(color=PALETTE[i % len(PALETTE)], line=dict(width=0.5, color="white")),
-                    customdata=np.stack([edges[:-1], edges[1:]], axis=1),
-                    hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} tokens: %{y} meetings<extra></extra>",
-                )
+            marker = dict(color=PALETTE[i % len(PALETTE)], line=dict(width=0.5, color="white"))
+            values = part["tokens"].to_numpy(float)
+            bar, tallest = histogram_bar(
+                values, edges, "meetings", name=f"{split} meetings", opacity=0.75, marker=marker
             )
+            fig.add_trace(bar)
+            top = max(top, tallest)
     colours = [PALETTE[3], PALETTE[4], PALETTE[2], PALETTE[7]]  # no pale yellow line
     for i, context in enumerate(contexts):
         fig.add_trace(
@@ -150,8 +138,7 @@ def qmsum_lengths_figure(meetings: pd.DataFrame, contexts: Sequence[int], tokeni
         title=f"tokens ({tokenizer} tokenizer)" + (", log scale" if kind == "log" else ""),
     )
     if len(everything) and kind == "log":
-        lo, hi = np.log10(everything.min()), np.log10(everything.max())
-        fig.update_xaxes(range=[lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)])
+        fig.update_xaxes(range=log_range(everything))
     elif len(everything):
         fig.update_xaxes(range=[0, everything.max() * 1.05])
     fig.update_yaxes(title="meetings", rangemode="tozero")

@@ -4,7 +4,7 @@ Every figure that shows systems marks a degenerate one (:mod:`labkit.summarize.g
 one not above the floor (:mod:`labkit.summarize.floors`) in its label (``"<name> ⚠ degenerate:
 loops, duplicates"``, ``"<name> ⚠ not above floor"``) and names it in the title, so a PNG seen
 alone carries the caveat. Axes are log only where the data span more than
-:data:`LOG_DECADES` decades (:func:`labkit.figures.axis_type_for`), with ranges computed from
+:data:`labkit.figcheck.LOG_DECADES` decades (:func:`labkit.figures.axis_type_for`), with ranges computed from
 the data (a histogram on a plotly log axis bins in log units with a linear bin size, which once
 stretched the prompt-length axis to 10^277: histograms here are binned with numpy and drawn as
 bars).
@@ -19,9 +19,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from labkit.figcheck import LOG_DECADES  # noqa: F401  (one threshold for every study)
 from labkit.figures import PALETTE, axis_type_for, label_positions
-from labkit.figures import decades as _decades
+from labkit.histograms import bin_edges, histogram_bar, log_range
 from labkit.summarize import evaluate, floors, guards
 from labkit.summarize.meaning import MEANING, MEANING_LABEL
 from labkit.summarize.tables import LABELS, system_label
@@ -42,11 +41,6 @@ def _layout_title(text: str, xref: str = "paper") -> dict:
         xref=xref,
         xanchor="left",
     )
-
-
-# One rule for every study's axes (labkit.figures.axis_type_for), kept under the old names.
-decades = _decades
-axis_type = axis_type_for
 
 
 def _one_row_per_run(scores: pd.DataFrame) -> pd.DataFrame:
@@ -221,7 +215,7 @@ def pareto_figure(scores: pd.DataFrame, instruction: str = "medium") -> go.Figur
     places = {}  # per panel, a label side per point so that close points' numbers do not collide
     for cost, _ in costs:
         values = frame[cost].to_numpy(float)
-        kind = axis_type(values)
+        kind = axis_type_for(values)
         shown = np.log10(np.where(values > 0, values, np.nan)) if kind == "log" else values
         places[cost] = label_positions(
             np.nan_to_num(shown), frame["rouge1"].to_numpy(float), near=(0.12, 0.05)
@@ -262,7 +256,7 @@ def pareto_figure(scores: pd.DataFrame, instruction: str = "medium") -> go.Figur
             )
     for col, (cost, label) in enumerate(costs, start=1):
         values = frame[cost].to_numpy(float)
-        kind = axis_type(values)
+        kind = axis_type_for(values)
         fig.update_xaxes(type=kind, title=label, row=1, col=col)
         finite = values[np.isfinite(values)]
         if len(finite) and kind == "log":
@@ -320,31 +314,13 @@ def lengths_figure(lengths: pd.DataFrame, contexts: dict[str, int], bins: int = 
     tokens = lengths["prompt_tokens"].to_numpy(float)
     tokens = tokens[np.isfinite(tokens) & (tokens > 0)]
     everything = np.concatenate([tokens, np.asarray(list(contexts.values()), float)])
-    kind = axis_type(everything)
+    kind = axis_type_for(everything)
     fig = go.Figure()
+    top = 1.0
     if len(tokens):
-        n = max(1, min(bins, len(tokens)))
-        if tokens.min() == tokens.max():
-            edges = np.array([tokens.min() * 0.95, tokens.max() * 1.05])
-        elif kind == "log":
-            edges = np.geomspace(tokens.min(), tokens.max(), n + 1)
-        else:
-            edges = np.linspace(tokens.min(), tokens.max(), n + 1)
-        counts, edges = np.histogram(tokens, bins=edges)
-        fig.add_trace(
-            go.Bar(
-                x=(edges[:-1] + edges[1:]) / 2,
-                y=counts,
-                width=np.diff(edges),
-                marker=dict(color=PALETTE[0], line=dict(width=0.5, color="white")),
-                name="prompts",
-                customdata=np.stack([edges[:-1], edges[1:]], axis=1),
-                hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} tokens: %{y} items<extra></extra>",
-            )
-        )
-        top = float(counts.max())
-    else:
-        top = 1.0
+        marker = dict(color=PALETTE[0], line=dict(width=0.5, color="white"))
+        bar, top = histogram_bar(tokens, bin_edges(tokens, kind, bins), "items", name="prompts", marker=marker)
+        fig.add_trace(bar)
     for i, (model, context) in enumerate(contexts.items()):
         fig.add_trace(
             go.Scatter(
@@ -359,8 +335,7 @@ def lengths_figure(lengths: pd.DataFrame, contexts: dict[str, int], bins: int = 
         type=kind, title="prompt tokens (transcript + instruction)", rangemode="normal" if kind == "log" else "tozero"
     )
     if len(everything) and kind == "log":
-        lo, hi = np.log10(everything.min()), np.log10(everything.max())
-        fig.update_xaxes(range=[lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)])
+        fig.update_xaxes(range=log_range(everything))
     fig.update_yaxes(title="items", rangemode="tozero")
     fig.update_layout(
         title=_layout_title("Transcript prompts against model contexts"),

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labkit import figcheck, figures
+from labkit import figcheck, png
 from labkit.summarize import plots
 
 needs_browser = pytest.mark.skipif(
-    figures.browser_path() is None, reason="the figure check lays figures out in kaleido's Chromium"
+    png.browser_path() is None, reason="the figure check lays figures out in kaleido's Chromium"
 )
 CONTEXTS = {"tiny LM (ours)": 256, "FLAN-T5": 2048, "LLaMA-2": 4096, "GPT-3.5-turbo-16k": 16384}
 
@@ -98,7 +98,7 @@ def test_prompt_lengths_axis_holds_the_data(tokens, kind):
 
 @needs_browser
 def test_study_figures_pass_the_figure_check():
-    assert figures._png_server()
+    assert png.png_server()
     scores = _scores()
     two_kinds = pd.concat(
         [scores.assign(queries="general"), scores.assign(queries="specific"), scores.assign(queries="all")],
