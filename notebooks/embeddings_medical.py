@@ -43,7 +43,7 @@ import pandas as pd
 
 from labkit import notebook
 from labkit.carbon import CarbonSession
-from labkit.embeddings import PROFILES, figures, study
+from labkit.embeddings import PROFILES, figures, study, tables
 from labkit.figures import save_figure, save_table
 from labkit.io import sha256_file
 
@@ -117,7 +117,7 @@ tuned
 # Threshold chosen on the training doctors only; 95% intervals resample question groups (both pairs of a `question_1` together).
 
 # %%
-results = study.results_table(systems, pairs, cfg["bootstrap"], seed, power_method=power)
+results = tables.results_table(systems, pairs, cfg["bootstrap"], seed, power_method=power)
 save_table(
     results,
     record,
@@ -126,11 +126,11 @@ save_table(
     "intervals resampled by question group (threshold chosen on the training doctors only), "
     f"then training seconds and training energy per system. {carbon.caption}",
 )
-save_table(study.pair_scores(pairs, systems), record, "pair_scores", "Score of every pair under every system")
+save_table(tables.pair_scores(pairs, systems), record, "pair_scores", "Score of every pair under every system")
 save_table(
-    study.thresholds(results), record, "thresholds", "Threshold (training doctors) and held-out accuracy per system"
+    tables.thresholds(results), record, "thresholds", "Threshold (training doctors) and held-out accuracy per system"
 )
-study.record_headlines(record, results)
+tables.record_headlines(record, results)
 results[["system", "kind", "accuracy", "accuracy_low", "accuracy_high", "f1", "roc_auc", "training_seconds"]]
 
 # %% [markdown]
@@ -139,7 +139,7 @@ results[["system", "kind", "accuracy", "accuracy_low", "accuracy_high", "f1", "r
 # The same accuracy, its interval resampled by single pairs (as before), by question group (every other table) and by doctor (3 test doctors: 10 distinct resamples, no real interval; the seed rotation is the doctor-level spread).
 
 # %%
-units = study.interval_units_table(systems, pairs, cfg["bootstrap"], seed)
+units = tables.interval_units_table(systems, pairs, cfg["bootstrap"], seed)
 save_table(
     units,
     record,
@@ -157,7 +157,7 @@ units.pivot(index="system", columns="unit", values="width")
 
 # %%
 reference = next(iter(systems.scores))
-paired = study.paired_table(systems, pairs, results, reference, cfg["bootstrap"], seed)
+paired = tables.paired_table(systems, pairs, results, reference, cfg["bootstrap"], seed)
 save_table(
     paired,
     record,
@@ -166,7 +166,7 @@ save_table(
     "(better / worse / no clear difference), difference in held-out accuracy and ROC-AUC, "
     "95% interval and two-sided p-value, resampled by question group",
 )
-versus_base = study.versus_base_table(systems, pairs, results, cfg["bootstrap"], seed)
+versus_base = tables.versus_base_table(systems, pairs, results, cfg["bootstrap"], seed)
 save_table(
     versus_base,
     record,
@@ -185,7 +185,7 @@ versus_base
 # Seconds come first: where codecarbon has no power counter, its energy is an estimate from CPU load x TDP, seconds x a modelled power (the `mean_power_w` column shows it).
 
 # %%
-epochs = study.epochs_table(systems, power)
+epochs = tables.epochs_table(systems, power)
 inference = pd.DataFrame(systems.inference)
 save_table(
     epochs,

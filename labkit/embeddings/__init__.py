@@ -4,7 +4,8 @@ The embedders themselves (``make_embedder(spec)``: sentence-transformers, HF enc
 CLS/mean pooling, TF-IDF+LSA, OpenAI and Google) live in :mod:`labkit.embedders`, shared with
 the summarization study and re-exported here. Modules: :mod:`.similarity` (doctor-wise splits,
 thresholds, metrics, bootstrap tests), :mod:`.siamese` (a head on frozen embeddings, full
-encoder fine-tuning), :mod:`.study` (the notebook's steps).
+encoder fine-tuning), :mod:`.study` (the notebook's steps: pairs, systems), :mod:`.tables` (its
+tables and headlines), :mod:`.figures`.
 """
 
 from labkit.embedders import (

@@ -12,7 +12,7 @@ import pytest
 from labkit.embedders import make_embedder, registry
 from labkit.embedders.api_providers import unreachable_reason
 from labkit.embedders.base import Embedder
-from labkit.embeddings import similarity, study
+from labkit.embeddings import similarity, study, tables
 from labkit.errors import ParameterError, ProviderError
 
 TEXTS = ["Is a fever of 39C dangerous?", "Can I take ibuprofen with aspirin?"]
@@ -118,7 +118,7 @@ def test_study_keeps_local_results_and_marks_the_offline_api_failed(offline_open
     assert failed["reason"].startswith("failed: openai:text-embedding-3-small: cannot reach")
     assert offline_openai in failed["reason"]
 
-    results = study.results_table(systems, pairs, n_resamples=50)
+    results = tables.results_table(systems, pairs, n_resamples=50)
     row = results.set_index("system").loc["openai-3-small"]
     assert row["status"].startswith("failed: ") and offline_openai in row["status"]
     assert np.isnan(row["accuracy"])
@@ -126,9 +126,9 @@ def test_study_keeps_local_results_and_marks_the_offline_api_failed(offline_open
     assert list(ok["system"]) == ["MiniLM-L6-v2", "TF-IDF+LSA"] and ok["accuracy"].notna().all()
     assert ok.set_index("system").loc["MiniLM-L6-v2", "accuracy"] > 0.6  # a real, working model
     # everything downstream still runs on the systems that worked
-    assert list(study.thresholds(results)["system"]) == ["MiniLM-L6-v2", "TF-IDF+LSA"]
-    assert "openai-3-small" not in study.pair_scores(pairs, systems).columns
-    paired = study.paired_table(systems, pairs, results, "MiniLM-L6-v2", n_resamples=50)
+    assert list(tables.thresholds(results)["system"]) == ["MiniLM-L6-v2", "TF-IDF+LSA"]
+    assert "openai-3-small" not in tables.pair_scores(pairs, systems).columns
+    paired = tables.paired_table(systems, pairs, results, "MiniLM-L6-v2", n_resamples=50)
     assert list(paired["system"]) == ["TF-IDF+LSA"]
     # the caller gets one message per provider that did not run, for record.warn
     [message] = systems.warnings()
@@ -154,7 +154,7 @@ def test_any_exception_from_a_provider_is_isolated(monkeypatch):
     reasons = {s["spec"]: s["reason"] for s in systems.failed}
     assert reasons["broken:x"] == "failed: RuntimeError: CUDA out of memory"
     assert reasons["st:no-such-org/no-model"].startswith("failed: ")  # model not found
-    results = study.results_table(systems, pairs, n_resamples=20)
+    results = tables.results_table(systems, pairs, n_resamples=20)
     assert (results["status"] == "ok").sum() == 1 and results["status"].str.startswith("failed").sum() == 2
 
 
@@ -163,7 +163,7 @@ def test_skipped_and_failed_are_told_apart(offline_openai):
     systems = study.embed_pairs(pairs, ["tfidf-lsa:4", "google:gemini-embedding-001", "openai:text-embedding-3-small"])
     statuses = {s["spec"]: s["status"] for s in systems.skipped}
     assert statuses == {"google:gemini-embedding-001": "skipped", "openai:text-embedding-3-small": "failed"}
-    results = study.results_table(systems, pairs, n_resamples=20).set_index("system")
+    results = tables.results_table(systems, pairs, n_resamples=20).set_index("system")
     assert results.loc["google-gemini-embedding-001", "status"].startswith("skipped: GEMINI_API_KEY")
     assert results.loc["openai-3-small", "status"].startswith("failed: ")
     assert systems.warnings()[0].startswith("skipped google:gemini-embedding-001: ")

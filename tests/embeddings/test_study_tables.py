@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from labkit import carbon, figcheck
-from labkit.embeddings import figures, study
+from labkit.embeddings import figures, study, tables
 
 ESTIMATE = "CPU estimated from CPU load x TDP (no RAPL access); RAM estimated from installed memory"
 MEASURED = "CPU measured (RAPL counters); RAM estimated from installed memory"
@@ -60,8 +60,8 @@ def systems_for(pairs: pd.DataFrame, seed: int = 0) -> study.Systems:
 def test_each_trained_system_is_tested_against_its_own_base():
     pairs = mqp_like()
     systems = systems_for(pairs)
-    results = study.results_table(systems, pairs, n_resamples=200, power_method=ESTIMATE)
-    table = study.versus_base_table(systems, pairs, results, n_resamples=200).set_index("system")
+    results = tables.results_table(systems, pairs, n_resamples=200, power_method=ESTIMATE)
+    table = tables.versus_base_table(systems, pairs, results, n_resamples=200).set_index("system")
     assert list(table.index) == ["base+siamese", "copy+siamese"]
     assert list(table["base"]) == ["base", "copy"] and set(table["kind"]) == {"Siamese head"}
     assert table.loc["base+siamese", "accuracy_verdict"] == "better"
@@ -77,7 +77,7 @@ def test_each_trained_system_is_tested_against_its_own_base():
 def test_results_resample_question_groups_and_put_seconds_before_energy():
     pairs = mqp_like()
     systems = systems_for(pairs)
-    results = study.results_table(systems, pairs, n_resamples=100, power_method=ESTIMATE)
+    results = tables.results_table(systems, pairs, n_resamples=100, power_method=ESTIMATE)
     row = results.set_index("system").loc["base+siamese"]
     assert row["heldout_pairs"] == 160 and row["heldout_groups"] == 80
     assert row["training_seconds"] == pytest.approx(1.0)
@@ -91,7 +91,7 @@ def test_results_resample_question_groups_and_put_seconds_before_energy():
 
 def test_interval_units_table_compares_pair_question_and_doctor_resampling():
     pairs = mqp_like()
-    units = study.interval_units_table(systems_for(pairs), pairs, n_resamples=100)
+    units = tables.interval_units_table(systems_for(pairs), pairs, n_resamples=100)
     base = units[units["system"] == "base"].set_index("unit")
     assert list(base.index) == ["pair", "question group", "doctor"]
     assert list(base["units"]) == [160, 80, 2]
@@ -101,11 +101,11 @@ def test_interval_units_table_compares_pair_question_and_doctor_resampling():
 
 def test_epochs_table_says_what_the_energy_is():
     systems = systems_for(mqp_like())
-    table = study.epochs_table(systems, ESTIMATE)
+    table = tables.epochs_table(systems, ESTIMATE)
     assert list(table.columns[:3]) == ["system", "epoch", "seconds"]
     assert table["mean_power_w"].to_numpy() == pytest.approx(27.0)
     assert set(table["energy_basis"]) == {"estimated (CPU load x TDP)"}
-    assert set(study.epochs_table(systems, MEASURED)["energy_basis"]) == {"measured (RAPL)"}
+    assert set(tables.epochs_table(systems, MEASURED)["energy_basis"]) == {"measured (RAPL)"}
 
 
 def test_energy_labels_and_captions():
@@ -128,10 +128,10 @@ def test_energy_labels_and_captions():
 
 def test_epoch_figure_shows_seconds_above_energy_named_estimated():
     systems = systems_for(mqp_like())
-    fig = figcheck.readable(figures.epoch_figure(study.epochs_table(systems, ESTIMATE), ESTIMATE))
+    fig = figcheck.readable(figures.epoch_figure(tables.epochs_table(systems, ESTIMATE), ESTIMATE))
     assert fig.layout.yaxis.title.text.startswith("seconds")
     assert fig.layout.yaxis2.title.text.startswith("estimated mWh")
     assert "estimated" in fig.layout.title.text.lower()
     assert figcheck.check_figure(fig) == []
-    measured = figures.epoch_figure(study.epochs_table(systems, MEASURED), MEASURED)
+    measured = figures.epoch_figure(tables.epochs_table(systems, MEASURED), MEASURED)
     assert measured.layout.yaxis2.title.text.startswith("measured mWh")

@@ -221,7 +221,7 @@ def test_malformed_summaries_line_is_named(summaries_results):
 
 def test_embeddings_explorer_reads_what_the_study_writes(tmp_path):
     """The contract end to end: labkit.embeddings.study's tables, with question texts."""
-    from labkit.embeddings import study
+    from labkit.embeddings import study, tables
     from labkit.explore import embeddings
 
     rng = np.random.default_rng(1)
@@ -240,10 +240,10 @@ def test_embeddings_explorer_reads_what_the_study_writes(tmp_path):
         scores={"MiniLM": rng.random(n), "MiniLM+siamese": rng.random(n)},
         kind={"MiniLM": "zero-shot cosine", "MiniLM+siamese": "Siamese head"},
     )
-    results = study.results_table(systems, pairs, n_resamples=20)
+    results = tables.results_table(systems, pairs, n_resamples=20)
     folder = write_record(tmp_path, "embeddings_medical")
-    study.pair_scores(pairs, systems).to_csv(folder / "pair_scores.csv", index=False)
-    study.thresholds(results).to_csv(folder / "thresholds.csv", index=False)
+    tables.pair_scores(pairs, systems).to_csv(folder / "pair_scores.csv", index=False)
+    tables.thresholds(results).to_csv(folder / "thresholds.csv", index=False)
     ui = embeddings.explorer(tmp_path)
     dropdown = [w for w in walk(ui) if isinstance(w, widgets.Dropdown)]
     assert list(dropdown[0].options) == ["MiniLM", "MiniLM+siamese"]  # texts are not systems
