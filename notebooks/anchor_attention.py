@@ -48,8 +48,6 @@ device = None  # "cpu", "cuda", "cuda:N", "mps"; None: $LABKIT_DEVICE, else CUDA
 mixed_precision = None  # False: float32 everywhere; None: bf16 where the device supports it
 
 # %%
-import pandas as pd
-
 import labkit.anchor as anchor
 from labkit import notebook
 from labkit.anchor import study
@@ -89,25 +87,7 @@ with CarbonSession(country) as carbon:
 record.add_energy("training", carbon.total())
 spec, anchored, heldout = setup["spec"], setup["anchored"], setup["heldout"]
 model, tokenizer = setup["models"]["anchor-trained"]
-base_metrics = setup["base_metrics"]
-training = pd.DataFrame(
-    [
-        {
-            "model": setup["base_name"],
-            "role": "base",
-            **{k: base_metrics.get(k) for k in ("train_loss", "heldout_loss", "steps", "train_tokens", "wall_s")},
-        },
-        {
-            "model": anchored.name,
-            "role": f"AnLLM-{spec.mode.upper()} continued training",
-            **{
-                k: anchored.metrics[k]
-                for k in ("train_loss", "steps", "train_tokens", "context_length", "anchors_per_1k_tokens", "wall_s")
-            },
-            "attention": anchored.metrics.get("attention", "dense"),
-        },
-    ]
-)
+training = study.models_table(setup)
 save_table(training, record, "models", "Base model and anchor-trained model (continued training under the AnSAN mask)")
 training
 
@@ -220,13 +200,7 @@ latency = study.latency_sweep(
     progress=True,
 )
 speed = study.speedup_table(latency)
-past = sorted(speed.context[speed.past_training_length].tolist())
-past_note = (
-    f" Contexts {', '.join(map(str, past))} run past the model's training length ({setup['context']} tokens): "
-    "speed only, the continuations are meaningless."
-    if past
-    else ""
-)
+past_note = study.past_training_note(speed, setup["context"])
 save_table(
     latency,
     record,

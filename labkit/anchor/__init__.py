@@ -21,10 +21,8 @@ from labkit.anchor.anchors import (
 from labkit.anchor.cache import (
     AnchorCacheWarning,
     AnchorState,
-    anchor_cache_logits,
     anchor_prefill,
     anchor_step,
-    masked_forward_logits,
     prefill_chunk,
 )
 from labkit.anchor.decoding import (
@@ -57,6 +55,7 @@ from labkit.anchor.support import (
     kv_bytes_per_token,
     kv_cache_bytes,
 )
+from labkit.anchor.teacher_forced import anchor_cache_logits, masked_forward_logits
 
 __all__ = [
     "FEWSHOT_TASKS",

@@ -28,7 +28,8 @@ of every cache slot, plus a validity bit), so rows of different lengths and prun
 share one rectangular ``DynamicCache``; invalid slots are masked out. Left and right padding are
 both accepted (left padding is the usual choice for generation).
 
-Exactness: the logits of :func:`anchor_cache_logits` equal one full forward pass under
+Exactness: the logits of :func:`labkit.anchor.teacher_forced.anchor_cache_logits` (the same
+steps, teacher-forced) equal one full forward pass under
 :func:`labkit.anchor.masks.anchor_mask` with the same positions, because no pruned key is
 visible to any later query under the AnSAN rule (tested per supported family).
 """
@@ -52,9 +53,7 @@ from labkit.anchor.cache_state import (
     compact,
 )
 from labkit.anchor.masks import (
-    anchor_mask,
     bool_to_additive,
-    position_ids_from_attention_mask,
     rule_mask,
 )
 from labkit.anchor.support import (
@@ -80,8 +79,6 @@ __all__ = [
     "anchor_extend",
     "anchor_id_tensor",
     "compact",
-    "anchor_cache_logits",
-    "masked_forward_logits",
     "kv_cache_bytes",
     "kv_bytes_per_token",
     "OPEN_POLICIES",
@@ -365,50 +362,3 @@ def anchor_id_tensor(anchor_ids: Iterable[int], device: torch.device | str | Non
 
     device = device if device is not None else resolve_device()
     return torch.as_tensor(sorted({int(i) for i in anchor_ids}), dtype=torch.long, device=device)
-
-
-@torch.no_grad()
-def anchor_cache_logits(
-    model,
-    input_ids: torch.Tensor,
-    anchor_flags: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    *,
-    chunk: int = 64,
-    open_limit: int | None = None,
-    open_policy: str = "warn",
-) -> torch.Tensor:
-    """Teacher-forced logits ``(B, L, V)`` computed through the pruned cache (for perplexity).
-
-    The text is fed ``chunk`` tokens at a time; after each chunk the cache is pruned to anchors
-    plus the open sentence, so later tokens really are predicted from the reduced cache.
-    Logits at padded positions are meaningless (finite).
-    """
-    _check_open_policy(open_limit, open_policy)
-    input_ids, flags, attention_mask = _prepare(model, input_ids, anchor_flags, attention_mask)
-    if chunk is None:
-        raise ParameterError("chunk must be a positive int, got None")
-    chunk = prefill_chunk(input_ids.shape[1], input_ids.device, chunk)
-    B, L = input_ids.shape
-    state = _empty_state(model, B, input_ids.device, open_limit, open_policy)
-    parts = []
-    for start in range(0, L, chunk):
-        sl = slice(start, start + chunk)
-        parts.append(_forward_chunk(model, state, input_ids[:, sl], attention_mask[:, sl], flags[:, sl], want="all"))
-    return torch.cat(parts, dim=1)
-
-
-@torch.no_grad()
-def masked_forward_logits(
-    model, input_ids: torch.Tensor, anchor_flags: torch.Tensor, attention_mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """One full forward pass under the AnSAN mask with padding-aware absolute positions.
-
-    This is what training sees and what the pruned-cache path must reproduce. It builds the
-    dense ``L x L`` mask, so it is the *reference* for tests and short texts, never the
-    inference path.
-    """
-    input_ids, flags, attention_mask = _prepare(model, input_ids, anchor_flags, attention_mask)
-    mask = anchor_mask(flags, attention_mask, dtype=model_dtype(model))
-    pos = position_ids_from_attention_mask(attention_mask)
-    return model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=False).logits.float()

@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 
 from labkit.anchor.anchors import AnchorSpec, anchor_flags, anchor_token_ids
-from labkit.anchor.cache import anchor_cache_logits
 from labkit.anchor.support import model_device
+from labkit.anchor.teacher_forced import anchor_cache_logits
 from labkit.data import load
 from labkit.errors import DataUnavailableError, ParameterError
 

@@ -71,44 +71,27 @@ def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache l
         horizontal_spacing=0.24,
         subplot_titles=("KV-cache size and speed-up", "cached tokens per prompt"),
     )
-    fig.add_bar(
-        x=x,
-        y=speedups.kv_bytes_full / 2**20,
-        name="full cache",
-        marker_color=PALETTE[1],
-        legendgroup="full",
-        row=1,
-        col=1,
-    )
-    fig.add_bar(
-        x=x,
-        y=speedups.kv_bytes_anchor / 2**20,
-        name="anchor cache",
-        marker_color=PALETTE[0],
-        legendgroup="anchor",
-        row=1,
-        col=1,
-    )
-    fig.add_bar(
-        x=x,
-        y=speedups.tokens_full,
-        name="full cache: tokens",
-        marker_color=PALETTE[1],
-        legendgroup="full",
-        showlegend=False,
-        row=1,
-        col=2,
-    )
-    fig.add_bar(
-        x=x,
-        y=speedups.tokens_anchor,
-        name="anchor cache: tokens",
-        marker_color=PALETTE[0],
-        legendgroup="anchor",
-        showlegend=False,
-        row=1,
-        col=2,
-    )
+    for cache, color in (("full", PALETTE[1]), ("anchor", PALETTE[0])):
+        # left: KV bytes (one legend entry per cache); right: cached tokens, same colour
+        fig.add_bar(
+            x=x,
+            y=speedups[f"kv_bytes_{cache}"] / 2**20,
+            name=f"{cache} cache",
+            marker_color=color,
+            legendgroup=cache,
+            row=1,
+            col=1,
+        )
+        fig.add_bar(
+            x=x,
+            y=speedups[f"tokens_{cache}"],
+            name=f"{cache} cache: tokens",
+            marker_color=color,
+            legendgroup=cache,
+            showlegend=False,
+            row=1,
+            col=2,
+        )
     fig.add_scatter(
         x=x,
         y=speedups.speedup_vs_no_cache,

@@ -33,7 +33,7 @@ from labkit.anchor.anchors import (
     anchor_token_ids,
     insert_anchor_tokens,
 )
-from labkit.anchor.cache import anchor_cache_logits, anchor_prefill
+from labkit.anchor.cache import anchor_prefill
 from labkit.anchor.fewshot import FEWSHOT_TASKS, fewshot_accuracy, fewshot_items, fewshot_panel
 from labkit.anchor.figures import figure1, figure1_caption, latency_figure, memory_throughput_figure
 from labkit.anchor.latency import latency_sweep, speedup_table
@@ -42,6 +42,7 @@ from labkit.anchor.recall import RecallProbe, probe_vocab
 from labkit.anchor.recall_lm import train_recall_lm
 from labkit.anchor.support import kv_bytes_per_token, max_positions
 from labkit.anchor.targets import TARGETS, headline, kv_summary, results_table
+from labkit.anchor.teacher_forced import anchor_cache_logits
 from labkit.anchor.training import AnchorTrainConfig, train_anchor_lm
 from labkit.lm import TinyLMConfig, corpus_documents, load_causal_lm, train_tiny_lm
 from labkit.paths import study_dir
@@ -353,3 +354,37 @@ def setup_models(cfg: dict, base_model: str | None = None, carbon=None, progress
         "probe": probe,
         "vocab": vocab,
     }
+
+
+def models_table(setup: dict) -> pd.DataFrame:
+    """The ``models`` table: the base LM and its anchor-trained copy (continued training under
+    the AnSAN mask), with the training numbers each reports."""
+    base, anchored, spec = setup["base_metrics"], setup["anchored"], setup["spec"]
+    anchor_keys = ("train_loss", "steps", "train_tokens", "context_length", "anchors_per_1k_tokens", "wall_s")
+    return pd.DataFrame(
+        [
+            {
+                "model": setup["base_name"],
+                "role": "base",
+                **{k: base.get(k) for k in ("train_loss", "heldout_loss", "steps", "train_tokens", "wall_s")},
+            },
+            {
+                "model": anchored.name,
+                "role": f"AnLLM-{spec.mode.upper()} continued training",
+                **{k: anchored.metrics[k] for k in anchor_keys},
+                "attention": anchored.metrics.get("attention", "dense"),
+            },
+        ]
+    )
+
+
+def past_training_note(speed: pd.DataFrame, context: int) -> str:
+    """A caption sentence naming the contexts that run past the model's training length
+    (speed only there), or ``""`` when there are none."""
+    past = sorted(speed.context[speed.past_training_length].tolist())
+    if not past:
+        return ""
+    return (
+        f" Contexts {', '.join(map(str, past))} run past the model's training length ({context} tokens): "
+        "speed only, the continuations are meaningless."
+    )

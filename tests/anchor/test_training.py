@@ -11,7 +11,7 @@ import torch
 from test_inference import ANCHORS, FAMILIES, VOCAB, tiny_model  # same folder
 
 from labkit.anchor.anchors import AnchorSpec, anchor_flags
-from labkit.anchor.cache import masked_forward_logits
+from labkit.anchor.teacher_forced import masked_forward_logits
 from labkit.anchor.training import AnchorCollator, AnchorTrainConfig, anchor_training_blocks
 from labkit.errors import ParameterError
 
