@@ -20,6 +20,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: the committed reference record's folder, under the project root (``labkit.run.reference``)
+RESULTS_DIR = "results"
+
 
 def project_root(start: Path | None = None) -> Path | None:
     """Return the labkit checkout that contains ``start`` (default: cwd), or None.

@@ -92,53 +92,28 @@ def figure1(speedups: pd.DataFrame, title: str = "Anchor cache: KV size, cache l
             row=1,
             col=2,
         )
-    fig.add_scatter(
-        x=x,
-        y=speedups.speedup_vs_no_cache,
-        name="speed-up vs no cache",
-        mode="lines+markers",
-        line=dict(color=PALETTE[3]),
-        error_y=_error(speedups, "speedup_vs_no_cache"),
-        secondary_y=True,
-        row=1,
-        col=1,
-    )
-    fig.add_scatter(
-        x=x,
-        y=speedups.speedup_vs_full_cache,
-        name="speed-up vs full cache",
-        mode="lines+markers",
-        line=dict(color=PALETTE[2], dash="dot"),
-        error_y=_error(speedups, "speedup_vs_full_cache"),
-        secondary_y=True,
-        row=1,
-        col=1,
-    )
-    if "decode_speedup_vs_full_cache" in speedups:
-        fig.add_scatter(
-            x=x,
-            y=speedups.decode_speedup_vs_full_cache,
-            name="decode speed-up vs full cache",
-            mode="lines+markers",
-            line=dict(color=PALETTE[4], dash="dashdot"),
-            error_y=_error(speedups, "decode_speedup_vs_full_cache"),
-            secondary_y=True,
-            row=1,
-            col=1,
-        )
-    if "full_speedup_vs_no_cache" in speedups:
-        fig.add_scatter(
-            x=x,
-            y=speedups.full_speedup_vs_no_cache,
-            name="full cache vs no cache",
-            mode="lines+markers",
-            line=dict(color="#999", dash="dot"),
-            marker=dict(symbol="x"),
-            error_y=_error(speedups, "full_speedup_vs_no_cache"),
-            secondary_y=True,
-            row=1,
-            col=1,
-        )
+    # (column, legend name, line, marker): the anchor cache's two ratios always, the decode
+    # ratio and the full cache's own factor over recompute where the run measured them
+    series = [
+        ("speedup_vs_no_cache", "speed-up vs no cache", dict(color=PALETTE[3]), None),
+        ("speedup_vs_full_cache", "speed-up vs full cache", dict(color=PALETTE[2], dash="dot"), None),
+        ("decode_speedup_vs_full_cache", "decode speed-up vs full cache", dict(color=PALETTE[4], dash="dashdot"), None),
+        ("full_speedup_vs_no_cache", "full cache vs no cache", dict(color="#999", dash="dot"), dict(symbol="x")),
+    ]
+    for column, name, line, marker in series:
+        if column in speedups:
+            fig.add_scatter(
+                x=x,
+                y=speedups[column],
+                name=name,
+                mode="lines+markers",
+                line=line,
+                marker=marker,
+                error_y=_error(speedups, column),
+                secondary_y=True,
+                row=1,
+                col=1,
+            )
     fig.add_hline(y=1, line_dash="dash", line_color="#555", line_width=1, secondary_y=True, row=1, col=1)
     fig.add_annotation(
         x=1,

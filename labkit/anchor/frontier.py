@@ -45,7 +45,7 @@ from labkit.anchor.frontier_report import (
     headline_text,
     paired_comparison,
 )
-from labkit.anchor.presses import PRESSES, check_presses, run_anchor, run_cache
+from labkit.anchor.presses import PRESSES, check_presses, press_failed, run_anchor, run_cache
 from labkit.anchor.prompts import DEMO_SEPARATOR, KShotPrompt, kshot_prompts
 from labkit.anchor.study import train_config
 from labkit.anchor.support import kv_bytes_per_token, max_positions, model_device
@@ -263,8 +263,5 @@ def frontier_table(
                     )
         except Exception as exc:  # noqa: BLE001 - a press kvpress cannot run here is a warning
             del rows[start:]
-            message = f"failed: press {name}: {type(exc).__name__}: {exc}".strip()
-            if warn is None:
-                raise ModelError(message) from exc
-            warn(message)
+            press_failed(name, exc, warn)
     return pd.DataFrame(rows)

@@ -36,7 +36,7 @@ from labkit.anchor.anchors import anchor_flags
 from labkit.anchor.cache import anchor_id_tensor, anchor_prefill, anchor_step
 from labkit.anchor.profiles import PRESSES  # name -> (label, kvpress class, what it keeps)
 from labkit.anchor.support import kv_cache_bytes, new_cache
-from labkit.errors import ParameterError
+from labkit.errors import ModelError, ParameterError
 from labkit.timing import Stopwatch
 
 __all__ = [
@@ -70,6 +70,15 @@ def check_presses(names: Iterable[str] | None) -> list[str]:
     if len(set(names)) != len(names):
         raise ParameterError(f"presses: a press is listed twice in {names!r}")
     return names
+
+
+def press_failed(name: str, exc: Exception, warn: Callable[[str], None] | None) -> None:
+    """A press kvpress cannot run on this model: a warning through ``warn`` (the frontier
+    goes on without it), or one :class:`ModelError` naming the press when there is no ``warn``."""
+    message = f"failed: press {name}: {type(exc).__name__}: {exc}".strip()
+    if warn is None:
+        raise ModelError(message) from exc
+    warn(message)
 
 
 def press_ratio(kept: int, length: int) -> float:

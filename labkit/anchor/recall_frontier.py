@@ -34,7 +34,7 @@ from labkit import stats
 from labkit.anchor.anchors import AnchorSpec, anchor_token_ids
 from labkit.anchor.cache import anchor_extend, anchor_id_tensor, anchor_prefill
 from labkit.anchor.frontier import FULL, NO_FAR_CONTEXT, OWN, TRAINED_FULL, budget_label
-from labkit.anchor.presses import PRESSES, check_presses, pressed_prefill
+from labkit.anchor.presses import PRESSES, check_presses, press_failed, pressed_prefill
 from labkit.anchor.recall import ProbeVocab, RecallProbe, RecallPrompts, recall_prompts
 from labkit.anchor.support import kv_bytes_per_token, kv_cache_bytes, model_device
 from labkit.errors import ModelError, ParameterError
@@ -168,10 +168,7 @@ def recall_rows(
                 add(PRESSES[name][0], "press", budget, *_run_cache(base_model, plain, name, kept), base_tok, L)
         except Exception as exc:  # noqa: BLE001 - a press kvpress cannot run here is a warning
             del rows[start:]
-            message = f"failed: press {name}: {type(exc).__name__}: {exc}".strip()
-            if warn is None:
-                raise ModelError(message) from exc
-            warn(message)
+            press_failed(name, exc, warn)
     return pd.DataFrame(rows)
 
 

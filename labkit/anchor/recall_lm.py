@@ -32,14 +32,20 @@ from labkit.anchor.collators import IGNORE_INDEX
 from labkit.anchor.recall import ProbeVocab, RecallProbe, probe_vocab, training_blocks
 from labkit.errors import ParameterError
 from labkit.io import sha256_text
-from labkit.lm.corpus import corpus_documents
-from labkit.lm.evaluate import count_parameters, heldout_loss
-from labkit.lm.tokenizer import encode_documents, train_tokenizer
-from labkit.lm.train import BlockDataset, TinyLMConfig, TrainedLM, llama_config, pretraining_arguments
+from labkit.lm.evaluate import heldout_loss
+from labkit.lm.train import (
+    BlockDataset,
+    TinyLMConfig,
+    TrainedLM,
+    llama_config,
+    pretraining_arguments,
+    save_run,
+    tokenize_corpus,
+)
 from labkit.lm.train import recipe as lm_recipe
 from labkit.modelcache import Recipe, train_into_cache
 from labkit.timing import Stopwatch
-from labkit.training import save_model, use_torch_threads
+from labkit.training import use_torch_threads
 
 __all__ = ["KIND", "train_recall_lm", "probe_labels", "mixed_blocks", "anchor_mixed_blocks", "MixedBlocks"]
 
@@ -158,12 +164,7 @@ def _train(job, config: TinyLMConfig, probe: RecallProbe, train_text: str, heldo
 
     use_torch_threads()
     clock = Stopwatch().start()
-    train_sha = sha256_text(train_text)
-    tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
-    train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
-    ids = encode_documents(
-        tokenizer, train_docs, progress=job.progress, cache_key=f"{tokenizer.name_or_path}|{train_sha}"
-    )
+    tokenizer, train_docs, ids = tokenize_corpus(job, config, train_text)
     real = BlockDataset(ids, config.context_length).blocks
     vocab = probe_vocab(tokenizer, train_docs, probe)
     n_blocks = config.max_steps * config.batch_size
@@ -176,16 +177,4 @@ def _train(job, config: TinyLMConfig, probe: RecallProbe, train_text: str, heldo
     wall = clock.stop()
     model.eval()
     held = heldout_loss(model, tokenizer, heldout_text, config.context_length, max_tokens=100_000)
-    non_emb, total = count_parameters(model)
-    save_model(model, tokenizer, job.folder)
-    return {
-        "train_loss": run["train_loss"],
-        "heldout_loss": held,
-        "non_embedding_params": non_emb,
-        "total_params": total,
-        "train_tokens": config.max_steps * config.tokens_per_step,
-        "steps": config.max_steps,
-        "probe_blocks": round(probe.share * n_blocks),
-        "wall_s": wall,
-        "loss_curve": run["loss_curve"],
-    }
+    return {**save_run(job, config, model, tokenizer, run, wall, held), "probe_blocks": round(probe.share * n_blocks)}

@@ -41,6 +41,17 @@ def max_context(model) -> int | None:
     return None
 
 
+def check_context(model, context_length: int) -> None:
+    """One :class:`ParameterError` when ``context_length`` is not a window ``model`` can score."""
+    if not isinstance(context_length, int) or context_length < 2:
+        raise ParameterError(f"context_length must be an int >= 2, got {context_length!r}")
+    limit = max_context(model)
+    if limit is not None and context_length > limit:
+        raise ParameterError(
+            f"context_length {context_length} is longer than the model's context (max_position_embeddings = {limit})"
+        )
+
+
 def heldout_loss(
     model, tokenizer, text: str, context_length: int, max_tokens: int | None = None, batch_size: int = 8
 ) -> float:
@@ -50,13 +61,7 @@ def heldout_loss(
     first token of each window has no context and is not scored. ``max_tokens`` caps the
     tokens read (from the start, deterministic).
     """
-    if not isinstance(context_length, int) or context_length < 2:
-        raise ParameterError(f"context_length must be an int >= 2, got {context_length!r}")
-    limit = max_context(model)
-    if limit is not None and context_length > limit:
-        raise ParameterError(
-            f"context_length {context_length} is longer than the model's context (max_position_embeddings = {limit})"
-        )
+    check_context(model, context_length)
     if not text or not text.strip():
         raise ParameterError("heldout_loss got empty text")
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -71,13 +76,7 @@ def heldout_loss_ids(model, ids, context_length: int, batch_size: int = 8) -> fl
     import torch
 
     ids = [int(i) for i in ids]
-    if not isinstance(context_length, int) or context_length < 2:
-        raise ParameterError(f"context_length must be an int >= 2, got {context_length!r}")
-    limit = max_context(model)
-    if limit is not None and context_length > limit:
-        raise ParameterError(
-            f"context_length {context_length} is longer than the model's context (max_position_embeddings = {limit})"
-        )
+    check_context(model, context_length)
     if len(ids) < 2:
         raise ParameterError(f"text has {len(ids)} token(s); need at least 2 to score")
     windows = [ids[i : i + context_length] for i in range(0, len(ids), context_length)]

@@ -271,12 +271,7 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
 
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
-    train_sha = sha256_text(train_text)
-    tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
-    train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
-    ids = encode_documents(
-        tokenizer, train_docs, progress=job.progress, cache_key=f"{tokenizer.name_or_path}|{train_sha}"
-    )
+    tokenizer, _, ids = tokenize_corpus(job, config, train_text)
     dataset = BlockDataset(ids, config.context_length)
 
     torch.manual_seed(config.seed)
@@ -287,18 +282,38 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
     model.eval()
     held_ids = heldout_ids(tokenizer, heldout_text, config.heldout_tokens)
     held = heldout_loss_ids(model, held_ids, config.context_length)
+    return {
+        **save_run(job, config, model, tokenizer, run, wall, held),
+        "train_stream_tokens": int(len(ids)),
+        "heldout_tokens": int(len(held_ids)),
+        "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
+    }
+
+
+def tokenize_corpus(job, config: TinyLMConfig, train_text: str) -> tuple[Any, list[str], Any]:
+    """``(tokenizer, training documents, token ids)``: the tokenizer trained on ``train_text``
+    and the corpus's training documents encoded with it (both cached by content hash)."""
+    train_sha = sha256_text(train_text)
+    tokenizer = train_tokenizer(train_text, config.vocab_size, text_sha256=train_sha)
+    train_docs, _ = corpus_documents(config.corpus, config.heldout_fraction)
+    ids = encode_documents(
+        tokenizer, train_docs, progress=job.progress, cache_key=f"{tokenizer.name_or_path}|{train_sha}"
+    )
+    return tokenizer, train_docs, ids
+
+
+def save_run(job, config: TinyLMConfig, model, tokenizer, run: dict, wall: float, heldout: float) -> dict[str, Any]:
+    """Saves the trained model into ``job.folder`` and returns the metrics every tiny-LM
+    training reports (its callers add their own)."""
     non_emb, total = count_parameters(model)
     save_model(model, tokenizer, job.folder)
     return {
         "train_loss": run["train_loss"],
-        "heldout_loss": held,
+        "heldout_loss": heldout,
         "non_embedding_params": non_emb,
         "total_params": total,
         "train_tokens": config.max_steps * config.tokens_per_step,
         "steps": config.max_steps,
         "wall_s": wall,
-        "train_stream_tokens": int(len(ids)),
-        "heldout_tokens": int(len(held_ids)),
-        "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
         "loss_curve": run["loss_curve"],
     }

@@ -30,14 +30,13 @@ from typing import Any
 
 from labkit import config, io, studies
 from labkit.errors import DataError, LabkitError, ParameterError
-from labkit.paths import figures_dir, project_root
+from labkit.paths import RESULTS_DIR, figures_dir, project_root
 from labkit.records import RECORD_NAME, REDACTED
 from labkit.run.docs_blocks import update_docs
 from labkit.run.gallery import device_line
 from labkit.run.portable import check_portable, machine_paths
 from labkit.run.seeds import TABLE as SEEDS_TABLE
 
-RESULTS_DIR = "results"
 STUDY_RECORD = "record.json"
 README = "README.md"
 #: tables larger than this are per-item data (e.g. every MQP pair with its questions), not

@@ -29,11 +29,10 @@ from typing import Any
 
 from labkit import cluster, studies
 from labkit.errors import LabkitError, ParameterError
-from labkit.paths import figures_dir
+from labkit.paths import RESULTS_DIR, figures_dir
 from labkit.run import cache, checks, locks, staging
 from labkit.run.execute import run_one
 from labkit.run.plan import Task, plan
-from labkit.run.reference import RESULTS_DIR
 from labkit.run.summary import FAILED_STATUSES, NotebookResult
 
 WAIT_NOTE_EVERY_S = 30.0

@@ -78,21 +78,24 @@ def law_figure(result: FitResult, points: pd.DataFrame, title: str, size_bins: i
                 legendgroup=label,
             )
         )
-        fig.add_trace(
-            go.Scatter(
-                x=D,
-                y=result.predict(size, D),
-                mode="lines",
-                showlegend=False,
-                line=dict(color=colour),
-                legendgroup=label,
-                name=f"fit {label}",
-            )
-        )
+        fig.add_trace(_fit_line(result, size, D, colour, label))
     fig.update_layout(title=title, xaxis_title="training tokens D", yaxis_title="loss (nats/token)")
     fig.update_xaxes(type=_log_if_wide(pts["D"]))
     fig.update_yaxes(type=_log_if_wide(pts["loss"]))
     return _flag_figure(fig, result)
+
+
+def _fit_line(result: FitResult, N: float, D: np.ndarray, colour: str, label: str) -> go.Scatter:
+    """The fitted law's loss over ``D`` at size ``N``, in the colour and legend group of that size's points."""
+    return go.Scatter(
+        x=D,
+        y=result.predict(N, D),
+        mode="lines",
+        showlegend=False,
+        line=dict(color=colour),
+        legendgroup=label,
+        name=f"fit {label}",
+    )
 
 
 def contour_figure(result: FitResult, points: pd.DataFrame, compute: np.ndarray) -> go.Figure:
@@ -325,17 +328,7 @@ def sweep_figure(result: FitResult | None, runs: pd.DataFrame) -> go.Figure:
             )
         )
         if result is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=D,
-                    y=result.predict(N, D),
-                    mode="lines",
-                    showlegend=False,
-                    line=dict(color=colour),
-                    legendgroup=label,
-                    name=f"fit {label}",
-                )
-            )
+            fig.add_trace(_fit_line(result, N, D, colour, label))
     fig.update_xaxes(type=_log_if_wide(runs["D"]), title="training tokens D")
     fig.update_yaxes(type=_log_if_wide(runs["loss"]), title="held-out loss (nats/token)")
     fig.update_layout(title="Our sweep: tiny decoders on real text, with the fitted law")

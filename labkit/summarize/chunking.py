@@ -61,19 +61,26 @@ def transcript_budget(context_length: int, template_tokens: int, max_new_tokens:
 def _split_long_line(line: str, counter: TokenCounter, max_tokens: int) -> list[str]:
     """Cut one over-long line into word-aligned pieces of at most ``max_tokens`` tokens each
     (word counts are summed, which tokenizers match closely; a single giant word is cut)."""
-    pieces, words, used = [], [], 0
+    words = []
     for word in line.split():
         n = counter.count(" " + word)
-        if n > max_tokens:
-            word, n = counter.head(word, max_tokens), max_tokens
-        if words and used + n > max_tokens:
-            pieces.append(" ".join(words))
-            words, used = [], 0
-        words.append(word)
+        words.append((counter.head(word, max_tokens), max_tokens) if n > max_tokens else (word, n))
+    return _pack(words, max_tokens, " ")
+
+
+def _pack(pieces: list[tuple[str, int]], max_tokens: int, joiner: str) -> list[str]:
+    """Greedy packing of ``(text, tokens)`` pieces, in order, into groups of at most
+    ``max_tokens`` tokens (a piece larger than that is a group of its own), each joined by ``joiner``."""
+    groups, current, used = [], [], 0
+    for text, n in pieces:
+        if current and used + n > max_tokens:
+            groups.append(joiner.join(current))
+            current, used = [], 0
+        current.append(text)
         used += n
-    if words:
-        pieces.append(" ".join(words))
-    return pieces
+    if current:
+        groups.append(joiner.join(current))
+    return groups
 
 
 def chunk_lines(text: str, counter: TokenCounter, max_tokens: int) -> list[str]:
@@ -87,17 +94,7 @@ def chunk_lines(text: str, counter: TokenCounter, max_tokens: int) -> list[str]:
             lines.extend(_split_long_line(line, counter, max(1, max_tokens - 1)))
         else:
             lines.append(line)
-    chunks, current, used = [], [], 0
-    for line in lines:
-        n = counter.count(line) + 1  # the newline
-        if current and used + n > max_tokens:
-            chunks.append("\n".join(current))
-            current, used = [], 0
-        current.append(line)
-        used += n
-    if current:
-        chunks.append("\n".join(current))
-    return chunks
+    return _pack([(line, counter.count(line) + 1) for line in lines], max_tokens, "\n")  # + 1: the newline
 
 
 @dataclass
