@@ -175,7 +175,10 @@ def current_device() -> dict[str, Any] | None:
 
 
 def git_commit() -> dict[str, Any]:
-    """``{"commit": sha, "dirty": bool}`` of the checkout, or ``$LABKIT_GIT_COMMIT``."""
+    """``{"commit": sha, "dirty": bool}`` of the checkout, or ``$LABKIT_GIT_COMMIT``.
+
+    ``figures/`` is left out of "dirty": every run rewrites the tracked gallery README there, so
+    counting it would mark every study after the first as run from a modified tree."""
     if os.environ.get("LABKIT_GIT_COMMIT"):
         return {"commit": os.environ["LABKIT_GIT_COMMIT"], "dirty": None}
     root = project_root(Path(__file__).parent)
@@ -190,7 +193,7 @@ def git_commit() -> dict[str, Any]:
         )
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
+                ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"],
                 cwd=root,
                 capture_output=True,
                 text=True,

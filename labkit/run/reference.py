@@ -249,7 +249,7 @@ def _readme(
             for o in record.get("outputs", [])
             if o.get("kind") == "table" and f"{study_id}/{o['name']}.md" not in left_out
         ]
-        if seeded and study_id in seeded:
+        if seeded and study_id in seeded and SEEDS_TABLE not in tables:
             tables.append(SEEDS_TABLE)
         links = ", ".join(f"[{t}]({study_id}/{t}.md)" for t in tables) or "—"
         lines.append(
