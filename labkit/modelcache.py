@@ -271,12 +271,20 @@ class TrainingJob:
         self.carbon, self.progress = carbon, progress
         self.energy: dict[str, Any] | None = None
 
-    def train(self, trainer, *, per_epoch: bool = False) -> dict[str, Any]:
+    def train(self, trainer, *, per_epoch: bool = False, resume_from_checkpoint=None) -> dict[str, Any]:
         """``trainer.train()`` measured by :func:`labkit.training.train_measured`; returns its
         summary (``train_loss``, ``loss_curve``, ``energy``...). ``per_epoch`` records one carbon
-        task per epoch (``epoch_<k>``) instead of one for the run."""
+        task per epoch (``epoch_<k>``) instead of one for the run; ``resume_from_checkpoint``
+        continues a saved Trainer checkpoint."""
 
-        run = train_measured(trainer, self.task, carbon=self.carbon, progress=self.progress, per_epoch=per_epoch)
+        run = train_measured(
+            trainer,
+            self.task,
+            carbon=self.carbon,
+            progress=self.progress,
+            per_epoch=per_epoch,
+            resume_from_checkpoint=resume_from_checkpoint,
+        )
         self._add(run["energy"])
         return run
 

@@ -102,7 +102,7 @@ def energy_summary(session, measurements: Sequence) -> dict[str, Any]:
 
 
 def train_measured(
-    trainer, task: str, *, carbon=None, progress: bool = True, per_epoch: bool = False
+    trainer, task: str, *, carbon=None, progress: bool = True, per_epoch: bool = False, resume_from_checkpoint=None
 ) -> dict[str, Any]:
     """Run ``trainer.train()`` measured by codecarbon and summarise the run.
 
@@ -114,6 +114,7 @@ def train_measured(
         progress: when False, also silence the log lines Trainer prints without its tqdm bar.
         per_epoch: measure each epoch as its own task ``epoch_<k>``
             (:func:`labkit.carbon.epoch_callback`) instead of the run as ``task``.
+        resume_from_checkpoint: a Trainer checkpoint folder to continue from (``None``: start).
 
     Returns:
         ``train_loss`` (mean of the last 10% of logged losses; Trainer's run mean when no step
@@ -133,10 +134,10 @@ def train_measured(
         before = len(session.measurements)
         if per_epoch:
             trainer.add_callback(epoch_callback(session))
-            result = trainer.train()
+            result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         else:
             with session.task(task):
-                result = trainer.train()
+                result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         measured = session.measurements[before:]
     finally:
         if own:
@@ -152,6 +153,21 @@ def train_measured(
         "power_method": energy["power_method"],
         "train_runtime_s": float(result.metrics.get("train_runtime", float("nan"))),
     }
+
+
+def checkpoint_at(steps: Sequence[int]):
+    """A Trainer callback that saves a full checkpoint (model, optimiser, schedule, RNG) at each
+    of ``steps``: Trainer's ``save_steps`` only knows regular intervals."""
+    from transformers import TrainerCallback
+
+    wanted = set(int(s) for s in steps)
+
+    class CheckpointAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step in wanted:
+                control.should_save = True
+
+    return CheckpointAt()
 
 
 def save_model(model, tokenizer, folder: Path) -> None:

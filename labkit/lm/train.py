@@ -29,7 +29,7 @@ from labkit.lm.load import load_causal_lm
 from labkit.lm.tokenizer import MIN_VOCAB, encode_documents, train_tokenizer
 from labkit.modelcache import Recipe, train_into_cache
 from labkit.timing import Stopwatch
-from labkit.training import save_model, training_arguments, use_torch_threads
+from labkit.training import checkpoint_at, save_model, training_arguments, use_torch_threads
 
 if TYPE_CHECKING:
     from labkit.modelcache import Recipe
@@ -38,9 +38,10 @@ KIND = "tiny-lm"
 CODE_VERSION = "tiny-lm-v2"  # v2: labkit.modelcache keys and metadata
 MAX_CONTEXT = 8192
 HELDOUT_TOKENS = 100_000  # held-out tokens scored after training (deterministic prefix)
+SCHEDULES = ("cosine", "wsd")
 #: fields added after ``tiny-lm-v2``: they enter the cache key only when set to something other
 #: than this default, so every model trained before them keeps its key
-_LATER_FIELDS = {"heldout_tokens": HELDOUT_TOKENS}
+_LATER_FIELDS = {"heldout_tokens": HELDOUT_TOKENS, "schedule": "cosine", "cooldown_fraction": 0.2, "warmup_steps": None}
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,16 @@ class TinyLMConfig:
     seed: int = 0
     #: held-out tokens scored after training (a prefix of the held-out text); ``None``: all
     heldout_tokens: int | None = HELDOUT_TOKENS
+    #: learning-rate schedule: ``"cosine"`` (warm-up, then cosine to 0 over the whole budget) or
+    #: ``"wsd"`` (warm-up, constant, then a 1-sqrt cool-down over the last ``cooldown_fraction``
+    #: of the steps; Hägele et al. 2024): runs of one size that differ only in budget then share
+    #: everything before their cool-down, so :func:`labkit.lm.wsd.train_chain` trains them as
+    #: branches of one run
+    schedule: str = "cosine"
+    cooldown_fraction: float = 0.2
+    #: warm-up length in steps; ``None``: ``warmup_ratio`` x the run's steps (a WSD chain fixes
+    #: it from its shortest branch so every branch warms up alike)
+    warmup_steps: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.corpus, (list, str)):
@@ -79,6 +90,24 @@ class TinyLMConfig:
     @property
     def max_steps(self) -> int:
         return max(1, math.ceil(self.train_tokens / self.tokens_per_step))
+
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps: ``warmup_steps``, else ``warmup_ratio`` x the run's steps."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return math.ceil(self.warmup_ratio * self.max_steps)
+
+    @property
+    def cooldown_steps(self) -> int:
+        """Steps of the WSD cool-down (the last ``cooldown_fraction`` of the run, at least 1)."""
+        return max(1, math.ceil(self.cooldown_fraction * self.max_steps))
+
+    @property
+    def decay_start(self) -> int:
+        """The step where a WSD run leaves the constant rate: everything before it is shared
+        with every longer run of the same size (the branch point of a chain)."""
+        return self.max_steps - self.cooldown_steps
 
     def validate(self) -> None:
 
@@ -101,6 +130,12 @@ class TinyLMConfig:
             positive_int("intermediate_size")
         if self.heldout_tokens is not None:
             positive_int("heldout_tokens")
+        if self.warmup_steps is not None:
+            positive_int("warmup_steps")
+        if self.schedule not in SCHEDULES:
+            raise ParameterError(f"TinyLMConfig.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not 0 < self.cooldown_fraction <= 1:
+            raise ParameterError(f"TinyLMConfig.cooldown_fraction must be in (0, 1], got {self.cooldown_fraction}")
         if self.vocab_size < MIN_VOCAB:
             raise ParameterError(
                 f"TinyLMConfig.vocab_size must be >= {MIN_VOCAB} (byte alphabet "
@@ -126,6 +161,11 @@ class TinyLMConfig:
             raise ParameterError(f"TinyLMConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 0 < self.heldout_fraction < 1:
             raise ParameterError(f"TinyLMConfig.heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+        if self.schedule == "wsd" and self.warmup + self.cooldown_steps > self.max_steps:
+            raise ParameterError(
+                f"TinyLMConfig: a WSD run of {self.max_steps} steps has no room for its {self.warmup} "
+                f"warm-up and {self.cooldown_steps} cool-down steps; give more train_tokens or fewer warmup_steps"
+            )
         check_keys(self.corpus)
 
     def as_dict(self) -> dict[str, Any]:
@@ -218,22 +258,34 @@ def heldout_ids(tokenizer, heldout_text: str, max_tokens: int | None) -> list[in
     return ids if max_tokens is None else ids[:max_tokens]
 
 
-def pretraining_arguments(job, config: TinyLMConfig):
-    """The HF ``TrainingArguments`` of every tiny-LM pretraining (cosine schedule after a
+def pretraining_arguments(job, config: TinyLMConfig, *, output_dir=None, logging_steps: int | None = None):
+    """The HF ``TrainingArguments`` of every tiny-LM pretraining (the config's schedule after a
     warm-up, AdamW with weight decay 0.1 and beta2 0.95, clipped gradients): shared by
-    :func:`train_tiny_lm` and the recall-probe LM (:mod:`labkit.anchor.recall_lm`)."""
+    :func:`train_tiny_lm`, the WSD chains (:mod:`labkit.lm.wsd`, which keep checkpoints in
+    their own ``output_dir`` and log every branch at the chain's pace) and the recall-probe LM
+    (:mod:`labkit.anchor.recall_lm`)."""
+    if config.schedule == "wsd":
+        schedule = dict(
+            lr_scheduler_type="warmup_stable_decay",
+            # stable steps = max_steps - warm-up - cool-down (Trainer passes max_steps)
+            lr_scheduler_kwargs={"num_decay_steps": config.cooldown_steps, "decay_type": "1-sqrt"},
+        )
+    else:
+        schedule = dict(lr_scheduler_type="cosine")
+    extra = {} if logging_steps is None else {"logging_steps": logging_steps}
     return training_arguments(
-        job.scratch,
+        job.scratch if output_dir is None else output_dir,
         max_steps=config.max_steps,
         seed=config.seed,
         progress=job.progress,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
-        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-        lr_scheduler_type="cosine",
+        warmup_steps=config.warmup,
         weight_decay=0.1,
         adam_beta2=0.95,
         max_grad_norm=1.0,
+        **schedule,
+        **extra,
     )
 
 
@@ -264,11 +316,20 @@ def train_tiny_lm(
     return TrainedLM(cached.name, cached.path, config, cached.metrics)
 
 
-def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dict[str, Any]:
-    """Tokenizer, token stream, Trainer run and held-out loss; saves into ``job.folder``."""
+def _train(
+    job, config: TinyLMConfig, train_text: str, heldout_text: str, *, branch: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Tokenizer, token stream, Trainer run and held-out loss; saves into ``job.folder``.
+
+    ``branch`` (from :mod:`labkit.lm.wsd`): ``output_dir`` (the chain's checkpoint folder),
+    ``save_at`` (steps to checkpoint there), ``resume_from`` (a checkpoint to continue: the
+    model, optimiser, schedule, RNG and data position of the chain at this run's branch point,
+    restored by Trainer's own resume) and ``logging_steps``.
+    """
     import torch
     from transformers import LlamaForCausalLM, Trainer
 
+    branch = branch or {}
     use_torch_threads()
     clock = Stopwatch().start()  # the device rule's device, synchronised at both readings
     tokenizer, _, ids = tokenize_corpus(job, config, train_text)
@@ -276,8 +337,12 @@ def _train(job, config: TinyLMConfig, train_text: str, heldout_text: str) -> dic
 
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(llama_config(config, tokenizer))
-    args = pretraining_arguments(job, config)
-    run = job.train(Trainer(model=model, args=args, train_dataset=dataset))
+    args = pretraining_arguments(
+        job, config, output_dir=branch.get("output_dir"), logging_steps=branch.get("logging_steps")
+    )
+    callbacks = [checkpoint_at(branch["save_at"])] if branch.get("save_at") else None
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=callbacks)
+    run = job.train(trainer, resume_from_checkpoint=branch.get("resume_from"))
     wall = clock.stop()
     model.eval()
     held_ids = heldout_ids(tokenizer, heldout_text, config.heldout_tokens)

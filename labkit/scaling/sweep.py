@@ -1,11 +1,14 @@
 """Our own scaling sweep: tiny decoders over model sizes N x token budgets D, and unique n-grams.
 
-Every grid point is a separate :func:`labkit.lm.train_tiny_lm` run with its own cosine schedule
-matched to its budget (Chinchilla's point: a run stopped early on a longer schedule overstates
-the loss), cached by config hash, so re-running the notebook only trains what is new. N is the
-non-embedding parameter count (Kaplan's convention), measured on the trained model. Each grid
-point is an independent task (:func:`train_unit`, dispatched by :func:`labkit.cluster.map_tasks`),
-so a Dask cluster trains them in parallel.
+Every grid point is a run whose learning-rate schedule is matched to its own budget (Chinchilla's
+point: a run stopped early on a longer schedule overstates the loss), cached by config hash, so
+re-running the notebook only trains what is new. With ``schedule="wsd"`` (the default profiles)
+the budgets of one size are branches of one warmup-stable-decay run (:mod:`labkit.lm.wsd`): each
+budget still ends in its own cool-down, but they share the constant-rate part, which makes the
+sweep about a third cheaper; with ``"cosine"`` every grid point is its own run. N is the
+non-embedding parameter count (Kaplan's convention), measured on the trained model. Each chain
+(WSD) or grid point (cosine) is an independent task (:func:`train_unit`, dispatched by
+:func:`labkit.cluster.map_tasks`), so a Dask cluster trains them in parallel.
 
 :func:`unique_ngrams` counts the distinct token n-grams in the first D tokens of the training
 stream: the empirical counterpart of Kausik's U(D).
@@ -33,24 +36,26 @@ from labkit.lm import (
 )
 from labkit.lm.corpus import DOC_SEPARATOR
 from labkit.lm.train import heldout_ids, recipe
+from labkit.lm.wsd import chain_configs, train_chain
 from labkit.modelcache import lookup
 
 SIZE_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size")
 
 
-def grid_configs(sizes: Sequence[dict[str, Any]], budgets: Sequence[int], base: dict[str, Any]):
-    """One :class:`labkit.lm.TinyLMConfig` per (size, budget), in size-major order.
+def grid_chains(sizes: Sequence[dict[str, Any]], budgets: Sequence[int], base: dict[str, Any]):
+    """The grid as one list of :class:`labkit.lm.TinyLMConfig` per size (its budgets in order).
 
     A size may carry its own ``budgets`` (token budgets D of that size only); sizes without
     one use ``budgets``. That is how the default sweep is shaped: small models get the long
     budgets (hundreds to thousands of tokens per parameter, where the loss bends towards its
     floor E), large ones the short budgets (where the data term dominates), so every term of
     L = E + A/N^α + B/D^β matters somewhere in the grid at a fraction of a full grid's cost.
+    WSD sizes get their shared warm-up made explicit (:func:`labkit.lm.wsd.chain_configs`).
     """
 
     if not sizes:
         raise ParameterError("the sweep needs at least one model size and one token budget")
-    configs = []
+    chains = []
     for i, size in enumerate(sizes):
         unknown = set(size) - {*SIZE_FIELDS, "budgets"}
         if unknown:
@@ -67,50 +72,59 @@ def grid_configs(sizes: Sequence[dict[str, Any]], budgets: Sequence[int], base: 
                 "and one token budget"
             )
         shape = {k: v for k, v in size.items() if k != "budgets"}
-        configs += [TinyLMConfig(**{**base, **shape, "train_tokens": int(d)}) for d in mine]
-    return configs
+        chain = [TinyLMConfig(**{**base, **shape, "train_tokens": int(d)}) for d in mine]
+        chains.append(chain_configs(chain) if chain[0].schedule == "wsd" else chain)
+    return chains
+
+
+def grid_configs(sizes: Sequence[dict[str, Any]], budgets: Sequence[int], base: dict[str, Any]):
+    """One :class:`labkit.lm.TinyLMConfig` per (size, budget), in size-major order (see
+    :func:`grid_chains`)."""
+    return [config for chain in grid_chains(sizes, budgets, base) for config in chain]
 
 
 @dataclass(frozen=True)
 class SweepUnit:
-    """One (size, budget) training: everything a worker needs, nothing it must share.
+    """One task: the grid points of one WSD chain (one size), or one cosine grid point;
+    everything a worker needs, nothing it must share.
 
     ``country`` sets the carbon intensity of the worker's own energy measurement.
     """
 
-    config: Any  # labkit.lm.TinyLMConfig (imported lazily: this module loads without torch)
+    configs: tuple  # of labkit.lm.TinyLMConfig (imported lazily: this module loads without torch)
     country: str = DEFAULT_COUNTRY
 
     def __repr__(self) -> str:  # short: it names the unit in a failed task's message
-        c = self.config
-        return f"SweepUnit(hidden_size={c.hidden_size}, num_layers={c.num_layers}, train_tokens={c.train_tokens})"
+        c = self.configs[0]
+        budgets = ", ".join(str(x.train_tokens) for x in self.configs)
+        return f"SweepUnit(hidden_size={c.hidden_size}, num_layers={c.num_layers}, train_tokens=[{budgets}])"
 
 
-def train_unit(unit: SweepUnit) -> dict[str, Any]:
-    """Train (or load from the shared model cache) one grid point: args in, metrics out.
+def train_unit(unit: SweepUnit) -> list[dict[str, Any]]:
+    """Train (or load from the shared model cache) the grid points of one unit: args in, rows out.
 
-    Pure in the sense a task scheduler needs: the result depends only on ``unit`` (the config
-    carries the seed) and the cache, so any worker may run it and a re-run trains only what the
-    cache lacks. On a miss the training is measured in a carbon session of the worker's own;
-    its measurements come back as plain dicts (``energy``) for the caller to fold into its
-    session.
+    Pure in the sense a task scheduler needs: the result depends only on ``unit`` (the configs
+    carry the seed) and the cache, so any worker may run it and a re-run trains only what the
+    cache lacks. Training is measured in a carbon session of the worker's own; its
+    measurements come back as plain dicts (``energy``) for the caller to fold into its session.
 
     Returns:
-        One sweep row (see :func:`run_sweep`) plus ``cached`` (bool) and ``energy`` (list of
-        :class:`labkit.carbon.Measurement` dicts; empty on a hit).
+        One sweep row per config (see :func:`run_sweep`) plus ``cached`` (bool) and ``energy``
+        (list of :class:`labkit.carbon.Measurement` dicts of that config's training; empty on a hit).
     """
 
-    rec, _, _ = recipe(unit.config)
-    hit = lookup(rec.kind, rec.key)
-    energy: list[dict[str, Any]] = []
-    if hit is not None:
-        name, metrics = hit.name, hit.metrics
-    else:
-        with CarbonSession(unit.country) as session:
-            lm = train_tiny_lm(unit.config, progress=False, carbon=session)
-        name, metrics = lm.name, lm.metrics
-        energy = [m.as_dict() for m in session.measurements]
-    return {**_row(unit.config, name, metrics), "cached": hit is not None, "energy": energy}
+    hits = [lookup(rec.kind, rec.key) for rec, _, _ in map(recipe, unit.configs)]
+    with CarbonSession(unit.country) as session:
+        if unit.configs[0].schedule == "wsd":
+            models = train_chain(unit.configs, carbon=session)
+        else:
+            models = [train_tiny_lm(c, progress=False, carbon=session) for c in unit.configs]
+    rows = []
+    for config, model, hit in zip(unit.configs, models, hits):
+        task = f"train_{model.name.split('/')[-1]}"
+        energy = [] if hit is not None else [m.as_dict() for m in session.measurements if m.task == task]
+        rows.append({**_row(config, model.name, model.metrics), "cached": hit is not None, "energy": energy})
+    return rows
 
 
 def _row(config, name: str, m: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +142,7 @@ def _row(config, name: str, m: dict[str, Any]) -> dict[str, Any]:
         "epochs": m.get("epochs"),
         "wall_s": m["wall_s"],
         "energy_kwh": m["energy_kwh"],
+        "branched_from_step": m.get("branched_from_step", 0),
         "name": name,
     }
 
@@ -158,8 +173,13 @@ def run_sweep(
     """
 
     country = getattr(carbon, "country", None) or DEFAULT_COUNTRY
-    units = [SweepUnit(config, country) for config in grid_configs(sizes, budgets, base)]
-    rows = map_tasks(train_unit, units, desc="scaling sweep", client=client)
+    units = []
+    for chain in grid_chains(sizes, budgets, base):
+        if chain[0].schedule == "wsd":
+            units.append(SweepUnit(tuple(chain), country))
+        else:
+            units += [SweepUnit((config,), country) for config in chain]
+    rows = [row for unit_rows in map_tasks(train_unit, units, desc="scaling sweep", client=client) for row in unit_rows]
     if carbon is not None:
         for row in rows:
             carbon.measurements.extend(Measurement(**m) for m in row["energy"])
@@ -216,7 +236,7 @@ def token_budget_grid(max_tokens: int, points: int = 12, min_tokens: int = 1000)
 def _stream(base: dict[str, Any]):
     """The sweep's tokenizer and its train / held-out documents (same corpus, split, vocab)."""
 
-    config = TinyLMConfig(**{**base, "train_tokens": 1})
+    config = TinyLMConfig(**{**base, "train_tokens": 1, "schedule": "cosine"})  # corpus and vocab only
     train_docs, held_docs = corpus_documents(config.corpus, config.heldout_fraction)
     train_sha = sha256_text(DOC_SEPARATOR.join(train_docs))
     tokenizer = train_tokenizer(DOC_SEPARATOR.join(train_docs), config.vocab_size, text_sha256=train_sha)

@@ -39,22 +39,22 @@ def cache(tmp_path, monkeypatch):
 
 def _unit(hidden=16, tokens=2_048, seed=0):
     (config,) = sweep.grid_configs([{**SIZES[0], "hidden_size": hidden}], [tokens], {**BASE, "seed": seed})
-    return sweep.SweepUnit(config, "USA")
+    return sweep.SweepUnit((config,), "USA")
 
 
 def test_a_unit_is_deterministic_and_its_rerun_is_a_cache_hit(cache, monkeypatch, tmp_path):
-    first = sweep.train_unit(_unit())
+    (first,) = sweep.train_unit(_unit())
     assert first["cached"] is False and first["energy"] and first["energy"][0]["energy_kwh"] >= 0
-    again = sweep.train_unit(_unit())
+    (again,) = sweep.train_unit(_unit())
     assert again["cached"] is True and again["energy"] == []
     assert again["loss"] == first["loss"] and again["name"] == first["name"]
     # the same unit trained from scratch in another cache: the very same numbers
     monkeypatch.setenv("LABKIT_CACHE_DIR", str(tmp_path / "other-cache"))
-    fresh = sweep.train_unit(_unit())
+    (fresh,) = sweep.train_unit(_unit())
     assert fresh["cached"] is False
     assert fresh["loss"] == first["loss"] and fresh["train_loss"] == first["train_loss"]
     # and another seed is another model with another loss
-    other = sweep.train_unit(_unit(seed=1))
+    (other,) = sweep.train_unit(_unit(seed=1))
     assert other["name"] != first["name"] and other["loss"] != first["loss"]
 
 
@@ -87,6 +87,7 @@ def test_a_second_sweep_hits_the_cache_for_every_unit(cache, monkeypatch):
         "epochs",
         "wall_s",
         "energy_kwh",
+        "branched_from_step",
         "name",
     ]
     assert list(runs["D"]) == [2_048, 4_096, 2_048, 4_096] and runs["name"].is_unique
@@ -97,6 +98,25 @@ def test_a_second_sweep_hits_the_cache_for_every_unit(cache, monkeypatch):
     _forbid_training(monkeypatch)
     with CarbonSession("USA") as carbon2:
         again = sweep.run_sweep(SIZES, BUDGETS, BASE, carbon=carbon2)
+    assert again.attrs["trained"] == 0 and carbon2.measurements == []
+    pd.testing.assert_frame_equal(again, runs)
+
+
+def test_a_wsd_sweep_trains_each_size_as_one_chain_and_reruns_from_the_cache(cache, monkeypatch):
+    from labkit.carbon import CarbonSession
+
+    base = {**BASE, "schedule": "wsd"}
+    budgets = [4_096, 8_192]  # 8 and 16 steps of 512 tokens
+    with CarbonSession("USA") as carbon:
+        runs = sweep.run_sweep(SIZES, budgets, base, carbon=carbon)
+    assert runs.attrs["trained"] == 4 and list(runs["D"]) == budgets * 2
+    # the shorter budget of each size branched off its longer run at its own cool-down
+    assert list(runs["branched_from_step"]) == [6, 0, 6, 0]
+    assert len(carbon.measurements) == 4  # one measured segment per model
+    assert carbon.total()["energy_kwh"] == pytest.approx(runs["energy_kwh"].sum())
+    _forbid_training(monkeypatch)
+    with CarbonSession("USA") as carbon2:
+        again = sweep.run_sweep(SIZES, budgets, base, carbon=carbon2)
     assert again.attrs["trained"] == 0 and carbon2.measurements == []
     pd.testing.assert_frame_equal(again, runs)
 
