@@ -3,6 +3,7 @@ kernel killed from outside. Real processes, real kernels."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import nbformat
 import pytest
 from test_runner import light_study
 
-from labkit.run import cli, locks
+from labkit.run import cli, locks, plan, runner, staging, summary
 
 psutil = pytest.importorskip("psutil")
 
@@ -58,7 +59,7 @@ def test_two_concurrent_runs_of_one_study_take_turns_and_no_wait_names_the_other
     second = _cli("turns", "--profile", "smoke", "--force", "--no-gallery", env=env)
     out1, err1 = first.communicate(timeout=180)
     out2, err2 = second.communicate(timeout=180)
-    assert first.returncode == 0 and second.returncode == 0, err1[-2000:] + err2[-2000:]
+    assert first.returncode == 0 and second.returncode == 0, err1[-2000:] + err2[-2000:] + out2[-2000:]
     assert "waiting for turns" in err2
     record = json.loads((figs / "turns" / "run_record.json").read_text())
     assert sorted(p.name for p in (figs / "turns").iterdir()) == [
@@ -69,6 +70,43 @@ def test_two_concurrent_runs_of_one_study_take_turns_and_no_wait_names_the_other
     ]
     assert record["run_key"]["digest"]  # one complete run's outputs, key included
     assert not (figs / ".staging").exists()
+
+
+@pytest.mark.parametrize("seed", [None, 0])
+def test_a_finishing_run_leaves_the_fresh_staging_folder_of_the_next_run_alone(tmp_path, seed):
+    """The flaky take-turns test, without the timing: run B took the study's lock as soon as
+    run A let it go and made its (still empty) staging folder; A then tidies up on its way
+    out. A used to remove every empty folder under .staging, so B's papermill failed at once:
+    "output folder .staging/turns doesn't exist" (turns.ipynb: failed (0s))."""
+    _, stage, _ = staging.locations(tmp_path, "turns", seed)
+    stage.mkdir(parents=True)  # run B, under the study's lock (staging.prepare)
+    staging.tidy(tmp_path)  # run A, finished, its lock already released
+    assert stage.is_dir()
+    (stage / ".turns.executing.ipynb").write_text("{}")  # B's papermill can save into it
+    shutil.rmtree(stage)  # B promoted or abandoned it, under the lock
+    staging.tidy(tmp_path)  # the shared folders go once empty
+    assert not (tmp_path / staging.STAGING).exists()
+
+
+def test_an_interrupted_waiting_run_does_not_abandon_the_staging_of_the_run_it_waits_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_STUDY_PATH", str(light_study(tmp_path / "ext", "turns", "pass")))
+    tasks = plan.plan(["turns"], "smoke")
+    _, stage, _ = staging.prepare(tmp_path, "turns", None)  # the lock holder's notebook
+    (stage / ".turns.executing.ipynb").write_text("{}")
+    waiting = locks.Locks(tmp_path)  # never got the lock (Ctrl-C while waiting)
+    runner._abandon_unfinished(tasks, [], tmp_path, waiting)
+    assert (stage / ".turns.executing.ipynb").is_file()
+    assert waiting.try_acquire("turns")
+    runner._abandon_unfinished(tasks, [], tmp_path, waiting)  # its own: cleaned up
+    assert not stage.exists()
+    waiting.release_all()
+
+
+def test_a_failure_says_why_on_stderr_as_it_happens(capsys):
+    progress = runner._Progress(1, "labkit run (smoke)")
+    progress.done(summary.NotebookResult("turns.ipynb", "turns", "failed", 0.0, error="FileNotFoundError: gone\n  tb"))
+    progress.close()
+    assert "labkit run: turns.ipynb failed: FileNotFoundError: gone" in capsys.readouterr().err
 
 
 def test_a_dead_holder_is_taken_over_with_a_warning(tmp_path, capsys):

@@ -25,7 +25,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from labkit import io
 from labkit.device import THREADS_ENV  # how the runner tells a kernel its threads
 from labkit.run import cache, staging
 from labkit.run.summary import NotebookResult
@@ -190,10 +189,8 @@ def run_one(
     nb = Path(notebook)
     study = study or nb.stem
     out_root_p = Path(out_root).resolve()
-    root, stage, final = staging.locations(out_root_p, study, seed)
     params = dict(parameters) if seed is None else {**parameters, "seed": seed}
-    shutil.rmtree(stage, ignore_errors=True)  # leftovers of a killed run
-    stage.mkdir(parents=True)
+    root, stage, final = staging.prepare(out_root_p, study, seed)  # the study's lock is held
     partial = stage / f".{study}.executing.ipynb"
     env = {"LABKIT_FIGURES_DIR": str(root), "LABKIT_BATCH": "1"}
     if threads:
@@ -270,5 +267,5 @@ def run_one(
         staging.device_text(record),
         warnings,
     )
-    io.write_json(staging.result_path(out_root_p, study, seed), asdict(result))
+    staging.write_result(out_root_p, study, seed, asdict(result))
     return result

@@ -104,6 +104,10 @@ class Locks:
             self._locks[study] = StudyLock(self.out_root, study)
         return self._locks[study]
 
+    def holds(self, study: str) -> bool:
+        """Whether this run holds ``study``'s lock now (without making a lock object)."""
+        return study in self._locks and self._locks[study].held
+
     def try_acquire(self, study: str) -> bool:
         lock = self.get(study)
         ok = lock.try_acquire()

@@ -140,9 +140,11 @@ class _Progress:
         self._noted: dict[str, float] = {}
 
     def done(self, r: NotebookResult) -> None:
-        self.bar.set_postfix_str(
-            f"{r.notebook}{'' if r.seed is None else f' seed {r.seed}'}: {r.status} ({r.wall_s:.0f}s)"
-        )
+        label = f"{r.notebook}{'' if r.seed is None else f' seed {r.seed}'}"
+        self.bar.set_postfix_str(f"{label}: {r.status} ({r.wall_s:.0f}s)")
+        if r.status in FAILED_STATUSES:  # why, on stderr too: the summary table goes to stdout
+            why = (r.error.strip().splitlines() or ["(no error was reported)"])[0]
+            self.bar.write(f"labkit run: {label} failed: {why}", file=sys.stderr)
         self.bar.update()
 
     def waiting(self, study: str, holder: dict | None) -> None:
@@ -194,7 +196,7 @@ def _dispatch(
             _run_on_dask(queue, out_root, jobs, timeout, scheduler, force, held, threads, progress, finished)
     finally:
         progress.close()
-        _abandon_unfinished(tasks, results, out_root)
+        _abandon_unfinished(tasks, results, out_root, held)
     return results
 
 
@@ -329,9 +331,12 @@ def _died(task: Task, exc: BaseException, out_root: Path, wall_s: float) -> Note
     )
 
 
-def _abandon_unfinished(tasks: list[Task], results: list[NotebookResult], out_root: Path) -> None:
+def _abandon_unfinished(tasks: list[Task], results: list[NotebookResult], out_root: Path, held: locks.Locks) -> None:
+    """After an interruption: clean up the staging of tasks that did not finish, but only of
+    studies this run holds the lock of; a task still waiting for its study's lock must leave
+    the staging folder of the run that holds it alone (that run is writing it)."""
     done = {(r.study, r.seed) for r in results}
-    for task in [t for t in tasks if t.id not in done]:
+    for task in [t for t in tasks if t.id not in done and held.holds(t.entry.id)]:
         staging.abandon(out_root, task.entry.id, task.seed)
         staging.pop_result(out_root, task.entry.id, task.seed)
 

@@ -6,6 +6,13 @@ in one atomic swap where the platform allows, keeping the old ``seeds/`` sub-fol
 or interrupted run leaves the previous outputs as they were, with the executed notebook beside
 them as ``<study>.failed.ipynb``. Executed notebooks carry no absolute path in papermill's
 metadata (``input_path``, ``output_path``, ``cwd``, ``parameters``), so outputs can be shared.
+
+Several runs share ``.staging`` (and ``.staging/seed-<n>/``): a run touches a study's staging
+folder only under that study's lock (:mod:`labkit.run.locks`), and the shared folders are made
+and removed only under one short layout lock (:func:`prepare`, :func:`tidy`). Without it, a run
+that had just finished removed the still-empty staging folder of the next run of its study
+(which took the study's lock a moment before), and that run failed at once with "output folder
+.staging/<study> doesn't exist".
 """
 
 from __future__ import annotations
@@ -14,15 +21,19 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from labkit import io, records, studies
 from labkit.paths import project_root, study_path
 from labkit.records import RECORD_NAME
+from labkit.run.locks import LOCKS
 
 STAGING = ".staging"
+LAYOUT_LOCK = ".staging.lock"  # in <figures>/.locks/; a study id never starts with a dot
 
 
 def locations(out_root: Path, study: str, seed: int | None) -> tuple[Path, Path, Path]:
@@ -34,6 +45,32 @@ def locations(out_root: Path, study: str, seed: int | None) -> tuple[Path, Path,
     root = out_root / STAGING if seed is None else out_root / STAGING / f"seed-{seed}"
     final = out_root / study if seed is None else out_root / study / "seeds" / f"seed-{seed}"
     return root, root / study, final
+
+
+@contextlib.contextmanager
+def layout_lock(out_root: Path) -> Iterator[None]:
+    """Held (briefly) while a run makes a staging folder or a file in a shared staging folder,
+    or removes the shared folders: so :func:`tidy` never removes a parent another run is
+    about to create something in (an OS file lock: several processes, often several runs)."""
+    from filelock import FileLock  # light, but only runs that write need it
+
+    folder = Path(out_root) / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / LAYOUT_LOCK), thread_local=False):
+        yield
+
+
+def prepare(out_root: Path, study: str, seed: int | None) -> tuple[Path, Path, Path]:
+    """A fresh, empty staging folder for one task (a killed run's leftovers removed); returns
+    :func:`locations`. The caller holds the study's lock; the layout lock keeps another run's
+    :func:`tidy` from removing ``.staging`` between its creation and the study folder's. Once
+    the study folder exists its parent is not empty, and no other run removes the study
+    folder itself (empty until papermill first saves into it)."""
+    root, stage, final = locations(out_root, study, seed)
+    with layout_lock(out_root):
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+    return root, stage, final
 
 
 def log_path(root: Path, study: str) -> Path:
@@ -186,14 +223,23 @@ def abandon(out_root: Path, study: str, seed: int | None = None) -> Path | None:
 
 
 def tidy(out_root: Path) -> None:
-    """Remove the empty folders staging leaves behind (and ``.staging`` itself when empty)."""
+    """Remove the shared staging folders once empty: ``.staging/seed-<n>/``, then ``.staging``.
+
+    Never a study's own staging folder, even an empty one: another run may hold that study's
+    lock and have just made it (:func:`prepare`); a study's folder is removed by
+    :func:`promote` or :func:`abandon`, under its lock. This run's locks may already be
+    released here (a study's lock is let go as soon as its last notebook is done).
+    """
     top = Path(out_root) / STAGING
-    if not top.is_dir():
+    if not top.is_dir():  # nothing to tidy (and no lock folder made for nothing)
         return
-    folders = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-    for folder in [*folders, top]:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+    with layout_lock(out_root):
+        if not top.is_dir():  # another run tidied it meanwhile
+            return
+        seeds = [p for p in top.iterdir() if p.is_dir() and re.fullmatch(r"seed-\d+", p.name)]
+        for folder in [*seeds, top]:
+            with contextlib.suppress(OSError):  # not empty: another run is using it
+                folder.rmdir()
 
 
 def read_record(folder: Path) -> dict[str, Any]:
@@ -208,6 +254,14 @@ def result_path(out_root: Path, study: str, seed: int | None) -> Path:
     before the client fetched the result would otherwise lose it (Dask keeps it in memory)."""
     root, _, _ = locations(Path(out_root), study, seed)
     return root / f".{study}.result.json"
+
+
+def write_result(out_root: Path, study: str, seed: int | None, result: dict[str, Any]) -> Path:
+    """Leave a task's result at :func:`result_path`. Under the layout lock: after
+    :func:`promote` the staging root may be empty, and another run's :func:`tidy` could remove
+    it between the atomic write's ``mkdir`` and its temporary file."""
+    with layout_lock(out_root):
+        return io.write_json(result_path(out_root, study, seed), result)
 
 
 def pop_result(out_root: Path, study: str, seed: int | None) -> dict[str, Any] | None:
