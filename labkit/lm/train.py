@@ -290,7 +290,12 @@ def pretraining_arguments(job, config: TinyLMConfig, *, output_dir=None, logging
 
 
 def train_tiny_lm(
-    config: TinyLMConfig = TinyLMConfig(), *, force: bool = False, progress: bool = True, carbon=None
+    config: TinyLMConfig = TinyLMConfig(),
+    *,
+    force: bool = False,
+    progress: bool = True,
+    carbon=None,
+    branch: dict[str, Any] | None = None,
 ) -> TrainedLM:
     """Train (or load from cache) a tiny Llama LM on the config's corpus.
 
@@ -300,6 +305,8 @@ def train_tiny_lm(
         progress: tqdm bars for tokenizing and training.
         carbon: an open :class:`labkit.carbon.CarbonSession` to measure training in (task
             ``train_tiny-lm-<hash>``); ``None`` measures in a private session.
+        branch: a WSD chain's checkpointing / resume settings (see :func:`_train`; only
+            :mod:`labkit.lm.wsd` passes it).
 
     Returns:
         :class:`TrainedLM`; ``metrics`` has ``train_loss`` (mean of the last 10% of logged
@@ -311,7 +318,11 @@ def train_tiny_lm(
         raise ParameterError(f"train_tiny_lm needs a TinyLMConfig, got {type(config).__name__}")
     rec, train_text, heldout_text = recipe(config)
     cached = train_into_cache(
-        rec, lambda job: _train(job, config, train_text, heldout_text), force=force, carbon=carbon, progress=progress
+        rec,
+        lambda job: _train(job, config, train_text, heldout_text, branch=branch),
+        force=force,
+        carbon=carbon,
+        progress=progress,
     )
     return TrainedLM(cached.name, cached.path, config, cached.metrics)
 
@@ -324,7 +335,8 @@ def _train(
     ``branch`` (from :mod:`labkit.lm.wsd`): ``output_dir`` (the chain's checkpoint folder),
     ``save_at`` (steps to checkpoint there), ``resume_from`` (a checkpoint to continue: the
     model, optimiser, schedule, RNG and data position of the chain at this run's branch point,
-    restored by Trainer's own resume) and ``logging_steps``.
+    restored by Trainer's own resume), ``logging_steps`` and ``branched_from_step`` (reported in
+    the metrics).
     """
     import torch
     from transformers import LlamaForCausalLM, Trainer
@@ -352,6 +364,7 @@ def _train(
         "train_stream_tokens": int(len(ids)),
         "heldout_tokens": int(len(held_ids)),
         "epochs": config.max_steps * config.tokens_per_step / max(1, len(ids)),
+        **({"branched_from_step": branch.get("branched_from_step", 0)} if branch else {}),
     }
 
 

@@ -27,11 +27,10 @@ import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from labkit.errors import ParameterError
-from labkit.lm.train import TinyLMConfig, TrainedLM, _train, recipe
-from labkit.modelcache import lookup, train_into_cache
+from labkit.lm.train import TinyLMConfig, TrainedLM, recipe, train_tiny_lm
+from labkit.modelcache import lookup
 
 
 def chain_configs(configs: Sequence[TinyLMConfig]) -> list[TinyLMConfig]:
@@ -87,37 +86,17 @@ def train_chain(configs: Sequence[TinyLMConfig], *, carbon=None, progress: bool 
         logging_steps = max(1, configs[trunk].max_steps // 50)
         with tempfile.TemporaryDirectory(prefix="labkit-wsd-") as scratch:
             save_at = sorted({configs[i].decay_start for i in branches})
-            found[trunk] = _train_one(
-                configs[trunk],
-                recipes[trunk],
-                {"output_dir": scratch, "save_at": save_at, "logging_steps": logging_steps},
-                carbon,
-                progress,
-                branched_from=0,
+            trunk_branch = {"output_dir": scratch, "save_at": save_at, "logging_steps": logging_steps}
+            found[trunk] = train_tiny_lm(
+                configs[trunk], carbon=carbon, progress=progress, branch={**trunk_branch, "branched_from_step": 0}
             )
             for i in branches:
                 step = configs[i].decay_start
                 resume = Path(scratch) / f"checkpoint-{step}"
-                found[i] = _train_one(
-                    configs[i],
-                    recipes[i],
-                    {"output_dir": scratch, "resume_from": str(resume), "logging_steps": logging_steps},
-                    carbon,
-                    progress,
-                    branched_from=step,
+                branch = {"output_dir": scratch, "resume_from": str(resume), "logging_steps": logging_steps}
+                found[i] = train_tiny_lm(
+                    configs[i], carbon=carbon, progress=progress, branch={**branch, "branched_from_step": step}
                 )
         for i in same_as_trunk:  # the same budget twice: one model
             found[i] = found[trunk]
     return [found[i] for i in range(len(configs))]
-
-
-def _train_one(
-    config: TinyLMConfig, rec_splits, branch: dict[str, Any], carbon, progress: bool, *, branched_from: int
-) -> TrainedLM:
-    rec, train_text, heldout_text = rec_splits
-
-    def train_fn(job):
-        return {**_train(job, config, train_text, heldout_text, branch=branch), "branched_from_step": branched_from}
-
-    cached = train_into_cache(rec, train_fn, carbon=carbon, progress=progress)
-    return TrainedLM(cached.name, cached.path, config, cached.metrics)
