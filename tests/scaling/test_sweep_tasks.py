@@ -141,3 +141,26 @@ def test_units_on_a_two_worker_cluster_fill_the_same_cache(cache, monkeypatch):
     local = sweep.run_sweep(SIZES, BUDGETS[:1], BASE)
     assert local.attrs["trained"] == 0
     pd.testing.assert_frame_equal(local, remote)
+
+
+@pytest.mark.parametrize("literal_eos", [False, True])
+def test_corpus_token_counts_match_encoding_each_corpus_alone(cache, monkeypatch, literal_eos):
+    """Each corpus's share is read off the cached stream at its last document's </s>; a text
+    that itself holds "</s>" would shift that count, so the corpus is then encoded alone."""
+    from labkit.lm import corpus, encode_documents
+
+    docs = corpus._documents("tinyshakespeare")[:40]
+    first, second = docs[:25], docs[25:]
+    if literal_eos:
+        first = [first[0] + " </s> "] + first[1:]
+    monkeypatch.setitem(corpus.CORPORA, "first_part", lambda: first)
+    monkeypatch.setitem(corpus.CORPORA, "second_part", lambda: second)
+    base = {**BASE, "corpus": ["first_part", "second_part"], "heldout_fraction": 0.1}
+    counts = sweep.corpus_token_counts(base)
+    _, tokenizer, train_docs, _, _ = sweep._stream(base)
+    stream = encode_documents(tokenizer, train_docs)
+    assert ((stream == tokenizer.eos_token_id).sum() == len(train_docs)) != literal_eos  # which path ran
+    for key in ("first_part", "second_part"):
+        own, _ = corpus.corpus_documents([key], 0.1)
+        assert counts[f"{key}_train_tokens"] == len(encode_documents(tokenizer, own))
+    assert counts["first_part_train_tokens"] + counts["second_part_train_tokens"] == counts["train_stream_tokens"]
