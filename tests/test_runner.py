@@ -1,6 +1,7 @@
 """The papermill runner and the command line, on real notebooks."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -57,6 +58,15 @@ def test_names_resolve_through_the_registry_and_paths_still_work(tmp_path):
     assert (adhoc.id, adhoc.notebook) == ("adhoc", nb.resolve())
     with pytest.raises(ParameterError, match=r"no notebook '.*missing.ipynb': not a file"):
         plan.discover([str(tmp_path / "missing.ipynb")])
+
+
+def test_a_notebook_named_like_a_seed_staging_folder_is_refused(tmp_path):
+    """seed-0.ipynb would stage into .staging/seed-0/, seed 0's staging root: refused by name."""
+    for stem in ("seed-0", ".staging"):
+        nb = make_notebook(tmp_path / f"{stem}.ipynb", "pass")
+        with pytest.raises(ParameterError, match=rf"study '{re.escape(stem)}': that name is reserved"):
+            plan.discover([str(nb)])
+    assert plan.discover([str(make_notebook(tmp_path / "seed-study.ipynb", "pass"))])
 
 
 def test_unknown_notebook_and_unknown_parameter_are_clear_errors(tmp_path, capsys):
@@ -197,6 +207,17 @@ def test_summary_table_shows_device_seed_and_why_partial():
     assert "truncated 3 inputs" not in table
 
 
+def test_a_notebook_that_failed_before_its_first_cell_names_no_executed_notebook(tmp_path):
+    """abandon() keeps nothing when no cell ran; the table must not point at a file that is not there."""
+    from labkit.run import staging
+
+    assert staging.abandon(tmp_path / "figs", "never") is None
+    row = summary.NotebookResult("never.ipynb", "never", "failed", 0.4, error="kernel did not start")
+    table = summary.summary_table([row])
+    assert "failed.ipynb" not in table and "FAILED never.ipynb:" in table
+    assert table.splitlines()[2].split()[-1] == "—"
+
+
 def test_bad_jobs_threads_and_seed_conflicts_fail_before_anything_starts(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_STUDY_PATH", str(light_study(tmp_path / "s", "lite", "pass")))
     figs = tmp_path / "figs"
@@ -230,6 +251,22 @@ def test_promote_swaps_the_study_folder_and_keeps_its_seeds(tmp_path):
     assert (final / "seeds" / "seed-0" / "x.csv").read_text() == "seed 0"
     assert (tmp_path / "plotly.min.js").read_text() == "js" and not stage.exists()
     staging.tidy(tmp_path)
+    assert not (tmp_path / staging.STAGING).exists()
+
+
+def test_the_second_study_to_promote_leaves_no_plotly_js_in_staging(tmp_path):
+    """Two studies staged at once both write .staging/plotly.min.js; the second to land finds the
+    shared copy current. Its staged copy must go, or .staging is never tidied away (it lingered)."""
+    from labkit.run import staging
+
+    for study in ("first", "second"):
+        root, stage, final = staging.locations(tmp_path, study, None)
+        stage.mkdir(parents=True)
+        (stage / "t.csv").write_text(study)
+        (root / "plotly.min.js").write_text("js")
+        staging.promote(stage, final, root)
+    staging.tidy(tmp_path)
+    assert (tmp_path / "plotly.min.js").read_text() == "js"
     assert not (tmp_path / staging.STAGING).exists()
 
 

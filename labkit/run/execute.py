@@ -249,9 +249,9 @@ def run_one(
             executed = final / f"{study}.ipynb"
         except OSError as exc:  # the outputs could not be moved into place: say where
             status, error = "failed", f"could not move the outputs into {final}: {exc}"
-            executed = staging.abandon(out_root_p, study, seed) or final / f"{study}.failed.ipynb"
+            executed = staging.abandon(out_root_p, study, seed)  # None: it failed before any cell ran
     else:
-        executed = staging.abandon(out_root_p, study, seed) or final / f"{study}.failed.ipynb"
+        executed = staging.abandon(out_root_p, study, seed)  # None: it failed before any cell ran
     staging.log_path(root, study).unlink(missing_ok=True)
     result = NotebookResult(
         nb.name,
@@ -259,7 +259,7 @@ def run_one(
         status,
         round(time.perf_counter() - t0, 1),
         _outputs(final),
-        str(executed),
+        str(executed) if executed else "",
         cell,
         error,
         params,

@@ -76,6 +76,11 @@ def discover(names: list[str] | None = None) -> list[Study]:
     """
     found = [_resolve(name) for name in names] if names else studies.all_studies()
     for entry in found:
+        if re.fullmatch(r"seed-\d+", entry.id) or entry.id.startswith("."):
+            raise ParameterError(
+                f"study {entry.id!r}: that name is reserved for the run's own folders under the figures "
+                "root (.staging/seed-<n>/ stages seed n; dot-folders hold staging and locks); rename its notebook"
+            )
         if not entry.notebook.is_file():
             raise ParameterError(
                 f"study {entry.id!r}: its notebook {entry.notebook} is missing "

@@ -187,8 +187,11 @@ def promote(stage: Path, final: Path, root: Path) -> None:
 
     js, shared = root / PLOTLY_JS, final.parent / PLOTLY_JS  # the HTMLs load ../plotly.min.js
     final.parent.mkdir(parents=True, exist_ok=True)  # first: a seed's final.parent is new
-    if js.is_file() and (not shared.is_file() or shared.stat().st_size != js.stat().st_size):
-        os.replace(js, shared)
+    if js.is_file():
+        if not shared.is_file() or shared.stat().st_size != js.stat().st_size:
+            os.replace(js, shared)
+        else:  # already there (another study promoted first): a leftover keeps .staging from tidy()
+            js.unlink(missing_ok=True)
     if (final / "seeds").is_dir() and not (stage / "seeds").exists():
         os.replace(final / "seeds", stage / "seeds")
     if not final.exists():

@@ -55,7 +55,7 @@ def summary_table(results: list[NotebookResult]) -> str:
             r.device or "—",
             f"{r.wall_s:.1f}",
             r.outputs,
-            r.output_notebook,
+            r.output_notebook or "—",
         )
         for r in results
     ]
