@@ -52,7 +52,7 @@ from labkit import notebook
 from labkit.carbon import CarbonSession
 from labkit.figures import save_figure, save_table
 from labkit.io import sha256_file
-from labkit.scaling import PROFILES, study, sweep
+from labkit.scaling import PROFILES, design, study, sweep
 from labkit.scaling.fit import CHINCHILLA_COMPUTE, compute_optimal, drop_highest_loss, load_points
 
 STUDY = "scaling_laws"
@@ -193,7 +193,7 @@ with CarbonSession(cfg["country"]) as carbon:
     runs = sweep.run_sweep(cfg["sweep_sizes"], cfg["sweep_budgets"], {"seed": seed, **cfg["sweep_base"]}, carbon=carbon)
 record.add_energy("sweep training", carbon.total())
 save_table(runs, record, "sweep_runs", "Our sweep: one row per trained model (held-out loss in nats/token)")
-ours, ours_ci, e0 = None, None, None
+ours, ours_ci, e0, mine = None, None, None, None
 try:
     mine = study.replication(
         runs[["N", "D", "loss"]],
@@ -246,6 +246,47 @@ if e0 is not None:
 exponents
 
 # %% [markdown]
+# ### Which sweep would identify the law?
+#
+# When the fit leaves parameters unidentified, is the corpus the limit, the design, or the compute? Before anyone spends the compute, `labkit.scaling.design` simulates candidate designs the way a power analysis sizes a trial: this sweep, its budgets run to 4x (up to about 4.5 epochs), two larger sizes added (the `paper` profile's), and both. Each is simulated under three plausible laws (the fit, and the bootstrap refits at E's 5th and 95th percentile): the law's loss at the design's (N, D) plus noise of the fit's residual RMSE, refitted as the bootstrap does and judged by the same identification rule. The first rows (this sweep) check the simulation against the real bootstrap above; the cost is an estimate from this run's own training speed. Repeated epochs count as fresh tokens here, so designs past one epoch are optimistic.
+
+# %%
+designs = None
+if ours is not None and mine is not None:
+    sizes = design.with_budgets(cfg["sweep_sizes"], cfg["sweep_budgets"])
+    designs = design.design_table(
+        ours,
+        mine.samples,
+        runs,
+        sizes,
+        vocab_size=design.vocab_of(runs),
+        corpus_tokens=sweep.corpus_token_counts(cfg["sweep_base"])["train_stream_tokens"],
+        n_sims=cfg["sweep_design_sims"],
+        seed=seed,
+        n_jobs=cfg["n_jobs"],
+    )
+    save_table(
+        designs,
+        record,
+        "sweep_design",
+        f"Simulated fits of candidate sweep designs ({cfg['sweep_design_sims']} per row): each "
+        "parameter's simulated 95% range as a factor (high / low) and how many of the five the "
+        "study's rule identifies; repeated epochs counted as fresh tokens; cost estimated from "
+        "this run's training speed",
+    )
+    record.results["sweep_design"] = design.design_results(designs)
+    record.warn(
+        design.design_verdict(
+            designs,
+            identified_by_bootstrap=record.results.get("sweep_identified"),
+            measured_min=float(runs["wall_s"].sum()) / 60,
+        )
+    )
+else:
+    record.warn("the sweep's designs were not simulated: the sweep's law was not fitted")
+designs
+
+# %% [markdown]
 # ## 5. Unique sequences in real text against the bounds
 
 # %%
@@ -281,6 +322,7 @@ notebook.end(
         "sweep_runs",
         "sweep_fit_params",
         "sweep_fit_e0",
+        "sweep_design",
         "exponents",
         "unique_ngrams",
     ],

@@ -55,6 +55,7 @@ PROFILES: dict[str, dict] = {
         },
         "sweep_bootstrap": 60,
         "sweep_fit_starts": 40,
+        "sweep_design_sims": 20,
         "ngram_orders": [1, 2, 4, 8],
         "ngram_points": 10,
     },
@@ -85,6 +86,9 @@ PROFILES: dict[str, dict] = {
         # 500 resamples of 15 runs take 2 minutes a form instead of 4.5 (issue 25)
         "sweep_bootstrap": 500,
         "sweep_fit_starts": 200,
+        # simulated fits per (candidate design, plausible law) of labkit.scaling.design: 12
+        # cells x 100 fits take about 35 s on 2 cores
+        "sweep_design_sims": 100,
         "ngram_orders": [1, 2, 4, 8, 16],
         "ngram_points": 14,
     },
@@ -108,6 +112,7 @@ PROFILES: dict[str, dict] = {
         },
         "sweep_bootstrap": 4000,
         "sweep_fit_starts": 0,
+        "sweep_design_sims": 400,
         "ngram_orders": [1, 2, 4, 8, 16],
         "ngram_points": 16,
     },

@@ -75,6 +75,13 @@ def test_scaling_laws_headlines(study_results):
         assert ci[q]["low"] <= refit[q] <= ci[q]["high"], (q, refit[q], ci[q])
     # compute-optimal tokens per parameter at Chinchilla's budget: tens, not units or thousands
     assert 5 <= results["tokens_per_param_at_chinchilla_compute"] <= 200
+    # the simulated designs (labkit.scaling.design): four candidates, each with a count of the
+    # five parameters it identifies and a cost that grows with the design
+    designs = results["sweep_design"]
+    assert len(designs) == 4, designs
+    assert all(0 <= d["identified_min"] <= 5 for d in designs.values()), designs
+    costs = [d["est_cpu_min"] for d in designs.values()]
+    assert costs[0] > 0 and costs[0] < min(costs[1:]), costs
 
 
 def test_anchor_attention_headlines(study_results):
