@@ -229,13 +229,14 @@ def design_table(
 
 
 def design_results(table: pd.DataFrame) -> dict[str, Any]:
-    """Run-record results: per design, the fewest parameters identified under any plausible law
-    and E's widest simulated factor."""
+    """Run-record results: per design, the fewest parameters identified under any plausible law,
+    E's widest simulated factor (None when unbounded) and the estimated training minutes."""
     out = {}
     for name, rows in table.groupby("design", sort=False):
         out[name] = {
             "identified_min": int(rows["identified"].str.split("/").str[0].astype(int).min()),
-            "E_factor_max": float(rows["E_factor"].max()),
+            # None (JSON null) when a law leaves E's range unbounded: strict JSON has no Infinity
+            "E_factor_max": float(rows["E_factor"].max()) if np.isfinite(rows["E_factor"].max()) else None,
             "est_cpu_min": float(rows["est_cpu_min"].iloc[0]),
         }
     return out
@@ -254,7 +255,8 @@ def design_verdict(
     estimate with the measured training time (``measured_min``), so a reader can see how far
     to trust the simulation."""
     summary = design_results(table)
-    best = max(summary, key=lambda k: (summary[k]["identified_min"], -summary[k]["E_factor_max"]))
+    widest = lambda k: summary[k]["E_factor_max"] or float("inf")  # noqa: E731  (None: unbounded)
+    best = max(summary, key=lambda k: (summary[k]["identified_min"], -widest(k)))
     rows = table[table["design"] == best]
     this = table[table["design"] == table["design"].iloc[0]]
     counts = lambda r: ", ".join(x.split("/")[0] for x in r["identified"])  # noqa: E731

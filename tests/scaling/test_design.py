@@ -106,3 +106,20 @@ def test_design_table_refuses_what_it_cannot_simulate():
     law, samples = _law_and_samples(theta, N, D)
     with pytest.raises(ParameterError, match="at least 20"):
         design.design_table(law, samples, pd.DataFrame(), [], vocab_size=1, corpus_tokens=1, n_sims=5)
+
+
+def test_an_unbounded_range_is_null_in_the_record():
+    table = pd.DataFrame(
+        {
+            "design": ["a", "a", "b"],
+            "law": ["fit (E = 1)", "E low", "fit (E = 1)"],
+            "identified": ["4/5", "3/5", "5/5"],
+            "E_factor": [1.5, float("inf"), 1.2],
+            "est_cpu_min": [1.0, 1.0, 30.0],
+            "largest_N": [10, 10, 100],
+            "max_epochs": [1.0, 1.0, 2.0],
+        }
+    )
+    results = design.design_results(table)
+    assert results["a"] == {"identified_min": 3, "E_factor_max": None, "est_cpu_min": 1.0}
+    assert "'b'" in design.design_verdict(table) and "about 30 CPU min" in design.design_verdict(table)
